@@ -1,0 +1,110 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+let strictSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "chat-service",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "chat-service", targets: ["CLI"]),
+        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "Actors", targets: ["Actors"]),
+        .library(name: "ChatService", targets: ["ChatService"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev).
+        .systemLibrary(
+            name: "CLibEvent",
+            pkgConfig: "libevent_pthreads",
+            providers: [.apt(["libevent-dev"])]
+        ),
+        .systemLibrary(
+            name: "CHiredis",
+            pkgConfig: "hiredis",
+            providers: [.apt(["libhiredis-dev"])]
+        ),
+
+        // I/O substrate: event loop, Redis and HTTP plumbing. No domain words.
+        .target(
+            name: "Runtime",
+            dependencies: [
+                "CLibEvent",
+                "CHiredis",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // The domain actors.
+        .target(
+            name: "Actors",
+            dependencies: [
+                "Runtime",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
+        // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
+        .target(
+            name: "ChatService",
+            dependencies: [
+                "Runtime",
+                "Actors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Main/ChatService",
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "CLI",
+            dependencies: [
+                "ChatService",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            path: "Sources/Main/CLI",
+            swiftSettings: strictSettings
+        ),
+
+        // Shared test helpers: real redis-server processes, the service as a subprocess.
+        .target(
+            name: "TestSupport",
+            dependencies: ["Runtime"],
+            path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "UnitTests",
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "TestSupport",
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "TestSupport",
+            ],
+            swiftSettings: strictSettings
+        ),
+    ]
+)

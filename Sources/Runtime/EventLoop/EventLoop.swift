@@ -1,0 +1,172 @@
+import CLibEvent
+import Foundation
+import Synchronization
+
+/// One libevent `event_base` running on its own thread, and the `SerialExecutor` that runs
+/// Swift jobs on that thread.
+///
+/// Actors that own C handles (hiredis contexts, evhttp objects) return this loop's executor as
+/// their `unownedExecutor`, so their methods, the C callbacks and the handles all live on one
+/// thread. A C callback that fires on the loop can enter such an actor synchronously with
+/// `assumeIsolated`, because ``checkIsolated()`` knows the loop thread.
+///
+/// ## Jobs enqueued after stop
+/// ``stop()`` ends libevent dispatch: after it no timer fires and no I/O callback runs, so the
+/// owners of C handles must close them before stopping the loop. The loop thread itself keeps
+/// running: every Swift job enqueued later still runs on it, in order, so no task is ever
+/// stranded (a task awaiting a closed connection gets its error instead of hanging forever).
+/// The thread ends with the process.
+public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
+    // @unchecked Sendable: `base` and `wakeEvent` are created in init and only used on the loop
+    // thread afterwards, except for `event_active` and `event_base_loopexit`, which libevent
+    // makes thread-safe once `evthread_use_pthreads` ran before the base was created. All other
+    // mutable state is inside `queue`, a Mutex.
+
+    private struct Queue {
+        var jobs: [UnownedJob] = []
+        /// A wake-up was requested and the loop has not yet taken the jobs.
+        var wakePending = false
+        /// libevent dispatch has ended; wake-ups go through `lateWake` instead.
+        var dispatchEnded = false
+    }
+
+    /// A name for logs and the thread.
+    public let name: String
+    let base: OpaquePointer
+    private var wakeEvent: OpaquePointer?
+    private let queue = Mutex(Queue())
+    private let lateWake = DispatchSemaphore(value: 0)
+    private let started = DispatchSemaphore(value: 0)
+    private let loopThreadID = Mutex<pthread_t?>(nil)
+    private let stopRequested = Atomic<Bool>(false)
+
+    private static let threadingEnabled: Void = {
+        let result = evthread_use_pthreads()
+        precondition(result == 0, "evthread_use_pthreads failed")
+    }()
+
+    /// Creates the loop and starts its thread.
+    public init(name: String = "event-loop") {
+        _ = Self.threadingEnabled
+        self.name = name
+        guard let base = event_base_new() else {
+            fatalError("event_base_new failed")
+        }
+        self.base = base
+        let context = Unmanaged.passUnretained(self).toOpaque()
+        self.wakeEvent = event_new(base, -1, Int16(EV_PERSIST), { _, _, context in
+            Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
+        }, context)
+        let thread = Thread { [self] in self.threadMain() }
+        thread.name = name
+        thread.start()
+        started.wait()
+    }
+
+    private func threadMain() {
+        loopThreadID.withLock { $0 = pthread_self() }
+        started.signal()
+        // EVLOOP_NO_EXIT_ON_EMPTY: the loop lives until stop(), even with no event added.
+        event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
+        queue.withLock { $0.dispatchEnded = true }
+        // Late jobs, see "Jobs enqueued after stop".
+        while true {
+            drain()
+            lateWake.wait()
+        }
+    }
+
+    // MARK: SerialExecutor
+
+    public func enqueue(_ job: consuming ExecutorJob) {
+        let unownedJob = UnownedJob(job)
+        let wake: (needed: Bool, late: Bool) = queue.withLock { queue in
+            queue.jobs.append(unownedJob)
+            if queue.wakePending { return (false, queue.dispatchEnded) }
+            queue.wakePending = true
+            return (true, queue.dispatchEnded)
+        }
+        guard wake.needed else { return }
+        if wake.late {
+            lateWake.signal()
+        } else {
+            event_active(wakeEvent, EV_READ, 0)
+        }
+    }
+
+    public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
+        UnownedSerialExecutor(ordinary: self)
+    }
+
+    public func asUnownedTaskExecutor() -> UnownedTaskExecutor {
+        UnownedTaskExecutor(ordinary: self)
+    }
+
+    public func checkIsolated() {
+        precondition(inLoop, "not on the event loop thread of \(name)")
+    }
+
+    public func isIsolatingCurrentContext() -> Bool? {
+        inLoop
+    }
+
+    /// True when called on this loop's thread.
+    public var inLoop: Bool {
+        guard let id = loopThreadID.withLock({ $0 }) else { return false }
+        return pthread_equal(id, pthread_self()) != 0
+    }
+
+    /// Traps when called off the loop thread: C handles of the loop must only be touched there.
+    public func preconditionInLoop(file: StaticString = #fileID, line: UInt = #line) {
+        precondition(inLoop, "must run on the event loop thread of \(name)", file: file, line: line)
+    }
+
+    private func drain() {
+        // Jobs enqueued while draining wait for the next wake-up, so I/O callbacks get their turn.
+        let jobs: [UnownedJob] = queue.withLock { queue in
+            queue.wakePending = false
+            return queue.jobs.isEmpty ? [] : queue.jobs.exchange([])
+        }
+        let executor = asUnownedSerialExecutor()
+        let taskExecutor = asUnownedTaskExecutor()
+        for job in jobs {
+            job.runSynchronously(isolatedTo: executor, taskExecutor: taskExecutor)
+        }
+    }
+
+    // MARK: Running work
+
+    /// Runs `body` on the loop thread and returns its result; runs it at once when called there.
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async rethrows -> T {
+        try await withTaskExecutorPreference(self) {
+            try await LoopRunner(loop: self).run(body)
+        }
+    }
+
+    /// Ends libevent dispatch. Idempotent and callable from any thread; returns at once.
+    /// See "Jobs enqueued after stop" for what runs afterwards.
+    public func stop() {
+        guard !stopRequested.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        event_base_loopexit(base, nil)
+        // The wake event may be active with jobs queued: dispatch still runs it before exiting,
+        // and anything enqueued after that goes through the late path.
+    }
+
+    /// Whether ``stop()`` was called.
+    public var isStopped: Bool { stopRequested.load(ordering: .acquiring) }
+}
+
+extension Array {
+    fileprivate mutating func exchange(_ replacement: [Element]) -> [Element] {
+        let old = self
+        self = replacement
+        return old
+    }
+}
+
+/// Runs closures isolated to a loop; used by ``EventLoop/run(_:)``.
+private actor LoopRunner {
+    nonisolated let unownedExecutor: UnownedSerialExecutor
+    init(loop: EventLoop) { unownedExecutor = loop.asUnownedSerialExecutor() }
+    func run<T: Sendable>(_ body: @Sendable () throws -> T) rethrows -> T { try body() }
+}
