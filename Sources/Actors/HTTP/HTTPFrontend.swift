@@ -1,0 +1,184 @@
+import Foundation
+import Logging
+import Metrics
+import Runtime
+import ServiceLifecycle
+
+/// One route another component contributes to the frontend.
+public struct RouteRegistration: Sendable {
+    public var method: HTTPMethod
+    public var pattern: String
+    public var handler: HTTPHandler
+
+    public init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        self.method = method
+        self.pattern = pattern
+        self.handler = handler
+    }
+}
+
+/// The service's HTTP API (DESIGN §6): `/health`, `/ready`, `/metrics` and the routes other
+/// components register. Every route is counted by route, method and status, and timed.
+public actor HTTPFrontend: Service {
+    /// Where and how to listen.
+    public struct Settings: Sendable {
+        public var host: String
+        public var port: Int
+        public var limits: HTTPServerLimits
+        /// Bound for finishing in-flight requests after graceful shutdown begins.
+        public var drainTimeout: Duration
+
+        public init(host: String, port: Int, limits: HTTPServerLimits, drainTimeout: Duration) {
+            self.host = host
+            self.port = port
+            self.limits = limits
+            self.drainTimeout = drainTimeout
+        }
+    }
+
+    public nonisolated let unownedExecutor: UnownedSerialExecutor
+    private let loop: EventLoop
+    private let settings: Settings
+    private let supervisor: RedisSupervisor
+    private let logger: Logger
+    private var server: HTTPServer?
+    private var draining = false
+    private let started = ContinuousClock.now
+    private var boundPortWaiters: [CheckedContinuation<Int, any Error>] = []
+    private var boundPortResult: Result<Int, any Error>?
+    private let extraRoutes: [RouteRegistration]
+    private let metricsText: @Sendable () -> [UInt8]
+
+    /// - Parameters:
+    ///   - routes: routes of other components (the participants API, admin routes).
+    ///   - metricsText: the Prometheus exposition for `/metrics`.
+    public init(
+        loop: EventLoop,
+        settings: Settings,
+        supervisor: RedisSupervisor,
+        routes: [RouteRegistration],
+        metricsText: @escaping @Sendable () -> [UInt8],
+        logger: Logger
+    ) {
+        self.unownedExecutor = loop.asUnownedSerialExecutor()
+        self.loop = loop
+        self.settings = settings
+        self.supervisor = supervisor
+        self.extraRoutes = routes
+        self.metricsText = metricsText
+        self.logger = logger
+    }
+
+    // MARK: Service
+
+    public func run() async throws {
+        let server = HTTPServer(loop: loop, router: makeRouter(), limits: settings.limits, logger: logger)
+        self.server = server
+        let port: Int
+        do {
+            port = try await server.start(host: settings.host, port: settings.port)
+        } catch {
+            resolveBoundPort(.failure(error))
+            logger.critical("cannot listen", metadata: [
+                "http.host": "\(settings.host)", "http.port": "\(settings.port)", "error": "\(error)",
+            ])
+            throw error
+        }
+        logger.info("listening", metadata: ["http.host": "\(settings.host)", "http.port": "\(port)"])
+        resolveBoundPort(.success(port))
+        try? await gracefulShutdown()
+        draining = true
+        logger.info("draining HTTP requests", metadata: ["http.in_flight": "\(await server.inFlight)"])
+        await server.shutdown(gracePeriod: settings.drainTimeout)
+    }
+
+    /// The port actually bound (useful with port 0); waits until the listener is up.
+    public func boundPort() async throws -> Int {
+        if let boundPortResult { return try boundPortResult.get() }
+        return try await withCheckedThrowingContinuation { boundPortWaiters.append($0) }
+    }
+
+    private func resolveBoundPort(_ result: Result<Int, any Error>) {
+        boundPortResult = result
+        for waiter in boundPortWaiters { waiter.resume(with: result) }
+        boundPortWaiters.removeAll()
+    }
+
+    // MARK: Routes
+
+    private func makeRouter() -> HTTPRouter {
+        var router = HTTPRouter()
+        let add = { (router: inout HTTPRouter, method: HTTPMethod, pattern: String, handler: @escaping HTTPHandler) in
+            router.add(method, pattern, Self.instrumented(route: pattern, method: method, handler))
+        }
+        add(&router, .GET, "/health") { [weak self] _ in
+            guard let self else { return .error(status: 503, code: "stopping", message: "service is stopping") }
+            return await self.health()
+        }
+        add(&router, .GET, "/ready") { [weak self] _ in
+            guard let self, await !self.draining else {
+                return .error(status: 503, code: "draining", message: "service is shutting down")
+            }
+            return .json(["status": "ready"])
+        }
+        let metricsText = self.metricsText
+        add(&router, .GET, "/metrics") { _ in
+            HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: metricsText())
+        }
+        for route in extraRoutes {
+            add(&router, route.method, route.pattern, route.handler)
+        }
+        return router
+    }
+
+    private func health() async -> HTTPResponse {
+        let state = await supervisor.state
+        let since = await supervisor.since
+        let sinceDate = Date.now.addingTimeInterval(-(ContinuousClock.now - since).timeInterval)
+        let body = HealthBody(
+            status: state == .ready ? "ok" : "degraded",
+            redis: .init(state: state.name, detail: state.description, since: sinceDate),
+            draining: draining,
+            uptimeSeconds: (ContinuousClock.now - started).timeInterval)
+        return .json(body)
+    }
+
+    private static func instrumented(route: String, method: HTTPMethod, _ handler: @escaping HTTPHandler) -> HTTPHandler {
+        let timer = Metrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route)])
+        return { request in
+            let started = ContinuousClock.now
+            let response = await handler(request)
+            timer.recordDuration(ContinuousClock.now - started)
+            Counter(label: "http_requests_total", dimensions: [
+                ("route", route), ("method", method.rawValue), ("status", String(response.status)),
+            ]).increment()
+            return response
+        }
+    }
+}
+
+/// The JSON body of `GET /health`.
+struct HealthBody: Encodable {
+    struct Redis: Encodable {
+        var state: String
+        var detail: String
+        var since: Date
+    }
+    var status: String
+    var redis: Redis
+    var draining: Bool
+    var uptimeSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case status, redis, draining
+        case uptimeSeconds = "uptime_seconds"
+    }
+}
+
+extension Duration {
+    /// Seconds as a Double, for JSON and Foundation APIs.
+    public var timeInterval: Double {
+        let (seconds, attoseconds) = components
+        return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}

@@ -1,0 +1,64 @@
+import Logging
+import Metrics
+import Runtime
+import ServiceLifecycle
+
+/// PINGs Redis every health-check interval while the supervisor is `ready`. A PING that fails,
+/// or answers later than `lateAfter`, makes the supervisor drop the connection and reconnect:
+/// a frozen or half-dead Redis is noticed even when no reader is sending commands.
+public actor HealthMonitor: Service {
+    public nonisolated let unownedExecutor: UnownedSerialExecutor
+    private let supervisor: RedisSupervisor
+    private let interval: Duration
+    private let lateAfter: Duration
+    private let logger: Logger
+    private let pingFailures = Counter(label: "redis_ping_failures_total")
+
+    /// - Parameters:
+    ///   - interval: REDIS_HEALTH_CHECK_INTERVAL.
+    ///   - lateAfter: a PING slower than this counts as failed.
+    public init(supervisor: RedisSupervisor, loop: EventLoop, interval: Duration, lateAfter: Duration, logger: Logger) {
+        self.unownedExecutor = loop.asUnownedSerialExecutor()
+        self.supervisor = supervisor
+        self.interval = interval
+        self.lateAfter = lateAfter
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                do {
+                    try await Task.sleep(for: self.interval)
+                } catch {
+                    return
+                }
+                await self.checkOnce()
+            }
+        }
+    }
+
+    /// One health check; public so tests can drive it without waiting for the interval.
+    public func checkOnce() async {
+        guard await supervisor.state == .ready else { return }
+        let started = ContinuousClock.now
+        let failure: String?
+        do {
+            let reply = try await supervisor.send(.ping)
+            let elapsed = ContinuousClock.now - started
+            if elapsed > lateAfter {
+                failure = "PING answered late (\(elapsed))"
+            } else if reply.string != "PONG" {
+                failure = "unexpected PING reply \(reply)"
+            } else {
+                failure = nil
+            }
+        } catch {
+            failure = "PING failed: \(error)"
+        }
+        guard let failure else { return }
+        pingFailures.increment()
+        logger.warning("redis health check failed", metadata: ["redis.reason": "\(failure)"])
+        await supervisor.reportFailure(reason: failure)
+    }
+}

@@ -1,0 +1,80 @@
+import Actors
+import Foundation
+
+/// A bad environment value: start-up stops with exit code 78 (EX_CONFIG) and this one line.
+public struct ConfigurationError: Error, Sendable, Equatable, CustomStringConvertible {
+    public let variable: String
+    public let value: String
+    public let expected: String
+
+    public var description: String {
+        "invalid \(variable)=\"\(value)\": expected \(expected)"
+    }
+
+    /// EX_CONFIG from sysexits.h.
+    public static let exitCode: Int32 = 78
+}
+
+/// Reads typed values from an environment dictionary, falling back to each variable's default
+/// from ``EnvironmentVariable/all`` and naming the variable in every error.
+struct EnvironmentReader {
+    let environment: [String: String]
+
+    /// The raw value, or the default; nil when neither exists. An empty value counts as unset.
+    func raw(_ name: String) -> String? {
+        if let value = environment[name], !value.isEmpty { return value }
+        return EnvironmentVariable.named(name).defaultValue
+    }
+
+    func string(_ name: String) -> String? { raw(name) }
+
+    func requiredString(_ name: String) throws(ConfigurationError) -> String {
+        guard let value = raw(name) else {
+            throw ConfigurationError(variable: name, value: "", expected: "a value")
+        }
+        return value
+    }
+
+    func integer(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
+        let text = try requiredString(name)
+        guard let value = Int(text), range.contains(value) else {
+            throw ConfigurationError(variable: name, value: text, expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func duration(_ name: String, minimum: Duration = .zero, maximum: Duration = .seconds(366 * 86_400)) throws(ConfigurationError) -> Duration {
+        let text = try requiredString(name)
+        guard let value = parseDuration(text), value >= minimum, value <= maximum else {
+            throw ConfigurationError(
+                variable: name, value: text,
+                expected: "a duration like 500ms, 30s, 15m, 1h, 1d or seconds, from \(formatDuration(minimum)) to \(formatDuration(maximum))")
+        }
+        return value
+    }
+
+    func bool(_ name: String) throws(ConfigurationError) -> Bool {
+        let text = try requiredString(name)
+        switch text.lowercased() {
+        case "true", "1", "yes", "on": return true
+        case "false", "0", "no", "off": return false
+        default: throw ConfigurationError(variable: name, value: text, expected: "true or false")
+        }
+    }
+
+    func oneOf(_ name: String, _ choices: [String]) throws(ConfigurationError) -> String {
+        let text = try requiredString(name)
+        guard choices.contains(text.lowercased()) else {
+            throw ConfigurationError(variable: name, value: text, expected: "one of \(choices.joined(separator: ", "))")
+        }
+        return text.lowercased()
+    }
+
+    func httpURL(_ name: String) throws(ConfigurationError) -> String {
+        let text = try requiredString(name)
+        guard let url = URL(string: text), url.scheme == "http", url.host != nil else {
+            throw ConfigurationError(variable: name, value: text, expected: "an http://host[:port][/path] URL")
+        }
+        return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+}

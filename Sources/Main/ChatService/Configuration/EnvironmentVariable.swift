@@ -1,0 +1,63 @@
+/// One environment variable the service reads: the single list that `--help`, the start-up log,
+/// the README table and the compose file are checked against.
+public struct EnvironmentVariable: Sendable, Hashable {
+    public let name: String
+    /// The default as written in the environment; nil when unset means "none".
+    public let defaultValue: String?
+    public let meaning: String
+    /// Never logged in clear.
+    public let isSecret: Bool
+
+    init(_ name: String, _ defaultValue: String?, _ meaning: String, secret: Bool = false) {
+        self.name = name
+        self.defaultValue = defaultValue
+        self.meaning = meaning
+        self.isSecret = secret
+    }
+}
+
+extension EnvironmentVariable {
+    /// Every variable, in the order of the README's configuration table.
+    public static let all: [EnvironmentVariable] = [
+        .init("REDIS_URL", "redis://127.0.0.1:6379/0", "redis://[user:password@]host:port/db; password and ACL user supported", secret: true),
+        .init("REDIS_MAX_RETRIES", "5", "reconnect attempts with backoff before Redis is declared unavailable"),
+        .init("REDIS_RETRY_DELAY", "1s", "first reconnect backoff step; doubles per attempt with jitter, capped by REDIS_MAX_RETRY_DELAY"),
+        .init("REDIS_MAX_RETRY_DELAY", "30s", "cap of the reconnect backoff"),
+        .init("REDIS_HEALTH_CHECK_INTERVAL", "30s", "PING period while ready; probe period while unavailable"),
+        .init("REDIS_CONNECT_TIMEOUT", "2s", "bound for TCP connect, AUTH and SELECT"),
+        .init("REDIS_COMMAND_TIMEOUT", "2s", "bound for one command; a command past it drops the connection (frozen Redis)"),
+        .init("PARTICIPANTS_CACHE_TTL", "1h", "Redis TTL of a chat's entry"),
+        .init("PARTICIPANTS_STALE_THRESHOLD", "1h", "age after which an entry is stale (served, then refreshed)"),
+        .init("PARTICIPANTS_CACHE_KEEP", "24h", "how long past its TTL the last good entry is kept for stale-if-error"),
+        .init("PARTICIPANTS_UPDATE_INTERVAL", "15m", "period of the background refresh of tracked stale chats"),
+        .init("PARTICIPANTS_FULL_UPDATE_HOUR", "3", "hour (0-23, in PARTICIPANTS_TIMEZONE) of the daily full refresh"),
+        .init("PARTICIPANTS_TIMEZONE", "UTC", "time zone of PARTICIPANTS_FULL_UPDATE_HOUR (an IANA name)"),
+        .init("PARTICIPANTS_BATCH_SIZE", "50", "chat ids per upstream batch call and per Redis pipeline"),
+        .init("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", "4", "batches the batcher works on at once"),
+        .init("PARTICIPANTS_MAX_API_TIMEOUT", "30s", "upper bound for one upstream call, retries included"),
+        .init("PARTICIPANTS_ENABLE_BACKGROUND_SYNC", "true", "run the scheduler and batcher"),
+        .init("PARTICIPANTS_ENABLE_LAZY_UPDATE", "true", "refresh stale entries on read"),
+        .init("PARTICIPANTS_INTEGRATION_DISABLED", "false", "turn the whole participants layer off; the rest of the service runs"),
+        .init("PARTICIPANTS_L1_SIZE", "10000", "chats kept in the in-process L1 cache (0 disables it)"),
+        .init("PARTICIPANTS_NOT_FOUND_TTL", "60s", "how long an upstream 404 is remembered"),
+        .init("PARTICIPANTS_API_URL", "http://127.0.0.1:8090", "base URL of the upstream participants API"),
+        .init("PARTICIPANTS_API_TOKEN", nil, "bearer token sent upstream", secret: true),
+        .init("HTTP_HOST", "0.0.0.0", "HTTP listen address"),
+        .init("HTTP_PORT", "8082", "HTTP listen port"),
+        .init("HTTP_REQUEST_TIMEOUT", "10s", "read/write timeout against slow HTTP clients"),
+        .init("HTTP_MAX_BODY_SIZE", "1048576", "largest accepted request body in bytes"),
+        .init("ADMIN_TOKEN", nil, "required (Bearer) for /internal/*; without it those routes answer 403", secret: true),
+        .init("JWT_SECRET", nil, "HS256 secret for user requests to /v1/*; without it /v1/* answers 401", secret: true),
+        .init("SHUTDOWN_TIMEOUT", "10s", "bound for the graceful drain after SIGTERM or SIGINT"),
+        .init("LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
+        .init("LOG_FORMAT", "text", "text, or json for one JSON object a line"),
+    ]
+
+    /// The variable named `name`; traps for a name not in ``all`` (a programming error).
+    static func named(_ name: String) -> EnvironmentVariable {
+        guard let variable = all.first(where: { $0.name == name }) else {
+            preconditionFailure("unknown environment variable \(name)")
+        }
+        return variable
+    }
+}

@@ -1,0 +1,187 @@
+import Actors
+import Foundation
+import Logging
+import Runtime
+
+/// The whole configuration of `chat-service serve`, read from the environment
+/// (see ``EnvironmentVariable/all`` for every variable, its default and meaning).
+public struct ServiceConfiguration: Sendable {
+    /// Redis connection and supervision.
+    public struct Redis: Sendable {
+        public var endpoint: RedisEndpoint
+        public var maxRetries: Int
+        public var retryDelay: Duration
+        public var maxRetryDelay: Duration
+        public var healthCheckInterval: Duration
+        public var connectTimeout: Duration
+        public var commandTimeout: Duration
+    }
+
+    /// The participants layer.
+    public struct Participants: Sendable {
+        public var cacheTTL: Duration
+        public var staleThreshold: Duration
+        public var cacheKeep: Duration
+        public var updateInterval: Duration
+        public var fullUpdateHour: Int
+        public var timeZone: TimeZone
+        public var batchSize: Int
+        public var maxBatchesInFlight: Int
+        public var maxAPITimeout: Duration
+        public var backgroundSyncEnabled: Bool
+        public var lazyUpdateEnabled: Bool
+        public var integrationDisabled: Bool
+        public var l1Size: Int
+        public var notFoundTTL: Duration
+        public var apiURL: String
+        public var apiToken: String?
+    }
+
+    /// The HTTP listener.
+    public struct HTTP: Sendable {
+        public var host: String
+        public var port: Int
+        public var requestTimeout: Duration
+        public var maxBodySize: Int
+    }
+
+    public var redis: Redis
+    public var participants: Participants
+    public var http: HTTP
+    public var adminToken: String?
+    public var jwtSecret: String?
+    public var shutdownTimeout: Duration
+    public var logLevel: Logger.Level
+    public var logFormat: LogFormat
+
+    /// Reads and validates every variable; the first bad one throws.
+    public init(environment: [String: String]) throws(ConfigurationError) {
+        let env = EnvironmentReader(environment: environment)
+
+        let redisURL = try env.requiredString("REDIS_URL")
+        let endpoint: RedisEndpoint
+        do {
+            endpoint = try RedisEndpoint(url: redisURL)
+        } catch {
+            throw ConfigurationError(
+                variable: "REDIS_URL", value: Self.redactingPassword(redisURL),
+                expected: "redis://[user:password@]host:port/db (\(error))")
+        }
+        redis = Redis(
+            endpoint: endpoint,
+            maxRetries: try env.integer("REDIS_MAX_RETRIES", in: 0...1000),
+            retryDelay: try env.duration("REDIS_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
+            maxRetryDelay: try env.duration("REDIS_MAX_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
+            healthCheckInterval: try env.duration("REDIS_HEALTH_CHECK_INTERVAL", minimum: .milliseconds(10), maximum: .seconds(3600)),
+            connectTimeout: try env.duration("REDIS_CONNECT_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
+            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)))
+
+        let timeZoneName = try env.requiredString("PARTICIPANTS_TIMEZONE")
+        guard let timeZone = TimeZone(identifier: timeZoneName) else {
+            throw ConfigurationError(variable: "PARTICIPANTS_TIMEZONE", value: timeZoneName, expected: "an IANA time zone such as UTC or Europe/Berlin")
+        }
+        participants = Participants(
+            cacheTTL: try env.duration("PARTICIPANTS_CACHE_TTL", minimum: .seconds(1)),
+            staleThreshold: try env.duration("PARTICIPANTS_STALE_THRESHOLD", minimum: .seconds(1)),
+            cacheKeep: try env.duration("PARTICIPANTS_CACHE_KEEP"),
+            updateInterval: try env.duration("PARTICIPANTS_UPDATE_INTERVAL", minimum: .seconds(1)),
+            fullUpdateHour: try env.integer("PARTICIPANTS_FULL_UPDATE_HOUR", in: 0...23),
+            timeZone: timeZone,
+            batchSize: try env.integer("PARTICIPANTS_BATCH_SIZE", in: 1...1000),
+            maxBatchesInFlight: try env.integer("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", in: 1...256),
+            maxAPITimeout: try env.duration("PARTICIPANTS_MAX_API_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
+            backgroundSyncEnabled: try env.bool("PARTICIPANTS_ENABLE_BACKGROUND_SYNC"),
+            lazyUpdateEnabled: try env.bool("PARTICIPANTS_ENABLE_LAZY_UPDATE"),
+            integrationDisabled: try env.bool("PARTICIPANTS_INTEGRATION_DISABLED"),
+            l1Size: try env.integer("PARTICIPANTS_L1_SIZE", in: 0...10_000_000),
+            notFoundTTL: try env.duration("PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
+            apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
+            apiToken: env.string("PARTICIPANTS_API_TOKEN"))
+
+        http = HTTP(
+            host: try env.requiredString("HTTP_HOST"),
+            port: try env.integer("HTTP_PORT", in: 0...65_535),
+            requestTimeout: try env.duration("HTTP_REQUEST_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600)),
+            maxBodySize: try env.integer("HTTP_MAX_BODY_SIZE", in: 0...(64 << 20)))
+        adminToken = env.string("ADMIN_TOKEN")
+        jwtSecret = env.string("JWT_SECRET")
+        shutdownTimeout = try env.duration("SHUTDOWN_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600))
+
+        let level = try env.oneOf("LOG_LEVEL", Logger.Level.allCases.map(\.rawValue))
+        logLevel = Logger.Level(rawValue: level) ?? .info
+        logFormat = LogFormat(rawValue: try env.oneOf("LOG_FORMAT", LogFormat.allCases.map(\.rawValue))) ?? .text
+    }
+
+    /// Problems that are legal but probably unintended, logged as warnings at start-up.
+    public var warnings: [String] {
+        var warnings: [String] = []
+        if participants.staleThreshold >= participants.cacheTTL {
+            warnings.append(
+                "PARTICIPANTS_STALE_THRESHOLD (\(formatDuration(participants.staleThreshold))) is not below PARTICIPANTS_CACHE_TTL (\(formatDuration(participants.cacheTTL))): entries are never served stale before their TTL; only PARTICIPANTS_CACHE_KEEP keeps a copy for stale-if-error")
+        }
+        if redis.retryDelay > redis.maxRetryDelay {
+            warnings.append("REDIS_RETRY_DELAY is above REDIS_MAX_RETRY_DELAY: every backoff step is the cap")
+        }
+        if jwtSecret == nil && !participants.integrationDisabled {
+            warnings.append("JWT_SECRET is not set: every /v1 request answers 401")
+        }
+        if adminToken == nil {
+            warnings.append("ADMIN_TOKEN is not set: every /internal request answers 403")
+        }
+        return warnings
+    }
+
+    /// The effective configuration as log metadata, secrets redacted.
+    public var redactedSummary: [(name: String, value: String)] {
+        let env: [String: String] = [
+            "REDIS_URL": redis.endpoint.redactedDescription,
+            "REDIS_MAX_RETRIES": "\(redis.maxRetries)",
+            "REDIS_RETRY_DELAY": formatDuration(redis.retryDelay),
+            "REDIS_MAX_RETRY_DELAY": formatDuration(redis.maxRetryDelay),
+            "REDIS_HEALTH_CHECK_INTERVAL": formatDuration(redis.healthCheckInterval),
+            "REDIS_CONNECT_TIMEOUT": formatDuration(redis.connectTimeout),
+            "REDIS_COMMAND_TIMEOUT": formatDuration(redis.commandTimeout),
+            "PARTICIPANTS_CACHE_TTL": formatDuration(participants.cacheTTL),
+            "PARTICIPANTS_STALE_THRESHOLD": formatDuration(participants.staleThreshold),
+            "PARTICIPANTS_CACHE_KEEP": formatDuration(participants.cacheKeep),
+            "PARTICIPANTS_UPDATE_INTERVAL": formatDuration(participants.updateInterval),
+            "PARTICIPANTS_FULL_UPDATE_HOUR": "\(participants.fullUpdateHour)",
+            "PARTICIPANTS_TIMEZONE": participants.timeZone.identifier,
+            "PARTICIPANTS_BATCH_SIZE": "\(participants.batchSize)",
+            "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "\(participants.maxBatchesInFlight)",
+            "PARTICIPANTS_MAX_API_TIMEOUT": formatDuration(participants.maxAPITimeout),
+            "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "\(participants.backgroundSyncEnabled)",
+            "PARTICIPANTS_ENABLE_LAZY_UPDATE": "\(participants.lazyUpdateEnabled)",
+            "PARTICIPANTS_INTEGRATION_DISABLED": "\(participants.integrationDisabled)",
+            "PARTICIPANTS_L1_SIZE": "\(participants.l1Size)",
+            "PARTICIPANTS_NOT_FOUND_TTL": formatDuration(participants.notFoundTTL),
+            "PARTICIPANTS_API_URL": participants.apiURL,
+            "PARTICIPANTS_API_TOKEN": participants.apiToken == nil ? "(none)" : "***",
+            "HTTP_HOST": http.host,
+            "HTTP_PORT": "\(http.port)",
+            "HTTP_REQUEST_TIMEOUT": formatDuration(http.requestTimeout),
+            "HTTP_MAX_BODY_SIZE": "\(http.maxBodySize)",
+            "ADMIN_TOKEN": adminToken == nil ? "(none)" : "***",
+            "JWT_SECRET": jwtSecret == nil ? "(none)" : "***",
+            "SHUTDOWN_TIMEOUT": formatDuration(shutdownTimeout),
+            "LOG_LEVEL": logLevel.rawValue,
+            "LOG_FORMAT": logFormat.rawValue,
+        ]
+        return EnvironmentVariable.all.map { ($0.name, env[$0.name] ?? "?") }
+    }
+
+    /// `redis://user:secret@host` → `redis://user:***@host`, for error messages.
+    static func redactingPassword(_ url: String) -> String {
+        guard let at = url.lastIndex(of: "@"), let schemeEnd = url.range(of: "://")?.upperBound,
+            schemeEnd < at
+        else { return url }
+        let credentials = url[schemeEnd..<at]
+        guard let colon = credentials.firstIndex(of: ":") else { return url }
+        return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
+}
+
+/// How log lines are written.
+public enum LogFormat: String, Sendable, CaseIterable {
+    case text, json
+}

@@ -1,0 +1,10 @@
+import Actors
+import Foundation
+
+/// A user JWT (HS256) for demos and tests: `sub` and `exp` claims.
+public func mintUserToken(subject: String, secret: String, validFor: Duration, now: Date = .now) -> String {
+    JWTSigner.sign(
+        subject: subject,
+        expiresAt: now.addingTimeInterval(validFor.timeInterval),
+        secret: Array(secret.utf8))
+}

@@ -1,0 +1,95 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// The real `chat-service` binary as a subprocess: start-up with and without Redis, bad
+/// configuration, signals.
+@Suite("chat-service binary", .serialized, .timeLimit(.minutes(2)))
+struct ServiceBinaryTests {
+    static func baseEnvironment(redisPort: Int, httpPort: Int) -> [String: String] {
+        [
+            "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
+            "HTTP_HOST": "127.0.0.1",
+            "HTTP_PORT": "\(httpPort)",
+            "REDIS_RETRY_DELAY": "100ms",
+            "REDIS_MAX_RETRY_DELAY": "200ms",
+            "REDIS_MAX_RETRIES": "2",
+            "REDIS_HEALTH_CHECK_INTERVAL": "200ms",
+            "REDIS_CONNECT_TIMEOUT": "500ms",
+            "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
+            "LOG_LEVEL": "debug",
+        ]
+    }
+
+    @Test func withoutRedisHealthIsDegradedThenOkOnceRedisStarts() async throws {
+        let redisPort = freeLoopbackPort()
+        let httpPort = freeLoopbackPort()
+        let service = try ServiceProcess(environment: Self.baseEnvironment(redisPort: redisPort, httpPort: httpPort))
+        let health = "http://127.0.0.1:\(httpPort)/health"
+
+        let degraded = await eventually(timeout: .seconds(20)) {
+            guard let reply = await httpGet(health) else { return false }
+            return reply.status == 200 && reply.body.contains("\"degraded\"")
+        }
+        #expect(degraded, "no degraded /health without Redis; log:\n\(service.output())")
+
+        let redis = try await RedisServer.start(port: redisPort)
+        defer { redis.cleanup() }
+        let ok = await eventually(timeout: .seconds(20)) {
+            guard let reply = await httpGet(health) else { return false }
+            return reply.status == 200 && reply.body.contains("\"ok\"")
+        }
+        #expect(ok, "no ok /health once Redis runs; log:\n\(service.output())")
+
+        service.signal(SIGTERM)
+        let status = await service.waitForExit(timeout: .seconds(15))
+        #expect(status == 0, "SIGTERM did not exit 0; log:\n\(service.output())")
+    }
+
+    @Test func readyAndMetricsAnswer() async throws {
+        let redis = try await RedisServer.start()
+        defer { redis.cleanup() }
+        let httpPort = freeLoopbackPort()
+        let service = try ServiceProcess(environment: Self.baseEnvironment(redisPort: redis.port, httpPort: httpPort))
+        let base = "http://127.0.0.1:\(httpPort)"
+        let ready = await eventually(timeout: .seconds(20)) { await httpGet("\(base)/ready")?.status == 200 }
+        #expect(ready, "log:\n\(service.output())")
+        _ = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        let metrics = await httpGet("\(base)/metrics")
+        #expect(metrics?.status == 200)
+        #expect(metrics?.body.contains("redis_state") == true)
+        #expect(metrics?.body.contains("http_requests_total") == true)
+        let missing = await httpGet("\(base)/no/such/route")
+        #expect(missing?.status == 404)
+        #expect(missing?.body.contains("\"error\"") == true)
+        service.signal(SIGINT)
+        #expect(await service.waitForExit(timeout: .seconds(15)) == 0)
+    }
+
+    @Test(arguments: [
+        ("REDIS_MAX_RETRIES", "lots"),
+        ("HTTP_PORT", "99999"),
+        ("PARTICIPANTS_UPDATE_INTERVAL", "15 minutes"),
+        ("REDIS_URL", "mysql://127.0.0.1"),
+    ])
+    func badVariableExits78NamingIt(variable: String, value: String) async throws {
+        var environment = Self.baseEnvironment(redisPort: freeLoopbackPort(), httpPort: freeLoopbackPort())
+        environment[variable] = value
+        let service = try ServiceProcess(environment: environment)
+        let status = await service.waitForExit(timeout: .seconds(10))
+        #expect(status == 78)
+        let output = service.output()
+        #expect(output.contains(variable))
+        #expect(output.contains("expected"))
+        #expect(output.split(separator: "\n").count == 1, "expected one line, got:\n\(output)")
+    }
+
+    @Test func helpListsSubcommandsAndVariables() async throws {
+        let service = try ServiceProcess(arguments: ["--help"], environment: [:])
+        #expect(await service.waitForExit(timeout: .seconds(10)) == 0)
+        let output = service.output()
+        #expect(output.contains("serve"))
+        #expect(output.contains("REDIS_URL"))
+        #expect(output.contains("PARTICIPANTS_BATCH_SIZE"))
+    }
+}

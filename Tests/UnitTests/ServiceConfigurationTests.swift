@@ -1,0 +1,133 @@
+import Testing
+
+@testable import ChatService
+
+@Suite("ServiceConfiguration")
+struct ServiceConfigurationTests {
+    @Test func defaultsMatchTheDesign() throws {
+        let configuration = try ServiceConfiguration(environment: [:])
+        #expect(configuration.redis.endpoint.host == "127.0.0.1")
+        #expect(configuration.redis.endpoint.port == 6379)
+        #expect(configuration.redis.maxRetries == 5)
+        #expect(configuration.redis.retryDelay == .seconds(1))
+        #expect(configuration.redis.healthCheckInterval == .seconds(30))
+        #expect(configuration.participants.cacheTTL == .seconds(3600))
+        #expect(configuration.participants.staleThreshold == .seconds(3600))
+        #expect(configuration.participants.updateInterval == .seconds(900))
+        #expect(configuration.participants.fullUpdateHour == 3)
+        #expect(configuration.participants.batchSize == 50)
+        #expect(configuration.participants.maxAPITimeout == .seconds(30))
+        #expect(configuration.participants.backgroundSyncEnabled)
+        #expect(configuration.participants.lazyUpdateEnabled)
+        #expect(!configuration.participants.integrationDisabled)
+        #expect(configuration.http.port == 8082)
+        #expect(configuration.http.host == "0.0.0.0")
+        #expect(configuration.adminToken == nil)
+        #expect(configuration.jwtSecret == nil)
+        #expect(configuration.logLevel == .info)
+        #expect(configuration.logFormat == .text)
+    }
+
+    @Test func valuesAreRead() throws {
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://app:s3cret@127.0.0.1:6380/2",
+            "REDIS_RETRY_DELAY": "500ms",
+            "PARTICIPANTS_UPDATE_INTERVAL": "90",
+            "PARTICIPANTS_FULL_UPDATE_HOUR": "23",
+            "PARTICIPANTS_ENABLE_LAZY_UPDATE": "false",
+            "PARTICIPANTS_TIMEZONE": "Europe/Berlin",
+            "HTTP_PORT": "0",
+            "LOG_FORMAT": "json",
+        ])
+        #expect(configuration.redis.endpoint.port == 6380)
+        #expect(configuration.redis.endpoint.database == 2)
+        #expect(configuration.redis.endpoint.username == "app")
+        #expect(configuration.redis.endpoint.password == "s3cret")
+        #expect(configuration.redis.retryDelay == .milliseconds(500))
+        #expect(configuration.participants.updateInterval == .seconds(90))
+        #expect(configuration.participants.fullUpdateHour == 23)
+        #expect(!configuration.participants.lazyUpdateEnabled)
+        #expect(configuration.participants.timeZone.identifier == "Europe/Berlin")
+        #expect(configuration.logFormat == .json)
+    }
+
+    /// A table of bad values: each names its variable, echoes the value, says what was expected.
+    static let badValues: [(variable: String, value: String)] = [
+        ("REDIS_URL", "http://127.0.0.1:6379"),
+        ("REDIS_URL", "redis://127.0.0.1:notaport/0"),
+        ("REDIS_URL", "redis://127.0.0.1:6379/x"),
+        ("REDIS_MAX_RETRIES", "-1"),
+        ("REDIS_MAX_RETRIES", "five"),
+        ("REDIS_RETRY_DELAY", "1 s"),
+        ("REDIS_RETRY_DELAY", "-5s"),
+        ("REDIS_RETRY_DELAY", "0"),
+        ("REDIS_HEALTH_CHECK_INTERVAL", "1w"),
+        ("REDIS_COMMAND_TIMEOUT", "abc"),
+        ("PARTICIPANTS_CACHE_TTL", "0"),
+        ("PARTICIPANTS_STALE_THRESHOLD", "1.5h"),
+        ("PARTICIPANTS_UPDATE_INTERVAL", "soon"),
+        ("PARTICIPANTS_FULL_UPDATE_HOUR", "24"),
+        ("PARTICIPANTS_FULL_UPDATE_HOUR", "3am"),
+        ("PARTICIPANTS_TIMEZONE", "Mars/Olympus"),
+        ("PARTICIPANTS_BATCH_SIZE", "0"),
+        ("PARTICIPANTS_BATCH_SIZE", "100000"),
+        ("PARTICIPANTS_MAX_API_TIMEOUT", "99999999999999999999s"),
+        ("PARTICIPANTS_ENABLE_BACKGROUND_SYNC", "maybe"),
+        ("PARTICIPANTS_ENABLE_LAZY_UPDATE", "2"),
+        ("PARTICIPANTS_INTEGRATION_DISABLED", "nope"),
+        ("PARTICIPANTS_L1_SIZE", "-3"),
+        ("PARTICIPANTS_API_URL", "ftp://example"),
+        ("PARTICIPANTS_API_URL", "not a url"),
+        ("HTTP_PORT", "65536"),
+        ("HTTP_PORT", "http"),
+        ("SHUTDOWN_TIMEOUT", "0"),
+        ("LOG_LEVEL", "loud"),
+        ("LOG_FORMAT", "xml"),
+    ]
+
+    @Test("bad values are rejected with the variable named", arguments: badValues)
+    func badValue(variable: String, value: String) {
+        #expect {
+            _ = try ServiceConfiguration(environment: [variable: value])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.variable == variable && error.description.contains(variable)
+                && error.description.contains("expected") && !error.expected.isEmpty
+        }
+    }
+
+    @Test func passwordsNeverReachTheSummaryOrErrors() throws {
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://app:hunter2@127.0.0.1:6379/0",
+            "ADMIN_TOKEN": "admintoken123",
+            "JWT_SECRET": "jwtsecret456",
+            "PARTICIPANTS_API_TOKEN": "apitoken789",
+        ])
+        let summary = configuration.redactedSummary.map { "\($0.name)=\($0.value)" }.joined(separator: " ")
+        for secret in ["hunter2", "admintoken123", "jwtsecret456", "apitoken789"] {
+            #expect(!summary.contains(secret))
+        }
+        #expect(summary.contains("REDIS_URL="))
+        #expect(throws: ConfigurationError.self) {
+            _ = try ServiceConfiguration(environment: ["REDIS_URL": "redis://app:hunter2@127.0.0.1:xx/0"])
+        }
+        do {
+            _ = try ServiceConfiguration(environment: ["REDIS_URL": "redis://app:hunter2@127.0.0.1:xx/0"])
+        } catch {
+            #expect(!error.description.contains("hunter2"))
+        }
+    }
+
+    @Test func summaryCoversEveryVariable() throws {
+        let configuration = try ServiceConfiguration(environment: [:])
+        #expect(configuration.redactedSummary.map(\.name) == EnvironmentVariable.all.map(\.name))
+        #expect(!configuration.redactedSummary.contains { $0.value == "?" })
+    }
+
+    @Test func staleThresholdNotBelowTTLWarns() throws {
+        let defaults = try ServiceConfiguration(environment: [:])
+        #expect(defaults.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
+        let tuned = try ServiceConfiguration(environment: ["PARTICIPANTS_STALE_THRESHOLD": "15m"])
+        #expect(!tuned.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
+    }
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs chat-service on 127.0.0.1:8082 with a local redis-server (started on 127.0.0.1:6379 when
+# nothing answers there) and demo secrets. Every variable can be overridden from the environment.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/opt/swift/usr/bin:$PATH"
+scripts/install-deps.sh
+swift build -c release --product chat-service 2>&1 | grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\]" || true
+binary="$(swift build -c release --show-bin-path)/chat-service"
+mkdir -p .run
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "starting redis-server on 127.0.0.1:6379 (data in .run/)"
+    redis-server --bind 127.0.0.1 --port 6379 --dir "$PWD/.run" --daemonize yes \
+        --pidfile "$PWD/.run/redis.pid" --logfile "$PWD/.run/redis.log" --save "" --appendonly yes
+    for _ in $(seq 50); do redis-cli -p 6379 ping >/dev/null 2>&1 && break; sleep 0.1; done
+fi
+export JWT_SECRET="${JWT_SECRET:-dev-jwt-secret}"
+export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
+export HTTP_HOST="${HTTP_HOST:-127.0.0.1}"
+exec "$binary" serve
