@@ -25,6 +25,9 @@ public actor HTTPClient {
     private let maxResponseBodySize: Int
     private let logger: Logger
 
+    /// Status line plus headers of a response; more is treated as a broken upstream.
+    private static let maxResponseHeadersSize = 64 * 1024
+
     private var connections: [HTTPClientConnection] = []
     private var inFlight: [UInt64: HTTPClientRequest] = [:]
     private var nextRequestID: UInt64 = 0
@@ -141,7 +144,9 @@ public actor HTTPClient {
     }
 
     private func cancelRequest(id: UInt64) {
-        inFlight[id]?.abort(HTTPClientError(code: .cancelled, message: "the task was cancelled"))
+        // No access to `inFlight` may span the abort: evhttp can complete other requests inside it.
+        guard let request = inFlight[id] else { return }
+        request.abort(HTTPClientError(code: .cancelled, message: "the task was cancelled"))
     }
 
     /// An idle connection, else a new one under the limit, else the least busy.
@@ -151,6 +156,7 @@ public actor HTTPClient {
             let evcon = target.host.withCString { evhttp_connection_base_new(loop.base, nil, $0, target.port) }
             guard let evcon else { return nil }
             evhttp_connection_set_max_body_size(evcon, maxResponseBodySize)
+            evhttp_connection_set_max_headers_size(evcon, Self.maxResponseHeadersSize)
             let connection = HTTPClientConnection(evcon: evcon, address: "\(target.host):\(target.port)")
             connections.append(connection)
             logger.debug("HTTP client connection opened", metadata: ["http.upstream": "\(baseURL)", "http.connections": "\(connections.count)"])

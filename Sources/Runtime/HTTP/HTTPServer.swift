@@ -236,13 +236,15 @@ public actor HTTPServer {
             _ = evhttp_remove_header(headers, "Connection")
             _ = evhttp_add_header(headers, "Connection", "close")
         }
-        let bodyAllowed = method != .HEAD && status >= 200 && status != 204 && status != 304
-        if bodyAllowed {
+        // evhttp writes whatever is in the output buffer, even where HTTP forbids a body.
+        let statusAllowsBody = status >= 200 && status != 204 && status != 304
+        if statusAllowsBody && method != .HEAD {
             if !response.body.isEmpty {
                 let output = evhttp_request_get_output_buffer(request)
                 response.body.withUnsafeBytes { _ = evbuffer_add(output, $0.baseAddress, $0.count) }
             }
-        } else if method == .HEAD && status >= 200 && status != 204 && status != 304 {
+        } else if statusAllowsBody {
+            // HEAD: the length the GET would have; evhttp adds none without a body.
             _ = evhttp_add_header(headers, "Content-Length", String(response.body.count))
         }
         evhttp_send_reply(request, Int32(status), nil, nil)
