@@ -65,11 +65,10 @@ final class HTTPClientRequest {
         state = .inFlight
 
         let output = evhttp_request_get_output_headers(request)
-        for (name, value) in headers {
+        for (name, value) in headers where body == nil || !name.asciiCaseInsensitiveEquals("Content-Length") {
             _ = evhttp_add_header(output, name, value)
         }
         if let body {
-            _ = evhttp_remove_header(output, "Content-Length")
             _ = evhttp_add_header(output, "Content-Length", String(body.count))
             if !body.isEmpty {
                 let buffer = evhttp_request_get_output_buffer(request)
