@@ -180,8 +180,8 @@ struct HTTPServerTests {
             polite.close()
             rude.close(reset: true)
         }
-        #expect(await waitUntil { finishedHandlers.load(ordering: .relaxed) == 2 })
-        #expect(await waitUntil { await running.server.inFlight == 0 })
+        #expect(await HTTPTestPolling.until { finishedHandlers.load(ordering: .relaxed) == 2 })
+        #expect(await HTTPTestPolling.until { await running.server.inFlight == 0 })
         let after = try await Self.exchange(port, "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(after.bodyText == "fast")
         await running.stop()
@@ -202,12 +202,12 @@ struct HTTPServerTests {
             try connection.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             return connection
         }
-        #expect(await waitUntil { await running.server.inFlight == 1 })
+        #expect(await HTTPTestPolling.until { await running.server.inFlight == 1 })
         await running.server.stop()
         let closed = try await offloadBlocking { connection.waitForClose(within: .seconds(5)) }
         #expect(closed)
-        #expect(await waitUntil { finishedHandlers.load(ordering: .relaxed) == 1 })
-        #expect(await waitUntil { await running.server.inFlight == 0 })
+        #expect(await HTTPTestPolling.until { finishedHandlers.load(ordering: .relaxed) == 1 })
+        #expect(await HTTPTestPolling.until { await running.server.inFlight == 0 })
         await running.server.stop()  // idempotent
         running.loop.stop()
     }
@@ -283,7 +283,7 @@ struct HTTPServerTests {
             try connection.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             return connection
         }
-        #expect(await waitUntil { await running.server.inFlight == 1 })
+        #expect(await HTTPTestPolling.until { await running.server.inFlight == 1 })
         await running.server.shutdown(gracePeriod: .seconds(10))
         let response = try await offloadBlocking { try connection.readResponse() }
         #expect(response.status == 200)
@@ -296,12 +296,14 @@ struct HTTPServerTests {
     }
 }
 
-/// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
-func waitUntil(_ limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + limit
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(10))
+enum HTTPTestPolling {
+    /// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
+    static func until(_ limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await condition() { return true }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        return await condition()
     }
-    return await condition()
 }
