@@ -1,0 +1,129 @@
+/// The outcome of routing one request.
+public enum RouteMatch: Sendable {
+    /// A route for the path and method, with its `{name}` parameters, percent-decoded.
+    case found(HTTPHandler, [String: String])
+    /// Routes exist for the path, but none for the method; `allowed` is sorted, for `Allow`.
+    case methodNotAllowed(allowed: [HTTPMethod])
+    /// No route matches the path.
+    case notFound
+}
+
+/// A route table: method plus path pattern to handler, with `{name}` path parameters.
+///
+/// Patterns are absolute paths whose segments are literals or `{name}` (a whole segment).
+/// Matching rules:
+/// - A literal segment beats a parameter at the same position (`/chats/search` wins over
+///   `/chats/{id}` for `/chats/search`); the router backtracks when the literal branch fails.
+/// - A parameter matches one non-empty segment; an encoded slash (`%2F`) stays inside it.
+/// - One trailing slash is ignored, on patterns and on paths (`/chats/` is `/chats`).
+/// - HEAD falls back to the GET route of the path when there is no HEAD route.
+/// - Literals compare exactly (case-sensitive), after percent-decoding of the request path.
+///
+/// Registering the same method and path shape twice, or a malformed pattern, is a programming
+/// error and traps.
+public struct HTTPRouter: Sendable {
+    private struct Route: Sendable {
+        let handler: HTTPHandler
+        let parameterNames: [String]
+    }
+
+    private struct Node: Sendable {
+        var literals: [String: Int] = [:]
+        var parameter: Int?
+        var routes: [HTTPMethod: Route] = [:]
+    }
+
+    /// Node 0 is the root; children are indices, which keeps the tree a plain value.
+    private var nodes: [Node] = [Node()]
+
+    public init() {}
+
+    /// Adds a route: `router.add(.GET, "/v1/chats/{chat_id}/participants") { request in ... }`.
+    public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        precondition(pattern.first == "/", "route pattern must start with '/': \(pattern)")
+        var body = pattern.dropFirst()
+        if body.last == "/" { body = body.dropLast() }
+        let segments = body.isEmpty ? [] : body.split(separator: "/", omittingEmptySubsequences: false)
+        var nodeIndex = 0
+        var parameterNames: [String] = []
+        for segment in segments {
+            if segment.first == "{" && segment.last == "}" && segment.count > 2 {
+                let name = String(segment.dropFirst().dropLast())
+                precondition(!name.contains("{") && !name.contains("}"), "malformed parameter in \(pattern)")
+                precondition(!parameterNames.contains(name), "parameter '\(name)' repeats in \(pattern)")
+                parameterNames.append(name)
+                nodeIndex = child(of: nodeIndex, parameter: ())
+            } else {
+                precondition(!segment.isEmpty, "empty segment in route pattern \(pattern)")
+                precondition(!segment.contains("{") && !segment.contains("}"), "malformed segment in \(pattern)")
+                nodeIndex = child(of: nodeIndex, literal: String(segment))
+            }
+        }
+        precondition(nodes[nodeIndex].routes[method] == nil, "duplicate route \(method) \(pattern)")
+        nodes[nodeIndex].routes[method] = Route(handler: handler, parameterNames: parameterNames)
+    }
+
+    /// Routes `method` and a raw (percent-encoded, query-free) `path`. A path with an invalid
+    /// escape matches nothing; the server answers it with 400 before routing.
+    public func match(method: HTTPMethod, path: String) -> RouteMatch {
+        guard let segments = URLDecoding.pathSegments(path[...]) else { return .notFound }
+        return match(method: method, segments: segments)
+    }
+
+    /// Routes `method` and already-decoded path segments.
+    func match(method: HTTPMethod, segments: [String]) -> RouteMatch {
+        var values: [String] = []
+        var allowed: Set<HTTPMethod> = []
+        if let route = search(node: 0, segments: segments, depth: 0, method: method, values: &values, allowed: &allowed) {
+            var parameters: [String: String] = [:]
+            if !route.parameterNames.isEmpty {
+                parameters.reserveCapacity(route.parameterNames.count)
+                for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
+            }
+            return .found(route.handler, parameters)
+        }
+        if allowed.isEmpty { return .notFound }
+        if allowed.contains(.GET) { allowed.insert(.HEAD) }
+        return .methodNotAllowed(allowed: HTTPMethod.allCases.filter(allowed.contains))
+    }
+
+    private func search(
+        node index: Int, segments: [String], depth: Int, method: HTTPMethod,
+        values: inout [String], allowed: inout Set<HTTPMethod>
+    ) -> Route? {
+        if depth == segments.count {
+            let routes = nodes[index].routes
+            if let route = routes[method] ?? (method == .HEAD ? routes[.GET] : nil) { return route }
+            allowed.formUnion(routes.keys)
+            return nil
+        }
+        let segment = segments[depth]
+        if let next = nodes[index].literals[segment],
+            let route = search(node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed)
+        {
+            return route
+        }
+        if let next = nodes[index].parameter, !segment.isEmpty {
+            values.append(segment)
+            if let route = search(node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed) {
+                return route
+            }
+            values.removeLast()
+        }
+        return nil
+    }
+
+    private mutating func child(of index: Int, literal: String) -> Int {
+        if let existing = nodes[index].literals[literal] { return existing }
+        nodes.append(Node())
+        nodes[index].literals[literal] = nodes.count - 1
+        return nodes.count - 1
+    }
+
+    private mutating func child(of index: Int, parameter: Void) -> Int {
+        if let existing = nodes[index].parameter { return existing }
+        nodes.append(Node())
+        nodes[index].parameter = nodes.count - 1
+        return nodes.count - 1
+    }
+}
