@@ -20,7 +20,7 @@ public struct HTTPResponse: Sendable {
     /// programming error in the caller's type; it answers 500 with an error body.
     public static func json<T: Encodable>(_ value: T, status: Int = 200) -> HTTPResponse {
         do {
-            return json(bytes: Array(try JSONEncoder().encode(value)), status: status)
+            return json(bytes: Array(try jsonEncoder.encode(value)), status: status)
         } catch {
             return .error(status: 500, code: "encoding_failed", message: "the response could not be encoded")
         }
@@ -48,6 +48,14 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: [("Content-Type", contentType)], body: Array(string.utf8))
     }
 }
+
+/// Dates as ISO 8601 (what every JSON API of the service uses), keys sorted for stable output.
+private let jsonEncoder: JSONEncoder = {
+    let encoder = JSONEncoder()
+    encoder.dateEncodingStrategy = .iso8601
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    return encoder
+}()
 
 private struct ErrorBody: Encodable {
     struct Detail: Encodable {
