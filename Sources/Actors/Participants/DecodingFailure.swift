@@ -70,3 +70,27 @@ struct DecodingFailure: Sendable, Hashable {
         return path
     }
 }
+
+extension KeyedDecodingContainer {
+    /// Decodes a JSON integer, turning a fraction or an out-of-range number into a
+    /// `dataCorrupted` error at this key. `JSONDecoder` on Linux throws an internal error for
+    /// both, which it reports as "not valid JSON" with no coding path, hiding where the problem is.
+    func decodeInt64(forKey key: Key) throws -> Int64 {
+        do {
+            return try decode(Int64.self, forKey: key)
+        } catch let error as DecodingError {
+            guard case .dataCorrupted = error else { throw error }
+            throw numberError(forKey: key)
+        } catch {
+            throw numberError(forKey: key)
+        }
+    }
+
+    private func numberError(forKey key: Key) -> DecodingError {
+        var description = "expected an integer within Int64 range"
+        if let number = try? decode(Double.self, forKey: key) {
+            description += ", found \(number)"
+        }
+        return DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: description)
+    }
+}

@@ -48,7 +48,7 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         chatID = try container.decode(ChatID.self, forKey: .chatID)
         participants = try container.decode([Participant].self, forKey: .participants)
-        version = try container.decode(Int64.self, forKey: .version)
+        version = try container.decodeInt64(forKey: .version)
         let timestamp = try container.decode(String.self, forKey: .fetchedAt)
         guard let date = ISO8601Timestamp.date(from: timestamp) else {
             throw DecodingError.dataCorruptedError(

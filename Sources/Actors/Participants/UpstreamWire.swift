@@ -19,6 +19,13 @@ public struct UpstreamChat: Codable, Sendable, Hashable {
         case participants
         case version
     }
+
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        chatID = try container.decode(ChatID.self, forKey: .chatID)
+        participants = try container.decode([Participant].self, forKey: .participants)
+        version = try container.decodeInt64(forKey: .version)
+    }
 }
 
 /// The body of `POST /v1/participants:batchGet`: `{"chat_ids": [...]}`.

@@ -76,14 +76,19 @@ public enum ISO8601Timestamp {
         }
 
         var offsetMinutes: Int64 = 0
-        if reader.skip("Z") || reader.skip("z") {
-        } else if let sign: Int64 = reader.skip("+") ? 1 : (reader.skip("-") ? -1 : nil) {
+        if !(reader.skip("Z") || reader.skip("z")) {
+            let sign: Int64
+            if reader.skip("+") {
+                sign = 1
+            } else if reader.skip("-") {
+                sign = -1
+            } else {
+                return nil
+            }
             guard let offsetHours = reader.number(digits: 2), reader.skip(":"),
                 let offsetMinute = reader.number(digits: 2), offsetHours < 24, offsetMinute < 60
             else { return nil }
             offsetMinutes = sign * (offsetHours * 60 + offsetMinute)
-        } else {
-            return nil
         }
         guard reader.isAtEnd else { return nil }
 
