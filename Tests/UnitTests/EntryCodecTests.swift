@@ -192,3 +192,57 @@ struct EntryCodecTests {
         #expect(ParticipantsEntry(chat, fetchedAt: Self.fetchedAt) == source)
     }
 }
+
+@Suite("EntryParser")
+struct EntryParserTests {
+    @Test func ignoresUnknownKeysAndWhitespace() throws {
+        let text = """
+            { "future": {"x": [1, 2, {"y": null}]}, "chat_id" : "c", "participants" : [
+               {"extra": true, "user_id": "u", "display_name": "d\\u00e9", "avatar_url": "a", "role": "r"}
+            ], "version": -3, "fetched_at": "2026-11-25T03:00:00.123Z" }
+            """
+        let entry = try EntryCodec.decodeFromRedis(Array(text.utf8))
+        #expect(entry.version == -3)
+        #expect(entry.participants == [Participant(userID: "u", displayName: "dé", avatarURL: "a", role: "r")])
+    }
+
+    @Test(arguments: [
+        (#"{"chat_id":"c","participants":[],"version":1.0,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, "$.version"),
+        (#"{"chat_id":"c","participants":[],"version":1e2,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, "$.version"),
+    ])
+    func refusesNonIntegerVersionsThatJSONDecoderWouldAccept(_ text: String, _ path: String) throws {
+        let failure = try #require(EntryCodecTests.decodeFailure(text))
+        #expect(failure.reason == .invalidValue)
+        #expect(failure.path == path)
+    }
+
+    /// Whatever the hand-written parser accepts, the `Codable` conformance (JSONDecoder) accepts
+    /// too and reads the same entry; whatever JSONDecoder refuses, the parser refuses.
+    @Test func agreesWithTheCodableConformanceOnRandomMutations() {
+        var random = SeededRandom(seed: 2026)
+        let original = EntryCodec.encodeForRedis(EntryCodecTests.entry(participants: [
+            Participant(userID: "u1", displayName: "Ad\"a é", avatarURL: nil, role: "owner"),
+            Participant(userID: "u2", displayName: "B\\o", avatarURL: "x", role: "m"),
+        ]))
+        var accepted = 0
+        for _ in 0..<3000 {
+            var bytes = original
+            for _ in 0..<Int.random(in: 1...2, using: &random) {
+                let index = Int.random(in: 0..<bytes.count, using: &random)
+                let byte = UInt8.random(in: 0...255, using: &random)
+                switch Int.random(in: 0..<3, using: &random) {
+                case 0: bytes[index] = byte
+                case 1: bytes.insert(byte, at: index)
+                default: bytes.remove(at: index)
+                }
+            }
+            let viaDecoder = try? JSONDecoder().decode(ParticipantsEntry.self, from: Data(bytes))
+            if let viaParser = try? EntryCodec.decodeFromRedis(bytes) {
+                accepted += 1
+                #expect(viaDecoder == viaParser, "\(String(decoding: bytes, as: UTF8.self))")
+            }
+        }
+        // Some mutations (inside strings, whitespace) stay valid, so both paths were exercised.
+        #expect(accepted > 100)
+    }
+}

@@ -16,7 +16,7 @@ public enum DecodingFailureReason: String, Sendable, Hashable {
 }
 
 /// What went wrong while decoding, in a form both public error types can carry.
-struct DecodingFailure: Sendable, Hashable {
+struct DecodingFailure: Error, Sendable, Hashable {
     var reason: DecodingFailureReason
     /// Where, as a JSON path: `$` for the whole body, `$.chats[2].participants[0].role` deeper in.
     var path: String

@@ -15,12 +15,12 @@ public enum EntryCodec {
     }
 
     /// Reads an entry written by ``encodeForRedis(_:)``. Any malformed, truncated or foreign
-    /// content is reported, never half-read.
+    /// content is reported, never half-read. Unknown keys are ignored.
     public static func decodeFromRedis(_ bytes: [UInt8]) throws(EntryDecodingError) -> ParticipantsEntry {
         do {
-            return try JSONDecoder().decode(ParticipantsEntry.self, from: Data(bytes))
+            return try EntryParser.parse(bytes)
         } catch {
-            throw EntryDecodingError(DecodingFailure(error))
+            throw EntryDecodingError(error)
         }
     }
 
