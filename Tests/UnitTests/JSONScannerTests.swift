@@ -71,6 +71,16 @@ struct JSONScannerTests {
         try scanner.expectEnd()
     }
 
+    @Test(arguments: [
+        ("0", Double?.some(0)), ("-12", -12), ("1.5", 1.5), ("-2.5e-3", -0.0025), ("1E3", 1000),
+        ("9223372036854775808", 9_223_372_036_854_775_808), ("1e400", nil), ("-1e400", nil),
+    ])
+    func readsDoubles(_ text: String, _ expected: Double?) throws {
+        var scanner = JSONScanner(Array(text.utf8))
+        #expect(try scanner.readDouble() == expected)
+        try scanner.expectEnd()
+    }
+
     @Test func agreesWithFoundationOnRandomMutations() {
         var random = SeededRandom(seed: 99)
         let seeds = [

@@ -49,6 +49,16 @@ struct JWTVerifierTests {
         #expect(claims.expiresAt == Date(timeIntervalSince1970: 1_800_000_000.5))
     }
 
+    @Test func readsEscapedStringsAndNegativeOrExponentDates() throws {
+        let token = Self.token(
+            header: #"{"typ":"JWT","alg":"HS\u0032\u00356"}"#,
+            payload: #"{"sub":"\u00e9\"x","nbf":-1.5e2,"exp":2e9}"#)
+        let claims = try Self.verifier.verify(token, now: Self.now).get()
+        #expect(claims.subject == "é\"x")
+        #expect(claims.notBefore == Date(timeIntervalSince1970: -150))
+        #expect(claims.expiresAt == Date(timeIntervalSince1970: 2e9))
+    }
+
     @Test func signerWritesTheStandardHeader() throws {
         let token = JWTSigner.sign(JWTClaims(subject: "u", expiresAt: Date(timeIntervalSince1970: 1_800_000_000.9)), secret: Self.secret)
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
@@ -121,6 +131,7 @@ struct JWTVerifierTests {
 
     @Test(arguments: [
         #"{"exp":"tomorrow"}"#, #"{"nbf":true}"#, #"{"sub":42}"#, #"{"iat":[1]}"#, "[]", "null", "nope", "",
+        #"{"exp":1e400}"#, #"{"exp":null}"#, #"{"sub":"u"} x"#, #"{"sub":"u""#, #"{"sub":"u",}"#,
     ])
     func rejectsInvalidClaims(_ payload: String) {
         let token = Self.token(header: #"{"alg":"HS256","typ":"JWT"}"#, payload: payload)

@@ -94,36 +94,70 @@ public struct JWTVerifier: Sendable {
         )
     }
 
-    private struct Header: Decodable {
-        var alg: String
-        var crit: [String]?
-    }
-
+    /// The header's `alg`. A header naming critical extensions (`crit`) is refused: none are
+    /// understood, and RFC 7515 §4.1.11 requires refusing what is not understood.
     private static func algorithm(ofEncodedHeader encoded: ArraySlice<UInt8>) -> Result<String, JWTError> {
         guard let json = Base64URL.decode(encoded) else { return .failure(.invalidBase64) }
-        guard let header = try? JSONDecoder().decode(Header.self, from: Data(json)), header.crit == nil else {
+        var scanner = JSONScanner(json)
+        var algorithm: String?
+        do {
+            guard try scanner.peekKind() == .object else { return .failure(.invalidHeader) }
+            try scanner.beginObject()
+            var isFirst = true
+            while let key = try scanner.nextKey(isFirst: &isFirst) {
+                if JSONScanner.bytes(key, equal: "alg") {
+                    guard try scanner.peekKind() == .string else { return .failure(.invalidHeader) }
+                    algorithm = try scanner.readString()
+                } else if JSONScanner.bytes(key, equal: "crit") {
+                    return .failure(.invalidHeader)
+                } else {
+                    try scanner.skipValue()
+                }
+            }
+            try scanner.expectEnd()
+        } catch {
             return .failure(.invalidHeader)
         }
-        return .success(header.alg)
+        guard let algorithm else { return .failure(.invalidHeader) }
+        return .success(algorithm)
     }
 
-    private struct Payload: Decodable {
-        var sub: String?
-        var exp: Double?
-        var nbf: Double?
-        var iat: Double?
-    }
-
+    /// Reads the claims with the hand-written scanner rather than `JSONDecoder`: this runs on
+    /// every authenticated request. Unknown claims are skipped.
     private static func claims(fromPayload json: [UInt8]) -> Result<JWTClaims, JWTError> {
-        guard let payload = try? JSONDecoder().decode(Payload.self, from: Data(json)) else {
+        var scanner = JSONScanner(json)
+        var claims = JWTClaims()
+        do {
+            guard try scanner.peekKind() == .object else { return .failure(.invalidClaims) }
+            try scanner.beginObject()
+            var isFirst = true
+            while let key = try scanner.nextKey(isFirst: &isFirst) {
+                if JSONScanner.bytes(key, equal: "sub") {
+                    guard try scanner.peekKind() == .string else { return .failure(.invalidClaims) }
+                    claims.subject = try scanner.readString()
+                } else if JSONScanner.bytes(key, equal: "exp") {
+                    guard let date = try numericDate(&scanner) else { return .failure(.invalidClaims) }
+                    claims.expiresAt = date
+                } else if JSONScanner.bytes(key, equal: "nbf") {
+                    guard let date = try numericDate(&scanner) else { return .failure(.invalidClaims) }
+                    claims.notBefore = date
+                } else if JSONScanner.bytes(key, equal: "iat") {
+                    guard let date = try numericDate(&scanner) else { return .failure(.invalidClaims) }
+                    claims.issuedAt = date
+                } else {
+                    try scanner.skipValue()
+                }
+            }
+            try scanner.expectEnd()
+        } catch {
             return .failure(.invalidClaims)
         }
-        return .success(
-            JWTClaims(
-                subject: payload.sub,
-                expiresAt: payload.exp.map { Date(timeIntervalSince1970: $0) },
-                notBefore: payload.nbf.map { Date(timeIntervalSince1970: $0) },
-                issuedAt: payload.iat.map { Date(timeIntervalSince1970: $0) }
-            ))
+        return .success(claims)
+    }
+
+    /// A NumericDate claim (seconds since 1970, possibly fractional); `nil` if not a finite number.
+    private static func numericDate(_ scanner: inout JSONScanner) throws(DecodingFailure) -> Date? {
+        guard try scanner.peekKind() == .number, let seconds = try scanner.readDouble() else { return nil }
+        return Date(timeIntervalSince1970: seconds)
     }
 }

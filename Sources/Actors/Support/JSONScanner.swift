@@ -175,6 +175,19 @@ struct JSONScanner {
         return -value
     }
 
+    /// A number as a `Double`; `nil` if it does not fit (e.g. `1e400`).
+    mutating func readDouble() throws(DecodingFailure) -> Double? {
+        skipWhitespace()
+        let start = offset
+        if let integer = try readInt64() {
+            return Double(integer)
+        }
+        guard let value = Double(String(decoding: bytes[start..<offset], as: UTF8.self)), value.isFinite else {
+            return nil
+        }
+        return value
+    }
+
     /// Consumes `true` or `false`.
     mutating func readBool() throws(DecodingFailure) -> Bool {
         skipWhitespace()
