@@ -184,6 +184,8 @@ struct EntryCodecTests {
         #expect(!entry.isStale(at: now, threshold: .seconds(3600)))
         #expect(entry.isStale(at: now.addingTimeInterval(0.001), threshold: .seconds(3600)))
         #expect(entry.age(at: Self.fetchedAt.addingTimeInterval(-2)) == .seconds(-2))
+        #expect(entry.age(at: Date(timeIntervalSince1970: .infinity)) == .milliseconds(9_000_000_000_000_000))
+        #expect(entry.isStale(at: .distantFuture, threshold: .seconds(3600)))
     }
 
     @Test func entryFromUpstreamChatKeepsEveryField() {

@@ -27,7 +27,11 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
     /// How long ago the entry was fetched; negative if `fetchedAt` lies in the future (clock skew
     /// between instances).
     public func age(at now: Date) -> Duration {
-        .milliseconds(Int64((now.timeIntervalSince(fetchedAt) * 1000).rounded()))
+        let milliseconds = (now.timeIntervalSince(fetchedAt) * 1000).rounded()
+        // Clamped (about ±285,000 years) so that absurd dates cannot trap the conversion.
+        let limit = 9e15
+        guard !milliseconds.isNaN else { return .zero }
+        return .milliseconds(Int64(max(-limit, min(limit, milliseconds))))
     }
 
     /// Whether the entry is older than `threshold` and should be refreshed after being served.
