@@ -1,0 +1,35 @@
+import Foundation
+
+/// Turns upstream response bodies into wire types, or into an ``UpstreamDecodingError`` that
+/// says what was wrong. Never traps, whatever the bytes.
+public enum UpstreamDecoder {
+    /// The body of `GET /v1/chats/{chat_id}/participants`; any malformed field refuses the chat.
+    public static func decodeChat(_ body: [UInt8]) throws(UpstreamDecodingError) -> UpstreamChat {
+        try decode(UpstreamChat.self, from: body)
+    }
+
+    /// The body of `POST /v1/participants:batchGet`; see ``BatchGetResponse`` for per-chat checks.
+    public static func decodeBatchGet(_ body: [UInt8]) throws(UpstreamDecodingError) -> BatchGetResponse {
+        try decode(BatchGetResponse.self, from: body)
+    }
+
+    /// The body of `GET /v1/chats`; see ``ChatListPage`` for how invalid ids are handled.
+    public static func decodeChatListPage(_ body: [UInt8]) throws(UpstreamDecodingError) -> ChatListPage {
+        try decode(ChatListPage.self, from: body)
+    }
+
+    /// The body of a batch request, as the stub upstream receives it.
+    public static func decodeBatchGetRequest(_ body: [UInt8]) throws(UpstreamDecodingError) -> BatchGetRequest {
+        try decode(BatchGetRequest.self, from: body)
+    }
+
+    private static func decode<Value: Decodable>(
+        _ type: Value.Type, from body: [UInt8]
+    ) throws(UpstreamDecodingError) -> Value {
+        do {
+            return try JSONDecoder().decode(type, from: Data(body))
+        } catch {
+            throw UpstreamDecodingError(DecodingFailure(error))
+        }
+    }
+}
