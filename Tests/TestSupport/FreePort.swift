@@ -39,13 +39,3 @@ struct LoopbackSocket {
         return LoopbackSocket(descriptor: descriptor, port: Int(UInt16(bigEndian: bound.sin_port)))
     }
 }
-
-extension sockaddr_in {
-    static func loopback(port: Int) -> sockaddr_in {
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
-        return address
-    }
-}

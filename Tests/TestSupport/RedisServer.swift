@@ -32,8 +32,9 @@ public final class RedisServer: Sendable {
     /// Starts `redis-server` (from PATH, or /usr/bin/redis-server) bound to 127.0.0.1 with
     /// `save ""` and `appendonly no`, then waits until it answers PING. `extraConfig` holds
     /// redis.conf lines (such as `"appendonly yes"`) applied after the defaults, so they win.
-    /// Retries on a fresh port if another process took the chosen one.
+    /// Retries on a fresh port if another process took the chosen one, unless `port` is given.
     public static func start(
+        port requestedPort: Int? = nil,
         password: String? = nil,
         extraConfig: [String] = [],
         logger: Logger = Logger(label: "test.redis-server")
@@ -42,8 +43,9 @@ public final class RedisServer: Sendable {
             throw RedisServerError("redis-server was found neither on PATH nor at /usr/bin/redis-server")
         }
         var failures: [String] = []
-        for _ in 0..<3 {
-            let server = try RedisServer(executable: executable, port: freeLoopbackPort(), password: password, extraConfig: extraConfig, logger: logger)
+        // A requested port is tried once: the caller chose it (e.g. a service already waits there).
+        for _ in 0..<(requestedPort == nil ? 3 : 1) {
+            let server = try RedisServer(executable: executable, port: requestedPort ?? freeLoopbackPort(), password: password, extraConfig: extraConfig, logger: logger)
             do {
                 try await server.launch(within: startTimeout)
                 logger.debug("redis-server started", metadata: ["redis.port": "\(server.port)", "redis.pid": "\(server.pid ?? 0)"])

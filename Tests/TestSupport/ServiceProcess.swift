@@ -25,7 +25,7 @@ public final class ServiceProcess: @unchecked Sendable {
     /// Starts `chat-service <arguments>` with exactly `environment` (plus PATH).
     public init(arguments: [String] = ["serve"], environment: [String: String]) throws {
         logPath = FileManager.default.temporaryDirectory.appendingPathComponent("chat-service-\(UUID().uuidString).log")
-        FileManager.default.createFile(atPath: logPath.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath.path, contents: nil)
         let log = try FileHandle(forWritingTo: logPath)
         process = Process()
         process.executableURL = URL(fileURLWithPath: Self.binaryPath)

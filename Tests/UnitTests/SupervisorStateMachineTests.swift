@@ -124,7 +124,8 @@ struct SupervisorStateMachineTests {
             probeInterval: .seconds(30))
         var machine = Machine(policy: policy, now: Self.t0)
         var random = SeededRandom(seed: 6)
-        for _ in 0..<20 {
+        // The first failure leaves `connecting`; then 20 attempts fail.
+        for _ in 0...20 {
             guard case .transition(_, _, let actions) = machine.handle(.connectFailed, now: Self.t0, random: &random) else {
                 Issue.record("connectFailed was ignored")
                 return

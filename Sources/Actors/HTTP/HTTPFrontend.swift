@@ -88,7 +88,8 @@ public actor HTTPFrontend: Service {
         resolveBoundPort(.success(port))
         try? await gracefulShutdown()
         draining = true
-        logger.info("draining HTTP requests", metadata: ["http.in_flight": "\(await server.inFlight)"])
+        let inFlight = await server.inFlight
+        logger.info("draining HTTP requests", metadata: ["http.in_flight": "\(inFlight)"])
         await server.shutdown(gracePeriod: settings.drainTimeout)
     }
 

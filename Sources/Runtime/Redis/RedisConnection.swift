@@ -34,7 +34,7 @@ public actor RedisConnection {
 
     private var state = State.idle
     private var context: HiredisContext?
-    private var pending = FIFOQueue<PendingReply>()
+    private var pending = FIFOQueue<PendingCommand>()
     private var deadlineTimer: LoopTimer?
     private var closeWaiters: [CheckedContinuation<RedisError, Never>] = []
 
@@ -221,7 +221,7 @@ public actor RedisConnection {
         guard context.send(command) else {
             return RedisError(code: .protocolError, message: "hiredis refused \(command.name.uppercased())")
         }
-        pending.append(PendingReply(deadline: deadline, waiter: waiter))
+        pending.append(PendingCommand(deadline: deadline, waiter: waiter))
         armDeadlineTimer(for: deadline)
         return nil
     }

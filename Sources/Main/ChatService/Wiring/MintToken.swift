@@ -1,10 +1,9 @@
 import Actors
 import Foundation
 
-/// A user JWT (HS256) for demos and tests: `sub` and `exp` claims.
+/// A user JWT (HS256) for demos and tests: `sub`, `iat` and `exp` claims.
 public func mintUserToken(subject: String, secret: String, validFor: Duration, now: Date = .now) -> String {
     JWTSigner.sign(
-        subject: subject,
-        expiresAt: now.addingTimeInterval(validFor.timeInterval),
+        JWTClaims(subject: subject, expiresAt: now.addingTimeInterval(validFor.timeInterval), issuedAt: now),
         secret: Array(secret.utf8))
 }

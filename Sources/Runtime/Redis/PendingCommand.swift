@@ -1,5 +1,5 @@
 /// A command sent on a ``RedisConnection`` whose reply has not arrived yet.
-struct PendingReply {
+struct PendingCommand {
     /// When the connection gives up on the server; commands are queued in deadline order.
     let deadline: ContinuousClock.Instant
     let waiter: ReplyWaiter
