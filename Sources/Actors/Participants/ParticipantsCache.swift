@@ -1,0 +1,385 @@
+import Foundation
+import Logging
+import Metrics
+import Runtime
+import ServiceLifecycle
+
+/// What the cache holds for a chat.
+public enum CacheLookup: Sendable, Hashable {
+    /// An entry, where it came from (`.memory` for L1, `.cache` for Redis) and how fresh it is.
+    case hit(ParticipantsEntry, Freshness, ReadSource)
+    /// Upstream recently said the chat does not exist.
+    case notFound
+    /// Nothing usable.
+    case miss
+}
+
+/// Participants entries in two tiers: a bounded in-process L1 (LRU) in front of Redis, which
+/// every instance shares. Never throws "Redis down" at a reader: without Redis it answers from
+/// L1, and what it is asked to store while Redis is not ready is kept (L1 plus a write-back
+/// buffer) and written when the supervisor is `ready` again.
+///
+/// Runs on the event loop with the supervisor, so its Redis calls are plain calls.
+public actor ParticipantsCache: ParticipantsStore, Service {
+    public nonisolated let unownedExecutor: UnownedSerialExecutor
+    private let supervisor: RedisSupervisor
+    private let settings: CacheSettings
+    private let now: @Sendable () -> Date
+    private let logger: Logger
+    private var random = SystemRandomNumberGenerator()
+
+    private var l1: LRUCache<ChatID, ParticipantsEntry>
+    private var notFoundL1: LRUCache<ChatID, Date>
+    /// Entries not yet in Redis, newest per chat.
+    private var writeBack: [ChatID: ParticipantsEntry] = [:]
+    private var writeBackWaiters: [CheckedContinuation<Void, Never>] = []
+    private var flushing = false
+    /// Last time each chat was recorded as tracked, to throttle the writes.
+    private var lastTracked: LRUCache<ChatID, Date>
+    /// Tracked reads not yet written to Redis (chat → unix seconds).
+    private var pendingTracks: [ChatID: Double] = [:]
+    private var trackFlushScheduled = false
+    private let metrics = CacheMetrics()
+
+    public init(
+        supervisor: RedisSupervisor, loop: EventLoop, settings: CacheSettings,
+        now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
+    ) {
+        self.unownedExecutor = loop.asUnownedSerialExecutor()
+        self.supervisor = supervisor
+        self.settings = settings
+        self.now = now
+        self.logger = logger
+        self.l1 = LRUCache(capacity: settings.l1Capacity)
+        self.notFoundL1 = LRUCache(capacity: max(settings.l1Capacity / 4, 0))
+        self.lastTracked = LRUCache(capacity: max(settings.l1Capacity, 10_000))
+    }
+
+    // MARK: Service
+
+    /// Writes back what was kept while Redis was away, each time the supervisor becomes ready.
+    public func run() async throws {
+        let changes = await supervisor.stateChanges()
+        for await change in changes.cancelOnGracefulShutdown() where change.to == .ready {
+            await flushWriteBack()
+            await flushTracks()
+        }
+    }
+
+    // MARK: Reading
+
+    /// L1, then Redis. A Redis failure reads as a miss, never as an error.
+    public func lookup(_ chat: ChatID) async -> CacheLookup {
+        let now = now()
+        if let expiry = notFoundL1.get(chat) {
+            if expiry > now { return .notFound }
+            notFoundL1.remove(chat)
+        }
+        var expiredInL1: ParticipantsEntry?
+        if let entry = l1.get(chat) {
+            let freshness = settings.freshness(of: entry, at: now)
+            if freshness != .expired {
+                metrics.read("l1_\(freshness.rawValue)")
+                return .hit(entry, freshness, .memory)
+            }
+            expiredInL1 = entry
+        }
+        do {
+            let replies = try await supervisor.pipeline([
+                .get(ParticipantsKeys.entry(chat)), RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]),
+            ])
+            if let bytes = replies.first?.bytes {
+                do {
+                    let entry = try EntryCodec.decodeFromRedis(bytes)
+                    let freshness = settings.freshness(of: entry, at: now)
+                    // Another instance may have refreshed what L1 holds expired.
+                    if let older = expiredInL1, older.fetchedAt > entry.fetchedAt {
+                        metrics.read("l1_expired")
+                        return .hit(older, .expired, .memory)
+                    }
+                    l1.set(entry, for: chat)
+                    metrics.read("redis_\(freshness.rawValue)")
+                    return .hit(entry, freshness, .cache)
+                } catch {
+                    metrics.decodeErrors.increment()
+                    logger.error("unreadable cache entry; treated as missing", metadata: [
+                        "participants.chat_id": "\(chat)", "error": "\(error)",
+                    ])
+                }
+            }
+            if replies.count > 1, replies[1].int == 1 {
+                notFoundL1.set(now.addingTimeInterval(settings.notFoundTTL.timeInterval), for: chat)
+                metrics.read("not_found")
+                return .notFound
+            }
+        } catch {
+            metrics.read("redis_unavailable")
+        }
+        if let expiredInL1 {
+            metrics.read("l1_expired")
+            return .hit(expiredInL1, .expired, .memory)
+        }
+        metrics.read("miss")
+        return .miss
+    }
+
+    /// Records that a chat was read, for the interval refresh (throttled per chat).
+    public func track(_ chat: ChatID) {
+        let now = now()
+        if let last = lastTracked.get(chat), now.timeIntervalSince(last) < settings.trackThrottle.timeInterval { return }
+        lastTracked.set(now, for: chat)
+        pendingTracks[chat] = now.timeIntervalSince1970
+        if !trackFlushScheduled {
+            trackFlushScheduled = true
+            Task {
+                try? await Task.sleep(for: .seconds(1))
+                await self.flushTracks()
+            }
+        }
+    }
+
+    // MARK: Writing
+
+    /// Stores one fetched entry (a read-path or manual refresh). Never waits for Redis: while
+    /// it is away the entry is kept in L1 and the write-back buffer.
+    @discardableResult
+    public func store(_ entry: ParticipantsEntry) async -> StoreOutcome {
+        remember(entry)
+        if await write([entry], notFound: []) { return .written }
+        keepForWriteBack([entry], waitForRoom: false)
+        return .deferred
+    }
+
+    /// Remembers that upstream does not know the chat.
+    public func storeNotFound(_ chat: ChatID) async {
+        _ = await write([], notFound: [chat])
+        rememberNotFound(chat)
+    }
+
+    public func storeBatch(_ entries: [ParticipantsEntry], notFound: [ChatID]) async -> StoreOutcome {
+        for entry in entries { remember(entry) }
+        for chat in notFound { rememberNotFound(chat) }
+        if await write(entries, notFound: notFound) { return .written }
+        await keepForWriteBackWaiting(entries)
+        return .deferred
+    }
+
+    public func fetchedAt(of chats: [ChatID]) async -> [ChatID: Date] {
+        var result: [ChatID: Date] = [:]
+        var unknown: [ChatID] = []
+        for chat in chats {
+            if let entry = writeBack[chat] ?? l1.peek(chat) {
+                result[chat] = entry.fetchedAt
+            } else {
+                unknown.append(chat)
+            }
+        }
+        for start in stride(from: 0, to: unknown.count, by: 200) {
+            let slice = Array(unknown[start..<min(start + 200, unknown.count)])
+            guard let replies = try? await supervisor.pipeline(slice.map { .get(ParticipantsKeys.entry($0)) }) else { break }
+            for (chat, reply) in zip(slice, replies) {
+                if let bytes = reply.bytes, let entry = try? EntryCodec.decodeFromRedis(bytes) {
+                    result[chat] = entry.fetchedAt
+                }
+            }
+        }
+        return result
+    }
+
+    public func trackedChats(since: Date) async -> [ChatID] {
+        var chats = Set(pendingTracks.filter { $0.value >= since.timeIntervalSince1970 }.keys)
+        let command = RedisCommand("ZRANGEBYSCORE", [ParticipantsKeys.tracked, String(since.timeIntervalSince1970), "+inf"])
+        if let members = try? await supervisor.send(command).array {
+            for member in members {
+                if let id = member.string, let chat = ChatID(validating: id) { chats.insert(chat) }
+            }
+        }
+        return chats.sorted { $0.rawValue < $1.rawValue }
+    }
+
+    // MARK: Introspection
+
+    /// Counts for the status route and metrics.
+    public struct Statistics: Sendable, Encodable {
+        public var l1Entries: Int
+        public var l1Capacity: Int
+        public var notFoundEntries: Int
+        public var writeBackPending: Int
+        public var writeBackLimit: Int
+
+        enum CodingKeys: String, CodingKey {
+            case l1Entries = "l1_entries", l1Capacity = "l1_capacity", notFoundEntries = "not_found_entries"
+            case writeBackPending = "write_back_pending", writeBackLimit = "write_back_limit"
+        }
+    }
+
+    public var statistics: Statistics {
+        Statistics(
+            l1Entries: l1.count, l1Capacity: settings.l1Capacity, notFoundEntries: notFoundL1.count,
+            writeBackPending: writeBack.count, writeBackLimit: settings.writeBackLimit)
+    }
+
+    /// The L1 copy, without touching recency; for tests and diagnostics.
+    public func peekL1(_ chat: ChatID) -> ParticipantsEntry? { l1.peek(chat) }
+
+    // MARK: Internals
+
+    private func remember(_ entry: ParticipantsEntry) {
+        if let current = l1.peek(entry.chatID), current.fetchedAt > entry.fetchedAt { return }
+        l1.set(entry, for: entry.chatID)
+        notFoundL1.remove(entry.chatID)
+    }
+
+    private func rememberNotFound(_ chat: ChatID) {
+        l1.remove(chat)
+        notFoundL1.set(now().addingTimeInterval(settings.notFoundTTL.timeInterval), for: chat)
+    }
+
+    /// One pipeline: SET for every entry, SET EX for every not-found marker. True when Redis
+    /// took every entry.
+    private func write(_ entries: [ParticipantsEntry], notFound: [ChatID]) async -> Bool {
+        guard !entries.isEmpty || !notFound.isEmpty else { return true }
+        var commands: [RedisCommand] = []
+        commands.reserveCapacity(entries.count + notFound.count)
+        let now = now()
+        for entry in entries {
+            commands.append(.set(ParticipantsKeys.entry(entry.chatID), value: EntryCodec.encodeForRedis(entry),
+                                 expireSeconds: expireSeconds(for: entry, at: now)))
+        }
+        let notFoundSeconds = max(1, Int(settings.notFoundTTL.components.seconds))
+        for chat in notFound {
+            commands.append(.set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
+        }
+        do {
+            let replies = try await supervisor.pipeline(commands)
+            let refused = replies.prefix(entries.count).filter { $0.errorMessage != nil }
+            if let first = refused.first {
+                // e.g. OOM with noeviction: nothing is lost, the batch goes to write-back.
+                metrics.writeErrors.increment(by: refused.count)
+                logger.warning("redis refused cache writes; kept for write-back", metadata: [
+                    "participants.refused": "\(refused.count)", "redis.error": "\(first.errorMessage ?? "")",
+                ])
+                return false
+            }
+            metrics.entriesWritten.increment(by: entries.count)
+            return true
+        } catch {
+            return false
+        }
+    }
+
+    private func expireSeconds(for entry: ParticipantsEntry, at now: Date) -> Int {
+        let lifetime = (settings.ttl + settings.keep).timeInterval - now.timeIntervalSince(entry.fetchedAt)
+        let jitter = settings.ttl.timeInterval * settings.ttlJitter * Double.random(in: 0...1, using: &random)
+        return max(1, Int(lifetime + jitter))
+    }
+
+    private func keepForWriteBack(_ entries: [ParticipantsEntry], waitForRoom: Bool) {
+        for entry in entries {
+            if let current = writeBack[entry.chatID], current.fetchedAt >= entry.fetchedAt { continue }
+            if writeBack[entry.chatID] == nil, writeBack.count >= settings.writeBackLimit {
+                // Only single-chat stores get here (batches wait for room): the entry stays in L1.
+                metrics.writeBackOverflow.increment()
+                logger.warning("write-back buffer full; entry kept in L1 only", metadata: ["participants.chat_id": "\(entry.chatID)"])
+                continue
+            }
+            writeBack[entry.chatID] = entry
+        }
+        metrics.writeBackPending.record(writeBack.count)
+    }
+
+    private func keepForWriteBackWaiting(_ entries: [ParticipantsEntry]) async {
+        var remaining = entries[...]
+        while !remaining.isEmpty {
+            let room = settings.writeBackLimit - writeBack.count
+            if room <= 0 {
+                // Backpressure: a batch producer waits here until Redis takes the buffer.
+                await withCheckedContinuation { writeBackWaiters.append($0) }
+                continue
+            }
+            keepForWriteBack(Array(remaining.prefix(room)), waitForRoom: true)
+            remaining = remaining.dropFirst(room)
+        }
+    }
+
+    /// Writes the buffer to Redis in chunks, never over newer data another instance wrote.
+    private func flushWriteBack() async {
+        guard !flushing, !writeBack.isEmpty else { return }
+        flushing = true
+        defer { flushing = false }
+        let started = writeBack.count
+        var written = 0
+        while !writeBack.isEmpty {
+            let chunk = Array(writeBack.values.prefix(200))
+            let now = now()
+            let commands = chunk.map { entry in
+                RedisCommand("EVAL", arguments: [
+                    Array(ParticipantsKeys.writeIfNewerScript.utf8), Array("1".utf8),
+                    Array(ParticipantsKeys.entry(entry.chatID).utf8), EntryCodec.encodeForRedis(entry),
+                    Array(ISO8601Timestamp.string(from: entry.fetchedAt).utf8),
+                    Array(String(expireSeconds(for: entry, at: now)).utf8),
+                ])
+            }
+            guard let replies = try? await supervisor.pipeline(commands) else { break }
+            for (entry, reply) in zip(chunk, replies) where reply.errorMessage == nil {
+                if writeBack[entry.chatID]?.fetchedAt == entry.fetchedAt { writeBack[entry.chatID] = nil }
+                written += 1
+            }
+            if replies.contains(where: { $0.errorMessage != nil }) { break }
+            resumeWriteBackWaiters()
+        }
+        resumeWriteBackWaiters()
+        metrics.writeBackPending.record(writeBack.count)
+        metrics.writeBackWritten.increment(by: written)
+        logger.info("wrote back entries kept while Redis was away", metadata: [
+            "participants.written": "\(written)", "participants.pending_before": "\(started)",
+            "participants.pending": "\(writeBack.count)",
+        ])
+    }
+
+    private func resumeWriteBackWaiters() {
+        guard writeBack.count < settings.writeBackLimit else { return }
+        let waiters = writeBackWaiters
+        writeBackWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
+    }
+
+    private func flushTracks() async {
+        trackFlushScheduled = false
+        guard !pendingTracks.isEmpty else { return }
+        let batch = pendingTracks
+        var arguments = [ParticipantsKeys.tracked]
+        for (chat, score) in batch {
+            arguments.append(String(score))
+            arguments.append(chat.rawValue)
+        }
+        let trimBefore = now().addingTimeInterval(-7 * 86_400).timeIntervalSince1970
+        do {
+            _ = try await supervisor.pipeline([
+                RedisCommand("ZADD", arguments),
+                RedisCommand("ZREMRANGEBYSCORE", [ParticipantsKeys.tracked, "-inf", "(\(trimBefore)"]),
+            ])
+            for (chat, score) in batch where pendingTracks[chat] == score { pendingTracks[chat] = nil }
+        } catch {
+            // Kept for the next flush; bounded by the tracked LRU's capacity.
+            if pendingTracks.count > lastTracked.capacity {
+                pendingTracks = [:]
+                logger.warning("dropped tracked-chat updates while Redis was away")
+            }
+        }
+    }
+}
+
+/// The cache's metrics (see docs/OPERATIONS.md).
+struct CacheMetrics: Sendable {
+    let decodeErrors = Counter(label: "participants_cache_decode_errors_total")
+    let writeErrors = Counter(label: "participants_cache_write_errors_total")
+    let entriesWritten = Counter(label: "participants_cache_entries_written_total")
+    let writeBackPending = Gauge(label: "participants_writeback_pending")
+    let writeBackWritten = Counter(label: "participants_writeback_written_total")
+    let writeBackOverflow = Counter(label: "participants_writeback_overflow_total")
+
+    func read(_ result: String) {
+        Counter(label: "participants_cache_reads_total", dimensions: [("result", result)]).increment()
+    }
+}

@@ -1,0 +1,26 @@
+/// The Redis keys of the participants layer (DESIGN §7). The braces keep a chat's keys in one
+/// cluster slot.
+public enum ParticipantsKeys {
+    /// The entry JSON of a chat.
+    public static func entry(_ chat: ChatID) -> String { chat.redisKey }
+
+    /// Marks a chat upstream answered 404 for, for PARTICIPANTS_NOT_FOUND_TTL.
+    public static func notFound(_ chat: ChatID) -> String { chat.redisKey + ":missing" }
+
+    /// Sorted set of chats read recently: member chat id, score the unix time of the last read.
+    public static let tracked = "participants:v1:sync:tracked"
+
+    /// Writes an entry only when Redis holds nothing newer (compared by `fetched_at`, the last
+    /// key of the entry JSON; ISO 8601 UTC strings of one format order like the instants).
+    /// Used for write-back after an outage, when another instance may have refreshed meanwhile.
+    /// KEYS[1] entry key; ARGV[1] entry JSON, ARGV[2] its fetched_at, ARGV[3] EX seconds.
+    public static let writeIfNewerScript = """
+        local current = redis.call('GET', KEYS[1])
+        if current then
+          local fetched = string.match(current, '"fetched_at":"([^"]+)"}$')
+          if fetched and fetched >= ARGV[2] then return 0 end
+        end
+        redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+        return 1
+        """
+}

@@ -1,0 +1,51 @@
+import Foundation
+
+/// What a read of one chat's participants produced.
+public enum ReadOutcome: Sendable, Hashable {
+    case entry(ParticipantsEntry, stale: Bool, source: ReadSource)
+    case notFound
+    /// Neither the cache nor upstream could answer.
+    case unavailable(UpstreamError)
+}
+
+/// The read path of DESIGN §2: fresh → serve; stale → serve and refresh in the background
+/// (when lazy updates are on); missing or expired → one upstream fetch however many readers
+/// wait; upstream failing → the last good copy if there is one (stale-if-error).
+public struct ParticipantsReader: Sendable {
+    public let cache: ParticipantsCache
+    public let coordinator: RefreshCoordinator
+    public let lazyUpdate: Bool
+
+    public init(cache: ParticipantsCache, coordinator: RefreshCoordinator, lazyUpdate: Bool) {
+        self.cache = cache
+        self.coordinator = coordinator
+        self.lazyUpdate = lazyUpdate
+    }
+
+    public func read(_ chat: ChatID) async -> ReadOutcome {
+        await cache.track(chat)
+        var fallback: (entry: ParticipantsEntry, source: ReadSource)?
+        switch await cache.lookup(chat) {
+        case .hit(let entry, .fresh, let source):
+            return .entry(entry, stale: false, source: source)
+        case .hit(let entry, .stale, let source):
+            if lazyUpdate { await coordinator.refreshInBackground(chat) }
+            return .entry(entry, stale: true, source: source)
+        case .hit(let entry, .expired, let source):
+            fallback = (entry, source)
+        case .notFound:
+            return .notFound
+        case .miss:
+            break
+        }
+        switch await coordinator.refresh(chat) {
+        case .fetched(let entry):
+            return .entry(entry, stale: false, source: .upstream)
+        case .notFound:
+            return .notFound
+        case .failed(let error):
+            if let fallback { return .entry(fallback.entry, stale: true, source: fallback.source) }
+            return .unavailable(error)
+        }
+    }
+}
