@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import Metrics
 import Runtime
 
 /// The upstream participants API (DESIGN §5) over HTTP: ``ParticipantsUpstream`` on an
@@ -39,7 +40,7 @@ public actor UpstreamClient: ParticipantsUpstream {
     private let clock = ContinuousClock()
     private var breaker: CircuitBreaker
     private var random: AnyRandomNumberGenerator
-    private var metrics = UpstreamMetrics()
+    private var metrics: UpstreamMetrics
     /// Counters since creation; see ``Statistics``.
     public private(set) var statistics = Statistics()
 
@@ -48,10 +49,13 @@ public actor UpstreamClient: ParticipantsUpstream {
     ///   - token: sent as `Authorization: Bearer <token>` when non-nil and non-empty
     ///     (PARTICIPANTS_API_TOKEN).
     ///   - random: the jitter source; tests pass a ``SeededRandom``.
+    ///   - metricsFactory: the swift-metrics backend; the bootstrapped one unless a test passes
+    ///     its own.
     /// - Throws: ``HTTPClientError/Code/invalidURL`` for a base URL the HTTP client cannot use.
     public init(
         loop: EventLoop, baseURL: String, token: String?, settings: Settings = Settings(),
-        random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(), logger: Logger
+        random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger
     ) throws(HTTPClientError) {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.baseURL = baseURL
@@ -63,6 +67,7 @@ public actor UpstreamClient: ParticipantsUpstream {
         self.requestHeaders = headers
         self.breaker = CircuitBreaker(failureThreshold: settings.breakerFailureThreshold, openDuration: settings.breakerOpenDuration)
         self.random = AnyRandomNumberGenerator(random)
+        self.metrics = UpstreamMetrics(factory: metricsFactory)
         self.logger = logger
     }
 

@@ -15,19 +15,26 @@ struct UpstreamMetrics {
     private let retries: [UpstreamCall: Counter]
     private let malformedChats: Counter
     private let missingIDs: Counter
-    private let circuitState = Gauge(label: "upstream_circuit_state")
+    private let circuitState: Gauge
+    private let factory: any MetricsFactory
     private var outcomes: [String: Counter] = [:]
     private var errors: [String: Counter] = [:]
 
-    init() {
+    /// - Parameter factory: where the instruments come from; tests pass their own instead of
+    ///   bootstrapping the process-wide metrics system.
+    init(factory: any MetricsFactory = MetricsSystem.factory) {
+        self.factory = factory
         durations = Dictionary(uniqueKeysWithValues: UpstreamCall.allCases.map {
-            ($0, Metrics.Timer(label: "upstream_request_duration_seconds", dimensions: [("call", $0.rawValue)]))
+            ($0, Metrics.Timer(label: "upstream_request_duration_seconds", dimensions: [("call", $0.rawValue)], factory: factory))
         })
         retries = Dictionary(uniqueKeysWithValues: UpstreamCall.allCases.map {
-            ($0, Counter(label: "upstream_retries_total", dimensions: [("call", $0.rawValue)]))
+            ($0, Counter(label: "upstream_retries_total", dimensions: [("call", $0.rawValue)], factory: factory))
         })
-        malformedChats = Counter(label: "upstream_malformed_chats_total", dimensions: [("call", UpstreamCall.batchGet.rawValue)])
-        missingIDs = Counter(label: "upstream_missing_ids_total", dimensions: [("call", UpstreamCall.batchGet.rawValue)])
+        let batch = [("call", UpstreamCall.batchGet.rawValue)]
+        malformedChats = Counter(label: "upstream_malformed_chats_total", dimensions: batch, factory: factory)
+        missingIDs = Counter(label: "upstream_missing_ids_total", dimensions: batch, factory: factory)
+        circuitState = Gauge(label: "upstream_circuit_state", factory: factory)
+        circuitState.record(UpstreamClient.CircuitState.closed.rawValue)
     }
 
     mutating func recordCall(_ call: UpstreamCall, outcome: String, duration: Duration) {
@@ -60,7 +67,7 @@ struct UpstreamMetrics {
     ) -> Counter {
         let cacheKey = call.rawValue + "\u{1F}" + value
         if let existing = cache[cacheKey] { return existing }
-        let created = Counter(label: label, dimensions: [("call", call.rawValue), (key, value)])
+        let created = Counter(label: label, dimensions: [("call", call.rawValue), (key, value)], factory: factory)
         cache[cacheKey] = created
         return created
     }

@@ -62,7 +62,7 @@ public struct UpstreamRetryPolicy: Sendable, Hashable {
         guard wait < remaining else {
             let reason = failure.retryAfter == nil
                 ? "no time left for attempt \(attempt + 1) within the call's deadline"
-                : "Retry-After \(formatDuration(wait)) exceeds the \(formatDuration(max(remaining, .zero))) left"
+                : "Retry-After \(formatDuration(wait)) exceeds the \(formatDuration(max(remaining, .zero).truncatedToMilliseconds)) left"
             return .giveUp(failure.error.appending(reason))
         }
         return .retry(after: wait)
@@ -117,5 +117,13 @@ extension UpstreamError {
         var copy = self
         copy.message += " (\(detail))"
         return copy
+    }
+}
+
+extension Duration {
+    /// Whole milliseconds, rounded down, so ``formatDuration(_:)`` writes its short form.
+    var truncatedToMilliseconds: Duration {
+        let (seconds, attoseconds) = components
+        return .seconds(seconds) + .milliseconds(attoseconds / 1_000_000_000_000_000)
     }
 }

@@ -82,22 +82,12 @@ extension StubFaults {
         }
         do {
             patch = try JSONDecoder().decode(Patch.self, from: Data(body))
-        } catch let error as DecodingError {
-            throw StubFaultsError(message: "\(Self.key(of: error)) has the wrong type")
+        } catch let error as Patch.WrongType {
+            throw StubFaultsError(message: "\(error.key) has the wrong type")
         } catch {
             throw StubFaultsError(message: "the body must be a JSON object")
         }
         return try patch.applied(to: self)
-    }
-
-    private static func key(of error: DecodingError) -> String {
-        let path: [any CodingKey]
-        switch error {
-        case .typeMismatch(_, let context), .valueNotFound(_, let context), .dataCorrupted(let context): path = context.codingPath
-        case .keyNotFound(let key, _): path = [key]
-        @unknown default: path = []
-        }
-        return path.first?.stringValue ?? "a value"
     }
 
     /// The keys of the admin route's JSON, each optional: a partial update.
@@ -128,6 +118,35 @@ extension StubFaults {
             case failNext = "fail_next"
             case failStatus = "fail_status"
             case seed
+        }
+
+        /// A key whose value has the wrong JSON type.
+        struct WrongType: Error {
+            var key: String
+        }
+
+        init(from decoder: any Decoder) throws {
+            let container = try decoder.container(keyedBy: CodingKeys.self)
+            func field<T: Decodable>(_ key: CodingKeys) throws -> T? {
+                do {
+                    return try container.decodeIfPresent(T.self, forKey: key)
+                } catch {
+                    // Linux reports some number mismatches without a coding path: name the key here.
+                    throw WrongType(key: key.stringValue)
+                }
+            }
+            latency = try field(.latency)
+            latencyJitter = try field(.latencyJitter)
+            errorRate = try field(.errorRate)
+            rate429 = try field(.rate429)
+            retryAfterSeconds = try field(.retryAfterSeconds)
+            malformedRate = try field(.malformedRate)
+            malformedKind = try field(.malformedKind)
+            hang = try field(.hang)
+            partialRate = try field(.partialRate)
+            failNext = try field(.failNext)
+            failStatus = try field(.failStatus)
+            seed = try field(.seed)
         }
 
         func applied(to faults: StubFaults) throws(StubFaultsError) -> StubFaults {

@@ -223,11 +223,12 @@ public actor StubUpstream {
         guard ids.count <= settings.maxBatch else {
             return .error(status: 400, code: "too_many_ids", message: "at most \(settings.maxBatch) chat ids per batch, got \(ids.count)")
         }
-        for id in ids { statistics.countID(number: dataset.chatNumber(of: id.rawValue)) }
-        if let faulty = await injectFaults() { return faulty }
-
+        // A chat named twice in one request is asked for once.
         var seen = Set<String>(minimumCapacity: ids.count)
         var answered = ids.filter { seen.insert($0.rawValue).inserted }
+        for id in answered { statistics.countID(number: dataset.chatNumber(of: id.rawValue)) }
+        if let faulty = await injectFaults() { return faulty }
+
         if !answered.isEmpty, roll(faults.partialRate) {
             statistics.count(.partial)
             answered = leaveSomeOut(answered)
