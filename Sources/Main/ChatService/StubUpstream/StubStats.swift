@@ -5,7 +5,8 @@ import Actors
 /// Per-chat counts live in one `[UInt32]` indexed by chat number (4 bytes a chat: 4 MB for a
 /// million chats), so a test can assert "exactly one upstream request for chat X" at any scale.
 /// A request counts when it passed the token check, before any fault is applied: a request
-/// answered with an injected 503 still counts, as upstream did receive it.
+/// answered with an injected 503 still counts, as upstream did receive it. A chat named twice
+/// in one batch request counts once.
 public struct StubStats: Sendable {
     /// The contract's routes, as counted.
     public enum Route: String, Sendable, Hashable, CaseIterable {
