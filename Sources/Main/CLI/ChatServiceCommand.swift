@@ -8,6 +8,6 @@ struct ChatServiceCommand: AsyncParsableCommand {
         commandName: "chat-service",
         abstract: "Serves chat participants from a Redis cache kept fresh from the upstream participants API.",
         discussion: EnvironmentHelp.text,
-        subcommands: [ServeCommand.self, MintTokenCommand.self],
+        subcommands: [ServeCommand.self, MintTokenCommand.self, StubUpstreamCommand.self],
         defaultSubcommand: ServeCommand.self)
 }
