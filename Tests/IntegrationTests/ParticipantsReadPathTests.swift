@@ -1,0 +1,246 @@
+import Actors
+import ChatService
+import Foundation
+import Logging
+import Runtime
+import Synchronization
+import Testing
+import TestSupport
+
+/// The read path against a real redis-server and the in-process stub upstream: cold reads,
+/// single flight, stale-while-revalidate, stale-if-error, negative caching, Redis outages.
+@Suite("Participants read path", .serialized, .timeLimit(.minutes(2)))
+struct ParticipantsReadPathTests {
+    static let logger = Logger(label: "test.read-path")
+
+    /// A settable wall clock shared by the cache and the coordinator.
+    final class TestClock: Sendable {
+        private let current = Mutex(Date(timeIntervalSince1970: 1_795_000_000))
+        var now: Date { current.withLock { $0 } }
+        func advance(by duration: Duration) { current.withLock { $0 = $0.addingTimeInterval(duration.timeInterval) } }
+    }
+
+    struct Fixture {
+        let loop: EventLoop
+        let redis: RedisServer
+        let stub: StubUpstream
+        let supervisor: RedisSupervisor
+        let supervisorTask: Task<Void, any Error>
+        let cacheTask: Task<Void, any Error>
+        let cache: ParticipantsCache
+        let upstream: UpstreamClient
+        let coordinator: RefreshCoordinator
+        let reader: ParticipantsReader
+        let clock: TestClock
+        static let settings = CacheSettings(
+            ttl: .seconds(3600), staleThreshold: .seconds(900), keep: .seconds(86_400),
+            notFoundTTL: .seconds(60), l1Capacity: 1000)
+
+        init(lazyUpdate: Bool = true, l1Capacity: Int = 1000) async throws {
+            loop = EventLoop(name: "read-path")
+            redis = try await RedisServer.start()
+            stub = StubUpstream(settings: .init(chats: 100, participantsPerChat: 5, maxHang: .seconds(30)), loop: loop, logger: logger)
+            let port = try await stub.start(port: 0)
+            supervisor = RedisSupervisor(
+                endpoint: redis.endpoint(), loop: loop,
+                policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(200)),
+                connectionOptions: .init(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
+                random: SeededRandom(seed: 1), logger: logger)
+            let supervisor = supervisor
+            supervisorTask = Task { try await supervisor.run() }
+            clock = TestClock()
+            let clock = clock
+            var settings = Self.settings
+            settings.l1Capacity = l1Capacity
+            cache = ParticipantsCache(supervisor: supervisor, loop: loop, settings: settings, now: { clock.now }, logger: logger)
+            let cache = cache
+            cacheTask = Task { try await cache.run() }
+            upstream = try UpstreamClient(
+                loop: loop, baseURL: "http://127.0.0.1:\(port)", token: nil,
+                settings: .init(maxCallDuration: .seconds(2), maxAttempts: 2,
+                                backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
+                                breakerFailureThreshold: 1000),
+                random: SeededRandom(seed: 2), logger: logger)
+            coordinator = RefreshCoordinator(upstream: upstream, cache: cache, loop: loop, now: { clock.now }, logger: logger)
+            reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: lazyUpdate)
+            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+        }
+
+        func close() async {
+            cacheTask.cancel()
+            supervisorTask.cancel()
+            await upstream.close()
+            await stub.shutdown()
+            redis.cleanup()
+            loop.stop()
+        }
+
+        func redisEntry(_ chat: String) async throws -> ParticipantsEntry? {
+            let raw = try await redis.cli("GET", "participants:v1:{\(chat)}")
+            let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !trimmed.isEmpty else { return nil }
+            return try EntryCodec.decodeFromRedis(Array(trimmed.utf8))
+        }
+    }
+
+    static func chat(_ id: String) -> ChatID { ChatID(validating: id)! }
+
+    @Test func coldReadFetchesOnceThenServesFromMemoryAndRedis() async throws {
+        let fixture = try await Fixture()
+        let first = await fixture.reader.read(Self.chat("chat-1"))
+        guard case .entry(let entry, let stale, let source) = first else {
+            Issue.record("expected an entry, got \(first)")
+            await fixture.close()
+            return
+        }
+        #expect(!stale)
+        #expect(source == .upstream)
+        #expect(entry.participants.count == 5)
+        #expect(try await fixture.redisEntry("chat-1") == entry)
+
+        let second = await fixture.reader.read(Self.chat("chat-1"))
+        #expect(second == .entry(entry, stale: false, source: .memory))
+        #expect(await fixture.stub.requestCount(forChat: "chat-1") == 1)
+        await fixture.close()
+    }
+
+    @Test func fiftyConcurrentReadersOfAColdChatCauseOneUpstreamCall() async throws {
+        let fixture = try await Fixture()
+        await fixture.stub.updateFaults { $0.latency = .milliseconds(200) }
+        let reader = fixture.reader
+        let outcomes = await withTaskGroup(of: ReadOutcome.self) { group in
+            for _ in 0..<50 { group.addTask { await reader.read(Self.chat("chat-7")) } }
+            return await group.reduce(into: [ReadOutcome]()) { $0.append($1) }
+        }
+        #expect(outcomes.count == 50)
+        #expect(outcomes.allSatisfy { if case .entry = $0 { true } else { false } })
+        #expect(await fixture.stub.requestCount(forChat: "chat-7") == 1)
+        await fixture.close()
+    }
+
+    @Test func staleEntryIsServedStaleThenRefreshedInTheBackground() async throws {
+        let fixture = try await Fixture()
+        guard case .entry(let original, _, _) = await fixture.reader.read(Self.chat("chat-2")) else {
+            Issue.record("cold read failed")
+            await fixture.close()
+            return
+        }
+        _ = await fixture.stub.bump(chat: "chat-2")
+        fixture.clock.advance(by: .seconds(1000))  // past the 900 s stale threshold, before the TTL
+        let staleRead = await fixture.reader.read(Self.chat("chat-2"))
+        #expect(staleRead == .entry(original, stale: true, source: .memory))
+        let refreshed = await eventually(timeout: .seconds(5)) {
+            guard let entry = await fixture.cache.peekL1(Self.chat("chat-2")) else { return false }
+            return entry.version == original.version + 1
+        }
+        #expect(refreshed)
+        #expect(await fixture.stub.requestCount(forChat: "chat-2") == 2)
+        if case .entry(let entry, let stale, _) = await fixture.reader.read(Self.chat("chat-2")) {
+            #expect(!stale)
+            #expect(entry.version == original.version + 1)
+        }
+        await fixture.close()
+    }
+
+    @Test func lazyUpdateOffServesStaleWithoutRefreshing() async throws {
+        let fixture = try await Fixture(lazyUpdate: false)
+        _ = await fixture.reader.read(Self.chat("chat-3"))
+        fixture.clock.advance(by: .seconds(1000))
+        if case .entry(_, let stale, _) = await fixture.reader.read(Self.chat("chat-3")) {
+            #expect(stale)
+        } else {
+            Issue.record("stale read failed")
+        }
+        try await Task.sleep(for: .milliseconds(200))
+        #expect(await fixture.stub.requestCount(forChat: "chat-3") == 1)
+        await fixture.close()
+    }
+
+    @Test(arguments: ["server_error", "malformed"])
+    func upstreamFailureKeepsTheLastGoodData(fault: String) async throws {
+        let fixture = try await Fixture()
+        guard case .entry(let original, _, _) = await fixture.reader.read(Self.chat("chat-4")) else {
+            Issue.record("cold read failed")
+            await fixture.close()
+            return
+        }
+        await fixture.stub.updateFaults {
+            if fault == "server_error" { $0.errorRate = 1 } else { $0.malformedRate = 1 }
+        }
+        fixture.clock.advance(by: .seconds(3700))  // past the TTL: a synchronous refresh is due
+        let read = await fixture.reader.read(Self.chat("chat-4"))
+        // The last good copy, from L1 or Redis (both hold it), marked stale.
+        guard case .entry(original, true, _) = read else {
+            Issue.record("expected the last good entry served stale, got \(read)")
+            await fixture.close()
+            return
+        }
+        #expect(try await fixture.redisEntry("chat-4") == original)
+        // A chat never fetched has nothing to fall back on.
+        if case .unavailable = await fixture.reader.read(Self.chat("chat-5")) {} else {
+            Issue.record("expected unavailable for a cold chat while upstream fails")
+        }
+        await fixture.close()
+    }
+
+    @Test func unknownChatIsRememberedAsNotFound() async throws {
+        let fixture = try await Fixture()
+        #expect(await fixture.reader.read(Self.chat("no-such-chat")) == .notFound)
+        #expect(await fixture.reader.read(Self.chat("no-such-chat")) == .notFound)
+        #expect(await fixture.stub.requestCount(forChat: "no-such-chat") <= 1)
+        let marker = try await fixture.redis.cli("EXISTS", "participants:v1:{no-such-chat}:missing")
+        #expect(marker.trimmingCharacters(in: .whitespacesAndNewlines) == "1")
+        await fixture.close()
+    }
+
+    @Test func withRedisDownReadsUseMemoryAndUpstreamAndFetchesAreWrittenBackLater() async throws {
+        let fixture = try await Fixture()
+        guard case .entry(let hot, _, _) = await fixture.reader.read(Self.chat("chat-10")) else {
+            Issue.record("cold read failed")
+            await fixture.close()
+            return
+        }
+        await fixture.redis.kill()
+        #expect(await eventually(timeout: .seconds(10)) { await fixture.supervisor.state != .ready })
+
+        #expect(await fixture.reader.read(Self.chat("chat-10")) == .entry(hot, stale: false, source: .memory))
+        let cold = await fixture.reader.read(Self.chat("chat-11"))
+        guard case .entry(let fetched, false, .upstream) = cold else {
+            Issue.record("expected an upstream read while Redis is down, got \(cold)")
+            await fixture.close()
+            return
+        }
+        #expect(await fixture.cache.statistics.writeBackPending == 1)
+
+        try await fixture.redis.restart()
+        let writtenBack = await eventually(timeout: .seconds(10)) {
+            (try? await fixture.redisEntry("chat-11")) == fetched
+        }
+        #expect(writtenBack)
+        #expect(await fixture.cache.statistics.writeBackPending == 0)
+        await fixture.close()
+    }
+
+    @Test func writeBackScriptNeverOverwritesNewerData() async throws {
+        let fixture = try await Fixture()
+        let key = "participants:v1:{chat-20}"
+        let base = fixture.clock.now
+        func entry(version: Int64, at date: Date) -> ParticipantsEntry {
+            ParticipantsEntry(chatID: Self.chat("chat-20"), participants: [], version: version, fetchedAt: date)
+        }
+        func writeIfNewer(_ entry: ParticipantsEntry) async throws -> String {
+            try await fixture.redis.cli(
+                "EVAL", ParticipantsKeys.writeIfNewerScript, "1", key,
+                String(decoding: EntryCodec.encodeForRedis(entry), as: UTF8.self),
+                ISO8601Timestamp.string(from: entry.fetchedAt), "3600"
+            ).trimmingCharacters(in: .whitespacesAndNewlines)
+        }
+        #expect(try await writeIfNewer(entry(version: 2, at: base.addingTimeInterval(60))) == "1")
+        // An older copy kept during an outage must not replace what another instance wrote since.
+        #expect(try await writeIfNewer(entry(version: 1, at: base)) == "0")
+        #expect(try await fixture.redisEntry("chat-20")?.version == 2)
+        #expect(try await writeIfNewer(entry(version: 3, at: base.addingTimeInterval(120))) == "1")
+        #expect(try await fixture.redisEntry("chat-20")?.version == 3)
+        await fixture.close()
+    }
+}
