@@ -28,7 +28,7 @@ public actor Scheduler: Service {
         case cancelled
     }
 
-    private enum PageRead {
+    enum PageRead {
         case page(ChatListPage)
         case failed(String)
         case cancelled
@@ -39,27 +39,28 @@ public actor Scheduler: Service {
         case batcher, producers, shutdownDeadline
     }
 
-    private let settings: Settings
-    private let upstream: any ParticipantsUpstream
-    private let store: any ParticipantsStore
-    private let clock: any SyncClock
-    private let batcher: Batcher
-    private let redisStateChanges: AsyncStream<RedisStateChange>?
-    private let logger: Logger
-    private let metrics: SyncMetrics
-    private let schedule: DailySchedule
-    private var random: ErasedRandom
-    private var ledger: SyncRunLedger
-    private var lifecycle = Lifecycle.idle
-    private let launches: AsyncStream<RunID>
-    private let launchContinuation: AsyncStream<RunID>.Continuation
-    private let stopSignal: AsyncStream<Void>
-    private let stopContinuation: AsyncStream<Void>.Continuation
+    // Internal rather than private: Scheduler+Producers and Scheduler+Schedule use them.
+    let settings: Settings
+    let upstream: any ParticipantsUpstream
+    let store: any ParticipantsStore
+    let clock: any SyncClock
+    let batcher: Batcher
+    let redisStateChanges: AsyncStream<RedisStateChange>?
+    let logger: Logger
+    let metrics: SyncMetrics
+    let schedule: DailySchedule
+    var random: ErasedRandom
+    var ledger: SyncRunLedger
+    var lifecycle = Lifecycle.idle
+    let launches: AsyncStream<RunID>
+    let launchContinuation: AsyncStream<RunID>.Continuation
+    let stopSignal: AsyncStream<Void>
+    let stopContinuation: AsyncStream<Void>.Continuation
     /// Runs whose producer has been launched.
-    private var executing: Set<RunID> = []
-    private var settlementWaiters: [RunID: CheckedContinuation<Void, Never>] = [:]
-    private var nextIntervalRunAt: Date?
-    private var nextFullRunAt: Date?
+    var executing: Set<RunID> = []
+    var settlementWaiters: [RunID: CheckedContinuation<Void, Never>] = [:]
+    var nextIntervalRunAt: Date?
+    var nextFullRunAt: Date?
 
     /// - Parameters:
     ///   - clock: the wall clock runs are planned by; tests pass a ``ManualSyncClock``.
@@ -182,7 +183,7 @@ public actor Scheduler: Service {
     // MARK: Starting and ending runs
 
     @discardableResult
-    private func startRun(_ kind: SyncRun.Kind, trigger: String) -> RunID {
+    func startRun(_ kind: SyncRun.Kind, trigger: String) -> RunID {
         switch ledger.admission(for: kind) {
         case .join(let id):
             ledger.update(id) { $0.joinedRequests += 1 }
@@ -212,7 +213,7 @@ public actor Scheduler: Service {
     }
 
     /// One run from its first batch to its end.
-    private func execute(_ id: RunID) async {
+    func execute(_ id: RunID) async {
         guard let run = ledger.run(id), run.state == .running else { return }
         let logger = runLogger(run)
         logger.info("sync run started", metadata: ["sync.trigger": "\(run.trigger)"])
@@ -222,7 +223,7 @@ public actor Scheduler: Service {
         finish(id, end: end)
     }
 
-    private func finish(_ id: RunID, end: ProducerEnd) {
+    func finish(_ id: RunID, end: ProducerEnd) {
         guard let counts = ledger.run(id)?.counts else { return }
         let state: SyncRun.State
         var failure: String?
@@ -277,229 +278,9 @@ public actor Scheduler: Service {
         }
     }
 
-    // MARK: Producers
-
-    /// Hands `chats` to the batcher as the run's next batch; false when the batcher refused it
-    /// (shutdown).
-    private func submit(_ chats: [ChatID], for id: RunID) async -> Bool {
-        var number = 0
-        ledger.update(id) { run in
-            run.counts.batchesPlanned += 1
-            run.counts.chatsPlanned += chats.count
-            number = run.counts.batchesPlanned
-        }
-        do {
-            try await batcher.submit(SyncBatch(runID: id, number: number, chats: chats))
-            return true
-        } catch {
-            ledger.update(id) { run in
-                run.counts.batchesPlanned -= 1
-                run.counts.chatsPlanned -= chats.count
-            }
-            return false
-        }
-    }
-
-    /// Interval and catch-up runs: the tracked chats that are stale, or will be by the time the
-    /// next interval run may start, or have no entry.
-    private func produceStaleRun(_ id: RunID) async -> ProducerEnd {
-        let now = clock.now()
-        var seen: Set<ChatID> = []
-        let tracked = await store.trackedChats(since: now.addingTimeInterval(-settings.trackWindow.timeInterval))
-            .filter { seen.insert($0).inserted }
-        ledger.update(id) { $0.counts.chatsConsidered = tracked.count }
-        let horizon = now.addingTimeInterval(
-            IntervalJitter.longest(interval: settings.updateInterval, jitter: settings.intervalJitter).timeInterval)
-        var accumulator = BatchAccumulator(batchSize: settings.batchSize)
-        var start = 0
-        while start < tracked.count {
-            if Task.isCancelled { return .cancelled }
-            let chunk = Array(tracked[start..<min(start + settings.selectionChunkSize, tracked.count)])
-            start += chunk.count
-            let fetchedAt = await store.fetchedAt(of: chunk)
-            let due = StaleSelection.due(
-                chunk, fetchedAt: fetchedAt, horizon: horizon, staleThreshold: settings.staleThreshold)
-            for batch in accumulator.add(due) {
-                guard await submit(batch, for: id) else { return .cancelled }
-            }
-        }
-        if let last = accumulator.flush(), !(await submit(last, for: id)) { return .cancelled }
-        return .finished
-    }
-
-    /// Full runs: every chat upstream lists, page by page, each page's chats handed over before
-    /// the next page is read (the batcher's buffer paces the reading).
-    private func produceFullRun(_ id: RunID, logger: Logger) async -> ProducerEnd {
-        var accumulator = BatchAccumulator(batchSize: settings.batchSize)
-        var token: String?
-        var pageNumber = 0
-        while true {
-            pageNumber += 1
-            let page: ChatListPage
-            switch await readPage(pageNumber, token: token, for: id, logger: logger) {
-            case .cancelled:
-                return .cancelled
-            case .failed(let reason):
-                // The chats listed so far still get their refresh.
-                if let rest = accumulator.flush(), !(await submit(rest, for: id)) { return .cancelled }
-                return .failed(reason)
-            case .page(let read):
-                page = read
-            }
-            ledger.update(id) { run in
-                run.pagesRead = (run.pagesRead ?? 0) + 1
-                run.counts.chatsConsidered += page.chatIDs.count
-                run.counts.idsRejected += page.rejectedIDs.count
-            }
-            if !page.rejectedIDs.isEmpty {
-                let sample = page.rejectedIDs.prefix(5).map { String(reflecting: String($0.prefix(64))) }
-                let message = "page \(pageNumber): \(page.rejectedIDs.count) invalid chat ids skipped: \(sample.joined(separator: ", "))"
-                logger.warning("upstream listed invalid chat ids", metadata: ["sync.page": "\(pageNumber)", "error": "\(message)"])
-                ledger.recordError(id, message, at: clock.now())
-            }
-            for batch in accumulator.add(page.chatIDs) {
-                guard await submit(batch, for: id) else { return .cancelled }
-            }
-            guard let next = page.nextPageToken else { break }
-            if next == token {
-                if let rest = accumulator.flush(), !(await submit(rest, for: id)) { return .cancelled }
-                return .failed("upstream's chat list does not advance: page \(pageNumber) points to itself")
-            }
-            token = next
-        }
-        if let last = accumulator.flush(), !(await submit(last, for: id)) { return .cancelled }
-        return .finished
-    }
-
-    /// One page of upstream's chat list, retried with backoff; authorization and other 4xx
-    /// failures are not retried since another try cannot fix them.
-    private func readPage(_ number: Int, token: String?, for id: RunID, logger: Logger) async -> PageRead {
-        var attempt = 0
-        while true {
-            attempt += 1
-            if Task.isCancelled { return .cancelled }
-            do {
-                return .page(try await upstream.listChats(pageSize: settings.pageSize, pageToken: token))
-            } catch {
-                if Task.isCancelled { return .cancelled }
-                let message = "listing page \(number) failed (attempt \(attempt)): \(error)"
-                logger.warning("listing chats failed", metadata: ["sync.page": "\(number)", "error": "\(error)"])
-                ledger.recordError(id, message, at: clock.now())
-                let retryable = error.code != .unauthorized && error.code != .rejected
-                guard retryable, attempt <= settings.pageRetries else {
-                    return .failed("listing page \(number) failed after \(attempt) attempts: \(error)")
-                }
-                let delay = settings.pageBackoff.delay(attempt: attempt, random: &random)
-                do {
-                    try await clock.sleep(until: clock.now().addingTimeInterval(delay.timeInterval))
-                } catch {
-                    return .cancelled
-                }
-            }
-        }
-    }
-
-    // MARK: Schedule and shutdown
-
-    /// Starts runs as they are requested until graceful shutdown (or cancellation), then stops
-    /// producing and returns once every run has ended.
-    private func produceUntilShutdown() async {
-        await withTaskGroup(of: Void.self) { group in
-            if settings.intervalRunsEnabled {
-                group.addTask { await self.intervalLoop() }
-            }
-            if settings.fullRunsEnabled {
-                group.addTask { await self.dailyLoop() }
-            }
-            if settings.catchUpRunsEnabled, let changes = redisStateChanges {
-                group.addTask { await self.watchRedis(changes) }
-            }
-            for await id in launches.cancelOnGracefulShutdown() {
-                executing.insert(id)
-                group.addTask { await self.execute(id) }
-            }
-            beginStopping()
-            group.cancelAll()
-            await group.waitForAll()
-        }
-    }
-
-    private func beginStopping() {
-        guard lifecycle == .running else { return }
-        lifecycle = .stopping
-        launchContinuation.finish()
-        batcher.close()
-        stopContinuation.yield()
-        stopContinuation.finish()
-        nextIntervalRunAt = nil
-        nextFullRunAt = nil
-        for run in ledger.running where !executing.contains(run.id) {
-            finish(run.id, end: .cancelled)
-        }
-        let load = batcher.load
-        logger.info("scheduler stopping", metadata: [
-            "sync.runs_going": "\(ledger.running.count)",
-            "sync.batches_queued": "\(load.queued)",
-            "sync.batches_in_flight": "\(load.inFlight)",
-        ])
-    }
-
-    /// Returns `shutdownGracePeriod` (real time) after shutdown began, or when cancelled.
-    private func shutdownDeadline() async {
-        for await _ in stopSignal { break }
-        try? await Task.sleep(for: settings.shutdownGracePeriod)
-    }
-
-    private func intervalLoop() async {
-        while true {
-            let delay = IntervalJitter.delay(
-                interval: settings.updateInterval, jitter: settings.intervalJitter, random: &random)
-            let due = clock.now().addingTimeInterval(delay.timeInterval)
-            nextIntervalRunAt = due
-            do {
-                try await clock.sleep(until: due)
-            } catch {
-                return
-            }
-            startRun(.interval, trigger: "schedule")
-        }
-    }
-
-    private func dailyLoop() async {
-        var lastDue: Date?
-        while true {
-            // Planned after the last run's instant too, so that a wall clock set back after a
-            // run does not start the same day's run twice.
-            let due = schedule.nextRun(after: max(clock.now(), lastDue ?? .distantPast))
-            nextFullRunAt = due
-            do {
-                try await clock.sleep(until: due)
-            } catch {
-                return
-            }
-            lastDue = due
-            startRun(.full, trigger: "schedule")
-        }
-    }
-
-    private func watchRedis(_ changes: AsyncStream<RedisStateChange>) async {
-        for await change in changes where change.to == .ready && Self.isRecovery(from: change.from) {
-            logger.info("redis is back; catching up", metadata: ["redis.from": "\(change.from)"])
-            startRun(.catchUp, trigger: "redis_ready")
-        }
-    }
-
-    /// Whether reaching `ready` from `state` means Redis came back after an outage.
-    static func isRecovery(from state: RedisState) -> Bool {
-        switch state {
-        case .reconnecting, .unavailable: true
-        case .connecting, .ready, .stopped: false
-        }
-    }
-
     // MARK: Logging
 
-    private func runLogger(_ run: SyncRun) -> Logger {
+    func runLogger(_ run: SyncRun) -> Logger {
         var logger = logger
         logger[metadataKey: "sync.run_id"] = "\(run.id)"
         logger[metadataKey: "sync.kind"] = "\(run.kind.rawValue)"
@@ -524,15 +305,5 @@ public actor Scheduler: Service {
         ]
         if let pages = run.pagesRead { metadata["sync.pages_read"] = "\(pages)" }
         return metadata
-    }
-}
-
-/// A concrete generator around an existential one: `inout some RandomNumberGenerator` parameters
-/// cannot take an `any RandomNumberGenerator` directly.
-private struct ErasedRandom: RandomNumberGenerator, Sendable {
-    var base: any RandomNumberGenerator & Sendable
-
-    mutating func next() -> UInt64 {
-        base.next()
     }
 }
