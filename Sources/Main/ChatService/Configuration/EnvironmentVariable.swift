@@ -48,6 +48,7 @@ extension EnvironmentVariable {
         .init("HTTP_MAX_BODY_SIZE", "1048576", "largest accepted request body in bytes"),
         .init("ADMIN_TOKEN", nil, "required (Bearer) for /internal/*; without it those routes answer 403", secret: true),
         .init("JWT_SECRET", nil, "HS256 secret for user requests to /v1/*; without it /v1/* answers 401", secret: true),
+        .init("INSTANCE_ID", nil, "this instance's name in logs and status; default: hostname-pid"),
         .init("SHUTDOWN_TIMEOUT", "10s", "bound for the graceful drain after SIGTERM or SIGINT"),
         .init("LOG_LEVEL", "info", "trace, debug, info, notice, warning, error or critical"),
         .init("LOG_FORMAT", "text", "text, or json for one JSON object a line"),

@@ -51,6 +51,8 @@ public struct ServiceConfiguration: Sendable {
     public var adminToken: String?
     public var jwtSecret: String?
     public var shutdownTimeout: Duration
+    /// This instance's name in logs and `/internal/participants/status`.
+    public var instanceID: String
     public var logLevel: Logger.Level
     public var logFormat: LogFormat
 
@@ -105,6 +107,7 @@ public struct ServiceConfiguration: Sendable {
             maxBodySize: try env.integer("HTTP_MAX_BODY_SIZE", in: 0...(64 << 20)))
         adminToken = env.string("ADMIN_TOKEN")
         jwtSecret = env.string("JWT_SECRET")
+        instanceID = env.string("INSTANCE_ID") ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         shutdownTimeout = try env.duration("SHUTDOWN_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600))
 
         let level = try env.oneOf("LOG_LEVEL", Logger.Level.allCases.map(\.rawValue))
@@ -163,6 +166,7 @@ public struct ServiceConfiguration: Sendable {
             "HTTP_MAX_BODY_SIZE": "\(http.maxBodySize)",
             "ADMIN_TOKEN": adminToken == nil ? "(none)" : "***",
             "JWT_SECRET": jwtSecret == nil ? "(none)" : "***",
+            "INSTANCE_ID": instanceID,
             "SHUTDOWN_TIMEOUT": formatDuration(shutdownTimeout),
             "LOG_LEVEL": logLevel.rawValue,
             "LOG_FORMAT": logFormat.rawValue,

@@ -1,14 +1,18 @@
 import Actors
+import Foundation
 import Logging
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import UnixSignals
 
 /// The running parts of one chat-service process, built by ``buildServices(configuration:loop:metrics:logger:)``.
 public struct ChatServiceApplication: Sendable {
     public let supervisor: RedisSupervisor
     public let healthMonitor: HealthMonitor
     public let frontend: HTTPFrontend
+    /// The participants layer; nil when PARTICIPANTS_INTEGRATION_DISABLED is on.
+    public let participants: ParticipantsComponents?
     /// In start order; shutdown runs in reverse.
     public let services: [any Service]
     public let configuration: ServiceConfiguration
@@ -16,15 +20,29 @@ public struct ChatServiceApplication: Sendable {
     /// Runs every service until SIGTERM or SIGINT (or the group fails), draining within
     /// SHUTDOWN_TIMEOUT.
     public func run(logger: Logger) async throws {
+        try await makeServiceGroup(signals: [.sigterm, .sigint], logger: logger).run()
+    }
+
+    /// The service group, for callers that trigger shutdown themselves (tests).
+    public func makeServiceGroup(signals: [UnixSignal], logger: Logger) -> ServiceGroup {
         var groupConfiguration = ServiceGroupConfiguration(
             services: services.map { .init(service: $0) },
-            gracefulShutdownSignals: [.sigterm, .sigint],
+            gracefulShutdownSignals: signals,
             logger: logger)
         // Past the drain bound the group cancels what is left, so SIGTERM always ends the process.
         groupConfiguration.maximumGracefulShutdownDuration = configuration.shutdownTimeout
         groupConfiguration.maximumCancellationDuration = .seconds(2)
-        try await ServiceGroup(configuration: groupConfiguration).run()
+        return ServiceGroup(configuration: groupConfiguration)
     }
+}
+
+/// The participants layer's actors.
+public struct ParticipantsComponents: Sendable {
+    public let cache: ParticipantsCache
+    public let upstream: UpstreamClient
+    public let coordinator: RefreshCoordinator
+    public let reader: ParticipantsReader
+    public let scheduler: Scheduler
 }
 
 /// Wires every actor of the service from its configuration. Main stays thin; tests call this.
@@ -32,17 +50,17 @@ public func buildServices(
     configuration: ServiceConfiguration,
     loop: EventLoop,
     metrics: PrometheusCollectorRegistry,
+    syncClock: any SyncClock = SystemSyncClock(),
     logger: Logger
-) -> ChatServiceApplication {
+) async throws -> ChatServiceApplication {
     let redis = configuration.redis
-    let policy = SupervisorStateMachine.Policy(
-        maxRetries: redis.maxRetries,
-        backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
-        probeInterval: redis.healthCheckInterval)
     let supervisor = RedisSupervisor(
         endpoint: redis.endpoint,
         loop: loop,
-        policy: policy,
+        policy: SupervisorStateMachine.Policy(
+            maxRetries: redis.maxRetries,
+            backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
+            probeInterval: redis.healthCheckInterval),
         connectionOptions: RedisConnectionOptions(connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
         logger: logger.withLabel("redis"))
     let healthMonitor = HealthMonitor(
@@ -51,23 +69,110 @@ public func buildServices(
         interval: redis.healthCheckInterval,
         lateAfter: redis.commandTimeout,
         logger: logger.withLabel("health"))
+
+    var participants: ParticipantsComponents?
+    var routes = ParticipantsRoutes.disabledRegistrations
+    if !configuration.participants.integrationDisabled {
+        let components = try await buildParticipants(
+            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock, logger: logger)
+        participants = components
+        routes = ParticipantsRoutes(
+            reader: components.reader,
+            users: UserAuthenticator(secret: configuration.jwtSecret),
+            admins: AdminAuthenticator(token: configuration.adminToken),
+            sync: SyncControl(scheduler: components.scheduler),
+            supervisor: supervisor,
+            instanceID: configuration.instanceID
+        ).registrations
+    }
+
     let http = configuration.http
-    var limits = HTTPServerLimits()
-    limits.maxBodySize = http.maxBodySize
-    limits.readTimeout = http.requestTimeout
     let frontend = HTTPFrontend(
         loop: loop,
-        settings: .init(host: http.host, port: http.port, limits: limits, drainTimeout: configuration.shutdownTimeout),
+        settings: .init(
+            host: http.host, port: http.port,
+            limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout),
+            drainTimeout: configuration.shutdownTimeout),
         supervisor: supervisor,
-        routes: [],
+        routes: routes,
         metricsText: { metrics.emitToBuffer() },
         logger: logger.withLabel("http"))
+
+    // Start order; shutdown runs in reverse: the frontend drains first, Redis closes last.
+    var services: [any Service] = [supervisor, healthMonitor]
+    if let participants { services += [participants.cache, participants.scheduler] }
+    services.append(frontend)
     return ChatServiceApplication(
         supervisor: supervisor,
         healthMonitor: healthMonitor,
         frontend: frontend,
-        services: [supervisor, healthMonitor, frontend],
+        participants: participants,
+        services: services,
         configuration: configuration)
+}
+
+private func buildParticipants(
+    configuration: ServiceConfiguration, loop: EventLoop, supervisor: RedisSupervisor,
+    syncClock: any SyncClock, logger: Logger
+) async throws -> ParticipantsComponents {
+    let settings = configuration.participants
+    let cache = ParticipantsCache(
+        supervisor: supervisor, loop: loop,
+        settings: CacheSettings(
+            ttl: settings.cacheTTL, staleThreshold: settings.staleThreshold, keep: settings.cacheKeep,
+            notFoundTTL: settings.notFoundTTL, l1Capacity: settings.l1Size),
+        now: { syncClock.now() },
+        logger: logger.withLabel("cache"))
+    var upstreamSettings = UpstreamClient.Settings()
+    upstreamSettings.maxCallDuration = settings.maxAPITimeout
+    upstreamSettings.perAttemptTimeout = min(settings.maxAPITimeout, upstreamSettings.perAttemptTimeout)
+    let upstream = try UpstreamClient(
+        loop: loop, baseURL: settings.apiURL, token: settings.apiToken, settings: upstreamSettings,
+        logger: logger.withLabel("upstream"))
+    let coordinator = RefreshCoordinator(
+        upstream: upstream, cache: cache, loop: loop, now: { syncClock.now() }, logger: logger.withLabel("refresh"))
+
+    var schedulerSettings = Scheduler.Settings()
+    schedulerSettings.updateInterval = settings.updateInterval
+    schedulerSettings.fullUpdateHour = settings.fullUpdateHour
+    schedulerSettings.timeZone = settings.timeZone
+    schedulerSettings.batchSize = settings.batchSize
+    schedulerSettings.maxBatchesInFlight = settings.maxBatchesInFlight
+    schedulerSettings.staleThreshold = settings.staleThreshold
+    schedulerSettings.shutdownGracePeriod = configuration.shutdownTimeout / 2
+    // Manual full refreshes run even without background sync: they are an operator's request.
+    schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
+    schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
+    schedulerSettings.catchUpRunsEnabled = settings.backgroundSyncEnabled
+    let scheduler = Scheduler(
+        settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
+        redisStateChanges: await supervisor.stateChanges(), logger: logger.withLabel("sync"))
+
+    logger.info("participants layer", metadata: [
+        "participants.background_sync": "\(settings.backgroundSyncEnabled)",
+        "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
+        "participants.integration_disabled": "false",
+        "participants.api_url": "\(settings.apiURL)",
+    ])
+    return ParticipantsComponents(
+        cache: cache, upstream: upstream, coordinator: coordinator,
+        reader: ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: settings.lazyUpdateEnabled),
+        scheduler: scheduler)
+}
+
+extension SyncControl {
+    /// The operator routes' view of a ``Scheduler``.
+    init(scheduler: Scheduler) {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        self.init(
+            requestFullRun: { await scheduler.requestFullRun(trigger: "admin").rawValue },
+            runStatus: { id in
+                guard let run = await scheduler.run(RunID(rawValue: id)) else { return nil }
+                return (try? encoder.encode(run)).map { Array($0) }
+            },
+            status: { (try? encoder.encode(await scheduler.status())).map { Array($0) } ?? Array("{}".utf8) })
+    }
 }
 
 extension Logger {

@@ -24,7 +24,7 @@ public enum ServeRunner {
         }
 
         let loop = EventLoop(name: "chat-service-io")
-        let application = buildServices(configuration: configuration, loop: loop, metrics: registry, logger: logger)
+        let application = try await buildServices(configuration: configuration, loop: loop, metrics: registry, logger: logger)
         defer { loop.stop() }
         try await application.run(logger: logger)
         logger.info("chat-service stopped")
