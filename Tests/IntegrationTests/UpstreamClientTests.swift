@@ -298,6 +298,7 @@ struct UpstreamClientTests {
         }
         #expect(await fixture.stub.statistics.totalRequests == 3, "calls reached upstream through an open breaker")
         #expect(await fixture.client.statistics.errors(.circuitOpen) == 5)
+        #expect(await fixture.client.statistics.attempts == 3)
 
         await fixture.stub.clearFaults()
         let recovered = await eventually(timeout: .seconds(10)) {

@@ -110,6 +110,7 @@ struct UpstreamMetricsTests {
         metrics.recordCall(.batchGet, outcome: "success", duration: .milliseconds(20))
         metrics.recordCall(.batchGet, outcome: "success", duration: .milliseconds(30))
         metrics.recordCall(.participants, outcome: "malformed", duration: .milliseconds(5))
+        metrics.recordCall(.batchGet, outcome: "circuitOpen", duration: nil)
         metrics.recordError(.participants, code: .malformed)
         metrics.recordRetry(.listChats)
         metrics.recordMissingIDs(3)
@@ -118,6 +119,7 @@ struct UpstreamMetricsTests {
 
         #expect(try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "success")]).totalValue == 2)
         #expect(try factory.expectCounter("upstream_requests_total", [("call", "get_participants"), ("outcome", "malformed")]).totalValue == 1)
+        #expect(try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "circuitOpen")]).totalValue == 1)
         #expect(try factory.expectCounter("upstream_errors_total", [("call", "get_participants"), ("code", "malformed")]).totalValue == 1)
         #expect(try factory.expectTimer("upstream_request_duration_seconds", [("call", "batch_get")]).values == [20_000_000, 30_000_000])
         #expect(try factory.expectCounter("upstream_retries_total", [("call", "list_chats")]).totalValue == 1)

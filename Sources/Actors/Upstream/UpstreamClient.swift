@@ -145,7 +145,6 @@ public actor UpstreamClient: ParticipantsUpstream {
         var attempt = 0
         while true {
             attempt += 1
-            statistics.attempts += 1
             let remaining = clock.now.duration(to: deadline)
             let failure: UpstreamRetryPolicy.Failure
             if remaining <= .zero {
@@ -153,6 +152,7 @@ public actor UpstreamClient: ParticipantsUpstream {
                     error: UpstreamError(code: .timeout, message: "PARTICIPANTS_MAX_API_TIMEOUT (\(formatDuration(settings.maxCallDuration))) passed"),
                     isRetryable: false)
             } else {
+                statistics.attempts += 1
                 let outcome = await attemptOnce(
                     method: method, path: path, headers: headers, body: body,
                     timeout: min(settings.perAttemptTimeout, remaining), notFoundAnswer: notFoundAnswer, decode: decode)
@@ -266,7 +266,8 @@ public actor UpstreamClient: ParticipantsUpstream {
                 logger.warning("upstream call failed", metadata: fields)
             }
         }
-        metrics.recordCall(call, outcome: outcome, duration: now - started)
+        // Calls the breaker refused took no time worth timing: they would drown the histogram.
+        metrics.recordCall(call, outcome: outcome, duration: attempts > 0 ? now - started : nil)
     }
 
     /// Notes a breaker state change in the statistics, the gauge and the log.

@@ -4,7 +4,8 @@ import Metrics
 ///
 /// - `upstream_requests_total{call,outcome}`: calls by outcome: `success`, `not_found`, an
 ///   ``UpstreamError/Code`` raw value, or `cancelled`.
-/// - `upstream_request_duration_seconds{call}`: whole calls, retries and waits included.
+/// - `upstream_request_duration_seconds{call}`: whole calls, retries and waits included; not
+///   calls the breaker refused.
 /// - `upstream_errors_total{call,code}`: failed calls by error code.
 /// - `upstream_retries_total{call}`: attempts after the first.
 /// - `upstream_malformed_chats_total{call}`: chats dropped from batch answers.
@@ -37,8 +38,9 @@ struct UpstreamMetrics {
         circuitState.record(UpstreamClient.CircuitState.closed.rawValue)
     }
 
-    mutating func recordCall(_ call: UpstreamCall, outcome: String, duration: Duration) {
-        durations[call]?.recordDuration(duration)
+    /// - Parameter duration: nil for a call that sent no request (refused by the breaker).
+    mutating func recordCall(_ call: UpstreamCall, outcome: String, duration: Duration?) {
+        if let duration { durations[call]?.recordDuration(duration) }
         counter(in: &outcomes, label: "upstream_requests_total", call: call, key: "outcome", value: outcome).increment()
     }
 

@@ -76,24 +76,44 @@ public struct StubDataset: Sendable {
         return UpstreamChat(chatID: id, participants: participants, version: version)
     }
 
-    /// Writes chat `number` as the contract's JSON object, without building the values first:
-    /// the stub's hot path when it serves a million chats.
+    /// Writes chat `number` as the contract's JSON object, straight into `writer`: no
+    /// intermediate strings, the stub's hot path when it serves a million chats. Every generated
+    /// string is plain ASCII without quotes or backslashes, so digits go in unescaped.
     public func writeChat(_ number: Int, into writer: inout JSONWriter) {
         let version = version(of: number)
-        writer.appendRaw(#"{"chat_id":"#)
-        writer.appendString(Self.chatID(number))
-        writer.appendRaw(#","participants":["#)
+        let chat = Int64(number)
+        writer.appendRaw(#"{"chat_id":"chat-"#)
+        writer.appendInteger(chat)
+        writer.appendRaw(#"","participants":["#)
         for j in 0..<participantsPerChat {
+            let participant = Int64(j)
             if j > 0 { writer.appendRaw(ascii: UInt8(ascii: ",")) }
-            writer.appendRaw(#"{"user_id":"#)
-            writer.appendString(Self.userID(chat: number, participant: j))
-            writer.appendRaw(#","display_name":"#)
-            writer.appendString(Self.displayName(chat: number, participant: j, version: version))
-            writer.appendRaw(#","avatar_url":"#)
-            writer.appendString(orNull: Self.avatarURL(chat: number, participant: j))
-            writer.appendRaw(#","role":"#)
-            writer.appendString(Self.role(participant: j))
-            writer.appendRaw(ascii: UInt8(ascii: "}"))
+            writer.appendRaw(#"{"user_id":"u-"#)
+            writer.appendInteger(chat)
+            writer.appendRaw(ascii: UInt8(ascii: "-"))
+            writer.appendInteger(participant)
+            writer.appendRaw(#"","display_name":"User "#)
+            writer.appendInteger(participant)
+            writer.appendRaw(" of chat ")
+            writer.appendInteger(chat)
+            writer.appendRaw(" (v")
+            writer.appendInteger(version)
+            if j % 7 == 6 {
+                writer.appendRaw(#")","avatar_url":null,"role":"#)
+            } else {
+                writer.appendRaw(#")","avatar_url":"https://avatars.invalid/u-"#)
+                writer.appendInteger(chat)
+                writer.appendRaw(ascii: UInt8(ascii: "-"))
+                writer.appendInteger(participant)
+                writer.appendRaw(#".png","role":"#)
+            }
+            if j == 0 {
+                writer.appendRaw(#""owner"}"#)
+            } else if j % 10 == 1 {
+                writer.appendRaw(#""admin"}"#)
+            } else {
+                writer.appendRaw(#""member"}"#)
+            }
         }
         writer.appendRaw(#"],"version":"#)
         writer.appendInteger(version)
