@@ -16,6 +16,9 @@ import Logging
 /// ``waitUntilClosed()`` reports why. Commands cannot be cancelled once sent: they end with a
 /// reply or with the connection.
 ///
+/// The loop must keep running while the connection is open: close connections before
+/// stopping their loop.
+///
 /// One timer serves all the deadlines: it is armed for the oldest pending command and, when it
 /// fires early because that command got its reply, re-armed for the new oldest.
 public actor RedisConnection {
@@ -36,6 +39,9 @@ public actor RedisConnection {
     private var context: HiredisContext?
     private var pending = FIFOQueue<PendingCommand>()
     private var deadlineTimer: LoopTimer?
+    /// The deadline `deadlineTimer` was last armed for. Deadlines grow with the queue, except
+    /// across the handshake (connect timeout) and the first commands (command timeout).
+    private var deadlineTimerArmedFor: ContinuousClock.Instant?
     private var closeWaiters: [CheckedContinuation<RedisError, Never>] = []
 
     private init(endpoint: RedisEndpoint, loop: EventLoop, options: RedisConnectionOptions, logger: Logger) {
@@ -129,6 +135,12 @@ public actor RedisConnection {
         loop.preconditionInLoop()
         guard case .idle = state else { preconditionFailure("open() runs once") }
         state = .connecting
+        guard !loop.isStopped else {
+            // No I/O or timer would ever fire: fail instead of hanging.
+            let error = RedisError(code: .connectFailed, message: "event loop \(loop.name) is stopped")
+            finish(error)
+            throw error
+        }
         let deadline = ContinuousClock.now + options.connectTimeout
         do {
             context = try HiredisContext.connect(host: endpoint.host, port: endpoint.port, loop: loop) { [weak self] event in
@@ -229,10 +241,12 @@ public actor RedisConnection {
     // MARK: Deadlines
 
     private func armDeadlineTimer(for deadline: ContinuousClock.Instant) {
+        if let armedDeadline = deadlineTimerArmedFor, armedDeadline <= deadline, deadlineTimer?.isArmed == true {
+            // Already armed for an earlier deadline, which fires first and re-arms.
+            return
+        }
         let timer: LoopTimer
         if let deadlineTimer {
-            // Already armed for an older command, which has an earlier deadline.
-            if deadlineTimer.isArmed { return }
             timer = deadlineTimer
         } else {
             timer = LoopTimer(loop: loop) { [weak self] in
@@ -240,6 +254,7 @@ public actor RedisConnection {
             }
             deadlineTimer = timer
         }
+        deadlineTimerArmedFor = deadline
         timer.schedule(after: deadline - ContinuousClock.now)
     }
 
@@ -247,7 +262,7 @@ public actor RedisConnection {
         guard let oldest = pending.first else { return }
         let now = ContinuousClock.now
         if oldest.deadline > now {
-            deadlineTimer?.schedule(after: oldest.deadline - now)
+            armDeadlineTimer(for: oldest.deadline)
             return
         }
         let name = endpoint.redactedDescription
