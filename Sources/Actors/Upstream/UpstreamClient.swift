@@ -39,7 +39,7 @@ public actor UpstreamClient: ParticipantsUpstream {
     private let logger: Logger
     private let clock = ContinuousClock()
     private var breaker: CircuitBreaker
-    private var random: AnyRandomNumberGenerator
+    private var random: ErasedRandom
     private var metrics: UpstreamMetrics
     /// Counters since creation; see ``Statistics``.
     public private(set) var statistics = Statistics()
@@ -66,7 +66,7 @@ public actor UpstreamClient: ParticipantsUpstream {
         if let token, !token.isEmpty { headers.append(("Authorization", "Bearer \(token)")) }
         self.requestHeaders = headers
         self.breaker = CircuitBreaker(failureThreshold: settings.breakerFailureThreshold, openDuration: settings.breakerOpenDuration)
-        self.random = AnyRandomNumberGenerator(random)
+        self.random = ErasedRandom(random)
         self.metrics = UpstreamMetrics(factory: metricsFactory)
         self.logger = logger
     }
@@ -336,16 +336,4 @@ extension Duration {
         let milliseconds = attoseconds / perMillisecond + (attoseconds % perMillisecond > 0 ? 1 : 0)
         return .seconds(seconds) + .milliseconds(milliseconds)
     }
-}
-
-/// A concrete wrapper, so a stored existential generator can be passed as `inout some
-/// RandomNumberGenerator`.
-struct AnyRandomNumberGenerator: RandomNumberGenerator, Sendable {
-    private var base: any RandomNumberGenerator & Sendable
-
-    init(_ base: any RandomNumberGenerator & Sendable) {
-        self.base = base
-    }
-
-    mutating func next() -> UInt64 { base.next() }
 }

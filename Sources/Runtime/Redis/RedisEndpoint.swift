@@ -66,10 +66,10 @@ public struct RedisEndpoint: Sendable, Hashable {
             rawUser = userInfo
             rawPassword = nil
         }
-        guard let user = percentDecoded(rawUser) else {
+        guard let user = URLDecoding.percentDecode(rawUser, plusAsSpace: false) else {
             throw RedisEndpointError("the user name is not valid percent-encoded UTF-8")
         }
-        guard let password = rawPassword.map({ percentDecoded($0) }) ?? "" else {
+        guard let password = rawPassword.map({ URLDecoding.percentDecode($0, plusAsSpace: false) }) ?? "" else {
             throw RedisEndpointError("the password is not valid percent-encoded UTF-8")
         }
         if !user.isEmpty && password.isEmpty {
@@ -124,33 +124,6 @@ public struct RedisEndpoint: Sendable, Hashable {
             throw RedisEndpointError("the database '\(path)' is not a number of 0 or more; expected redis://host:port/db")
         }
         return database
-    }
-
-    /// Decodes `%XX` escapes; nil for a malformed escape or bytes that are not UTF-8.
-    private static func percentDecoded(_ text: Substring) -> String? {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next().flatMap(hexValue), let low = iterator.next().flatMap(hexValue) else {
-                return nil
-            }
-            bytes.append(high << 4 | low)
-        }
-        return String(validating: bytes, as: UTF8.self)
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): byte - UInt8(ascii: "A") + 10
-        default: nil
-        }
     }
 }
 
