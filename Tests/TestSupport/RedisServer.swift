@@ -63,7 +63,8 @@ public final class RedisServer: Sendable {
         self.port = port
         self.password = password
         self.logger = logger
-        var template = Array("\(NSTemporaryDirectory())/redis-test-XXXXXX".utf8CString)
+        let temporaryDirectory = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        var template = Array("\(temporaryDirectory)redis-test-XXXXXX".utf8CString)
         guard let directory = mkdtemp(&template) else {
             throw RedisServerError("mkdtemp failed: errno \(errno)")
         }

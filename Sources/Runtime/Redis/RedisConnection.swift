@@ -122,8 +122,15 @@ public actor RedisConnection {
     /// Suspends until the connection is gone and returns why (returns at once if already gone).
     /// Not cancellable: ``close()`` ends the wait.
     public func waitUntilClosed() async -> RedisError {
-        if case .closed(let reason) = state { return reason }
-        return await withCheckedContinuation { closeWaiters.append($0) }
+        // The state is checked inside the body: the call itself may let loop callbacks (the
+        // disconnect) run first, so a check before it could miss the close.
+        return await withCheckedContinuation { continuation in
+            if case .closed(let reason) = state {
+                continuation.resume(returning: reason)
+            } else {
+                closeWaiters.append(continuation)
+            }
+        }
     }
 
     /// How many commands await their reply.
@@ -152,7 +159,15 @@ public actor RedisConnection {
         }
 
         let handshake = handshakeSteps()
-        let replies = try await enqueuePipeline(handshake.map(\.command), deadline: deadline)
+        let replies: [RESPValue]
+        do {
+            replies = try await enqueuePipeline(handshake.map(\.command), deadline: deadline)
+        } catch {
+            // The connection may have failed before the handshake was queued; report why.
+            if case .closed(let reason) = state { throw reason }
+            teardown(error)
+            throw error
+        }
         // Nothing else holds this connection yet, so only a failure could have changed the
         // state, and a failure throws above.
         for (step, reply) in zip(handshake, replies) {
