@@ -85,10 +85,11 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Shared test helpers: real redis-server processes, the service as a subprocess.
+        // Shared test helpers: real redis-server processes, the service as a subprocess, the
+        // fault proxy (libevent, hence CLibEvent) and the read-load generator.
         .target(
             name: "TestSupport",
-            dependencies: ["Runtime"],
+            dependencies: ["Runtime", "CLibEvent"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -102,6 +103,15 @@ let package = Package(
         ),
         .testTarget(
             name: "IntegrationTests",
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "TestSupport",
+            ],
+            swiftSettings: strictSettings
+        ),
+        // Fault scenarios against the real binary, and the bad-input flood. Skipped unless CHAOS
+        // is set (`make chaos`, `make chaos-fast`), so `make test` stays fast.
+        .testTarget(
+            name: "ChaosTests",
             dependencies: [
                 "Runtime", "Actors", "ChatService", "TestSupport",
             ],
