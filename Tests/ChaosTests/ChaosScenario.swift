@@ -26,7 +26,7 @@ struct ScenarioOptions: Sendable {
     /// Chats refreshed by hand (admin route) during the fault; the last ones of the data set,
     /// which the load never reads.
     var manualRefreshes = 5
-    /// Start a full refresh during the fault.
+    /// Start a full refresh half-way through the fault.
     var fullRun = true
     var workers = 3
     var requestsPerSecondPerWorker = 60
@@ -96,6 +96,9 @@ enum ChaosScenario {
         record.manualRefreshesAcknowledged = acknowledged.count
         var jobID: String?
         if options.fullRun {
+            // Half-way: the full run fills L1 with every chat, so cold reads meet the fault
+            // alone first.
+            try await Task.sleep(until: faultStarted + fault.duration / 2)
             let reply = await environment.admin("POST", "/internal/participants/refresh")
             jobID = reply.json["job_id"] as? String
             record.check(reply.status == 202 && jobID != nil, "the full refresh was not accepted during the fault: \(reply.status)")
