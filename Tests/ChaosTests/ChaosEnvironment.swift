@@ -51,6 +51,8 @@ final class ChaosEnvironment: Sendable {
     let service: ServiceProcess
     let httpPort: Int
     let configuration: ServiceConfiguration
+    /// The environment the service was started with.
+    let serviceEnvironment: [String: String]
 
     var base: String { "http://127.0.0.1:\(httpPort)" }
     var hotChats: [String] { (1...settings.hotChats).map { "chat-\($0)" } }
@@ -86,7 +88,8 @@ final class ChaosEnvironment: Sendable {
         let service = try ServiceProcess(environment: environment)
         let environmentObject = ChaosEnvironment(
             settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, stub: stub,
-            upstreamProxy: upstreamProxy, service: service, httpPort: httpPort, configuration: configuration)
+            upstreamProxy: upstreamProxy, service: service, httpPort: httpPort, configuration: configuration,
+            serviceEnvironment: environment)
         let healthy = await eventually(timeout: .seconds(30)) { await environmentObject.healthStatus() == "ok" }
         guard healthy else {
             let output = service.output()
@@ -98,8 +101,10 @@ final class ChaosEnvironment: Sendable {
 
     private init(
         settings: Settings, loop: EventLoop, redis: RedisServer, redisProxy: FaultProxy, stub: StubUpstream,
-        upstreamProxy: FaultProxy, service: ServiceProcess, httpPort: Int, configuration: ServiceConfiguration
+        upstreamProxy: FaultProxy, service: ServiceProcess, httpPort: Int, configuration: ServiceConfiguration,
+        serviceEnvironment: [String: String]
     ) {
+        self.serviceEnvironment = serviceEnvironment
         self.settings = settings
         self.loop = loop
         self.redis = redis
@@ -127,6 +132,25 @@ final class ChaosEnvironment: Sendable {
         loop.stop()
     }
 
+    /// Starts one more instance against the same proxies, named `instanceID`, and waits until
+    /// its `/health` says `ok`; returns it and its HTTP port. The caller stops it.
+    func startInstance(instanceID: String) async throws -> (service: ServiceProcess, port: Int) {
+        let port = freeLoopbackPort()
+        var environment = serviceEnvironment
+        environment["HTTP_PORT"] = "\(port)"
+        environment["INSTANCE_ID"] = instanceID
+        let service = try ServiceProcess(environment: environment)
+        let healthy = await eventually(timeout: .seconds(30)) {
+            guard let reply = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(3)), reply.status == 200 else { return false }
+            return Self.object(reply.body)["status"] as? String == "ok"
+        }
+        guard healthy else {
+            service.signal(SIGKILL)
+            throw ChaosError("instance \(instanceID) did not report ok within 30 s: \(service.output().suffix(2000))")
+        }
+        return (service, port)
+    }
+
     // MARK: The service over HTTP
 
     /// `/health`'s `status`, nil when it did not answer 200.
@@ -143,9 +167,11 @@ final class ChaosEnvironment: Sendable {
         return (reply.status, Self.object(reply.body))
     }
 
-    func admin(_ method: String, _ path: String) async -> (status: Int, json: [String: Any]) {
+    /// An admin request to the first instance, or to the one listening on `port`.
+    func admin(_ method: String, _ path: String, port: Int? = nil) async -> (status: Int, json: [String: Any]) {
         let headers = ["Authorization": "Bearer \(Self.adminToken)"]
-        guard let reply = await httpRequest(method, base + path, headers: headers, timeout: .seconds(15)) else { return (0, [:]) }
+        let url = "http://127.0.0.1:\(port ?? httpPort)" + path
+        guard let reply = await httpRequest(method, url, headers: headers, timeout: .seconds(15)) else { return (0, [:]) }
         return (reply.status, Self.object(reply.body))
     }
 
@@ -160,10 +186,10 @@ final class ChaosEnvironment: Sendable {
     }
 
     /// The job's JSON once it is no longer running; nil if it still runs after `timeout`.
-    func waitForJob(_ id: String, timeout: Duration) async -> [String: Any]? {
+    func waitForJob(_ id: String, timeout: Duration, port: Int? = nil) async -> [String: Any]? {
         var last: [String: Any] = [:]
         let done = await eventually(timeout: timeout) {
-            last = await self.admin("GET", "/internal/participants/refresh/\(id)").json
+            last = await self.admin("GET", "/internal/participants/refresh/\(id)", port: port).json
             return (last["state"] as? String).map { $0 != "running" } ?? false
         }
         return done ? last : nil

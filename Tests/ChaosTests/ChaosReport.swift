@@ -39,6 +39,8 @@ struct ScenarioRecord: Encodable, Sendable {
     }
 
     var scenario: String
+    /// The bad-input flood's counts; nil for fault scenarios.
+    var badInput: BadInputCounts?
     var mode = ChaosMode.current.rawValue
     var faultSeconds: Double = 0
     var hot = ReadCounts()
@@ -59,13 +61,16 @@ struct ScenarioRecord: Encodable, Sendable {
     var rssBeforeKilobytes: Int?
     var rssAfterKilobytes: Int?
     var processAlive = true
+    /// The scenario needs something this build does not have; it did not run.
+    var skipped = false
     var failures: [String] = []
     var notes: [String] = []
 
-    var requests: Int { hot.requests + cold.requests }
+    var requests: Int { hot.requests + cold.requests + (badInput?.requests ?? 0) }
 
     enum CodingKeys: String, CodingKey {
         case scenario, mode, requests, hot, cold, batches, failures, notes
+        case badInput = "bad_input"
         case faultSeconds = "fault_seconds"
         case healthProbes = "health_probes", healthFailed = "health_failed"
         case healthMaxMilliseconds = "health_max_ms", readMaxMilliseconds = "read_max_ms"
@@ -74,7 +79,7 @@ struct ScenarioRecord: Encodable, Sendable {
         case manualRefreshesAcknowledged = "manual_refreshes_acked", manualRefreshesLost = "manual_refreshes_lost"
         case rssBeforeKilobytes = "rss_before_kb", rssAfterKilobytes = "rss_after_kb"
         case processAlive = "process_alive"
-        case passed
+        case skipped, passed
     }
 
     func encode(to encoder: any Encoder) throws {
@@ -84,6 +89,7 @@ struct ScenarioRecord: Encodable, Sendable {
         try container.encode(requests, forKey: .requests)
         try container.encode(hot, forKey: .hot)
         try container.encode(cold, forKey: .cold)
+        try container.encodeIfPresent(badInput, forKey: .badInput)
         try container.encode(batches, forKey: .batches)
         try container.encode(failures, forKey: .failures)
         try container.encode(notes, forKey: .notes)
@@ -100,7 +106,8 @@ struct ScenarioRecord: Encodable, Sendable {
         try container.encode(rssBeforeKilobytes, forKey: .rssBeforeKilobytes)
         try container.encode(rssAfterKilobytes, forKey: .rssAfterKilobytes)
         try container.encode(processAlive, forKey: .processAlive)
-        try container.encode(failures.isEmpty, forKey: .passed)
+        try container.encode(skipped, forKey: .skipped)
+        try container.encode(failures.isEmpty && !skipped, forKey: .passed)
     }
 
     /// Records a failed check.
@@ -139,5 +146,67 @@ extension Duration {
     var milliseconds: Double {
         let (seconds, attoseconds) = components
         return (Double(seconds) + Double(attoseconds) / 1e18) * 1000
+    }
+}
+
+/// What the bad-input flood got back.
+struct BadInputCounts: Encodable, Sendable {
+    var requests = 0
+    var success = 0
+    var clientErrors = 0
+    var serverErrors = 0
+    /// Closed without an answer: an acceptable refusal.
+    var closed = 0
+    /// evhttp's own 501 to a method the service does not implement (not counted in 5xx).
+    var notImplemented = 0
+    /// Neither answered nor closed within the timeout: a hang.
+    var silent = 0
+    /// Anything else: a 1xx or 3xx, bytes that are not HTTP, a refused connect.
+    var other = 0
+    /// Outcome class counts by request category.
+    var byCategory: [String: [String: Int]] = [:]
+    /// Requests whose outcome broke their expectation.
+    var violations = 0
+    /// Slowloris connections (one header byte at a time), and the longest the server kept one.
+    var slowlorisConnections = 0
+    var slowlorisMaxOpenSeconds: Double?
+    var slowlorisStillOpen = 0
+
+    mutating func add(_ outcome: String, category: String) {
+        requests += 1
+        switch outcome {
+        case "2xx": success += 1
+        case "4xx": clientErrors += 1
+        case "5xx": serverErrors += 1
+        case "closed": closed += 1
+        case "501": notImplemented += 1
+        case "silent": silent += 1
+        default: other += 1
+        }
+        byCategory[category, default: [:]][outcome, default: 0] += 1
+    }
+
+    mutating func merge(_ other: BadInputCounts) {
+        requests += other.requests
+        success += other.success
+        clientErrors += other.clientErrors
+        serverErrors += other.serverErrors
+        closed += other.closed
+        notImplemented += other.notImplemented
+        silent += other.silent
+        self.other += other.other
+        violations += other.violations
+        for (category, outcomes) in other.byCategory {
+            for (outcome, count) in outcomes { byCategory[category, default: [:]][outcome, default: 0] += count }
+        }
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case requests, closed, silent, other, violations
+        case notImplemented = "501_unknown_method"
+        case success = "2xx", clientErrors = "4xx", serverErrors = "5xx"
+        case byCategory = "by_category"
+        case slowlorisConnections = "slowloris_connections", slowlorisMaxOpenSeconds = "slowloris_max_open_s"
+        case slowlorisStillOpen = "slowloris_still_open"
     }
 }
