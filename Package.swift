@@ -86,11 +86,20 @@ let package = Package(
         ),
 
         // Shared test helpers: real redis-server processes, the service as a subprocess, the
-        // fault proxy (libevent, hence CLibEvent) and the read-load generator.
+        // read-load generator.
         .target(
             name: "TestSupport",
-            dependencies: ["Runtime", "CLibEvent"],
+            dependencies: ["Runtime"],
             path: "Tests/TestSupport",
+            swiftSettings: strictSettings
+        ),
+        // The fault proxy for the chaos tests, on libevent. A target of its own: a target that
+        // imports CLibEvent directly cannot see libc's socket constants from files importing only
+        // Glibc in a clean build, which would break TestSupport's plain-socket helpers.
+        .target(
+            name: "FaultInjection",
+            dependencies: ["Runtime", "CLibEvent"],
+            path: "Tests/FaultInjection",
             swiftSettings: strictSettings
         ),
         .testTarget(
@@ -113,7 +122,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport",
+                "Runtime", "Actors", "ChatService", "TestSupport", "FaultInjection",
             ],
             swiftSettings: strictSettings
         ),

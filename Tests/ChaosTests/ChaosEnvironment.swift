@@ -1,5 +1,6 @@
 import Actors
 import ChatService
+import FaultInjection
 import Foundation
 import Logging
 import Runtime

@@ -1,4 +1,5 @@
 import ChatService
+import FaultInjection
 import Foundation
 import Testing
 import TestSupport

@@ -48,6 +48,7 @@ struct EntryCodecPropertyTests {
             #expect(PropertyTesting.isJSON(bytes), "iteration \(iteration): not JSON: \(String(decoding: bytes, as: UTF8.self))")
             if decoded.participants != entry.participants { return }
         }
+        PropertyTesting.report("Redis entry codec: generated entries round-trip and are JSON", cases: PropertyTesting.iterations)
     }
 
     @Test func noProperPrefixIsAccepted() {
@@ -81,6 +82,7 @@ struct EntryCodecPropertyTests {
         }
         // Some mutations (inside a string) keep the document valid: the property was exercised.
         #expect(accepted > 0)
+        PropertyTesting.report("Redis entry codec: mutated entries refused or valid JSON", cases: PropertyTesting.iterations * 4)
     }
 
     @Test func randomBytesNeverTrapAndAreAcceptedOnlyWhenJSON() {
@@ -91,5 +93,6 @@ struct EntryCodecPropertyTests {
                 #expect(PropertyTesting.isJSON(bytes))
             }
         }
+        PropertyTesting.report("Redis entry codec: random bytes never trap", cases: PropertyTesting.iterations)
     }
 }

@@ -37,6 +37,7 @@ struct EnvironmentPropertyTests {
                 #expect(error.description.contains(variable) && !error.expected.isEmpty)
             }
         }
+        PropertyTesting.report("environment: hostile values accepted or refused naming the variable", cases: values.count)
     }
 
     /// Bad values the hostile pass above found accepted, and others next to them.

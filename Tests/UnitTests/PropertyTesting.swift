@@ -13,6 +13,21 @@ enum PropertyTesting {
         }
     }
 
+    /// Appends `{"property": ..., "cases": n}` to `$CHAOS_REPORT` (when set), so the reliability
+    /// report shows how many cases each property ran.
+    static func report(_ property: String, cases: Int) {
+        guard let path = ProcessInfo.processInfo.environment["CHAOS_REPORT"], !path.isEmpty,
+              let line = try? JSONSerialization.data(withJSONObject: ["property": property, "cases": cases], options: [.sortedKeys])
+        else { return }
+        if !FileManager.default.fileExists(atPath: path) {
+            _ = FileManager.default.createFile(atPath: path, contents: nil)
+        }
+        guard let handle = FileHandle(forWritingAtPath: path) else { return }
+        defer { try? handle.close() }
+        _ = try? handle.seekToEnd()
+        try? handle.write(contentsOf: line + Data([0x0A]))
+    }
+
     /// Applies 1-3 random edits: flip a bit, replace, delete or insert a byte, delete or
     /// duplicate a run, truncate.
     static func mutate(_ bytes: [UInt8], using random: inout SeededRandom) -> [UInt8] {

@@ -82,6 +82,7 @@ struct RESPFuzzTests {
                 return
             }
         }
+        PropertyTesting.report("RESP: generated replies round-trip through hiredis in any chunking", cases: PropertyTesting.iterations)
     }
 
     @Test func aTruncatedReplyIsNeverTakenForAWholeOne() {
@@ -108,6 +109,7 @@ struct RESPFuzzTests {
             let rest = Self.encode(Self.randomValue(using: &random))
             #expect(Self.read([[first] + rest]) == .protocolError([]))
         }
+        PropertyTesting.report("RESP: a stream without a type byte is refused", cases: PropertyTesting.iterations)
     }
 
     @Test func mutatedStreamsNeverTrap() {
@@ -124,5 +126,6 @@ struct RESPFuzzTests {
             }
         }
         #expect(refused > 0)
+        PropertyTesting.report("RESP: mutated streams never trap", cases: PropertyTesting.iterations * 4)
     }
 }

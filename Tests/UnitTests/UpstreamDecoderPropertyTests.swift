@@ -76,6 +76,7 @@ struct UpstreamDecoderPropertyTests {
             #expect(decoded.ids.allSatisfy { ChatID(validating: $0.rawValue) != nil })
         }
         #expect(accepted > 0)
+        PropertyTesting.report("upstream decoder: mutated bodies refused or valid JSON", cases: PropertyTesting.iterations * 2)
     }
 
     @Test func noProperPrefixIsAccepted() {

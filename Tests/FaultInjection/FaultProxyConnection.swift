@@ -1,5 +1,5 @@
-import CLibEvent
 import Foundation
+import CLibEvent
 
 @testable import Runtime
 

@@ -1,5 +1,5 @@
-import CLibEvent
 import Foundation
+import CLibEvent
 import Synchronization
 
 @testable import Runtime
@@ -108,7 +108,7 @@ public actor FaultProxy {
         }
         guard let created else {
             retained.release()
-            throw RawSocketError.system("evconnlistener_new_bind", errno)
+            throw FaultProxyError(message: "cannot listen on 127.0.0.1: \(String(cString: strerror(errno)))")
         }
         listener = created
         retainedWhileListening = retained
@@ -240,5 +240,22 @@ public actor FaultProxy {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) }
         }
         return result == 0 ? Int(UInt16(bigEndian: address.sin_port)) : 0
+    }
+}
+
+/// The proxy could not be set up.
+public struct FaultProxyError: Error, CustomStringConvertible {
+    public let message: String
+    public var description: String { message }
+}
+
+extension sockaddr_in {
+    /// `127.0.0.1:port`.
+    static func loopback(port: Int) -> sockaddr_in {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return address
     }
 }
