@@ -47,6 +47,7 @@ def machine():
         "swift": swift[0] if swift else "",
         "redis": redis.split(" sha=")[0] if redis else "",
         "commit": command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "load": " ".join(f"{value:.1f}" for value in os.getloadavg()),
     }
 
 
@@ -108,7 +109,8 @@ def render(records, properties, mode, logs):
       "Every number below was measured by that run (`scripts/chaos.sh` → `swift test --filter ChaosTests` → "
       "`scripts/chaos_report.py`); nothing is typed by hand. Rerun `make chaos` to refresh this page.")
     w("")
-    w(f"Machine: {info['os']}; {info['cpu']}; {info['memory']}; {info['swift']}; {info['redis']}.")
+    w(f"Machine: {info['os']}; {info['cpu']}; {info['memory']}; {info['swift']}; {info['redis']}; "
+      f"load average when the report was written {info['load']} (the machine is shared, figures are not benchmarks).")
     w("")
     failed, summaries = test_verdicts(logs)
     for summary in summaries:
