@@ -201,6 +201,9 @@ def render(records, properties, mode, logs):
     w("- **Hot** chats are read before the fault and sit in L1; **cold** chats were not read before it "
       "(the full run started half-way through the fault fills L1 with every chat, so later cold reads "
       "are served from memory). Sources: `mem` L1, `cache` Redis, `up` upstream.")
+    w("- The checks are: no crash, `/health` answers every probe, no 5xx and no silence for **hot** reads. "
+      "Cold reads during an upstream fault are expected to get 503 `participants_unavailable` (neither the "
+      "cache nor upstream can answer); during Redis faults they are served by upstream.")
     w("- **Recovery**: for Redis faults, from the end of the fault (Redis answering again) to the first "
       "`/health` probe that says `ok`; for upstream faults, to the first cold read answered by upstream. "
       "The **policy bound** is what the configuration allows: for Redis the longest backoff step with its "
