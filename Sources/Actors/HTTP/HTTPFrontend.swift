@@ -95,8 +95,15 @@ public actor HTTPFrontend: Service {
 
     /// The port actually bound (useful with port 0); waits until the listener is up.
     public func boundPort() async throws -> Int {
-        if let boundPortResult { return try boundPortResult.get() }
-        return try await withCheckedThrowingContinuation { boundPortWaiters.append($0) }
+        // Checked inside the continuation's body, not before it: code on the loop must not
+        // rely on a check made before `withCheckedContinuation` (docs/DECISIONS.md).
+        return try await withCheckedThrowingContinuation { continuation in
+            if let boundPortResult {
+                continuation.resume(with: boundPortResult)
+            } else {
+                boundPortWaiters.append(continuation)
+            }
+        }
     }
 
     private func resolveBoundPort(_ result: Result<Int, any Error>) {

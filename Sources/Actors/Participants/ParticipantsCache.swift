@@ -293,8 +293,27 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         while !remaining.isEmpty {
             let room = settings.writeBackLimit - writeBack.count
             if room <= 0 {
+                if Task.isCancelled {
+                    // Shutting down: the entries stay in L1 only; counted, never silently.
+                    metrics.writeBackOverflow.increment(by: remaining.count)
+                    logger.warning("shutdown while the write-back buffer is full; entries kept in L1 only", metadata: [
+                        "participants.entries": "\(remaining.count)",
+                    ])
+                    return
+                }
                 // Backpressure: a batch producer waits here until Redis takes the buffer.
-                await withCheckedContinuation { writeBackWaiters.append($0) }
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        // Re-checked here: a flush may have made room since the check above.
+                        if writeBack.count < settings.writeBackLimit || Task.isCancelled {
+                            continuation.resume()
+                        } else {
+                            writeBackWaiters.append(continuation)
+                        }
+                    }
+                } onCancel: {
+                    Task { await self.resumeAllWriteBackWaiters() }
+                }
                 continue
             }
             keepForWriteBack(Array(remaining.prefix(room)), waitForRoom: true)
@@ -335,6 +354,12 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             "participants.written": "\(written)", "participants.pending_before": "\(started)",
             "participants.pending": "\(writeBack.count)",
         ])
+    }
+
+    private func resumeAllWriteBackWaiters() {
+        let waiters = writeBackWaiters
+        writeBackWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
     }
 
     private func resumeWriteBackWaiters() {

@@ -272,9 +272,13 @@ public actor Scheduler: Service {
     }
 
     private func waitUntilSettled(_ id: RunID) async {
-        guard !ledger.isSettled(id) else { return }
         await withCheckedContinuation { continuation in
-            settlementWaiters[id] = continuation
+            // Checked inside the body, never before it (docs/DECISIONS.md).
+            if ledger.isSettled(id) {
+                continuation.resume()
+            } else {
+                settlementWaiters[id] = continuation
+            }
         }
     }
 

@@ -127,7 +127,14 @@ public actor HTTPServer {
                 assumeIsolated { $0.resumeDrainWaiters() }
             }
             deadline.schedule(after: gracePeriod)
-            await withCheckedContinuation { drainWaiters.append($0) }
+            await withCheckedContinuation { continuation in
+                // Re-checked here: the last reply may have gone out since the check above.
+                if inFlight > 0 {
+                    drainWaiters.append(continuation)
+                } else {
+                    continuation.resume()
+                }
+            }
             deadline.cancel()
         }
         // stop() may have run while we waited.
