@@ -92,16 +92,20 @@ public func buildServices(
         settings: .init(
             host: http.host, port: http.port,
             limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout),
-            drainTimeout: configuration.shutdownTimeout),
+            drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
         supervisor: supervisor,
         routes: routes,
         metricsText: { metrics.emitToBuffer() },
         logger: logger.withLabel("http"))
 
-    // Start order; shutdown runs in reverse: the frontend drains first, Redis closes last.
+    // Start order; shutdown runs in reverse: the frontend and the scheduler drain together
+    // first, then the cache and the health monitor stop, and Redis closes last.
     var services: [any Service] = [supervisor, healthMonitor]
-    if let participants { services += [participants.cache, participants.scheduler] }
-    services.append(frontend)
+    if let participants {
+        services += [participants.cache, DrainingTogether([participants.scheduler, frontend])]
+    } else {
+        services.append(frontend)
+    }
     return ChatServiceApplication(
         supervisor: supervisor,
         healthMonitor: healthMonitor,
@@ -139,7 +143,7 @@ private func buildParticipants(
     schedulerSettings.batchSize = settings.batchSize
     schedulerSettings.maxBatchesInFlight = settings.maxBatchesInFlight
     schedulerSettings.staleThreshold = settings.staleThreshold
-    schedulerSettings.shutdownGracePeriod = configuration.shutdownTimeout / 2
+    schedulerSettings.shutdownGracePeriod = ShutdownBudget(total: configuration.shutdownTimeout).drain
     // Manual full refreshes run even without background sync: they are an operator's request.
     schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
