@@ -14,6 +14,10 @@ import ServiceLifecycle
 /// read (``InvalidationResumePoint``); when it may not (Redis lost or trimmed it, or a failover
 /// went back in time), L1 entries fetched before the outage began are dropped.
 ///
+/// On start there is no position to resume from: the feed positions at the stream's end and
+/// drops whatever L1 holds by then (entries read in the first moments could have missed an
+/// announcement made before the position was taken).
+///
 /// Readers never wait for it: it runs on its own task and only touches L1 between reads.
 public actor InvalidationFeed: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
@@ -28,6 +32,7 @@ public actor InvalidationFeed: Service {
     /// When Redis stopped being `ready` (on the cache's clock); nil while no outage is pending.
     private var outageBegan: Date?
     private var wasReady = false
+    private var polling = false
     private var lastErrorLogged: ContinuousClock.Instant?
     private var counts = Statistics()
     private let metrics = FeedMetrics()
@@ -65,6 +70,9 @@ public actor InvalidationFeed: Service {
 
     public var statistics: Statistics { counts }
 
+    /// The last stream entry read (`0-0` for an empty stream); nil until positioned.
+    public var position: RedisStreamID? { lastSeen }
+
     // MARK: Service
 
     public func run() async throws {
@@ -86,6 +94,8 @@ public actor InvalidationFeed: Service {
     private func observe(_ change: RedisStateChange) {
         if change.to == .ready {
             wasReady = true
+            // Position at once rather than a poll interval later.
+            if lastSeen == nil || outageBegan != nil { Task { await self.pollOnce() } }
         } else if wasReady || lastSeen == nil {
             // Also an outage at start-up: L1 may fill from upstream before Redis is reachable.
             if outageBegan == nil { outageBegan = now() }
@@ -109,6 +119,9 @@ public actor InvalidationFeed: Service {
     /// One round: position after an outage if needed, then read until the stream is drained.
     /// Public so tests can drive it without waiting for the interval.
     public func pollOnce() async {
+        guard !polling else { return }
+        polling = true
+        defer { polling = false }
         guard await supervisor.state == .ready else { return }
         if lastSeen == nil || outageBegan != nil {
             guard await resume() else { return }
@@ -171,7 +184,12 @@ public actor InvalidationFeed: Service {
         let first = replies.first?.array?.first.flatMap(L1Invalidation.parseEntry)?.id
         let last = replies.last?.array?.first.flatMap(L1Invalidation.parseEntry)?.id
         let point = InvalidationResumePoint.decide(lastSeen: lastSeen, first: first, last: last)
-        if point.mayHaveMissedEntries, let outageBegan {
+        if lastSeen == nil {
+            let dropped = await cache.dropL1(fetchedBefore: now())
+            logger.debug("positioned on the invalidation stream", metadata: [
+                "participants.position": "\(point.after)", "participants.dropped": "\(dropped)",
+            ])
+        } else if point.mayHaveMissedEntries, let outageBegan {
             let dropped = await cache.dropL1(fetchedBefore: outageBegan)
             counts.gaps += 1
             counts.droppedAfterGap += dropped

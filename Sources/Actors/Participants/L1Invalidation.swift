@@ -115,3 +115,12 @@ public struct InvalidationResumePoint: Sendable, Hashable {
         return InvalidationResumePoint(after: lastSeen, mayHaveMissedEntries: trimmed)
     }
 }
+
+extension Date {
+    /// The instant as Redis keeps `fetched_at`: whole milliseconds, rounded to the nearest (as
+    /// ``ISO8601Timestamp`` writes them). Copies fetched here are finer; comparing at this
+    /// precision keeps a copy and its stored form equal.
+    var storedMilliseconds: Int64 {
+        Int64((timeIntervalSince1970 * 1000).rounded())
+    }
+}

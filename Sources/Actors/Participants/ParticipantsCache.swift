@@ -239,12 +239,12 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     public func invalidate(_ written: [L1Invalidation.Written]) -> Int {
         var evicted = 0
         for item in written {
-            let announced = Self.milliseconds(item.fetchedAt)
-            if let current = l1.peek(item.chat), Self.milliseconds(current.fetchedAt) < announced {
+            let announced = item.fetchedAt.storedMilliseconds
+            if let current = l1.peek(item.chat), current.fetchedAt.storedMilliseconds < announced {
                 l1.remove(item.chat)
                 evicted += 1
             }
-            if let expiry = notFoundL1.peek(item.chat), Self.milliseconds(markerSetAt(expiry: expiry)) < announced {
+            if let expiry = notFoundL1.peek(item.chat), markerSetAt(expiry: expiry).storedMilliseconds < announced {
                 notFoundL1.remove(item.chat)
             }
         }
@@ -278,12 +278,6 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     private func markerSetAt(expiry: Date) -> Date {
         expiry.addingTimeInterval(-settings.notFoundTTL.timeInterval)
-    }
-
-    /// Redis keeps `fetched_at` to the millisecond, L1 copies fetched here are finer: compare
-    /// at the precision both have.
-    private static func milliseconds(_ date: Date) -> Int64 {
-        Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
     }
 
     // MARK: Internals

@@ -95,17 +95,17 @@ public actor RefreshCoordinator {
 
     // MARK: Across instances
 
-    /// What a peer's entry must be newer than; `.distantPast` for any usable entry.
-    private func acceptanceBound(_ baseline: RefreshBaseline) -> Date {
+    /// What a peer's entry must be newer than, in stored milliseconds (Redis keeps no finer).
+    private func acceptanceBound(_ baseline: RefreshBaseline) -> Int64 {
         switch baseline {
-        case .nothing: .distantPast
-        case .entry(let fetchedAt): fetchedAt
-        // Redis keeps milliseconds: an entry fetched in this very millisecond must qualify.
-        case .callStart: now().addingTimeInterval(-0.001)
+        case .nothing: .min
+        case .entry(let fetchedAt): fetchedAt.storedMilliseconds
+        // An entry fetched in this very millisecond qualifies.
+        case .callStart: now().storedMilliseconds - 1
         }
     }
 
-    private func coordinatedRefresh(_ chat: ChatID, acceptAfter: Date) async -> RefreshResult {
+    private func coordinatedRefresh(_ chat: ChatID, acceptAfter: Int64) async -> RefreshResult {
         guard let peerLock else { return await fetchAndStore(chat) }
         for _ in 1...Self.lockRounds {
             switch await peerLock.acquire(chat) {
@@ -159,7 +159,7 @@ public actor RefreshCoordinator {
 
     /// Polls Redis until the holder's result shows, the lock goes without one, or the lock's
     /// lifetime passes.
-    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptAfter: Date) async -> PeerOutcome {
+    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptAfter: Int64) async -> PeerOutcome {
         let deadline = ContinuousClock.now + lock.coordination.refreshLockTTL
         while ContinuousClock.now < deadline {
             do {
@@ -169,7 +169,7 @@ public actor RefreshCoordinator {
             }
             guard let view = await lock.peek(chat) else { return .cannotWait("redis cannot answer") }
             if let bytes = view.entry, let entry = try? EntryCodec.decodeFromRedis(bytes),
-                entry.fetchedAt > acceptAfter, await cache.isUsable(entry)
+                entry.fetchedAt.storedMilliseconds > acceptAfter, await cache.isUsable(entry)
             {
                 return .entry(entry)
             }
