@@ -92,6 +92,9 @@ public struct ParticipantsRoutes: Sendable {
         switch await reader.coordinator.refresh(chat) {
         case .fetched(let entry):
             return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .upstream))
+        case .fetchedByPeer(let entry):
+            // Another instance was fetching the chat when the request came; its result is as new.
+            return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .cache))
         case .notFound:
             return .error(status: 404, code: "chat_not_found", message: "upstream does not know chat \(chat)")
         case .failed(let error):

@@ -19,11 +19,16 @@ public enum CacheLookup: Sendable, Hashable {
 /// L1, and what it is asked to store while Redis is not ready is kept (L1 plus a write-back
 /// buffer) and written when the supervisor is `ready` again.
 ///
+/// With ``InstanceCoordination``, every write to Redis also announces the written chats on the
+/// invalidation stream (in the same pipeline), and ``InvalidationFeed`` applies the other
+/// instances' announcements here (``invalidate(_:)``, ``dropL1(fetchedBefore:)``).
+///
 /// Runs on the event loop with the supervisor, so its Redis calls are plain calls.
 public actor ParticipantsCache: ParticipantsStore, Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
     private let settings: CacheSettings
+    private let coordination: InstanceCoordination?
     private let now: @Sendable () -> Date
     private let logger: Logger
     private var random = SystemRandomNumberGenerator()
@@ -41,13 +46,16 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     private var trackFlushScheduled = false
     private let metrics = CacheMetrics()
 
+    /// - Parameter coordination: when set, writes are announced on the invalidation stream.
     public init(
         supervisor: RedisSupervisor, loop: EventLoop, settings: CacheSettings,
+        coordination: InstanceCoordination? = nil,
         now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.supervisor = supervisor
         self.settings = settings
+        self.coordination = coordination
         self.now = now
         self.logger = logger
         self.l1 = LRUCache(capacity: settings.l1Capacity)
@@ -222,6 +230,56 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// The L1 copy, without touching recency; for tests and diagnostics.
     public func peekL1(_ chat: ChatID) -> ParticipantsEntry? { l1.peek(chat) }
 
+    // MARK: Coordination between instances
+
+    /// Evicts the L1 copies that are older than what another instance announced writing, and
+    /// not-found markers set before it; a copy as new or newer stays. Returns how many entries
+    /// went. Clock skew between instances shifts the comparison by the skew.
+    @discardableResult
+    public func invalidate(_ written: [L1Invalidation.Written]) -> Int {
+        var evicted = 0
+        for item in written {
+            let announced = item.fetchedAt.storedMilliseconds
+            if let current = l1.peek(item.chat), current.fetchedAt.storedMilliseconds < announced {
+                l1.remove(item.chat)
+                evicted += 1
+            }
+            if let expiry = notFoundL1.peek(item.chat), markerSetAt(expiry: expiry).storedMilliseconds < announced {
+                notFoundL1.remove(item.chat)
+            }
+        }
+        return evicted
+    }
+
+    /// Drops L1 entries and not-found markers from before `date`: after an outage during which
+    /// invalidations may have been missed. Returns how many entries went.
+    @discardableResult
+    public func dropL1(fetchedBefore date: Date) -> Int {
+        let before = l1.count
+        l1.removeAll { _, entry in entry.fetchedAt < date }
+        notFoundL1.removeAll { _, expiry in markerSetAt(expiry: expiry) < date }
+        return before - l1.count
+    }
+
+    /// Takes an entry another instance fetched (found in Redis by a waiting refresh) into L1.
+    func adopt(_ entry: ParticipantsEntry) {
+        remember(entry)
+    }
+
+    /// Takes another instance's 404 (its marker found in Redis) into the not-found L1.
+    func adoptNotFound(_ chat: ChatID) {
+        rememberNotFound(chat)
+    }
+
+    /// Whether an entry may still be served as a refresh result (not past the TTL).
+    func isUsable(_ entry: ParticipantsEntry) -> Bool {
+        settings.freshness(of: entry, at: now()) != .expired
+    }
+
+    private func markerSetAt(expiry: Date) -> Date {
+        expiry.addingTimeInterval(-settings.notFoundTTL.timeInterval)
+    }
+
     // MARK: Internals
 
     private func remember(_ entry: ParticipantsEntry) {
@@ -250,8 +308,15 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         for chat in notFound {
             commands.append(.set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
         }
+        // After the SETs, on the same connection: whoever reads the announcement finds the data.
+        let announcement = announce(entries)
+        if let announcement { commands.append(announcement) }
         do {
             let replies = try await supervisor.pipeline(commands)
+            if announcement != nil, let refusal = replies.last?.errorMessage {
+                metrics.announceErrors.increment()
+                logger.warning("invalidation not announced", metadata: ["redis.error": "\(refusal)"])
+            }
             let refused = replies.prefix(entries.count).filter { $0.errorMessage != nil }
             if let first = refused.first {
                 // e.g. OOM with noeviction: nothing is lost, the batch goes to write-back.
@@ -266,6 +331,13 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         } catch {
             return false
         }
+    }
+
+    /// The invalidation-stream entry for written entries; nil without coordination or entries.
+    private func announce(_ entries: [ParticipantsEntry]) -> RedisCommand? {
+        guard let coordination, !entries.isEmpty else { return nil }
+        return L1Invalidation.publishCommand(
+            instanceID: coordination.instanceID, entries: entries, maxLength: coordination.invalidationStreamMaxLength)
     }
 
     private func expireSeconds(for entry: ParticipantsEntry, at now: Date) -> Int {
@@ -340,9 +412,14 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                 ])
             }
             guard let replies = try? await supervisor.pipeline(commands) else { break }
+            var replaced: [ParticipantsEntry] = []
             for (entry, reply) in zip(chunk, replies) where reply.errorMessage == nil {
                 if writeBack[entry.chatID]?.fetchedAt == entry.fetchedAt { writeBack[entry.chatID] = nil }
                 written += 1
+                if reply.int == 1 { replaced.append(entry) }
+            }
+            if let announcement = announce(replaced), (try? await supervisor.send(announcement)) == nil {
+                metrics.announceErrors.increment()
             }
             if replies.contains(where: { $0.errorMessage != nil }) { break }
             resumeWriteBackWaiters()
@@ -403,6 +480,7 @@ struct CacheMetrics: Sendable {
     let writeBackPending = Gauge(label: "participants_writeback_pending")
     let writeBackWritten = Counter(label: "participants_writeback_written_total")
     let writeBackOverflow = Counter(label: "participants_writeback_overflow_total")
+    let announceErrors = Counter(label: "participants_invalidation_announce_errors_total")
 
     func read(_ result: String) {
         Counter(label: "participants_cache_reads_total", dimensions: [("result", result)]).increment()

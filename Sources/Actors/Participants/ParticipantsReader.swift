@@ -29,7 +29,7 @@ public struct ParticipantsReader: Sendable {
         case .hit(let entry, .fresh, let source):
             return .entry(entry, stale: false, source: source)
         case .hit(let entry, .stale, let source):
-            if lazyUpdate { await coordinator.refreshInBackground(chat) }
+            if lazyUpdate { await coordinator.refreshInBackground(chat, replacing: .entry(fetchedAt: entry.fetchedAt)) }
             return .entry(entry, stale: true, source: source)
         case .hit(let entry, .expired, let source):
             fallback = (entry, source)
@@ -38,9 +38,13 @@ public struct ParticipantsReader: Sendable {
         case .miss:
             break
         }
-        switch await coordinator.refresh(chat) {
+        let baseline: RefreshBaseline = fallback.map { .entry(fetchedAt: $0.entry.fetchedAt) } ?? .nothing
+        switch await coordinator.refresh(chat, replacing: baseline) {
         case .fetched(let entry):
             return .entry(entry, stale: false, source: .upstream)
+        case .fetchedByPeer(let entry):
+            // Another instance fetched it for this read; it reached us through Redis.
+            return .entry(entry, stale: false, source: .cache)
         case .notFound:
             return .notFound
         case .failed(let error):

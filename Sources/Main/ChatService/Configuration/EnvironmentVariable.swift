@@ -26,6 +26,8 @@ extension EnvironmentVariable {
         .init("REDIS_HEALTH_CHECK_INTERVAL", "30s", "PING period while ready; probe period while unavailable"),
         .init("REDIS_CONNECT_TIMEOUT", "2s", "bound for TCP connect, AUTH and SELECT"),
         .init("REDIS_COMMAND_TIMEOUT", "2s", "bound for one command; a command past it drops the connection (frozen Redis)"),
+        .init("REDIS_SENTINELS", nil, "comma-separated sentinel host:port list; when set, each connect asks them for the master and REDIS_URL's host:port is ignored (its password and db apply)"),
+        .init("REDIS_SENTINEL_MASTER", "mymaster", "master name asked from REDIS_SENTINELS"),
         .init("PARTICIPANTS_CACHE_TTL", "1h", "Redis TTL of a chat's entry"),
         .init("PARTICIPANTS_STALE_THRESHOLD", "1h", "age after which an entry is stale (served, then refreshed)"),
         .init("PARTICIPANTS_CACHE_KEEP", "24h", "how long past its TTL the last good entry is kept for stale-if-error"),

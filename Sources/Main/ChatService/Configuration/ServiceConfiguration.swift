@@ -15,6 +15,15 @@ public struct ServiceConfiguration: Sendable {
         public var healthCheckInterval: Duration
         public var connectTimeout: Duration
         public var commandTimeout: Duration
+        /// REDIS_SENTINELS; empty without Sentinel.
+        public var sentinels: [RedisServerAddress]
+        /// REDIS_SENTINEL_MASTER.
+        public var sentinelMaster: String
+
+        /// Sentinel discovery, when sentinels are configured.
+        public var sentinel: RedisSentinelSettings? {
+            sentinels.isEmpty ? nil : RedisSentinelSettings(sentinels: sentinels, masterName: sentinelMaster)
+        }
     }
 
     /// The participants layer.
@@ -76,7 +85,9 @@ public struct ServiceConfiguration: Sendable {
             maxRetryDelay: try env.duration("REDIS_MAX_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
             healthCheckInterval: try env.duration("REDIS_HEALTH_CHECK_INTERVAL", minimum: .milliseconds(10), maximum: .seconds(3600)),
             connectTimeout: try env.duration("REDIS_CONNECT_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
-            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)))
+            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
+            sentinels: try Self.sentinels(env),
+            sentinelMaster: try Self.sentinelMaster(env))
 
         let timeZoneName = try env.requiredString("PARTICIPANTS_TIMEZONE")
         guard let timeZone = TimeZone(identifier: timeZoneName) else {
@@ -115,6 +126,27 @@ public struct ServiceConfiguration: Sendable {
         logFormat = LogFormat(rawValue: try env.oneOf("LOG_FORMAT", LogFormat.allCases.map(\.rawValue))) ?? .text
     }
 
+    private static func sentinels(_ env: EnvironmentReader) throws(ConfigurationError) -> [RedisServerAddress] {
+        guard let text = env.string("REDIS_SENTINELS") else { return [] }
+        do {
+            return try RedisServerAddress.parseList(text)
+        } catch {
+            throw ConfigurationError(
+                variable: "REDIS_SENTINELS", value: text,
+                expected: "a comma-separated list of host:port, such as 10.0.0.1:26379,10.0.0.2:26379 (\(error.message))")
+        }
+    }
+
+    private static func sentinelMaster(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
+        let name = try env.requiredString("REDIS_SENTINEL_MASTER")
+        guard name.utf8.count <= 256, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+            throw ConfigurationError(
+                variable: "REDIS_SENTINEL_MASTER", value: name,
+                expected: "a master name of letters, digits, '.', '_' and '-' (as in 'sentinel monitor <name> ...')")
+        }
+        return name
+    }
+
     /// Problems that are legal but probably unintended, logged as warnings at start-up.
     public var warnings: [String] {
         var warnings: [String] = []
@@ -144,6 +176,8 @@ public struct ServiceConfiguration: Sendable {
             "REDIS_HEALTH_CHECK_INTERVAL": formatDuration(redis.healthCheckInterval),
             "REDIS_CONNECT_TIMEOUT": formatDuration(redis.connectTimeout),
             "REDIS_COMMAND_TIMEOUT": formatDuration(redis.commandTimeout),
+            "REDIS_SENTINELS": redis.sentinels.isEmpty ? "(none)" : redis.sentinels.map(\.description).joined(separator: ","),
+            "REDIS_SENTINEL_MASTER": redis.sentinelMaster,
             "PARTICIPANTS_CACHE_TTL": formatDuration(participants.cacheTTL),
             "PARTICIPANTS_STALE_THRESHOLD": formatDuration(participants.staleThreshold),
             "PARTICIPANTS_CACHE_KEEP": formatDuration(participants.cacheKeep),

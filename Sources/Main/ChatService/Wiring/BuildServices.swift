@@ -43,6 +43,8 @@ public struct ParticipantsComponents: Sendable {
     public let coordinator: RefreshCoordinator
     public let reader: ParticipantsReader
     public let scheduler: Scheduler
+    /// Applies other instances' writes to L1; nil when L1 is off (PARTICIPANTS_L1_SIZE=0).
+    public let invalidationFeed: InvalidationFeed?
 }
 
 /// Wires every actor of the service from its configuration. Main stays thin; tests call this.
@@ -62,6 +64,7 @@ public func buildServices(
             backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
             probeInterval: redis.healthCheckInterval),
         connectionOptions: RedisConnectionOptions(connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
+        sentinel: redis.sentinel,
         logger: logger.withLabel("redis"))
     let healthMonitor = HealthMonitor(
         supervisor: supervisor,
@@ -102,7 +105,9 @@ public func buildServices(
     // first, then the cache and the health monitor stop, and Redis closes last.
     var services: [any Service] = [supervisor, healthMonitor]
     if let participants {
-        services += [participants.cache, DrainingTogether([participants.scheduler, frontend])]
+        services += [participants.cache]
+        if let feed = participants.invalidationFeed { services.append(feed) }
+        services.append(DrainingTogether([participants.scheduler, frontend]))
     } else {
         services.append(frontend)
     }
@@ -120,13 +125,22 @@ private func buildParticipants(
     syncClock: any SyncClock, logger: Logger
 ) async throws -> ParticipantsComponents {
     let settings = configuration.participants
+    let coordination = InstanceCoordination(
+        instanceID: configuration.instanceID,
+        refreshLockTTL: InstanceCoordination.refreshLockTTL(maxAPITimeout: settings.maxAPITimeout))
     let cache = ParticipantsCache(
         supervisor: supervisor, loop: loop,
         settings: CacheSettings(
             ttl: settings.cacheTTL, staleThreshold: settings.staleThreshold, keep: settings.cacheKeep,
             notFoundTTL: settings.notFoundTTL, l1Capacity: settings.l1Size),
+        coordination: coordination,
         now: { syncClock.now() },
         logger: logger.withLabel("cache"))
+    let invalidationFeed = settings.l1Size > 0
+        ? InvalidationFeed(
+            supervisor: supervisor, cache: cache, coordination: coordination, loop: loop,
+            now: { syncClock.now() }, logger: logger.withLabel("invalidation"))
+        : nil
     var upstreamSettings = UpstreamClient.Settings()
     upstreamSettings.maxCallDuration = settings.maxAPITimeout
     upstreamSettings.perAttemptTimeout = min(settings.maxAPITimeout, upstreamSettings.perAttemptTimeout)
@@ -134,7 +148,8 @@ private func buildParticipants(
         loop: loop, baseURL: settings.apiURL, token: settings.apiToken, settings: upstreamSettings,
         logger: logger.withLabel("upstream"))
     let coordinator = RefreshCoordinator(
-        upstream: upstream, cache: cache, loop: loop, now: { syncClock.now() }, logger: logger.withLabel("refresh"))
+        upstream: upstream, cache: cache, loop: loop, supervisor: supervisor, coordination: coordination,
+        now: { syncClock.now() }, logger: logger.withLabel("refresh"))
 
     var schedulerSettings = Scheduler.Settings()
     schedulerSettings.updateInterval = settings.updateInterval
@@ -161,7 +176,7 @@ private func buildParticipants(
     return ParticipantsComponents(
         cache: cache, upstream: upstream, coordinator: coordinator,
         reader: ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: settings.lazyUpdateEnabled),
-        scheduler: scheduler)
+        scheduler: scheduler, invalidationFeed: invalidationFeed)
 }
 
 extension SyncControl {
