@@ -60,6 +60,10 @@ struct ServiceHTTPTests {
             base = "http://127.0.0.1:\(port)"
             let supervisor = application.supervisor
             _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            // The invalidation feed drops L1 when it first positions; tests read after that.
+            if let feed = application.participants?.invalidationFeed {
+                _ = await eventually(timeout: .seconds(10)) { await feed.position != nil }
+            }
         }
 
         func close() async {
