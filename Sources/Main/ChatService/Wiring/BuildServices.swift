@@ -144,12 +144,22 @@ private func buildParticipants(
     schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.catchUpRunsEnabled = settings.backgroundSyncEnabled
+    // Every instance shares the sync work through Redis (docs/COORDINATION.md). A batch
+    // delivered to an instance is taken for lost after twice the longest a batch can take: an
+    // upstream call with its retries plus the Redis write.
+    var coordinationSettings = CoordinationSettings(instanceID: configuration.instanceID)
+    coordinationSettings.lockTTL = settings.leaderLockTTL
+    coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
     let scheduler = Scheduler(
         settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
-        redisStateChanges: await supervisor.stateChanges(), logger: logger.withLabel("sync"))
+        redisStateChanges: await supervisor.stateChanges(),
+        coordination: SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings),
+        logger: logger.withLabel("sync"))
 
     logger.info("participants layer", metadata: [
         "participants.background_sync": "\(settings.backgroundSyncEnabled)",
+        "participants.leader_lock_ttl": "\(settings.leaderLockTTL)",
+        "participants.batch_claim_min_idle": "\(coordinationSettings.claimMinIdle)",
         "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
         "participants.integration_disabled": "false",
         "participants.api_url": "\(settings.apiURL)",
