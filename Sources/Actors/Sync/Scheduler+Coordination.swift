@@ -62,6 +62,8 @@ extension Scheduler {
         var producing: [RunID: Int64] = [:]
         /// The lease the maintenance last saw, to log leadership changes once.
         var leaseSeen: LeaderLease?
+        /// The last state read of recent shared runs, answered while Redis cannot be read.
+        var snapshots: [RunID: SyncRun] = [:]
         /// Live consumers counted for the backlog limit, and when.
         var liveConsumers = 1
         var liveConsumersCountedAt: ContinuousClock.Instant?
@@ -262,11 +264,26 @@ extension Scheduler {
 
     // MARK: Reading shared runs
 
-    /// A shared run by id: a request kept here, or the record in Redis.
+    /// A shared run by id: a request kept here, or the record in Redis; while Redis cannot be
+    /// read, the run as this instance last read it.
     func sharedRun(_ id: RunID) async -> SyncRun? {
         if let queued = shared.queuedRequests.first(where: { $0.id == id }) { return queued }
         let resolved = shared.aliases[id] ?? id
-        return try? await coordinator?.runs.run(resolved)
+        do {
+            let run = try await coordinator?.runs.run(resolved)
+            if let run { remember(run) }
+            return run
+        } catch {
+            return shared.snapshots[resolved]
+        }
+    }
+
+    /// Keeps the last read of a run (the 50 most recently started ones).
+    private func remember(_ run: SyncRun) {
+        shared.snapshots[run.id] = run
+        if shared.snapshots.count > 50, let oldest = shared.snapshots.values.min(by: { $0.startedAt < $1.startedAt }) {
+            shared.snapshots[oldest.id] = nil
+        }
     }
 
     /// The shared runs (going, then ended) and the coordination status.
@@ -276,8 +293,10 @@ extension Scheduler {
         var runs: [SyncRun] = []
         do {
             runs = try await coordinator.runs.recent(limit: settings.historyLimit * 2)
+            for run in runs { remember(run) }
         } catch {
             redisError = "\(error)"
+            runs = shared.snapshots.values.sorted { $0.startedAt > $1.startedAt }
         }
         var leader: CoordinationStatus.Leader?
         var stream: CoordinationStatus.Stream?
