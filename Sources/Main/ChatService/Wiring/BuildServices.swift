@@ -46,11 +46,15 @@ public struct ParticipantsComponents: Sendable {
 }
 
 /// Wires every actor of the service from its configuration. Main stays thin; tests call this.
+///
+/// - Parameter tuneCoordination: adjusts the coordination settings derived from the
+///   configuration (tests shorten the stream and the poll intervals).
 public func buildServices(
     configuration: ServiceConfiguration,
     loop: EventLoop,
     metrics: PrometheusCollectorRegistry,
     syncClock: any SyncClock = SystemSyncClock(),
+    tuneCoordination: (inout CoordinationSettings) -> Void = { _ in },
     logger: Logger
 ) async throws -> ChatServiceApplication {
     let redis = configuration.redis
@@ -74,7 +78,8 @@ public func buildServices(
     var routes = ParticipantsRoutes.disabledRegistrations
     if !configuration.participants.integrationDisabled {
         let components = try await buildParticipants(
-            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock, logger: logger)
+            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock,
+            tuneCoordination: tuneCoordination, logger: logger)
         participants = components
         routes = ParticipantsRoutes(
             reader: components.reader,
@@ -113,7 +118,7 @@ public func buildServices(
 
 private func buildParticipants(
     configuration: ServiceConfiguration, loop: EventLoop, supervisor: RedisSupervisor,
-    syncClock: any SyncClock, logger: Logger
+    syncClock: any SyncClock, tuneCoordination: (inout CoordinationSettings) -> Void, logger: Logger
 ) async throws -> ParticipantsComponents {
     let settings = configuration.participants
     let cache = ParticipantsCache(
@@ -150,6 +155,7 @@ private func buildParticipants(
     var coordinationSettings = CoordinationSettings(instanceID: configuration.instanceID)
     coordinationSettings.lockTTL = settings.leaderLockTTL
     coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
+    tuneCoordination(&coordinationSettings)
     let scheduler = Scheduler(
         settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
         redisStateChanges: await supervisor.stateChanges(),
