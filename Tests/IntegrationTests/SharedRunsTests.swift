@@ -136,7 +136,7 @@ struct SharedRunsTests {
         let appended = try await rig.runs.append(
             run, kind: .full, lease: a, batches: [Self.chats("c-1", "c-2"), Self.chats("c-3")], progress: page, final: false,
             at: Self.t0)
-        #expect(appended == .appended(state: .running, backlog: 2))
+        #expect(appended == .appended(state: .running, backlog: 2, streamLength: 2))
         #expect(try await rig.redis.cli("XLEN", CoordinationKeys.batches) == "2")
 
         // A new leader (fence 2) holds the lock: the old one's appends are refused.
@@ -161,7 +161,7 @@ struct SharedRunsTests {
         let last = try await rig.runs.append(
             run, kind: .full, lease: b, batches: [Self.chats("c-4")], progress: .init(pagesRead: 1, chatsConsidered: 1), final: true,
             at: Self.t0)
-        #expect(last == .appended(state: .running, backlog: 3))
+        #expect(last == .appended(state: .running, backlog: 3, streamLength: 3))
         let entries = StreamReplies.entries(fromRead: .array([.array([.bulkString([]), try await rig.supervisor.send(
             RedisCommand("XRANGE", [CoordinationKeys.batches, "-", "+"]))])]))
         let batches = entries.compactMap { BatchStream.batch(from: $0, claimed: false) }
@@ -247,20 +247,56 @@ struct SharedRunsTests {
         await rig.close()
     }
 
-    @Test func theStreamIsTrimmedToAboutItsMaximumLength() async throws {
-        // Small macro nodes, so that approximate trimming (MAXLEN ~) works at a small scale.
+    @Test func theStreamIsTrimmedOfProcessedBatchesButNeverOfUnprocessedOnes() async throws {
+        // Small macro nodes, so that approximate trimming (~) works at a small scale.
         let rig = try await Rig(redisConfig: ["stream-node-max-entries 5"]) { $0.streamMaxLength = 20 }
         let run = Self.id("manual-1")
         _ = try await rig.runs.create(run, kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil)
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0)
-        for group in 0..<10 {
-            let batches = (0..<10).map { Self.chats("c-\(group)-\($0)") }
-            _ = try await rig.runs.append(run, kind: .manualFull, lease: lease, batches: batches, progress: .init(), final: false, at: Self.t0)
+        var appended = 0
+        func append(_ count: Int) async throws -> Int {
+            let batches = (0..<count).map { Self.chats("c-\(appended + $0)") }
+            appended += count
+            guard case .appended(_, _, let length) = try await rig.runs.append(
+                run, kind: .manualFull, lease: lease, batches: batches, progress: .init(), final: false, at: Self.t0)
+            else { return -1 }
+            return length
         }
-        let length = try #require(Int(try await rig.redis.cli("XLEN", CoordinationKeys.batches)))
-        #expect(length >= 20 && length <= 25, "XLEN \(length)")
-        #expect(try await rig.field(run, "batches_planned") == "100")
+        let stream = rig.stream(as: "me")
+        func process(_ count: Int, acknowledge: Bool) async throws {
+            let read = try await stream.read(count: count)
+            #expect(read.entries.count == count)
+            guard acknowledge else { return }
+            for batch in read.entries.compactMap({ BatchStream.batch(from: $0, claimed: false) }) {
+                var outcome = BatchOutcome(runID: run, batchNumber: batch.number, result: .written, chatsRefreshed: 1)
+                outcome.delivery = batch.delivery
+                _ = try await rig.runs.settle(outcome, delivery: batch.delivery!, at: Self.t0)
+            }
+        }
+
+        // The append created the group: nothing delivered yet, nothing trimmed.
+        #expect(try await append(10) == 10)
+        try await process(10, acknowledge: true)
+        // Processed batches go with the next append (whole nodes of 5 at a time).
+        let afterProcessing = try await append(10)
+        #expect(afterProcessing >= 10 && afterProcessing < 15, "XLEN \(afterProcessing)")
+
+        // Delivered but not acknowledged (a dead instance's), and not yet delivered: kept.
+        try await process(5, acknowledge: false)
+        let withPending = try await append(5)
+        #expect(withPending >= 15, "XLEN \(withPending)")
+        try await Task.sleep(for: .milliseconds(300))
+        let claim = try await rig.stream(as: "other", claimMinIdle: .milliseconds(200)).claim(count: 10, cursor: "0-0")
+        #expect(claim.entries.count == 5)
+        #expect(claim.deleted.isEmpty)
+        #expect(try await rig.runs.trimAcknowledged() == withPending)
+
+        // MAXLEN ~ 20 is the hard cap, which producers never reach (they wait at half of it):
+        // appended past it, even unprocessed batches go.
+        let capped = try await append(40)
+        #expect(capped >= 20 && capped < 25, "XLEN \(capped)")
+        #expect(try await rig.field(run, "batches_planned") == "65")
         await rig.close()
     }
 

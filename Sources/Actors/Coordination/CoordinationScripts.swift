@@ -56,6 +56,51 @@ enum CoordinationScripts {
 
         """
 
+    /// Trims the stream of what the group has acknowledged, never further: `XTRIM MINID ~` up to
+    /// the oldest entry that is pending (delivered, not acknowledged) or not yet delivered. Run by
+    /// every append, so processed batches do not pile up while unprocessed ones are never lost
+    /// to trimming (a dead instance's pending batches wait for their claim). Creates the group
+    /// first if it is missing, so that no entry is appended without it.
+    private static let trimFunction = """
+        local function id_parts(id)
+          local ms, seq = string.match(id, '^(%d+)-(%d+)$')
+          return tonumber(ms), tonumber(seq)
+        end
+        local function id_less(a, b)
+          local am, as = id_parts(a)
+          local bm, bs = id_parts(b)
+          return am < bm or (am == bm and as < bs)
+        end
+        local function ensure_group(stream, group)
+          redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+        end
+        local function trim_acknowledged(stream, group)
+          local groups = redis.pcall('XINFO', 'GROUPS', stream)
+          if type(groups) ~= 'table' or groups.err then return end
+          local delivered
+          for _, g in ipairs(groups) do
+            local name, last
+            for i = 1, #g, 2 do
+              if g[i] == 'name' then name = g[i + 1] elseif g[i] == 'last-delivered-id' then last = g[i + 1] end
+            end
+            if name == group then delivered = last end
+          end
+          if not delivered then return end
+          local ms, seq = id_parts(delivered)
+          local floor = string.format('%d-%d', ms, seq + 1)
+          local pending = redis.call('XPENDING', stream, group)
+          if pending[2] and id_less(pending[2], floor) then floor = pending[2] end
+          redis.call('XTRIM', stream, 'MINID', '~', floor)
+        end
+
+        """
+
+    /// KEYS[1] stream; ARGV[1] group. Trims what was acknowledged; returns `XLEN`.
+    static let trim = trimFunction + """
+        trim_acknowledged(KEYS[1], ARGV[1])
+        return redis.call('XLEN', KEYS[1])
+        """
+
     /// Creates a run record, or joins or skips for the run going (one full and one
     /// interval-style run at a time, cluster-wide), optionally claiming a scheduled tick in the
     /// same step so that no tick is run twice and no claimed tick goes without its run.
@@ -166,26 +211,30 @@ enum CoordinationScripts {
 
     /// Appends batches of a run to the stream, fenced: only the current lock holder producing
     /// the run (its fence on the record) may append. Numbers the batches, books them as planned
-    /// with the listing progress, and with `final` marks the producer done.
+    /// with the listing progress, and with `final` marks the producer done. `XADD ... MAXLEN ~`
+    /// caps the stream; the producer keeps it well below the cap (it waits while the stream is
+    /// half full), so the cap never reaches an unprocessed batch, and what was processed is
+    /// trimmed by ``trim``'s rule on every append.
     ///
     /// KEYS[1] lock, KEYS[2] run, KEYS[3] stream, KEYS[4] active key. ARGV[1] lock value,
     /// ARGV[2] fence, ARGV[3] run id, ARGV[4] kind, ARGV[5] stream max length, ARGV[6] '1' to set
     /// the cursor, ARGV[7] cursor, ARGV[8] '1' when final, ARGV[9] pages read, ARGV[10] chats
     /// considered, ARGV[11] ids rejected, ARGV[12] now ISO, ARGV[13] now ms, ARGV[14] chats in
-    /// these batches, ARGV[15...] one batch each (chat ids separated by spaces).
-    /// Returns `{state, backlog}` (batches planned but not yet accounted for), or
-    /// `{'not_leader', 0}` / `{'not_owner', 0}`.
-    static let append = settleRunFunction + """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader', 0} end
+    /// these batches, ARGV[15] group, ARGV[16...] one batch each (chat ids separated by spaces).
+    /// Returns `{state, backlog, stream length}` (backlog: batches planned but not yet
+    /// accounted for), or `{'not_leader', 0, 0}` / `{'not_owner', 0, 0}`.
+    static let append = settleRunFunction + trimFunction + """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader', 0, 0} end
         local v = redis.call('HMGET', KEYS[2], 'state', 'fence', 'batches_planned')
-        if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner', 0} end
+        if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner', 0, 0} end
+        ensure_group(KEYS[3], ARGV[15])
         local number = tonumber(v[3]) or 0
-        for i = 15, #ARGV do
+        for i = 16, #ARGV do
           number = number + 1
           redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'run', ARGV[3], 'kind', ARGV[4],
             'fence', ARGV[2], 'number', string.format('%d', number), 'chats', ARGV[i])
         end
-        redis.call('HINCRBY', KEYS[2], 'batches_planned', #ARGV - 14)
+        redis.call('HINCRBY', KEYS[2], 'batches_planned', #ARGV - 15)
         redis.call('HINCRBY', KEYS[2], 'chats_planned', ARGV[14])
         redis.call('HINCRBY', KEYS[2], 'pages_read', ARGV[9])
         redis.call('HINCRBY', KEYS[2], 'chats_considered', ARGV[10])
@@ -197,8 +246,9 @@ enum CoordinationScripts {
           redis.call('HSET', KEYS[2], 'producer_done', '1', 'producer_end', 'finished')
           state = settle_run(KEYS[2], KEYS[4], ARGV[3], ARGV[12])
         end
+        trim_acknowledged(KEYS[3], ARGV[15])
         local c = redis.call('HMGET', KEYS[2], 'batches_planned', 'batches_done', 'batches_failed', 'batches_skipped')
-        return {state, tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3]) - tonumber(c[4])}
+        return {state, tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3]) - tonumber(c[4]), redis.call('XLEN', KEYS[3])}
         """
 
     /// Ends a run's production, fenced like ``append``.

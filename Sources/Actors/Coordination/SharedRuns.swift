@@ -129,8 +129,9 @@ struct SharedRuns: Sendable {
     }
 
     enum Append: Sendable, Hashable {
-        /// In the stream; `backlog` batches of the run are not accounted for yet.
-        case appended(state: SyncRun.State, backlog: Int)
+        /// In the stream; `backlog` batches of the run are not accounted for yet, and the stream
+        /// holds `streamLength` entries.
+        case appended(state: SyncRun.State, backlog: Int, streamLength: Int)
         case notLeader
         /// The run is not this leader's (another adopted it) or not going.
         case notOwner
@@ -152,15 +153,17 @@ struct SharedRuns: Sendable {
                 lease.value, String(lease.fence), id.rawValue, kind.rawValue, String(settings.streamMaxLength),
                 progress.cursor == nil ? "0" : "1", progress.cursor ?? "", final ? "1" : "0",
                 String(progress.pagesRead), String(progress.chatsConsidered), String(progress.idsRejected),
-                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(chats),
+                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(chats), CoordinationKeys.group,
             ] + batches.map { $0.map(\.rawValue).joined(separator: " ") })
         let reply = try await supervisor.send(command).array ?? []
         switch reply.first?.string {
         case "not_leader": return .notLeader
         case "not_owner": return .notOwner
         case let state?:
+            let numbers = reply.dropFirst().map { Int($0.int ?? 0) }
             return .appended(
-                state: SyncRun.State(rawValue: state) ?? .running, backlog: Int(reply.dropFirst().first?.int ?? 0))
+                state: SyncRun.State(rawValue: state) ?? .running, backlog: numbers.first ?? 0,
+                streamLength: numbers.dropFirst().first ?? 0)
         case nil:
             return .notOwner
         }
@@ -174,6 +177,13 @@ struct SharedRuns: Sendable {
         let values = (reply.array ?? []).map { $0.int ?? 0 }
         guard values.count == 4 else { return 0 }
         return Int(values[0] - values[1] - values[2] - values[3])
+    }
+
+    /// Trims what the group acknowledged (never an unprocessed batch); the stream's length after.
+    func trimAcknowledged() async throws -> Int {
+        let reply = try await supervisor.send(LeaderElector.eval(
+            CoordinationScripts.trim, keys: [CoordinationKeys.batches], arguments: [CoordinationKeys.group]))
+        return Int(reply.int ?? 0)
     }
 
     /// How a producer ended.

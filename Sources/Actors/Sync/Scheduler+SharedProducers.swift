@@ -172,9 +172,11 @@ extension Scheduler {
                 switch result {
                 case .notLeader, .notOwner:
                     return .lostLead
-                case .appended(_, let backlog):
+                case .appended(_, let backlog, let streamLength):
                     metrics.batchesAppended(group.count)
-                    if !(last && final) { await waitForRoom(run.id, backlog: backlog, lease: lease) }
+                    if !(last && final) {
+                        await waitForRoom(run.id, backlog: backlog, streamLength: streamLength, lease: lease)
+                    }
                 }
                 break
             }
@@ -183,17 +185,22 @@ extension Scheduler {
     }
 
     /// Waits while run `id` has at least as many batches planned and unaccounted for as its
-    /// backlog limit allows: the leader does not flood the stream faster than the instances
-    /// process it (and trimming never reaches unprocessed batches).
-    private func waitForRoom(_ id: RunID, backlog: Int, lease: LeaderLease) async {
+    /// backlog limit allows (the leader does not flood the stream faster than the instances
+    /// process it), and while the stream is half full: it is trimmed only up to its oldest
+    /// unprocessed entry, so a batch a dead instance left pending holds it until the batch is
+    /// claimed, and the `MAXLEN` cap must never be reached.
+    private func waitForRoom(_ id: RunID, backlog: Int, streamLength: Int, lease: LeaderLease) async {
         guard let coordinator else { return }
         var backlog = backlog
+        var streamLength = streamLength
+        let lengthLimit = max(1, coordinator.settings.streamMaxLength / 2)
         while !Task.isCancelled {
             let limit = coordinator.settings.backlogLimit(
                 liveInstances: await liveConsumers(), maxBatchesInFlight: settings.maxBatchesInFlight)
-            guard backlog >= limit, await isLeading(lease) else { return }
+            guard backlog >= limit || streamLength >= lengthLimit, await isLeading(lease) else { return }
             try? await Task.sleep(for: coordinator.settings.pollInterval / 2)
             if let current = try? await coordinator.runs.backlog(of: id) { backlog = current }
+            if let current = try? await coordinator.runs.trimAcknowledged() { streamLength = current }
         }
     }
 
