@@ -85,7 +85,14 @@ public actor LeaderElector {
             arguments: [value, String(Self.milliseconds(ttl))])
         do {
             let reply = try await supervisor.send(command).array ?? []
-            guard !released else { return }
+            if released {
+                // Released while acquiring: give back what this attempt may just have taken.
+                if reply.first?.int == 1 {
+                    _ = try? await supervisor.send(Self.eval(
+                        CoordinationScripts.release, keys: [CoordinationKeys.leader], arguments: [value]))
+                }
+                return
+            }
             if reply.first?.int == 1, let fence = reply.dropFirst().first?.int {
                 keeper.acquired(fence: fence, value: value, sentAt: sent)
                 recordLeadership(true)

@@ -56,7 +56,7 @@ extension Scheduler {
         case .lostLead:
             logger.warning("stopped producing: no longer the leader; the next leader carries the run on")
         case .cancelled:
-            logger.info("stopped producing at shutdown; the next leader carries the run on")
+            logger.info("stopped producing (shutting down); the next leader carries the run on")
         }
     }
 
