@@ -82,6 +82,9 @@ struct ServiceConfigurationTests {
         ("PARTICIPANTS_ENABLE_LAZY_UPDATE", "2"),
         ("PARTICIPANTS_INTEGRATION_DISABLED", "nope"),
         ("PARTICIPANTS_L1_SIZE", "-3"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "500ms"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "2h"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "forever"),
         ("PARTICIPANTS_API_URL", "ftp://example"),
         ("PARTICIPANTS_API_URL", "not a url"),
         ("HTTP_PORT", "65536"),
@@ -157,5 +160,15 @@ struct ServiceConfigurationTests {
         #expect(defaults.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
         let tuned = try ServiceConfiguration(environment: ["PARTICIPANTS_STALE_THRESHOLD": "15m"])
         #expect(!tuned.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
+    }
+
+    @Test func leaderLockTTLIsReadAndWarnedAboutWhenTooShortForTheCommandTimeout() throws {
+        let defaults = try ServiceConfiguration(environment: [:])
+        #expect(defaults.participants.leaderLockTTL == .seconds(15))
+        #expect(!defaults.warnings.contains { $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") })
+        #expect(defaults.redactedSummary.contains { $0.name == "PARTICIPANTS_LEADER_LOCK_TTL" && $0.value == "15s" })
+        let short = try ServiceConfiguration(environment: ["PARTICIPANTS_LEADER_LOCK_TTL": "5s"])
+        #expect(short.participants.leaderLockTTL == .seconds(5))
+        #expect(short.warnings.contains { $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") && $0.contains("REDIS_COMMAND_TIMEOUT") })
     }
 }

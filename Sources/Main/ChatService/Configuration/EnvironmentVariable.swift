@@ -42,6 +42,7 @@ extension EnvironmentVariable {
         .init("PARTICIPANTS_INTEGRATION_DISABLED", "false", "turn the whole participants layer off; the rest of the service runs"),
         .init("PARTICIPANTS_L1_SIZE", "10000", "chats kept in the in-process L1 cache (0 disables it)"),
         .init("PARTICIPANTS_NOT_FOUND_TTL", "60s", "how long an upstream 404 is remembered"),
+        .init("PARTICIPANTS_LEADER_LOCK_TTL", "15s", "TTL of the sync leader lock, renewed every third of it; another instance takes over within about this long after the leader dies"),
         .init("PARTICIPANTS_API_URL", "http://127.0.0.1:8090", "base URL of the upstream participants API"),
         .init("PARTICIPANTS_API_TOKEN", nil, "bearer token sent upstream", secret: true),
         .init("HTTP_HOST", "0.0.0.0", "HTTP listen address"),

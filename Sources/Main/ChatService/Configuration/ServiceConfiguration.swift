@@ -42,6 +42,8 @@ public struct ServiceConfiguration: Sendable {
         public var integrationDisabled: Bool
         public var l1Size: Int
         public var notFoundTTL: Duration
+        /// PARTICIPANTS_LEADER_LOCK_TTL: the sync leader lock's TTL (docs/COORDINATION.md).
+        public var leaderLockTTL: Duration
         public var apiURL: String
         public var apiToken: String?
     }
@@ -108,6 +110,7 @@ public struct ServiceConfiguration: Sendable {
             integrationDisabled: try env.bool("PARTICIPANTS_INTEGRATION_DISABLED"),
             l1Size: try env.integer("PARTICIPANTS_L1_SIZE", in: 0...10_000_000),
             notFoundTTL: try env.duration("PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
+            leaderLockTTL: try env.duration("PARTICIPANTS_LEADER_LOCK_TTL", minimum: .seconds(1), maximum: .seconds(3600)),
             apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
             apiToken: env.string("PARTICIPANTS_API_TOKEN"))
 
@@ -163,6 +166,10 @@ public struct ServiceConfiguration: Sendable {
         if adminToken == nil {
             warnings.append("ADMIN_TOKEN is not set: every /internal request answers 403")
         }
+        if participants.leaderLockTTL <= redis.commandTimeout * 3 {
+            warnings.append(
+                "PARTICIPANTS_LEADER_LOCK_TTL (\(formatDuration(participants.leaderLockTTL))) is not above 3 × REDIS_COMMAND_TIMEOUT (\(formatDuration(redis.commandTimeout))): one slow renewal may cost the leader its lock")
+        }
         return warnings
     }
 
@@ -192,6 +199,7 @@ public struct ServiceConfiguration: Sendable {
             "PARTICIPANTS_INTEGRATION_DISABLED": "\(participants.integrationDisabled)",
             "PARTICIPANTS_L1_SIZE": "\(participants.l1Size)",
             "PARTICIPANTS_NOT_FOUND_TTL": formatDuration(participants.notFoundTTL),
+            "PARTICIPANTS_LEADER_LOCK_TTL": formatDuration(participants.leaderLockTTL),
             "PARTICIPANTS_API_URL": participants.apiURL,
             "PARTICIPANTS_API_TOKEN": participants.apiToken == nil ? "(none)" : "***",
             "HTTP_HOST": http.host,

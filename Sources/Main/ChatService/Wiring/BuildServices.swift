@@ -48,11 +48,15 @@ public struct ParticipantsComponents: Sendable {
 }
 
 /// Wires every actor of the service from its configuration. Main stays thin; tests call this.
+///
+/// - Parameter tuneCoordination: adjusts the coordination settings derived from the
+///   configuration (tests shorten the stream and the poll intervals).
 public func buildServices(
     configuration: ServiceConfiguration,
     loop: EventLoop,
     metrics: PrometheusCollectorRegistry,
     syncClock: any SyncClock = SystemSyncClock(),
+    tuneCoordination: (inout CoordinationSettings) -> Void = { _ in },
     logger: Logger
 ) async throws -> ChatServiceApplication {
     let redis = configuration.redis
@@ -77,7 +81,8 @@ public func buildServices(
     var routes = ParticipantsRoutes.disabledRegistrations
     if !configuration.participants.integrationDisabled {
         let components = try await buildParticipants(
-            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock, logger: logger)
+            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock,
+            tuneCoordination: tuneCoordination, logger: logger)
         participants = components
         routes = ParticipantsRoutes(
             reader: components.reader,
@@ -122,7 +127,7 @@ public func buildServices(
 
 private func buildParticipants(
     configuration: ServiceConfiguration, loop: EventLoop, supervisor: RedisSupervisor,
-    syncClock: any SyncClock, logger: Logger
+    syncClock: any SyncClock, tuneCoordination: (inout CoordinationSettings) -> Void, logger: Logger
 ) async throws -> ParticipantsComponents {
     let settings = configuration.participants
     let coordination = InstanceCoordination(
@@ -163,12 +168,23 @@ private func buildParticipants(
     schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.catchUpRunsEnabled = settings.backgroundSyncEnabled
+    // Every instance shares the sync work through Redis (docs/COORDINATION.md). A batch
+    // delivered to an instance is taken for lost after twice the longest a batch can take: an
+    // upstream call with its retries plus the Redis write.
+    var coordinationSettings = CoordinationSettings(instanceID: configuration.instanceID)
+    coordinationSettings.lockTTL = settings.leaderLockTTL
+    coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
+    tuneCoordination(&coordinationSettings)
     let scheduler = Scheduler(
         settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
-        redisStateChanges: await supervisor.stateChanges(), logger: logger.withLabel("sync"))
+        redisStateChanges: await supervisor.stateChanges(),
+        coordination: SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings),
+        logger: logger.withLabel("sync"))
 
     logger.info("participants layer", metadata: [
         "participants.background_sync": "\(settings.backgroundSyncEnabled)",
+        "participants.leader_lock_ttl": "\(settings.leaderLockTTL)",
+        "participants.batch_claim_min_idle": "\(coordinationSettings.claimMinIdle)",
         "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
         "participants.integration_disabled": "false",
         "participants.api_url": "\(settings.apiURL)",
