@@ -1,10 +1,15 @@
 # chat-service developer targets. `make run` and `make test` are the two the README promises.
-.PHONY: run test test-unit test-integration build clean compose-config
+.PHONY: run test test-unit test-integration build clean compose-config chaos chaos-fast sanitize-thread sanitize-address
+
+SHELL := /bin/bash
+SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
+# What the sanitizer targets run; `make sanitize-thread SANITIZE_FILTER=` runs every suite.
+SANITIZE_FILTER ?= --filter UnitTests
 
 run:            ## run the service on 127.0.0.1:8082 with a local redis-server
 	scripts/run-local.sh
 
-test:           ## the whole default test suite (what CI runs)
+test:           ## the whole default test suite (what CI runs); chaos scenarios are skipped
 	scripts/test.sh
 
 test-unit:      ## unit tests only, no servers
@@ -13,11 +18,29 @@ test-unit:      ## unit tests only, no servers
 test-integration: ## integration tests against real redis-server processes
 	scripts/test.sh --filter IntegrationTests
 
+chaos:          ## every chaos scenario at full length, then docs/RELIABILITY.md from the figures
+	CHAOS=full scripts/chaos.sh
+
+chaos-fast:     ## the chaos scenarios with short faults (CI); report in .build/chaos/RELIABILITY-fast.md
+	CHAOS=fast scripts/chaos.sh
+
+sanitize-thread: ## tests under ThreadSanitizer, in .build-tsan (SANITIZE_FILTER, default the unit tests)
+	scripts/install-deps.sh
+	set -o pipefail; $(SWIFT_PATH) swift build --build-tests --sanitize=thread --scratch-path .build-tsan 2>&1 | { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] " || true; }
+	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-tsan/debug/chat-service TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+		timeout 3000 swift test --skip-build --sanitize=thread --scratch-path .build-tsan $(SANITIZE_FILTER)
+
+sanitize-address: ## tests under AddressSanitizer, in .build-asan (SANITIZE_FILTER, default the unit tests)
+	scripts/install-deps.sh
+	set -o pipefail; $(SWIFT_PATH) swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] " || true; }
+	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
+		timeout 3000 swift test --skip-build --sanitize=address --scratch-path .build-asan $(SANITIZE_FILTER)
+
 build:
 	swift build
 
 clean:
-	rm -rf .build .run
+	rm -rf .build .build-tsan .build-asan .run
 
 compose-config: ## validate compose/docker-compose.yml, with and without the sentinel profile (what CI checks)
 	@command -v docker-compose >/dev/null || scripts/install-deps.sh docker-compose

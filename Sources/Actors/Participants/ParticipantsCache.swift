@@ -44,6 +44,8 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// Tracked reads not yet written to Redis (chat → unix seconds).
     private var pendingTracks: [ChatID: Double] = [:]
     private var trackFlushScheduled = false
+    /// A write-back retry is pending (see ``scheduleWriteBackRetry()``).
+    private var writeBackRetryScheduled = false
     private let metrics = CacheMetrics()
 
     /// - Parameter coordination: when set, writes are announced on the invalidation stream.
@@ -155,6 +157,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         remember(entry)
         if await write([entry], notFound: []) { return .written }
         keepForWriteBack([entry], waitForRoom: false)
+        scheduleWriteBackRetry()
         return .deferred
     }
 
@@ -168,6 +171,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         for entry in entries { remember(entry) }
         for chat in notFound { rememberNotFound(chat) }
         if await write(entries, notFound: notFound) { return .written }
+        scheduleWriteBackRetry()
         await keepForWriteBackWaiting(entries)
         return .deferred
     }
@@ -437,6 +441,25 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         let waiters = writeBackWaiters
         writeBackWaiters.removeAll()
         for waiter in waiters { waiter.resume() }
+    }
+
+    /// Redis may refuse writes while it stays `ready` (`-OOM` with noeviction): no state change
+    /// would ever flush the buffer then, so it is retried every second while Redis is ready and
+    /// the buffer is not empty. While Redis is not ready the retry stops; becoming ready flushes.
+    private func scheduleWriteBackRetry() {
+        guard !writeBackRetryScheduled else { return }
+        writeBackRetryScheduled = true
+        Task {
+            try? await Task.sleep(for: .seconds(1))
+            await self.retryWriteBack()
+        }
+    }
+
+    private func retryWriteBack() async {
+        writeBackRetryScheduled = false
+        guard !writeBack.isEmpty, await supervisor.state == .ready else { return }
+        await flushWriteBack()
+        if !writeBack.isEmpty { scheduleWriteBackRetry() }
     }
 
     private func resumeWriteBackWaiters() {

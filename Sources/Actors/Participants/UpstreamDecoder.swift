@@ -26,6 +26,16 @@ public enum UpstreamDecoder {
     private static func decode<Value: Decodable>(
         _ type: Value.Type, from body: [UInt8]
     ) throws(UpstreamDecodingError) -> Value {
+        // JSONDecoder lets some invalid JSON through: invalid UTF-8 in keys it skips, `\u`
+        // escapes with fewer than four hex digits (found by the decoder's property tests). The
+        // project's strict scanner checks the syntax first.
+        var scanner = JSONScanner(body)
+        do {
+            try scanner.skipValue()
+            try scanner.expectEnd()
+        } catch {
+            throw UpstreamDecodingError(error)
+        }
         do {
             return try JSONDecoder().decode(type, from: Data(body))
         } catch {

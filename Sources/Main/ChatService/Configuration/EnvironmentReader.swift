@@ -72,7 +72,8 @@ struct EnvironmentReader {
 
     func httpURL(_ name: String) throws(ConfigurationError) -> String {
         let text = try requiredString(name)
-        guard let url = URL(string: text), url.scheme == "http", url.host != nil else {
+        // `http://:80` parses with an empty host: refused too (found by the environment property tests).
+        guard let url = URL(string: text), url.scheme == "http", let host = url.host, !host.isEmpty else {
             throw ConfigurationError(variable: name, value: text, expected: "an http://host[:port][/path] URL")
         }
         return text.hasSuffix("/") ? String(text.dropLast()) : text

@@ -1,0 +1,191 @@
+import ChatService
+import Foundation
+import Testing
+import TestSupport
+
+/// What this build can do, for scenarios that need features still being built.
+enum ChaosCapabilities {
+    /// Multi-instance coordination (issue 4: leader lock, shared batch stream). Detected by its
+    /// configuration variable, so the scenario turns itself on when that work is merged.
+    static var leaderElection: Bool {
+        EnvironmentVariable.all.contains { $0.name == "PARTICIPANTS_LEADER_LOCK_TTL" }
+    }
+}
+
+extension ChaosSuite {
+    /// The service's own process: stopped with SIGTERM, or (with several instances) the leader
+    /// killed, while a full run is going.
+    @Suite("Process faults", .timeLimit(.minutes(5)))
+    struct ProcessFaults {
+        @Test func sigtermDuringAFullRun() async throws {
+            var record = ScenarioRecord(scenario: "SIGTERM during a full run")
+            var settings = ChaosEnvironment.Settings()
+            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "SHUTDOWN_TIMEOUT": "6s"]
+            let environment = try await ChaosEnvironment.start(settings)
+            do {
+                try await Self.sigterm(environment, into: &record)
+            } catch {
+                record.failures.append("scenario aborted: \(error)")
+            }
+            await environment.shutdown()
+            record.append()
+            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+        }
+
+        /// Hot reads only: after SIGTERM the listener closes, so only what came before is judged.
+        private static func sigterm(_ environment: ChaosEnvironment, into record: inout ScenarioRecord) async throws {
+            try await environment.warmHotChats()
+            var loadSettings = LoadGenerator.Settings(
+                port: environment.httpPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats, coldChats: [])
+            loadSettings.workers = 3
+            loadSettings.requestsPerSecondPerWorker = 60
+            loadSettings.requestTimeout = .seconds(5)
+            let load = LoadGenerator(settings: loadSettings)
+            load.start()
+            try await Task.sleep(for: .seconds(1))
+            record.rssBeforeKilobytes = environment.residentKilobytes()
+            await environment.bumpAllChats()
+            // Slow batches, so SIGTERM finds some in flight and some queued.
+            await environment.stub.updateFaults { $0.latency = .milliseconds(250) }
+            let reply = await environment.admin("POST", "/internal/participants/refresh")
+            guard let jobID = reply.json["job_id"] as? String else {
+                record.failures.append("the full refresh was not accepted: \(reply.status)")
+                _ = await load.stop()
+                return
+            }
+            let started = await eventually(timeout: .seconds(30)) {
+                let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)").json
+                return ((job["counts"] as? [String: Any])?["batches_done"] as? Int ?? 0) >= 3
+            }
+            record.check(started, "the full run did not get going")
+            record.rssAfterKilobytes = environment.residentKilobytes()
+
+            let signalled = ContinuousClock.now
+            environment.service.signal(SIGTERM)
+            let exit = await environment.service.waitForExit(timeout: environment.configuration.shutdownTimeout + .seconds(10))
+            record.faultSeconds = (ContinuousClock.now - signalled).milliseconds / 1000
+            record.check(exit == 0, "SIGTERM ended the process with \(exit.map(String.init) ?? "no exit")")
+            record.processAlive = false
+            record.notes.append("SIGTERM: the process exited \(exit.map(String.init) ?? "-") after \(String(format: "%.2f", record.faultSeconds)) s")
+
+            let figures = await load.stop()
+            let beforeSignal = LoadFigures(
+                samples: figures.samples.filter { $0.completedAt < signalled },
+                probes: figures.probes.filter { $0.startedAt + $0.latency < signalled })
+            record.take(beforeSignal)
+            record.notes.append("reads and probes counted up to SIGTERM; afterwards the listener is closed by design")
+            record.check(beforeSignal.failedProbes.isEmpty, "\(beforeSignal.failedProbes.count) /health probes got no 200")
+            record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
+            record.check(record.hot.failures == 0, "\(record.hot.failures) hot reads got no answer")
+
+            // The run's last word is its "sync run ended" log line.
+            guard let ended = environment.logLines(message: "sync run ended").first(where: { $0["sync.run_id"] as? String == jobID }) else {
+                record.failures.append("no 'sync run ended' line for \(jobID) in the log")
+                return
+            }
+            func count(_ key: String) -> Int { Int(ended["sync.\(key)"] as? String ?? "") ?? 0 }
+            record.batches.jobState = ended["sync.state"] as? String
+            record.batches.planned = count("batches_planned")
+            record.batches.done = count("batches_done")
+            record.batches.deferred = count("batches_deferred")
+            record.batches.failed = count("batches_failed")
+            record.batches.skipped = count("batches_skipped")
+            record.batches.chatsRefreshed = count("chats_refreshed")
+            let inRedis = await environment.chatsInRedis(atLeast: 2)
+            record.batches.chatsLost = max(0, record.batches.chatsRefreshed - inRedis)
+            record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
+            record.check(record.batches.deferred == 0, "\(record.batches.deferred) batches were only in memory at exit")
+            record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
+        }
+
+        @Test func leaderKilledDuringAFullRun() async throws {
+            guard ChaosCapabilities.leaderElection else {
+                var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
+                record.notes.append("not run: needs multi-instance coordination (issue 4: leader lock, shared batch stream), not in this build")
+                record.skipped = true
+                record.append()
+                return
+            }
+            var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
+            var settings = ChaosEnvironment.Settings()
+            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]
+            settings.instanceID = "chaos-a"
+            let environment = try await ChaosEnvironment.start(settings)
+            var second: ServiceProcess?
+            do {
+                let started = try await environment.startInstance(instanceID: "chaos-b")
+                second = started.service
+                try await Self.killLeader(environment, other: started, into: &record)
+            } catch {
+                record.failures.append("scenario aborted: \(error)")
+            }
+            if let second, second.process.isRunning {
+                second.signal(SIGTERM)
+                _ = await second.waitForExit(timeout: .seconds(15))
+            }
+            await environment.shutdown()
+            record.append()
+            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+        }
+
+        /// Written against issue 4's design (docs/COORDINATION.md on its branch): the lock key
+        /// `participants:v1:sync:leader` holds `<instance_id>:<token>`, run records are shared in
+        /// Redis so either instance answers for a job, and batches a dead instance held are
+        /// claimed by the others. Unverified until that work is merged.
+        private static func killLeader(
+            _ environment: ChaosEnvironment, other: (service: ServiceProcess, port: Int), into record: inout ScenarioRecord
+        ) async throws {
+            let lockKey = "participants:v1:sync:leader"
+            var holder = ""
+            let elected = await eventually(timeout: .seconds(15)) {
+                holder = (try? await environment.redis.cli("GET", lockKey)) ?? ""
+                return holder.hasPrefix("chaos-a:") || holder.hasPrefix("chaos-b:")
+            }
+            guard elected else {
+                record.failures.append("no instance took the leader lock within 15 s")
+                return
+            }
+            let leaderIsFirst = holder.hasPrefix("chaos-a:")
+            let leader = leaderIsFirst ? environment.service : other.service
+            let survivorPort = leaderIsFirst ? other.port : environment.httpPort
+            let survivorID = leaderIsFirst ? "chaos-b" : "chaos-a"
+
+            try await environment.warmHotChats()
+            let load = LoadGenerator(settings: LoadGenerator.Settings(
+                port: survivorPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats, coldChats: environment.coldChats))
+            load.start()
+            await environment.bumpAllChats()
+            await environment.stub.updateFaults { $0.latency = .milliseconds(250) }
+            let reply = await environment.admin("POST", "/internal/participants/refresh", port: survivorPort)
+            guard let jobID = reply.json["job_id"] as? String else {
+                record.failures.append("the full refresh was not accepted: \(reply.status)")
+                _ = await load.stop()
+                return
+            }
+            _ = await eventually(timeout: .seconds(30)) {
+                let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)", port: survivorPort).json
+                return ((job["counts"] as? [String: Any])?["batches_done"] as? Int ?? 0) >= 3
+            }
+            let killed = ContinuousClock.now
+            leader.signal(SIGKILL)
+            _ = await leader.waitForExit(timeout: .seconds(5))
+            let takenOver = await eventually(timeout: .seconds(30)) {
+                ((try? await environment.redis.cli("GET", lockKey)) ?? "").hasPrefix("\(survivorID):")
+            }
+            record.check(takenOver, "\(survivorID) did not take the leader lock within 30 s")
+            record.recoverySeconds = takenOver ? (ContinuousClock.now - killed).milliseconds / 1000 : nil
+            await environment.stub.clearFaults()
+            let job = await environment.waitForJob(jobID, timeout: .seconds(180), port: survivorPort)
+            record.check(job != nil, "the full run did not end within 180 s of the leader's death")
+            if let job { record.batches = ChaosScenario.batches(of: job) }
+            let inRedis = await environment.chatsInRedis(atLeast: 2)
+            record.batches.chatsLost = max(0, record.batches.chatsRefreshed - inRedis)
+            record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
+            record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
+            let figures = await load.stop()
+            record.take(figures)
+            record.check(figures.failedProbes.isEmpty, "\(figures.failedProbes.count) /health probes of the survivor got no 200")
+            record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
+        }
+    }
+}
