@@ -1,5 +1,5 @@
 # chat-service developer targets. `make run` and `make test` are the two the README promises.
-.PHONY: run test test-unit test-integration build clean
+.PHONY: run test test-unit test-integration build clean bench bench-micro
 
 run:            ## run the service on 127.0.0.1:8082 with a local redis-server
 	scripts/run-local.sh
@@ -15,6 +15,12 @@ test-integration: ## integration tests against real redis-server processes
 
 build:
 	swift build
+
+bench:          ## end-to-end benchmarks against redis-benchmark, nginx and webdis (docs/PERFORMANCE.md)
+	Benchmarks/scripts/bench.sh
+
+bench-micro:    ## package-benchmark micro benchmarks: codec, RESP, supervisor, L1
+	cd Benchmarks && PATH="/opt/swift/usr/bin:$$PATH" swift package benchmark
 
 clean:
 	rm -rf .build .run

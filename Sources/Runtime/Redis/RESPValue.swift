@@ -66,7 +66,9 @@ extension RESPValue {
 extension RESPValue {
     /// Copies a hiredis reply tree. Unknown reply types (none exist in hiredis 0.14, which
     /// speaks RESP2 only) become an error value rather than a crash.
-    init(reply: UnsafePointer<redisReply>) {
+    ///
+    /// SPI for the micro benchmarks (Benchmarks/), which feed hiredis' reader directly.
+    @_spi(Benchmarks) public init(reply: UnsafePointer<redisReply>) {
         let reply = reply.pointee
         switch reply.type {
         case REDIS_REPLY_STRING:

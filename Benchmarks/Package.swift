@@ -1,0 +1,55 @@
+// swift-tools-version: 6.1
+// Micro benchmarks (package-benchmark) and the drivers `make bench` runs. A package of its own,
+// so the root package's `swift build` and `swift test` (CI) never build package-benchmark.
+//
+//   swift package benchmark                         all micro benchmarks (or `make bench-micro`)
+//   swift build -c release --product bench-batch-write
+import PackageDescription
+
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "chat-service-benchmarks",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "bench-batch-write", targets: ["BenchBatchWrite"]),
+    ],
+    dependencies: [
+        .package(name: "chat-service", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
+        .executableTarget(
+            name: "BenchBatchWrite",
+            dependencies: [
+                .product(name: "Runtime", package: "chat-service"),
+                .product(name: "Actors", package: "chat-service"),
+                .product(name: "ChatService", package: "chat-service"),
+            ],
+            path: "Sources/BenchBatchWrite",
+            swiftSettings: settings
+        ),
+    ]
+)
+
+// One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
+for (name, products) in [
+    ("Codec", ["Actors", "ChatService"]),
+    ("RESP", ["Runtime"]),
+    ("Supervisor", ["Actors"]),
+    ("L1Cache", ["Actors", "ChatService"]),
+] {
+    package.targets.append(
+        .executableTarget(
+            name: name,
+            dependencies: [.product(name: "Benchmark", package: "benchmark")]
+                + products.map { .product(name: $0, package: "chat-service") },
+            path: "Benchmarks/\(name)",
+            swiftSettings: settings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ))
+}
