@@ -80,7 +80,7 @@ struct ReplyReader: ~Copyable {
         }
         var reply: UnsafeMutableRawPointer?
         while redisReaderGetReply(reader, &reply) == REDIS_OK, let parsed = reply {
-            each(RESPValue(reply: parsed.assumingMemoryBound(to: redisReply.self)))
+            each(RESPValue.copying(parsed.assumingMemoryBound(to: redisReply.self)))
             freeReplyObject(parsed)
             reply = nil
         }

@@ -123,6 +123,17 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         return .miss
     }
 
+    /// The L1 entry of `chat` when it is fresh; nil when it is stale, expired, absent or known
+    /// not to exist. The part of ``lookup(_:)`` that needs no `await`: the read route answers
+    /// from it synchronously on the loop thread, and hands everything else to ``lookup(_:)``.
+    public func freshInMemory(_ chat: ChatID) -> ParticipantsEntry? {
+        guard !notFoundL1.contains(chat), let entry = l1.get(chat),
+            settings.freshness(of: entry, at: now()) == .fresh
+        else { return nil }
+        metrics.read("l1_fresh")
+        return entry
+    }
+
     /// Records that a chat was read, for the interval refresh (throttled per chat).
     public func track(_ chat: ChatID) {
         let now = now()
@@ -379,7 +390,9 @@ struct CacheMetrics: Sendable {
     let writeBackWritten = Counter(label: "participants_writeback_written_total")
     let writeBackOverflow = Counter(label: "participants_writeback_overflow_total")
 
+    let reads = CounterFamily(label: "participants_cache_reads_total", dimension: "result")
+
     func read(_ result: String) {
-        Counter(label: "participants_cache_reads_total", dimensions: [("result", result)]).increment()
+        reads.increment(result)
     }
 }

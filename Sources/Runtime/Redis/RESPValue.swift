@@ -66,9 +66,7 @@ extension RESPValue {
 extension RESPValue {
     /// Copies a hiredis reply tree. Unknown reply types (none exist in hiredis 0.14, which
     /// speaks RESP2 only) become an error value rather than a crash.
-    ///
-    /// SPI for the micro benchmarks (Benchmarks/), which feed hiredis' reader directly.
-    @_spi(Benchmarks) public init(reply: UnsafePointer<redisReply>) {
+    init(reply: UnsafePointer<redisReply>) {
         let reply = reply.pointee
         switch reply.type {
         case REDIS_REPLY_STRING:
@@ -102,6 +100,14 @@ extension RESPValue {
         return pointer.withMemoryRebound(to: UInt8.self, capacity: count) {
             Array(UnsafeBufferPointer(start: $0, count: count))
         }
+    }
+}
+
+extension RESPValue {
+    /// ``init(reply:)`` for the micro benchmarks (Benchmarks/), which feed hiredis' reply reader
+    /// directly.
+    @_spi(Benchmarks) public static func copying(_ reply: UnsafePointer<redisReply>) -> RESPValue {
+        RESPValue(reply: reply)
     }
 }
 
