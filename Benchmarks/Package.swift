@@ -6,10 +6,23 @@
 //   swift build -c release --product bench-batch-write
 import PackageDescription
 
+import struct Foundation.URL
+
 let settings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
 ]
+
+/// The root package's identity: SwiftPM names a path dependency after its directory (a clone
+/// or worktree may be called anything), and module aliases only apply through that identity.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let rootIdentity = root.lastPathComponent.lowercased()
+
+/// The root package's `Runtime` module is renamed `ChatRuntime` here: package-benchmark imports
+/// the toolchain's own `Runtime` module (backtraces) when it can, and would find ours instead.
+func chatService(_ product: String) -> Target.Dependency {
+    .product(name: product, package: rootIdentity, moduleAliases: ["Runtime": "ChatRuntime"])
+}
 
 let package = Package(
     name: "chat-service-benchmarks",
@@ -18,18 +31,14 @@ let package = Package(
         .executable(name: "bench-batch-write", targets: ["BenchBatchWrite"]),
     ],
     dependencies: [
-        .package(name: "chat-service", path: ".."),
+        .package(path: ".."),
         .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
         // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
         .executableTarget(
             name: "BenchBatchWrite",
-            dependencies: [
-                .product(name: "Runtime", package: "chat-service"),
-                .product(name: "Actors", package: "chat-service"),
-                .product(name: "ChatService", package: "chat-service"),
-            ],
+            dependencies: [chatService("Runtime"), chatService("Actors"), chatService("ChatService")],
             path: "Sources/BenchBatchWrite",
             swiftSettings: settings
         ),
@@ -47,7 +56,7 @@ for (name, products) in [
         .executableTarget(
             name: name,
             dependencies: [.product(name: "Benchmark", package: "benchmark")]
-                + products.map { .product(name: $0, package: "chat-service") },
+                + products.map(chatService),
             path: "Benchmarks/\(name)",
             swiftSettings: settings,
             plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]

@@ -14,20 +14,21 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 "$root/scripts/install-deps.sh" nginx webdis wrk python3
 
-# One build tree: the Benchmarks package builds the root package's chat-service product too.
-cd "$root/Benchmarks"
-for product in chat-service bench-batch-write; do
-    echo "building $product (release)"
-    swift build -c release --product "$product" 2>&1 | { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] " || true; }
-done
-bin="$(swift build -c release --show-bin-path)"
-cd "$root"
+# chat-service: the root package's release build (the one `make run` uses). bench-batch-write:
+# the Benchmarks package, whose build renames the root's Runtime module (see its Package.swift).
+quiet() { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] " || true; }
+echo "building chat-service (release)"
+swift build -c release --product chat-service 2>&1 | quiet
+service_bin="$(swift build -c release --show-bin-path)"
+echo "building bench-batch-write (release)"
+(cd "$root/Benchmarks" && swift build -c release --product bench-batch-write 2>&1 | quiet)
+bench_bin="$(cd "$root/Benchmarks" && swift build -c release --show-bin-path)"
 
 stamp="$(date -u +%Y-%m-%d-%H%M)"
 results="$root/Benchmarks/results"
 mkdir -p "$results"
 python3 "$root/Benchmarks/scripts/bench.py" \
-    --chat-service "$bin/chat-service" --bench-batch-write "$bin/bench-batch-write" \
+    --chat-service "$service_bin/chat-service" --bench-batch-write "$bench_bin/bench-batch-write" \
     --output "$results/$stamp.json"
 readme=(--readme "$root/README.md")
 [[ "${BENCH_NO_README:-0}" == 1 ]] && readme=()

@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import Synchronization
 
 /// A redis-server on a free loopback port for the live benchmarks, and one connection to it.

@@ -7,7 +7,7 @@ import CHiredis
 import ChatService
 import Foundation
 import Logging
-@_spi(Benchmarks) import Runtime
+@_spi(Benchmarks) import ChatRuntime
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(

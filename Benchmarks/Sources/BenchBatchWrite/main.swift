@@ -9,7 +9,7 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 
 let options: BatchWriteOptions
 do {

@@ -26,7 +26,9 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     private let settings: CacheSettings
     private let now: @Sendable () -> Date
     private let logger: Logger
-    private var random = SystemRandomNumberGenerator()
+    /// TTL jitter needs spread, not secrecy: a generator seeded once instead of a `getrandom`
+    /// call for every entry written, which showed in batch-write profiles.
+    private var random = SeededRandom(seed: UInt64.random(in: .min ... .max))
 
     private var l1: LRUCache<ChatID, ParticipantsEntry>
     private var notFoundL1: LRUCache<ChatID, Date>
