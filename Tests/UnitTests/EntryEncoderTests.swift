@@ -60,7 +60,24 @@ struct EntryEncoderTests {
             #expect(redis == Self.reference(entry, closing: "}"))
             let response = EntryCodec.encodeResponse(entry, stale: true, source: .upstream)
             #expect(response == Self.reference(entry, closing: #","stale":true,"source":"upstream"}"#))
-            // Sized exactly: the array holds no slack beyond the allocator's rounding.
+        }
+    }
+
+    @Test func plainEntriesAreSizedExactly() {
+        var random = SeededRandom(seed: 11)
+        for _ in 0..<200 {
+            var entry = Self.randomEntry(&random)
+            entry.participants = entry.participants.map { participant in
+                var plain = participant
+                plain.displayName = "User \(random.next() % 1000) é 😀 日本語"
+                plain.userID = "u-\(random.next())"
+                plain.role = "member"
+                plain.avatarURL = plain.avatarURL == nil ? nil : "https://avatars.invalid/\(random.next()).png"
+                return plain
+            }
+            let redis = EntryCodec.encodeForRedis(entry)
+            #expect(redis == Self.reference(entry, closing: "}"))
+            // One allocation of the exact size: no slack beyond the allocator's rounding.
             #expect(redis.capacity - redis.count < 32)
         }
     }

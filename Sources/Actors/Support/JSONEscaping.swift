@@ -1,58 +1,39 @@
 import Runtime
 
-/// JSON strings as ``JSONWriter`` writes them (`"` and `\` get a backslash, bytes below 0x20
-/// become `\u00XX`, everything else is copied), for encoders that size their output first and
-/// write it with a ``ByteArrayWriter``.
+/// Helpers for encoders that size their output first and write it with a ``ByteArrayWriter``:
+/// strings that need no escaping (nearly all) are copied as they are; one that does sends the
+/// encoder to ``JSONWriter``, which escapes (`"` and `\` get a backslash, bytes below 0x20
+/// become `\u00XX`).
 enum JSONEscaping {
-    /// How many bytes escaping adds to `utf8`: 0 for nearly every string. Branch-free, so the
-    /// compiler vectorizes the loop.
+    /// Whether any byte of `utf8` needs escaping; false for nearly every string. Branch-free,
+    /// so the loop has no unpredictable jumps.
     @inline(__always)
-    static func extraBytes(_ utf8: UnsafeBufferPointer<UInt8>) -> Int {
-        var extra = 0
+    static func needsEscaping(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        var found: UInt8 = 0
         for byte in utf8 {
-            extra &+= (byte < 0x20 ? 5 : 0) &+ (byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") ? 1 : 0)
+            found |= (byte < 0x20 ? 1 : 0) | (byte == UInt8(ascii: "\"") ? 1 : 0) | (byte == UInt8(ascii: "\\") ? 1 : 0)
         }
-        return extra
+        return found != 0
     }
 
-    /// The length of `text` as a quoted JSON string.
-    static func quotedCount(_ text: String) -> Int {
-        let counted = text.utf8.withContiguousStorageIfAvailable { $0.count + extraBytes($0) }
-        if let counted { return counted + 2 }
-        return Array(text.utf8).withUnsafeBufferPointer { $0.count + extraBytes($0) } + 2
+    /// The length of `text` as a quoted JSON string when it needs no escaping.
+    @inline(__always)
+    static func plainQuotedCount(_ text: String) -> Int {
+        text.utf8.count + 2
     }
 
-    /// Writes `text` as a quoted JSON string; the writer must have room for ``quotedCount(_:)``.
-    static func writeQuoted(_ text: String, to writer: inout ByteArrayWriter) {
-        writer.append(UInt8(ascii: "\""))
-        let written: Void? = text.utf8.withContiguousStorageIfAvailable { utf8 in
-            if extraBytes(utf8) == 0 {
-                writer.append(utf8)
-            } else {
-                writeEscaped(utf8, to: &writer)
-            }
+    /// Writes `text` as a quoted JSON string and returns true, or writes nothing and returns
+    /// false when it needs escaping (the caller then takes the escaping path).
+    @inline(__always)
+    static func writePlainQuoted(_ text: String, to writer: inout ByteArrayWriter) -> Bool {
+        let written = text.utf8.withContiguousStorageIfAvailable { utf8 -> Bool in
+            guard !needsEscaping(utf8) else { return false }
+            writer.append(UInt8(ascii: "\""))
+            writer.append(utf8)
+            writer.append(UInt8(ascii: "\""))
+            return true
         }
-        if written == nil {
-            Array(text.utf8).withUnsafeBufferPointer { writeEscaped($0, to: &writer) }
-        }
-        writer.append(UInt8(ascii: "\""))
-    }
-
-    private static let hexDigits: StaticString = "0123456789abcdef"
-
-    private static func writeEscaped(_ utf8: UnsafeBufferPointer<UInt8>, to writer: inout ByteArrayWriter) {
-        for byte in utf8 {
-            if byte < 0x20 {
-                writer.append(#"\u00"#)
-                writer.append(hexDigits.utf8Start[Int(byte >> 4)])
-                writer.append(hexDigits.utf8Start[Int(byte & 0xF)])
-            } else if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") {
-                writer.append(UInt8(ascii: "\\"))
-                writer.append(byte)
-            } else {
-                writer.append(byte)
-            }
-        }
+        return written ?? false
     }
 
     /// The number of characters of `value` in decimal, sign included.

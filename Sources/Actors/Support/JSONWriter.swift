@@ -91,7 +91,7 @@ public struct JSONWriter: Sendable {
     /// Copies runs of bytes that need no escaping in one go; most strings are a single run,
     /// found by a vectorized scan first.
     private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
-        if JSONEscaping.extraBytes(utf8) == 0 {
+        if !JSONEscaping.needsEscaping(utf8) {
             bytes.append(contentsOf: utf8)
             return
         }
