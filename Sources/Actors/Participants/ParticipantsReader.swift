@@ -22,8 +22,25 @@ public struct ParticipantsReader: Sendable {
         self.lazyUpdate = lazyUpdate
     }
 
+    /// The chat's fresh L1 entry, tracking the read as ``read(_:)`` does; nil when ``read(_:)``
+    /// must answer. For the read route's immediate path: no task, no actor hop.
+    /// - Precondition: on the cache's event loop thread (the HTTP server's callback runs there).
+    public func freshFromMemory(_ chat: ChatID) -> ParticipantsEntry? {
+        cache.assumeIsolated { cache in
+            guard let entry = cache.freshInMemory(chat) else { return nil }
+            cache.track(chat)
+            return entry
+        }
+    }
+
     public func read(_ chat: ChatID) async -> ReadOutcome {
-        await cache.track(chat)
+        await read(chat, isolatedTo: cache)
+    }
+
+    /// Runs on the cache's executor, so tracking and the lookup are plain calls instead of a hop
+    /// onto the cache and back for each.
+    private func read(_ chat: ChatID, isolatedTo cache: isolated ParticipantsCache) async -> ReadOutcome {
+        cache.track(chat)
         var fallback: (entry: ParticipantsEntry, source: ReadSource)?
         switch await cache.lookup(chat) {
         case .hit(let entry, .fresh, let source):

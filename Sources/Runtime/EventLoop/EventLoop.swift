@@ -59,7 +59,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public init(name: String = "event-loop") {
         _ = Self.threadingEnabled
         self.name = name
-        guard let base = event_base_new() else {
+        guard let base = Self.makeBase() else {
             fatalError("event_base_new failed")
         }
         self.base = base
@@ -71,6 +71,19 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         thread.name = name
         thread.start()
         started.wait()
+    }
+
+    /// An epoll base with the change list on: evhttp turns a connection's read and write
+    /// events off and on around every request, and the change list folds the changes made
+    /// between two dispatches into at most one `epoll_ctl` per descriptor instead of one per
+    /// change. That measured about 18 % more requests/s on the read path (docs/PERFORMANCE.md).
+    /// libevent's caveat: descriptors cloned with `dup()` must not be registered, which no code
+    /// here does (hiredis and evhttp each own their sockets).
+    private static func makeBase() -> OpaquePointer? {
+        guard let config = event_config_new() else { return nil }
+        defer { event_config_free(config) }
+        _ = event_config_set_flag(config, Int32(EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST.rawValue))
+        return event_base_new_with_config(config)
     }
 
     private func threadMain() {

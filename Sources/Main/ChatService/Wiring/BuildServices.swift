@@ -90,7 +90,9 @@ public func buildServices(
             admins: AdminAuthenticator(token: configuration.adminToken),
             sync: SyncControl(scheduler: components.scheduler),
             supervisor: supervisor,
-            instanceID: configuration.instanceID
+            instanceID: configuration.instanceID,
+            bodies: ResponseBodyCache(
+                capacity: min(configuration.participants.l1Size, ParticipantsRoutes.defaultResponseBodyCapacity))
         ).registrations
     }
 
