@@ -10,7 +10,10 @@ import Synchronization
 /// Blocking sockets on threads of their own, so the cooperative pool (and the service under
 /// test, when it runs in-process) is not starved. Every wait is bounded: each request by
 /// `requestTimeout`, each probe by `healthTimeout`, the whole run by `maxDuration`.
-public final class LoadGenerator: Sendable {
+public final class LoadGenerator: @unchecked Sendable {
+    // @unchecked Sendable: `recorded` is only touched under `recordLock`; everything else is
+    // immutable or atomic. An NSLock (a pthread mutex) rather than Synchronization's Mutex,
+    // whose futex ThreadSanitizer cannot see: `make sanitize-thread` reported its users.
     /// What to load and how hard.
     public struct Settings: Sendable {
         public var port: Int
@@ -46,7 +49,8 @@ public final class LoadGenerator: Sendable {
     public let settings: Settings
     private let stopRequested = Atomic<Bool>(false)
     private let threadsRunning = Atomic<Int>(0)
-    private let recorded = Mutex(Recorded())
+    private let recordLock = NSLock()
+    private var recorded = Recorded()
     private let coldCursor = Atomic<Int>(0)
 
     public init(settings: Settings) {
@@ -77,7 +81,7 @@ public final class LoadGenerator: Sendable {
 
     /// What was recorded so far.
     public func figures() -> LoadFigures {
-        recorded.withLock { LoadFigures(samples: $0.samples, probes: $0.probes) }
+        recordLock.withLock { LoadFigures(samples: recorded.samples, probes: recorded.probes) }
     }
 
     // MARK: Threads
@@ -119,7 +123,7 @@ public final class LoadGenerator: Sendable {
             }
             let completed = ContinuousClock.now
             let sample = LoadSample(completedAt: completed, latency: completed - started, hot: hot, status: status, source: source)
-            recorded.withLock { $0.samples.append(sample) }
+            recordLock.withLock { recorded.samples.append(sample) }
             next += period
             if next > completed {
                 Self.sleep(next - completed)
@@ -146,7 +150,7 @@ public final class LoadGenerator: Sendable {
                 status = 0
             }
             let probe = HealthProbe(startedAt: started, latency: ContinuousClock.now - started, status: status, healthStatus: healthStatus)
-            recorded.withLock { $0.probes.append(probe) }
+            recordLock.withLock { recorded.probes.append(probe) }
             let next = started + settings.healthInterval
             let now = ContinuousClock.now
             if next > now { Self.sleep(next - now) }
