@@ -80,12 +80,13 @@ public struct ParticipantsRoutes: Sendable {
     // MARK: Handlers
 
     /// The read route's immediate path, in the HTTP server's callback on the loop thread: a
-    /// fresh L1 hit (the common case) and the refusals are answered without a task or an actor
-    /// hop; the rest (stale, Redis, upstream) is declined to ``read(_:)``.
+    /// fresh L1 hit (the common case) is answered without a task or an actor hop; the rest
+    /// (stale, Redis, upstream, refusals) is declined to ``read(_:)`` before any other work, so
+    /// a declined request is not authenticated twice.
     func readFromMemory(_ request: HTTPRequest) -> HTTPResponse? {
+        guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
         if let rejection = users.reject(request) { return rejection }
-        guard let chat = Self.chatID(request) else { return Self.invalidChatID }
-        guard let entry = reader.freshFromMemory(chat) else { return nil }
+        reader.trackFromMemory(chat)
         return .json(bytes: bodies.body(for: entry, stale: false, source: .memory))
     }
 

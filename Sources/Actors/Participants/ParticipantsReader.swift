@@ -22,15 +22,18 @@ public struct ParticipantsReader: Sendable {
         self.lazyUpdate = lazyUpdate
     }
 
-    /// The chat's fresh L1 entry, tracking the read as ``read(_:)`` does; nil when ``read(_:)``
-    /// must answer. For the read route's immediate path: no task, no actor hop.
+    /// The chat's fresh L1 entry, or nil when ``read(_:)`` must answer. For the read route's
+    /// immediate path: no task, no actor hop. Does not track the read: call
+    /// ``trackFromMemory(_:)`` once the request is authorized and answered from memory.
     /// - Precondition: on the cache's event loop thread (the HTTP server's callback runs there).
     public func freshFromMemory(_ chat: ChatID) -> ParticipantsEntry? {
-        cache.assumeIsolated { cache in
-            guard let entry = cache.freshInMemory(chat) else { return nil }
-            cache.track(chat)
-            return entry
-        }
+        cache.assumeIsolated { $0.freshInMemory(chat) }
+    }
+
+    /// Records a read answered from ``freshFromMemory(_:)``, as ``read(_:)`` records its reads.
+    /// - Precondition: on the cache's event loop thread.
+    public func trackFromMemory(_ chat: ChatID) {
+        cache.assumeIsolated { $0.track(chat) }
     }
 
     public func read(_ chat: ChatID) async -> ReadOutcome {

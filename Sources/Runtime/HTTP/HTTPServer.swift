@@ -161,8 +161,10 @@ public actor HTTPServer {
         }
         var rawPath = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? ""
         if rawPath.isEmpty { rawPath = "/" }
+        // Without escapes (nearly always) the path is the raw path, no copy.
+        let hasEscapes = rawPath.utf8.contains(UInt8(ascii: "%"))
         guard let segments = URLDecoding.pathSegments(rawPath[...]),
-            let path = URLDecoding.percentDecode(rawPath[...], plusAsSpace: false)
+            let path = hasEscapes ? URLDecoding.percentDecode(rawPath[...], plusAsSpace: false) : rawPath
         else {
             write(.error(status: 400, code: "invalid_path", message: "the path is not validly percent-encoded"), to: request, method: method)
             return
