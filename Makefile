@@ -1,5 +1,5 @@
 # chat-service developer targets. `make run` and `make test` are the two the README promises.
-.PHONY: run test test-unit test-integration build clean chaos chaos-fast sanitize-thread sanitize-address
+.PHONY: run test test-unit test-integration build clean compose-config chaos chaos-fast sanitize-thread sanitize-address bench bench-micro
 
 SHELL := /bin/bash
 SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
@@ -40,5 +40,16 @@ sanitize-address: ## the test suite under AddressSanitizer, in .build-asan
 build:
 	swift build
 
+bench:          ## end-to-end benchmarks against redis-benchmark, nginx and webdis (docs/PERFORMANCE.md)
+	Benchmarks/scripts/bench.sh
+
+bench-micro:    ## package-benchmark micro benchmarks: codec, RESP, supervisor, L1
+	cd Benchmarks && PATH="/opt/swift/usr/bin:$$PATH" swift package benchmark
+
 clean:
 	rm -rf .build .build-tsan .build-asan .run
+
+compose-config: ## validate compose/docker-compose.yml, with and without the sentinel profile (what CI checks)
+	@command -v docker-compose >/dev/null || scripts/install-deps.sh docker-compose
+	docker-compose -f compose/docker-compose.yml config
+	docker-compose -f compose/docker-compose.yml --profile sentinel config --quiet

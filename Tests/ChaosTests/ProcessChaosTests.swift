@@ -78,19 +78,19 @@ extension ChaosSuite {
             record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
             record.check(record.hot.failures == 0, "\(record.hot.failures) hot reads got no answer")
 
-            // The run's last word is its "sync run ended" log line.
-            guard let ended = environment.logLines(message: "sync run ended").first(where: { $0["sync.run_id"] as? String == jobID }) else {
-                record.failures.append("no 'sync run ended' line for \(jobID) in the log")
-                return
-            }
-            func count(_ key: String) -> Int { Int(ended["sync.\(key)"] as? String ?? "") ?? 0 }
-            record.batches.jobState = ended["sync.state"] as? String
-            record.batches.planned = count("batches_planned")
+            // With the shared batch stream the leader stops producing at SIGTERM and the run lives
+            // on in Redis for the next leader: its record there is the run's word, and every batch
+            // appended to the stream is settled or still in the stream for another instance.
+            let run = try await SharedRunRecord.read(jobID, from: environment.redis)
+            func count(_ key: String) -> Int { run.counts[key] ?? 0 }
+            record.batches.jobState = run.state
+            record.batches.planned = count("batches_planned") - run.leftInTheStream
             record.batches.done = count("batches_done")
             record.batches.deferred = count("batches_deferred")
             record.batches.failed = count("batches_failed")
             record.batches.skipped = count("batches_skipped")
             record.batches.chatsRefreshed = count("chats_refreshed")
+            record.notes.append("SIGTERM: \(run.leftInTheStream) batches left in the stream for the next leader")
             let inRedis = await environment.chatsInRedis(atLeast: 2)
             record.batches.chatsLost = max(0, record.batches.chatsRefreshed - inRedis)
             record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
@@ -187,5 +187,36 @@ extension ChaosSuite {
             record.check(figures.failedProbes.isEmpty, "\(figures.failedProbes.count) /health probes of the survivor got no 200")
             record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
         }
+    }
+}
+
+/// A shared run's record in Redis and the batches of the stream nobody has settled yet.
+struct SharedRunRecord {
+    var state: String?
+    var counts: [String: Int]
+    var leftInTheStream: Int
+
+    static func read(_ id: String, from redis: RedisServer) async throws -> SharedRunRecord {
+        let lines = try await redis.cli("HGETALL", "participants:v1:sync:run:\(id)")
+            .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        var counts: [String: Int] = [:]
+        var state: String?
+        var index = 0
+        while index + 1 < lines.count {
+            if lines[index] == "state" { state = lines[index + 1] }
+            if let number = Int(lines[index + 1]) { counts[lines[index]] = number }
+            index += 2
+        }
+        let key = "participants:v1:sync:batches"
+        let info = try await redis.cli("XINFO", "GROUPS", key).split(separator: "\n").map(String.init)
+        func value(_ name: String) -> String? {
+            guard let position = info.firstIndex(of: name), position + 1 < info.count else { return nil }
+            return info[position + 1]
+        }
+        let pending = Int(value("pending") ?? "0") ?? 0
+        let undelivered = try await redis.cli(
+            "EVAL", "return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')", "1", key, value("last-delivered-id") ?? "0-0")
+        let left = pending + (Int(undelivered.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
+        return SharedRunRecord(state: state, counts: counts, leftInTheStream: left)
     }
 }

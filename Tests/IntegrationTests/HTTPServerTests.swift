@@ -189,9 +189,15 @@ struct HTTPServerTests {
 
     @Test func stopWhileHandlersRunDropsTheirReplies() async throws {
         let finishedHandlers = Atomic<Int>(0)
+        // The handler holds until the test releases it (bounded), so `inFlight == 1` is
+        // observable however slowly a loaded machine polls.
+        let released = Atomic<Bool>(false)
         let running = try await Self.start { router in
             router.add(.GET, "/slow") { _ in
-                try? await Task.sleep(for: .milliseconds(200))
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text("late")
             }
@@ -206,6 +212,7 @@ struct HTTPServerTests {
         await running.server.stop()
         let closed = try await offloadBlocking { connection.waitForClose(within: .seconds(5)) }
         #expect(closed)
+        released.store(true, ordering: .relaxed)
         #expect(await HTTPTestPolling.until { finishedHandlers.load(ordering: .relaxed) == 1 })
         #expect(await HTTPTestPolling.until { await running.server.inFlight == 0 })
         await running.server.stop()  // idempotent

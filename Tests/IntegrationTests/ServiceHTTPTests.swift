@@ -60,6 +60,10 @@ struct ServiceHTTPTests {
             base = "http://127.0.0.1:\(port)"
             let supervisor = application.supervisor
             _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            // The invalidation feed drops L1 when it first positions; tests read after that.
+            if let feed = application.participants?.invalidationFeed {
+                _ = await eventually(timeout: .seconds(10)) { await feed.position != nil }
+            }
         }
 
         func close() async {
@@ -91,13 +95,20 @@ struct ServiceHTTPTests {
             return output.split(separator: "\n").filter { !$0.isEmpty }.count
         }
 
+        /// The job once it has ended (not `queued` nor `running`), or as last seen after `timeout`.
         func waitForJob(_ id: String, timeout: Duration = .seconds(30)) async -> [String: Any] {
             var last: [String: Any] = [:]
             _ = await eventually(timeout: timeout) {
                 last = await self.admin("GET", "/internal/participants/refresh/\(id)").json
-                return (last["state"] as? String).map { $0 != "running" } ?? false
+                return (last["state"] as? String).map { $0 != "running" && $0 != "queued" } ?? false
             }
             return last
+        }
+
+        /// `sync.coordination` of the status route.
+        func coordination() async -> [String: Any] {
+            let status = await admin("GET", "/internal/participants/status").json
+            return (status["sync"] as? [String: Any])?["coordination"] as? [String: Any] ?? [:]
         }
     }
 
@@ -187,6 +198,20 @@ struct ServiceHTTPTests {
         #expect((status.json["redis"] as? [String: Any])?["state"] as? String == "ready")
         #expect(status.json["sync"] is [String: Any])
         #expect(status.json["cache"] is [String: Any])
+        // The one instance leads, and the whole run went through the shared stream.
+        let instance = try #require(status.json["instance_id"] as? String)
+        let coordination = await app.coordination()
+        #expect(coordination["instance_id"] as? String == instance)
+        #expect(coordination["is_leader"] as? Bool == true)
+        let leader = coordination["leader"] as? [String: Any]
+        #expect(leader?["instance_id"] as? String == instance)
+        #expect(leader?["fence"] as? Int == coordination["fence"] as? Int)
+        let stream = coordination["stream"] as? [String: Any]
+        #expect(stream?["length"] as? Int == (job["counts"] as? [String: Any])?["batches_planned"] as? Int)
+        #expect(stream?["pending"] as? Int == 0)
+        #expect(stream?["lag"] as? Int == 0)
+        #expect((coordination["consumer"] as? [String: Any])?["batches_settled"] as? Int == 6)
+        #expect(job["fence"] as? Int == coordination["fence"] as? Int)
         await app.close()
     }
 
@@ -205,21 +230,30 @@ struct ServiceHTTPTests {
         await app.close()
     }
 
-    @Test func redisKilledDuringAFullRunCompletesIntoMemoryAndIsWrittenBack() async throws {
-        // AOF with fsync per write: what Redis acknowledged before the kill survives it, so
-        // every chat must be there afterwards, from before the kill or from the write-back.
-        let app = try await App(chats: 60, redisConfig: ["appendonly yes", "appendfsync always"])
+    @Test func redisKilledDuringAFullRunPausesItAndTheRunCompletesOnceRedisIsBack() async throws {
+        // AOF with fsync per write: what Redis acknowledged before the kill survives it (the run's
+        // record, its cursor, the stream), so the run carries on from where it was.
+        // 400 chats are 4 pages of upstream's list; the leader lists no further ahead than the
+        // batchers' backlog allows, so it is still listing when Redis dies.
+        let chats = 400
+        let app = try await App(
+            chats: chats, environment: ["PARTICIPANTS_LEADER_LOCK_TTL": "1s"],
+            redisConfig: ["appendonly yes", "appendfsync always"])
         await app.stub.updateFaults { $0.latency = .milliseconds(40) }
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
         _ = await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 }
+        let firstFence = try #require(await app.coordination()["fence"] as? Int)
+        let cached = try #require(try await app.redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
+            .split(separator: "\n").first.map { String($0.dropFirst("participants:v1:{".count).dropLast()) })
         await app.redis.kill()
 
-        let job = await app.waitForJob(jobID)
-        #expect(job["state"] as? String == "completed")
-        let counts = job["counts"] as? [String: Any]
-        #expect(counts?["chats_refreshed"] as? Int == 60)
-        // Everything is served from memory meanwhile.
-        let read = await app.get("/v1/chats/chat-59/participants")
+        // Without Redis nobody leads: the lease runs out and the run waits, with nothing lost.
+        let leaseGone = await eventually(timeout: .seconds(10)) { await app.coordination()["is_leader"] as? Bool == false }
+        #expect(leaseGone)
+        let paused = await app.admin("GET", "/internal/participants/refresh/\(jobID)").json
+        #expect(paused["state"] as? String == "running")
+        // Readers are served from memory meanwhile.
+        let read = await app.get("/v1/chats/\(cached)/participants")
         #expect(read.status == 200)
         #expect(read.json["source"] as? String == "memory")
         let health = await app.get("/health", token: nil)
@@ -227,10 +261,18 @@ struct ServiceHTTPTests {
         #expect(health.json["status"] as? String == "degraded")
 
         try await app.redis.restart()
-        let writtenBack = await eventually(timeout: .seconds(20)) {
-            await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 60
+        let job = await app.waitForJob(jobID, timeout: .seconds(40))
+        #expect(job["state"] as? String == "completed")
+        let counts = job["counts"] as? [String: Any]
+        #expect(counts?["chats_planned"] as? Int == chats)
+        #expect(counts?["chats_refreshed"] as? Int == chats)
+        // Leading again under a new fence, this instance took its own run over from the cursor.
+        #expect(job["adoptions"] as? Int == 1)
+        #expect((job["fence"] as? Int).map { $0 > firstFence } == true)
+        let everyChat = await eventually(timeout: .seconds(20)) {
+            await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == chats
         }
-        #expect(writtenBack)
+        #expect(everyChat)
         await app.close()
     }
 

@@ -296,7 +296,7 @@ struct SchedulerTests {
         }
         for chat in chats { rig.store.markRead(chat, at: rig.clock.now()) }
         let running = rig.start()
-        let first = await rig.scheduler.requestCatchUpRun()
+        let first = try #require(await rig.scheduler.requestCatchUpRun())
         #expect(await eventually(timeout: .seconds(5)) { rig.upstream.inFlight == 1 })
         #expect(await rig.scheduler.requestCatchUpRun() == first)
         batchGate.open()

@@ -1,3 +1,4 @@
+import Runtime
 import Testing
 
 @testable import ChatService
@@ -63,6 +64,11 @@ struct ServiceConfigurationTests {
         ("REDIS_RETRY_DELAY", "0"),
         ("REDIS_HEALTH_CHECK_INTERVAL", "1w"),
         ("REDIS_COMMAND_TIMEOUT", "abc"),
+        ("REDIS_SENTINELS", "127.0.0.1"),
+        ("REDIS_SENTINELS", "10.0.0.1:26379,,10.0.0.2:26379"),
+        ("REDIS_SENTINELS", "10.0.0.1:99999"),
+        ("REDIS_SENTINELS", "::1:26379"),
+        ("REDIS_SENTINEL_MASTER", "my master"),
         ("PARTICIPANTS_CACHE_TTL", "0"),
         ("PARTICIPANTS_STALE_THRESHOLD", "1.5h"),
         ("PARTICIPANTS_UPDATE_INTERVAL", "soon"),
@@ -76,6 +82,9 @@ struct ServiceConfigurationTests {
         ("PARTICIPANTS_ENABLE_LAZY_UPDATE", "2"),
         ("PARTICIPANTS_INTEGRATION_DISABLED", "nope"),
         ("PARTICIPANTS_L1_SIZE", "-3"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "500ms"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "2h"),
+        ("PARTICIPANTS_LEADER_LOCK_TTL", "forever"),
         ("PARTICIPANTS_API_URL", "ftp://example"),
         ("PARTICIPANTS_API_URL", "not a url"),
         ("HTTP_PORT", "65536"),
@@ -94,6 +103,28 @@ struct ServiceConfigurationTests {
             return error.variable == variable && error.description.contains(variable)
                 && error.description.contains("expected") && !error.expected.isEmpty
         }
+    }
+
+    @Test func sentinelsAreReadInOrder() throws {
+        let none = try ServiceConfiguration(environment: [:])
+        #expect(none.redis.sentinels.isEmpty)
+        #expect(none.redis.sentinelMaster == "mymaster")
+        #expect(none.redis.sentinel == nil)
+
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://:pw@ignored.example:6379/3",
+            "REDIS_SENTINELS": "10.0.0.1:26379, sentinel-b:26380,[::1]:26381",
+            "REDIS_SENTINEL_MASTER": "chat-cache",
+        ])
+        let sentinel = try #require(configuration.redis.sentinel)
+        #expect(sentinel.sentinels == [
+            RedisServerAddress(host: "10.0.0.1", port: 26379), RedisServerAddress(host: "sentinel-b", port: 26380),
+            RedisServerAddress(host: "::1", port: 26381),
+        ])
+        #expect(sentinel.masterName == "chat-cache")
+        let summary = Dictionary(uniqueKeysWithValues: configuration.redactedSummary.map { ($0.name, $0.value) })
+        #expect(summary["REDIS_SENTINELS"] == "10.0.0.1:26379,sentinel-b:26380,[::1]:26381")
+        #expect(summary["REDIS_SENTINEL_MASTER"] == "chat-cache")
     }
 
     @Test func passwordsNeverReachTheSummaryOrErrors() throws {
@@ -129,5 +160,15 @@ struct ServiceConfigurationTests {
         #expect(defaults.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
         let tuned = try ServiceConfiguration(environment: ["PARTICIPANTS_STALE_THRESHOLD": "15m"])
         #expect(!tuned.warnings.contains { $0.contains("PARTICIPANTS_STALE_THRESHOLD") })
+    }
+
+    @Test func leaderLockTTLIsReadAndWarnedAboutWhenTooShortForTheCommandTimeout() throws {
+        let defaults = try ServiceConfiguration(environment: [:])
+        #expect(defaults.participants.leaderLockTTL == .seconds(15))
+        #expect(!defaults.warnings.contains { $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") })
+        #expect(defaults.redactedSummary.contains { $0.name == "PARTICIPANTS_LEADER_LOCK_TTL" && $0.value == "15s" })
+        let short = try ServiceConfiguration(environment: ["PARTICIPANTS_LEADER_LOCK_TTL": "5s"])
+        #expect(short.participants.leaderLockTTL == .seconds(5))
+        #expect(short.warnings.contains { $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") && $0.contains("REDIS_COMMAND_TIMEOUT") })
     }
 }

@@ -3,12 +3,25 @@ import Foundation
 import Runtime
 
 /// Checks `Authorization: Bearer <JWT>` on user routes (`/v1/*`).
+///
+/// Runs on every user request, so tokens that verified are remembered with their validity
+/// window (``VerifiedTokenCache``): a client that sends the same token again costs a lookup,
+/// not an HMAC. Expiry is still checked on every request.
 public struct UserAuthenticator: Sendable {
+    /// Tokens remembered at most; a few kilobytes each, with their keys.
+    public static let defaultTokenCacheCapacity = 4096
+
     private let verifier: JWTVerifier?
+    private let verified: VerifiedTokenCache
+    private let leewaySeconds: Double
 
     /// Without a secret every request is refused: user routes are never open by accident.
-    public init(secret: String?) {
-        verifier = secret.flatMap { $0.isEmpty ? nil : JWTVerifier(secret: Array($0.utf8)) }
+    /// - Parameter tokenCacheCapacity: verified tokens remembered; 0 verifies every request.
+    public init(secret: String?, tokenCacheCapacity: Int = UserAuthenticator.defaultTokenCacheCapacity) {
+        let verifier = secret.flatMap { $0.isEmpty ? nil : JWTVerifier(secret: Array($0.utf8)) }
+        self.verifier = verifier
+        verified = VerifiedTokenCache(capacity: tokenCacheCapacity)
+        leewaySeconds = verifier?.leeway.timeInterval ?? 0
     }
 
     /// nil when the request may pass; otherwise the 401 to send.
@@ -19,11 +32,21 @@ public struct UserAuthenticator: Sendable {
         guard let token = bearerToken(request) else {
             return Self.unauthorized("missing bearer token")
         }
-        switch verifier.verify(token, now: now) {
-        case .success: return nil
-        case .failure(let error): return Self.unauthorized("invalid token: \(error)")
+        // Outside its window a remembered token goes through the verifier, for the exact error.
+        if let window = verified.window(of: token), window.contains(now.timeIntervalSince1970) {
+            return nil
+        }
+        switch verifier.verify(String(token), now: now) {
+        case .success(let claims):
+            verified.remember(token, window: .init(claims: claims, leewaySeconds: leewaySeconds))
+            return nil
+        case .failure(let error):
+            return Self.unauthorized("invalid token: \(error)")
         }
     }
+
+    /// Tokens remembered right now; for tests.
+    var rememberedTokens: Int { verified.count }
 
     private static func unauthorized(_ message: String) -> HTTPResponse {
         var response = HTTPResponse.error(status: 401, code: "unauthorized", message: message)
@@ -55,12 +78,21 @@ public struct AdminAuthenticator: Sendable {
     }
 }
 
-private func bearerToken(_ request: HTTPRequest) -> String? {
+/// The token of `Authorization: Bearer <token>`: the scheme in any case, the token without the
+/// spaces and tabs around it; nil without the header, for another scheme or an empty token.
+/// Written on the UTF-8 bytes: it runs on every request.
+func bearerToken(_ request: HTTPRequest) -> Substring? {
     guard let header = request.headers["authorization"] else { return nil }
-    let parts = header.split(separator: " ", maxSplits: 1)
-    guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-    let token = parts[1].trimmingCharacters(in: .whitespaces)
-    return token.isEmpty ? nil : token
+    let utf8 = header.utf8
+    guard let space = utf8.firstIndex(of: UInt8(ascii: " ")),
+        utf8[..<space].elementsEqual("bearer".utf8, by: { $0 | 0x20 == $1 })
+    else { return nil }
+    let isBlank = { (byte: UInt8) in byte == UInt8(ascii: " ") || byte == UInt8(ascii: "\t") }
+    var start = utf8.index(after: space)
+    var end = utf8.endIndex
+    while start < end, isBlank(utf8[start]) { start = utf8.index(after: start) }
+    while end > start, isBlank(utf8[utf8.index(before: end)]) { end = utf8.index(before: end) }
+    return start < end ? header[start..<end] : nil
 }
 
 private func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {

@@ -3,17 +3,26 @@ import Logging
 import Metrics
 import Runtime
 import ServiceLifecycle
+import Synchronization
 
 /// One route another component contributes to the frontend.
 public struct RouteRegistration: Sendable {
     public var method: HTTPMethod
     public var pattern: String
     public var handler: HTTPHandler
+    /// Answers what it can synchronously in the server's callback (see ``HTTPImmediateHandler``);
+    /// the rest goes to `handler`.
+    public var immediate: HTTPImmediateHandler?
 
     public init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        self.init(method, pattern, immediate: nil, handler: handler)
+    }
+
+    public init(_ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler) {
         self.method = method
         self.pattern = pattern
         self.handler = handler
+        self.immediate = immediate
     }
 }
 
@@ -95,8 +104,15 @@ public actor HTTPFrontend: Service {
 
     /// The port actually bound (useful with port 0); waits until the listener is up.
     public func boundPort() async throws -> Int {
-        if let boundPortResult { return try boundPortResult.get() }
-        return try await withCheckedThrowingContinuation { boundPortWaiters.append($0) }
+        // Checked inside the continuation's body, not before it: code on the loop must not
+        // rely on a check made before `withCheckedContinuation` (docs/DECISIONS.md).
+        return try await withCheckedThrowingContinuation { continuation in
+            if let boundPortResult {
+                continuation.resume(with: boundPortResult)
+            } else {
+                boundPortWaiters.append(continuation)
+            }
+        }
     }
 
     private func resolveBoundPort(_ result: Result<Int, any Error>) {
@@ -110,7 +126,8 @@ public actor HTTPFrontend: Service {
     private func makeRouter() -> HTTPRouter {
         var router = HTTPRouter()
         let add = { (router: inout HTTPRouter, method: HTTPMethod, pattern: String, handler: @escaping HTTPHandler) in
-            router.add(method, pattern, Self.instrumented(route: pattern, method: method, handler))
+            let metrics = RouteMetrics(route: pattern, method: method)
+            router.add(method, pattern, Self.instrumented(handler, metrics))
         }
         add(&router, .GET, "/health") { [weak self] _ in
             guard let self else { return .error(status: 503, code: "stopping", message: "service is stopping") }
@@ -127,7 +144,11 @@ public actor HTTPFrontend: Service {
             HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: metricsText())
         }
         for route in extraRoutes {
-            add(&router, route.method, route.pattern, route.handler)
+            let metrics = RouteMetrics(route: route.pattern, method: route.method)
+            router.add(
+                route.method, route.pattern,
+                immediate: route.immediate.map { Self.instrumented($0, metrics) },
+                handler: Self.instrumented(route.handler, metrics))
         }
         return router
     }
@@ -144,17 +165,52 @@ public actor HTTPFrontend: Service {
         return .json(body)
     }
 
-    private static func instrumented(route: String, method: HTTPMethod, _ handler: @escaping HTTPHandler) -> HTTPHandler {
-        let timer = Metrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route)])
-        return { request in
+    private static func instrumented(_ handler: @escaping HTTPHandler, _ metrics: RouteMetrics) -> HTTPHandler {
+        { request in
             let started = ContinuousClock.now
             let response = await handler(request)
-            timer.recordDuration(ContinuousClock.now - started)
-            Counter(label: "http_requests_total", dimensions: [
-                ("route", route), ("method", method.rawValue), ("status", String(response.status)),
-            ]).increment()
+            metrics.record(status: response.status, duration: ContinuousClock.now - started)
             return response
         }
+    }
+
+    private static func instrumented(_ handler: @escaping HTTPImmediateHandler, _ metrics: RouteMetrics) -> HTTPImmediateHandler {
+        { request in
+            let started = ContinuousClock.now
+            // A declined request is counted once, by the async handler that answers it.
+            guard let response = handler(request) else { return nil }
+            metrics.record(status: response.status, duration: ContinuousClock.now - started)
+            return response
+        }
+    }
+}
+
+/// The metrics of one route: requests by status, and their duration. The handles are made once
+/// (per status, on first use) instead of per request: making one goes through the metrics
+/// factory's registry, which showed up in profiles of the read path.
+final class RouteMetrics: Sendable {
+    private let route: String
+    private let method: String
+    private let duration: Metrics.Timer
+    private let requests = Mutex<[Int: Counter]>([:])
+
+    init(route: String, method: HTTPMethod) {
+        self.route = route
+        self.method = method.rawValue
+        duration = Metrics.Timer(label: "http_request_duration_seconds", dimensions: [("route", route)])
+    }
+
+    func record(status: Int, duration elapsed: Duration) {
+        duration.recordDuration(elapsed)
+        let counter = requests.withLock { counters in
+            if let counter = counters[status] { return counter }
+            let counter = Counter(label: "http_requests_total", dimensions: [
+                ("route", route), ("method", method), ("status", String(status)),
+            ])
+            counters[status] = counter
+            return counter
+        }
+        counter.increment()
     }
 }
 

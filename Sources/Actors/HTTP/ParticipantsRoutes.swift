@@ -30,10 +30,17 @@ public struct ParticipantsRoutes: Sendable {
     public let sync: SyncControl
     public let supervisor: RedisSupervisor
     public let instanceID: String
+    /// Encoded read responses reused while an entry does not change.
+    public let bodies: ResponseBodyCache
 
+    /// Hot chats whose encoded response is kept, at most (a few kilobytes each).
+    public static let defaultResponseBodyCapacity = 10_000
+
+    /// - Parameter bodies: encoded read responses kept for reuse; capacity 0 encodes every read.
     public init(
         reader: ParticipantsReader, users: UserAuthenticator, admins: AdminAuthenticator,
-        sync: SyncControl, supervisor: RedisSupervisor, instanceID: String
+        sync: SyncControl, supervisor: RedisSupervisor, instanceID: String,
+        bodies: ResponseBodyCache = ResponseBodyCache(capacity: 0)
     ) {
         self.reader = reader
         self.users = users
@@ -41,11 +48,15 @@ public struct ParticipantsRoutes: Sendable {
         self.sync = sync
         self.supervisor = supervisor
         self.instanceID = instanceID
+        self.bodies = bodies
     }
 
     public var registrations: [RouteRegistration] {
         [
-            RouteRegistration(.GET, "/v1/chats/{chat_id}/participants") { request in await read(request) },
+            RouteRegistration(
+                .GET, "/v1/chats/{chat_id}/participants",
+                immediate: { request in readFromMemory(request) },
+                handler: { request in await read(request) }),
             RouteRegistration(.POST, "/internal/chats/{chat_id}/participants/refresh") { request in await refreshChat(request) },
             RouteRegistration(.POST, "/internal/participants/refresh") { request in await refreshAll(request) },
             RouteRegistration(.GET, "/internal/participants/refresh/{job_id}") { request in await job(request) },
@@ -68,12 +79,23 @@ public struct ParticipantsRoutes: Sendable {
 
     // MARK: Handlers
 
+    /// The read route's immediate path, in the HTTP server's callback on the loop thread: a
+    /// fresh L1 hit (the common case) is answered without a task or an actor hop; the rest
+    /// (stale, Redis, upstream, refusals) is declined to ``read(_:)`` before any other work, so
+    /// a declined request is not authenticated twice.
+    func readFromMemory(_ request: HTTPRequest) -> HTTPResponse? {
+        guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
+        if let rejection = users.reject(request) { return rejection }
+        reader.trackFromMemory(chat)
+        return .json(bytes: bodies.body(for: entry, stale: false, source: .memory))
+    }
+
     func read(_ request: HTTPRequest) async -> HTTPResponse {
         if let rejection = users.reject(request) { return rejection }
         guard let chat = Self.chatID(request) else { return Self.invalidChatID }
         switch await reader.read(chat) {
         case .entry(let entry, let stale, let source):
-            return .json(bytes: EntryCodec.encodeResponse(entry, stale: stale, source: source))
+            return .json(bytes: bodies.body(for: entry, stale: stale, source: source))
         case .notFound:
             return .error(status: 404, code: "chat_not_found", message: "no chat \(chat)")
         case .unavailable(let error):
@@ -92,6 +114,9 @@ public struct ParticipantsRoutes: Sendable {
         switch await reader.coordinator.refresh(chat) {
         case .fetched(let entry):
             return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .upstream))
+        case .fetchedByPeer(let entry):
+            // Another instance was fetching the chat when the request came; its result is as new.
+            return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .cache))
         case .notFound:
             return .error(status: 404, code: "chat_not_found", message: "upstream does not know chat \(chat)")
         case .failed(let error):

@@ -19,14 +19,21 @@ public enum CacheLookup: Sendable, Hashable {
 /// L1, and what it is asked to store while Redis is not ready is kept (L1 plus a write-back
 /// buffer) and written when the supervisor is `ready` again.
 ///
+/// With ``InstanceCoordination``, every write to Redis also announces the written chats on the
+/// invalidation stream (in the same pipeline), and ``InvalidationFeed`` applies the other
+/// instances' announcements here (``invalidate(_:)``, ``dropL1(fetchedBefore:)``).
+///
 /// Runs on the event loop with the supervisor, so its Redis calls are plain calls.
 public actor ParticipantsCache: ParticipantsStore, Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
     private let settings: CacheSettings
+    private let coordination: InstanceCoordination?
     private let now: @Sendable () -> Date
     private let logger: Logger
-    private var random = SystemRandomNumberGenerator()
+    /// TTL jitter needs spread, not secrecy: a generator seeded once instead of a `getrandom`
+    /// call for every entry written, which showed in batch-write profiles.
+    private var random = SeededRandom(seed: UInt64.random(in: .min ... .max))
 
     private var l1: LRUCache<ChatID, ParticipantsEntry>
     private var notFoundL1: LRUCache<ChatID, Date>
@@ -43,13 +50,16 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     private var writeBackRetryScheduled = false
     private let metrics = CacheMetrics()
 
+    /// - Parameter coordination: when set, writes are announced on the invalidation stream.
     public init(
         supervisor: RedisSupervisor, loop: EventLoop, settings: CacheSettings,
+        coordination: InstanceCoordination? = nil,
         now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.supervisor = supervisor
         self.settings = settings
+        self.coordination = coordination
         self.now = now
         self.logger = logger
         self.l1 = LRUCache(capacity: settings.l1Capacity)
@@ -123,6 +133,17 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         }
         metrics.read("miss")
         return .miss
+    }
+
+    /// The L1 entry of `chat` when it is fresh; nil when it is stale, expired, absent or known
+    /// not to exist. The part of ``lookup(_:)`` that needs no `await`: the read route answers
+    /// from it synchronously on the loop thread, and hands everything else to ``lookup(_:)``.
+    public func freshInMemory(_ chat: ChatID) -> ParticipantsEntry? {
+        guard !notFoundL1.contains(chat), let entry = l1.get(chat),
+            settings.freshness(of: entry, at: now()) == .fresh
+        else { return nil }
+        metrics.read("l1_fresh")
+        return entry
     }
 
     /// Records that a chat was read, for the interval refresh (throttled per chat).
@@ -226,6 +247,56 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// The L1 copy, without touching recency; for tests and diagnostics.
     public func peekL1(_ chat: ChatID) -> ParticipantsEntry? { l1.peek(chat) }
 
+    // MARK: Coordination between instances
+
+    /// Evicts the L1 copies that are older than what another instance announced writing, and
+    /// not-found markers set before it; a copy as new or newer stays. Returns how many entries
+    /// went. Clock skew between instances shifts the comparison by the skew.
+    @discardableResult
+    public func invalidate(_ written: [L1Invalidation.Written]) -> Int {
+        var evicted = 0
+        for item in written {
+            let announced = item.fetchedAt.storedMilliseconds
+            if let current = l1.peek(item.chat), current.fetchedAt.storedMilliseconds < announced {
+                l1.remove(item.chat)
+                evicted += 1
+            }
+            if let expiry = notFoundL1.peek(item.chat), markerSetAt(expiry: expiry).storedMilliseconds < announced {
+                notFoundL1.remove(item.chat)
+            }
+        }
+        return evicted
+    }
+
+    /// Drops L1 entries and not-found markers from before `date`: after an outage during which
+    /// invalidations may have been missed. Returns how many entries went.
+    @discardableResult
+    public func dropL1(fetchedBefore date: Date) -> Int {
+        let before = l1.count
+        l1.removeAll { _, entry in entry.fetchedAt < date }
+        notFoundL1.removeAll { _, expiry in markerSetAt(expiry: expiry) < date }
+        return before - l1.count
+    }
+
+    /// Takes an entry another instance fetched (found in Redis by a waiting refresh) into L1.
+    func adopt(_ entry: ParticipantsEntry) {
+        remember(entry)
+    }
+
+    /// Takes another instance's 404 (its marker found in Redis) into the not-found L1.
+    func adoptNotFound(_ chat: ChatID) {
+        rememberNotFound(chat)
+    }
+
+    /// Whether an entry may still be served as a refresh result (not past the TTL).
+    func isUsable(_ entry: ParticipantsEntry) -> Bool {
+        settings.freshness(of: entry, at: now()) != .expired
+    }
+
+    private func markerSetAt(expiry: Date) -> Date {
+        expiry.addingTimeInterval(-settings.notFoundTTL.timeInterval)
+    }
+
     // MARK: Internals
 
     private func remember(_ entry: ParticipantsEntry) {
@@ -254,8 +325,15 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         for chat in notFound {
             commands.append(.set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
         }
+        // After the SETs, on the same connection: whoever reads the announcement finds the data.
+        let announcement = announce(entries)
+        if let announcement { commands.append(announcement) }
         do {
             let replies = try await supervisor.pipeline(commands)
+            if announcement != nil, let refusal = replies.last?.errorMessage {
+                metrics.announceErrors.increment()
+                logger.warning("invalidation not announced", metadata: ["redis.error": "\(refusal)"])
+            }
             let refused = replies.prefix(entries.count).filter { $0.errorMessage != nil }
             if let first = refused.first {
                 // e.g. OOM with noeviction: nothing is lost, the batch goes to write-back.
@@ -270,6 +348,13 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         } catch {
             return false
         }
+    }
+
+    /// The invalidation-stream entry for written entries; nil without coordination or entries.
+    private func announce(_ entries: [ParticipantsEntry]) -> RedisCommand? {
+        guard let coordination, !entries.isEmpty else { return nil }
+        return L1Invalidation.publishCommand(
+            instanceID: coordination.instanceID, entries: entries, maxLength: coordination.invalidationStreamMaxLength)
     }
 
     private func expireSeconds(for entry: ParticipantsEntry, at now: Date) -> Int {
@@ -297,8 +382,27 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         while !remaining.isEmpty {
             let room = settings.writeBackLimit - writeBack.count
             if room <= 0 {
+                if Task.isCancelled {
+                    // Shutting down: the entries stay in L1 only; counted, never silently.
+                    metrics.writeBackOverflow.increment(by: remaining.count)
+                    logger.warning("shutdown while the write-back buffer is full; entries kept in L1 only", metadata: [
+                        "participants.entries": "\(remaining.count)",
+                    ])
+                    return
+                }
                 // Backpressure: a batch producer waits here until Redis takes the buffer.
-                await withCheckedContinuation { writeBackWaiters.append($0) }
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        // Re-checked here: a flush may have made room since the check above.
+                        if writeBack.count < settings.writeBackLimit || Task.isCancelled {
+                            continuation.resume()
+                        } else {
+                            writeBackWaiters.append(continuation)
+                        }
+                    }
+                } onCancel: {
+                    Task { await self.resumeAllWriteBackWaiters() }
+                }
                 continue
             }
             keepForWriteBack(Array(remaining.prefix(room)), waitForRoom: true)
@@ -325,9 +429,14 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                 ])
             }
             guard let replies = try? await supervisor.pipeline(commands) else { break }
+            var replaced: [ParticipantsEntry] = []
             for (entry, reply) in zip(chunk, replies) where reply.errorMessage == nil {
                 if writeBack[entry.chatID]?.fetchedAt == entry.fetchedAt { writeBack[entry.chatID] = nil }
                 written += 1
+                if reply.int == 1 { replaced.append(entry) }
+            }
+            if let announcement = announce(replaced), (try? await supervisor.send(announcement)) == nil {
+                metrics.announceErrors.increment()
             }
             if replies.contains(where: { $0.errorMessage != nil }) { break }
             resumeWriteBackWaiters()
@@ -339,6 +448,12 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             "participants.written": "\(written)", "participants.pending_before": "\(started)",
             "participants.pending": "\(writeBack.count)",
         ])
+    }
+
+    private func resumeAllWriteBackWaiters() {
+        let waiters = writeBackWaiters
+        writeBackWaiters.removeAll()
+        for waiter in waiters { waiter.resume() }
     }
 
     /// Redis may refuse writes while it stays `ready` (`-OOM` with noeviction): no state change
@@ -401,8 +516,11 @@ struct CacheMetrics: Sendable {
     let writeBackPending = Gauge(label: "participants_writeback_pending")
     let writeBackWritten = Counter(label: "participants_writeback_written_total")
     let writeBackOverflow = Counter(label: "participants_writeback_overflow_total")
+    let announceErrors = Counter(label: "participants_invalidation_announce_errors_total")
+
+    let reads = CounterFamily(label: "participants_cache_reads_total", dimension: "result")
 
     func read(_ result: String) {
-        Counter(label: "participants_cache_reads_total", dimensions: [("result", result)]).increment()
+        reads.increment(result)
     }
 }

@@ -23,4 +23,19 @@ public enum ParticipantsKeys {
         redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
         return 1
         """
+
+    /// The per-chat refresh lock (`SET NX PX`): its holder calls upstream, the other instances
+    /// wait for the result in Redis. Value: the holder's token (instance id and a nonce).
+    public static func refreshLock(_ chat: ChatID) -> String { chat.redisKey + ":lock" }
+
+    /// Stream of L1 invalidations: one entry per cache write, fields `@instance` (the writer),
+    /// then chat id → `fetched_at` pairs. Trimmed with `MAXLEN ~`.
+    public static let invalidations = "participants:v1:sync:invalidations"
+
+    /// Deletes KEYS[1] only while it still holds ARGV[1]: a lock that expired and was taken by
+    /// another instance is not released by its former holder.
+    public static let compareAndDeleteScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """
 }

@@ -5,43 +5,79 @@ import Runtime
 
 /// The result of refreshing one chat from upstream.
 public enum RefreshResult: Sendable, Hashable {
-    /// Fetched and stored (in Redis, or kept for write-back while Redis is away).
+    /// Fetched by this instance and stored (in Redis, or kept for write-back while Redis is away).
     case fetched(ParticipantsEntry)
+    /// Fetched by another instance, which held the chat's refresh lock; read from Redis.
+    case fetchedByPeer(ParticipantsEntry)
     /// Upstream does not know the chat; remembered for PARTICIPANTS_NOT_FOUND_TTL.
     case notFound
     /// Upstream failed; nothing was written, the cache keeps its last good data.
     case failed(UpstreamError)
 }
 
+/// What the caller already has, so that an entry another instance fetched while this one
+/// waited can be told apart from the copy being replaced.
+public enum RefreshBaseline: Sendable, Hashable {
+    /// A cold read: any entry not past its TTL will do.
+    case nothing
+    /// The entry fetched at this time is being replaced (stale or expired): only newer will do.
+    case entry(fetchedAt: Date)
+    /// An explicit refresh (the operator's): only data fetched since the call began will do.
+    case callStart
+}
+
 /// Coalesces concurrent refreshes of one chat: however many readers ask at once, upstream is
 /// called once and every caller gets that one result (single flight).
+///
+/// With several instances (a ``PeerRefreshLock`` from ``InstanceCoordination``) the single
+/// flight spans them: before calling upstream an instance takes the chat's lock in Redis
+/// (`SET NX PX`). The holder fetches, stores (entry or not-found marker) and releases the lock;
+/// the others poll Redis for the result instead of calling upstream. When the holder ends
+/// without a result (upstream failed, or the lock expired), the waiters compete for the lock
+/// once more, so one of them tries upstream once; if that fails too they give up and the
+/// reader falls back to stale-if-error. Without Redis, or past the lock's lifetime, an
+/// instance fetches by itself: availability over strictness.
 public actor RefreshCoordinator {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let upstream: any ParticipantsUpstream
     private let cache: ParticipantsCache
+    private let peerLock: PeerRefreshLock?
     private let now: @Sendable () -> Date
     private let logger: Logger
     private var inFlight: [ChatID: Task<RefreshResult, Never>] = [:]
-    private let coalesced = Counter(label: "participants_refresh_coalesced_total")
+    private let metrics = RefreshMetrics()
 
+    /// Lock rounds before a waiter gives up: the first holder's, then one more after it failed.
+    static let lockRounds = 2
+
+    /// - Parameters:
+    ///   - supervisor: with `coordination`, the Redis the refresh lock lives in.
+    ///   - coordination: when set, refreshes are single-flight across instances.
     public init(
         upstream: any ParticipantsUpstream, cache: ParticipantsCache, loop: EventLoop,
+        supervisor: RedisSupervisor? = nil, coordination: InstanceCoordination? = nil,
         now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.upstream = upstream
         self.cache = cache
+        if let supervisor, let coordination {
+            self.peerLock = PeerRefreshLock(supervisor: supervisor, coordination: coordination)
+        } else {
+            self.peerLock = nil
+        }
         self.now = now
         self.logger = logger
     }
 
     /// Refreshes `chat`, joining a refresh already in flight for it.
-    public func refresh(_ chat: ChatID) async -> RefreshResult {
+    public func refresh(_ chat: ChatID, replacing baseline: RefreshBaseline = .callStart) async -> RefreshResult {
         if let running = inFlight[chat] {
-            coalesced.increment()
+            metrics.coalesced.increment()
             return await running.value
         }
-        let task = Task { await self.fetchAndStore(chat) }
+        let acceptAfter = acceptanceBound(baseline)
+        let task = Task { await self.coordinatedRefresh(chat, acceptAfter: acceptAfter) }
         inFlight[chat] = task
         let result = await task.value
         inFlight[chat] = nil
@@ -49,15 +85,105 @@ public actor RefreshCoordinator {
     }
 
     /// Starts a refresh without waiting for it (lazy update of a stale entry).
-    public func refreshInBackground(_ chat: ChatID) {
+    public func refreshInBackground(_ chat: ChatID, replacing baseline: RefreshBaseline = .callStart) {
         guard inFlight[chat] == nil else { return }
-        Task { _ = await self.refresh(chat) }
+        Task { _ = await self.refresh(chat, replacing: baseline) }
     }
 
     /// Chats being refreshed right now.
     public var inFlightCount: Int { inFlight.count }
 
+    // MARK: Across instances
+
+    /// What a peer's entry must be newer than, in stored milliseconds (Redis keeps no finer).
+    private func acceptanceBound(_ baseline: RefreshBaseline) -> Int64 {
+        switch baseline {
+        case .nothing: .min
+        case .entry(let fetchedAt): fetchedAt.storedMilliseconds
+        // An entry fetched in this very millisecond qualifies.
+        case .callStart: now().storedMilliseconds - 1
+        }
+    }
+
+    private func coordinatedRefresh(_ chat: ChatID, acceptAfter: Int64) async -> RefreshResult {
+        guard let peerLock else { return await fetchAndStore(chat) }
+        for _ in 1...Self.lockRounds {
+            switch await peerLock.acquire(chat) {
+            case .acquired(let token):
+                let result = await fetchAndStore(chat)
+                await peerLock.release(chat, token: token)
+                return result
+            case .unavailable(let reason):
+                metrics.lockOutcome("unavailable")
+                logger.debug("refresh lock unavailable; fetching without it", metadata: [
+                    "participants.chat_id": "\(chat)", "redis.reason": "\(reason)",
+                ])
+                return await fetchAndStore(chat)
+            case .heldByPeer:
+                switch await waitForPeer(chat, lock: peerLock, acceptAfter: acceptAfter) {
+                case .entry(let entry):
+                    metrics.lockOutcome("peer_entry")
+                    await cache.adopt(entry)
+                    return .fetchedByPeer(entry)
+                case .notFound:
+                    metrics.lockOutcome("peer_not_found")
+                    await cache.adoptNotFound(chat)
+                    return .notFound
+                case .cannotWait(let reason):
+                    metrics.lockOutcome("wait_abandoned")
+                    logger.debug("stopped waiting for another instance's refresh; fetching", metadata: [
+                        "participants.chat_id": "\(chat)", "participants.reason": "\(reason)",
+                    ])
+                    return await fetchAndStore(chat)
+                case .peerEndedWithoutResult:
+                    // The holder failed (or its lock expired): compete once more, so a single
+                    // instance retries upstream instead of every waiter at once.
+                    metrics.lockOutcome("peer_failed")
+                    continue
+                }
+            }
+        }
+        let error = UpstreamError(
+            code: .server,
+            message: "other instances' refreshes of chat \(chat) failed \(Self.lockRounds) times; not retried here")
+        logger.warning("refresh by other instances failed; keeping the last good data", metadata: ["participants.chat_id": "\(chat)"])
+        return .failed(error)
+    }
+
+    private enum PeerOutcome {
+        case entry(ParticipantsEntry)
+        case notFound
+        case peerEndedWithoutResult
+        case cannotWait(String)
+    }
+
+    /// Polls Redis until the holder's result shows, the lock goes without one, or the lock's
+    /// lifetime passes.
+    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptAfter: Int64) async -> PeerOutcome {
+        let deadline = ContinuousClock.now + lock.coordination.refreshLockTTL
+        while ContinuousClock.now < deadline {
+            do {
+                try await Task.sleep(for: lock.coordination.refreshLockPollInterval)
+            } catch {
+                return .cannotWait("cancelled")
+            }
+            guard let view = await lock.peek(chat) else { return .cannotWait("redis cannot answer") }
+            if let bytes = view.entry, let entry = try? EntryCodec.decodeFromRedis(bytes),
+                entry.fetchedAt.storedMilliseconds > acceptAfter, await cache.isUsable(entry)
+            {
+                return .entry(entry)
+            }
+            guard !view.lockHeld else { continue }
+            // The holder writes before releasing, so its result is visible by now.
+            return view.notFound ? .notFound : .peerEndedWithoutResult
+        }
+        return .cannotWait("the refresh lock outlived its lifetime")
+    }
+
+    // MARK: Upstream
+
     private func fetchAndStore(_ chat: ChatID) async -> RefreshResult {
+        metrics.upstreamFetches.increment()
         do {
             guard let fetched = try await upstream.participants(of: chat) else {
                 await cache.storeNotFound(chat)
@@ -77,5 +203,15 @@ public actor RefreshCoordinator {
             ])
             return .failed(error)
         }
+    }
+}
+
+/// The coordinator's metrics (see docs/COORDINATION-L1.md).
+struct RefreshMetrics: Sendable {
+    let coalesced = Counter(label: "participants_refresh_coalesced_total")
+    let upstreamFetches = Counter(label: "participants_refresh_upstream_fetches_total")
+
+    func lockOutcome(_ outcome: String) {
+        Counter(label: "participants_refresh_lock_total", dimensions: [("outcome", outcome)]).increment()
     }
 }

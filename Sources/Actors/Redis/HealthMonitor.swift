@@ -6,6 +6,10 @@ import ServiceLifecycle
 /// PINGs Redis every health-check interval while the supervisor is `ready`. A PING that fails,
 /// or answers later than `lateAfter`, makes the supervisor drop the connection and reconnect:
 /// a frozen or half-dead Redis is noticed even when no reader is sending commands.
+///
+/// With Sentinel discovery the same round trip also asks `ROLE`: a master demoted to a replica
+/// while still reachable (a failover it missed, e.g. after a partition) is reported too, so the
+/// supervisor reconnects to the master the sentinels name.
 public actor HealthMonitor: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
@@ -42,14 +46,17 @@ public actor HealthMonitor: Service {
     public func checkOnce() async {
         guard await supervisor.state == .ready else { return }
         let started = ContinuousClock.now
+        let checkRole = supervisor.requiresMasterRole
         let failure: String?
         do {
-            let reply = try await supervisor.send(.ping)
+            let replies = try await supervisor.pipeline(checkRole ? [.ping, RedisCommand("ROLE", [])] : [.ping])
             let elapsed = ContinuousClock.now - started
             if elapsed > lateAfter {
                 failure = "PING answered late (\(elapsed))"
-            } else if reply.string != "PONG" {
-                failure = "unexpected PING reply \(reply)"
+            } else if replies.first?.string != "PONG" {
+                failure = "unexpected PING reply \(replies.first ?? .null)"
+            } else if checkRole, let roleReply = replies.last, (try? RedisSentinel.role(from: roleReply)) != "master" {
+                failure = "the server is no longer the master (ROLE says \(roleReply))"
             } else {
                 failure = nil
             }

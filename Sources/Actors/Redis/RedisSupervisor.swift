@@ -21,16 +21,26 @@ public struct RedisNotReadyError: Error, Sendable, CustomStringConvertible {
 /// Owns the Redis connection and carries out ``SupervisorStateMachine``: connects, reconnects
 /// with backoff, probes while unavailable, never gives up, and publishes every state change.
 ///
+/// With Redis Sentinel settings, every connection attempt first asks the sentinels for the
+/// master's address (the endpoint's host and port are then ignored; its password, user and
+/// database apply), and accepts the server only when `ROLE` says `master`. A failover is
+/// followed through the states: the old master dies or is reconfigured (its clients are
+/// dropped), or answers a write with `-READONLY`, or the ``HealthMonitor``'s `ROLE` check sees
+/// it demoted; the connection is dropped, and the reconnect asks the sentinels again.
+///
 /// Runs on the event loop, like the connection it owns, so sending a command is a plain call.
 public actor RedisSupervisor: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let loop: EventLoop
     private let endpoint: RedisEndpoint
     private let connectionOptions: RedisConnectionOptions
+    private let sentinel: RedisSentinelSettings?
     private let logger: Logger
     private var machine: SupervisorStateMachine
     private var random: any RandomNumberGenerator & Sendable
     private var connection: RedisConnection?
+    /// The master the sentinels named last, to log changes once.
+    private var lastDiscoveredMaster: RedisEndpoint?
     /// Bumped for every connection attempt and every dropped connection, so late events of a
     /// superseded attempt or connection are recognised and ignored.
     private var generation = 0
@@ -45,6 +55,7 @@ public actor RedisSupervisor: Service {
         loop: EventLoop,
         policy: SupervisorStateMachine.Policy,
         connectionOptions: RedisConnectionOptions,
+        sentinel: RedisSentinelSettings? = nil,
         random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
         logger: Logger
     ) {
@@ -52,10 +63,15 @@ public actor RedisSupervisor: Service {
         self.loop = loop
         self.endpoint = endpoint
         self.connectionOptions = connectionOptions
+        self.sentinel = sentinel?.sentinels.isEmpty == false ? sentinel : nil
         self.machine = SupervisorStateMachine(policy: policy, now: .now)
         self.random = random
         var logger = logger
-        logger[metadataKey: "redis.endpoint"] = "\(endpoint.redactedDescription)"
+        if let sentinel = self.sentinel {
+            logger[metadataKey: "redis.sentinel_master"] = "\(sentinel.masterName)"
+        } else {
+            logger[metadataKey: "redis.endpoint"] = "\(endpoint.redactedDescription)"
+        }
         self.logger = logger
         self.metrics = SupervisorMetrics()
     }
@@ -78,6 +94,15 @@ public actor RedisSupervisor: Service {
 
     /// When the current state began.
     public var since: ContinuousClock.Instant { machine.since }
+
+    /// The server the live connection goes to (with Sentinel, the master found); nil when not `ready`.
+    public var connectedEndpoint: RedisEndpoint? {
+        machine.state == .ready ? connection?.endpoint : nil
+    }
+
+    /// Whether the server must be a master: true with Sentinel discovery, where a demoted
+    /// master (a replica now) means a failover happened and the connection must move.
+    public nonisolated var requiresMasterRole: Bool { sentinel != nil }
 
     /// A stream of every state change from now on; it starts with the current state
     /// (as a change from itself) and ends when the supervisor stops.
@@ -111,7 +136,14 @@ public actor RedisSupervisor: Service {
         }
         let started = ContinuousClock.now
         defer { metrics.commandDuration.recordDuration(ContinuousClock.now - started) }
-        return try await connection.send(command)
+        do {
+            return try await connection.send(command)
+        } catch {
+            if error.code == .server, Self.isReadOnlyRefusal(error.message) {
+                noticeReadOnlyRefusal(on: connection, message: error.message)
+            }
+            throw error
+        }
     }
 
     /// Sends commands as one pipeline; see ``send(_:)``.
@@ -121,14 +153,36 @@ public actor RedisSupervisor: Service {
         }
         let started = ContinuousClock.now
         defer { metrics.pipelineDuration.recordDuration(ContinuousClock.now - started) }
-        return try await connection.pipeline(commands)
+        let replies = try await connection.pipeline(commands)
+        if let refusal = replies.lazy.compactMap(\.errorMessage).first(where: Self.isReadOnlyRefusal) {
+            noticeReadOnlyRefusal(on: connection, message: refusal)
+        }
+        return replies
     }
 
-    /// Reports that the connection looks broken (a failed or late PING): drop it and reconnect.
+    /// Reports that the connection looks broken (a failed or late PING, a demoted master): drop
+    /// it and reconnect.
     public func reportFailure(reason: String) {
         guard machine.state == .ready, let connection else { return }
         dropConnection(connection)
         handle(.connectionLost, reason: reason)
+    }
+
+    /// A write refused with `-READONLY`: the server is a replica now. With Sentinel that means a
+    /// failover, so the connection moves; without it the same address would give the same
+    /// replica, so the refusal is only logged (the caller sees the error reply either way).
+    private func noticeReadOnlyRefusal(on refusing: RedisConnection, message: String) {
+        guard requiresMasterRole else {
+            logger.warning("redis refused a write: the server is a read-only replica", metadata: ["redis.error": "\(message)"])
+            return
+        }
+        // A late reply of a connection already replaced must not drop its successor.
+        guard connection === refusing else { return }
+        reportFailure(reason: "the server is no longer the master: \(message)")
+    }
+
+    static func isReadOnlyRefusal(_ message: String) -> Bool {
+        message.hasPrefix("READONLY")
     }
 
     // MARK: Events
@@ -189,8 +243,7 @@ public actor RedisSupervisor: Service {
     private func connect(attempt: Int) async {
         let result: Result<RedisConnection, RedisError>
         do {
-            result = .success(try await RedisConnection.connect(
-                to: endpoint, on: loop, options: connectionOptions, logger: logger))
+            result = .success(try await openConnection())
         } catch {
             result = .failure(error)
         }
@@ -207,6 +260,36 @@ public actor RedisSupervisor: Service {
             logger.debug("redis connect attempt failed", metadata: ["redis.error": "\(error)"])
             handle(.connectFailed, reason: "\(error)")
         }
+    }
+
+    /// Connects to the endpoint, or with Sentinel to the master the sentinels name, checked with ROLE.
+    private func openConnection() async throws(RedisError) -> RedisConnection {
+        guard let sentinel else {
+            return try await RedisConnection.connect(to: endpoint, on: loop, options: connectionOptions, logger: logger)
+        }
+        let master = try await RedisSentinel.masterEndpoint(
+            sentinel, base: endpoint, on: loop, connectTimeout: connectionOptions.connectTimeout, logger: logger)
+        if master != lastDiscoveredMaster {
+            logger.info("redis sentinels name the master", metadata: [
+                "redis.master": "\(master.host):\(master.port)",
+                "redis.previous_master": "\(lastDiscoveredMaster.map { "\($0.host):\($0.port)" } ?? "none")",
+            ])
+            lastDiscoveredMaster = master
+        }
+        let connection = try await RedisConnection.connect(to: master, on: loop, options: connectionOptions, logger: logger)
+        let role: String
+        do {
+            role = try await RedisSentinel.role(of: connection)
+        } catch {
+            await connection.close()
+            throw error
+        }
+        guard role == "master" else {
+            await connection.close()
+            // The sentinels' view lags a failover in progress: retry through the backoff.
+            throw RedisError(code: .connectFailed, message: "\(master.host):\(master.port), named master by the sentinels, reports role \(role)")
+        }
+        return connection
     }
 
     private func watch(_ watched: RedisConnection, generation watchedGeneration: Int) {

@@ -1,4 +1,5 @@
 import Foundation
+import Runtime
 
 /// ISO-8601 timestamps with millisecond precision in UTC, e.g. `2026-11-25T03:00:00.123Z`, the form
 /// used for `fetched_at` in Redis and in HTTP bodies.
@@ -7,25 +8,34 @@ import Foundation
 /// `Sendable`, and `Date.ISO8601FormatStyle` allocates. Only years 0001...9999 are representable;
 /// dates outside are clamped when formatting.
 public enum ISO8601Timestamp {
+    /// The length of every timestamp this type writes.
+    public static let length = 24
+
     /// Appends the timestamp of `date` (rounded to the nearest millisecond) to `bytes`.
     public static func append(_ date: Date, to bytes: inout [UInt8]) {
+        write(date, to: &bytes)
+    }
+
+    /// Writes the timestamp of `date` (rounded to the nearest millisecond), always ``length``
+    /// bytes, to `sink`.
+    public static func write<Sink: ByteSink & ~Copyable>(_ date: Date, to sink: inout Sink) {
         let millisecondsSinceEpoch = clampedMilliseconds(date)
         let (days, millisecondOfDay) = floorDivision(millisecondsSinceEpoch, millisecondsPerDay)
         let (year, month, day) = civilDate(daysSinceEpoch: days)
-        appendDigits(year, count: 4, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(month, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "-"))
-        appendDigits(day, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "T"))
-        appendDigits(millisecondOfDay / 3_600_000, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(millisecondOfDay / 60_000 % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
-        appendDigits(millisecondOfDay / 1000 % 60, count: 2, to: &bytes)
-        bytes.append(UInt8(ascii: "."))
-        appendDigits(millisecondOfDay % 1000, count: 3, to: &bytes)
-        bytes.append(UInt8(ascii: "Z"))
+        appendDigits(year, count: 4, to: &sink)
+        sink.append(UInt8(ascii: "-"))
+        appendDigits(month, count: 2, to: &sink)
+        sink.append(UInt8(ascii: "-"))
+        appendDigits(day, count: 2, to: &sink)
+        sink.append(UInt8(ascii: "T"))
+        appendDigits(millisecondOfDay / 3_600_000, count: 2, to: &sink)
+        sink.append(UInt8(ascii: ":"))
+        appendDigits(millisecondOfDay / 60_000 % 60, count: 2, to: &sink)
+        sink.append(UInt8(ascii: ":"))
+        appendDigits(millisecondOfDay / 1000 % 60, count: 2, to: &sink)
+        sink.append(UInt8(ascii: "."))
+        appendDigits(millisecondOfDay % 1000, count: 3, to: &sink)
+        sink.append(UInt8(ascii: "Z"))
     }
 
     /// The timestamp of `date` as a string.
@@ -158,13 +168,13 @@ public enum ISO8601Timestamp {
         }
     }
 
-    private static func appendDigits(_ value: Int64, count: Int, to bytes: inout [UInt8]) {
+    private static func appendDigits<Sink: ByteSink & ~Copyable>(_ value: Int64, count: Int, to sink: inout Sink) {
         var divisor: Int64 = 1
         for _ in 1..<count {
             divisor *= 10
         }
         while divisor > 0 {
-            bytes.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
+            sink.append(UInt8(ascii: "0") + UInt8(value / divisor % 10))
             divisor /= 10
         }
     }

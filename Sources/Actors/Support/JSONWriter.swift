@@ -88,8 +88,21 @@ public struct JSONWriter: Sendable {
     private static let backslash = UInt8(ascii: "\\")
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
 
-    /// Copies runs of bytes that need no escaping in one go; most strings are a single run.
-    private mutating func appendEscaped<Bytes: RandomAccessCollection<UInt8>>(_ utf8: Bytes)
+    /// Copies runs of bytes that need no escaping in one go; most strings are a single run,
+    /// found by a vectorized scan first.
+    private mutating func appendEscaped(_ utf8: UnsafeBufferPointer<UInt8>) {
+        if !JSONEscaping.needsEscaping(utf8) {
+            bytes.append(contentsOf: utf8)
+            return
+        }
+        appendEscapedRuns(utf8)
+    }
+
+    private mutating func appendEscaped(_ utf8: [UInt8]) {
+        utf8.withUnsafeBufferPointer { appendEscaped($0) }
+    }
+
+    private mutating func appendEscapedRuns<Bytes: RandomAccessCollection<UInt8>>(_ utf8: Bytes)
     where Bytes.Index == Int {
         var runStart = utf8.startIndex
         var index = runStart

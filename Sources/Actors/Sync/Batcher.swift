@@ -120,8 +120,15 @@ public actor Batcher {
         }
     }
 
-    /// One batch, end to end. Never throws: whatever happens is in the outcome.
+    /// One batch, end to end. Never throws: whatever happens is in the outcome, which carries
+    /// the batch's stream delivery, if any.
     nonisolated func process(_ batch: SyncBatch) async -> BatchOutcome {
+        var outcome = await refresh(batch)
+        outcome.delivery = batch.delivery
+        return outcome
+    }
+
+    private nonisolated func refresh(_ batch: SyncBatch) async -> BatchOutcome {
         var requested: [ChatID] = []
         var requestedSet: Set<ChatID> = []
         for chat in batch.chats where requestedSet.insert(chat).inserted { requested.append(chat) }

@@ -59,7 +59,7 @@ extension Scheduler {
         while true {
             pageNumber += 1
             let page: ChatListPage
-            switch await readPage(pageNumber, token: token, for: id, logger: logger) {
+            switch await readPage(pageNumber, token: token, logger: logger, recordError: { self.ledger.recordError(id, $0, at: self.clock.now()) }) {
             case .cancelled:
                 return .cancelled
             case .failed(let reason):
@@ -95,8 +95,11 @@ extension Scheduler {
     }
 
     /// One page of upstream's chat list, retried with backoff; authorization and other 4xx
-    /// failures are not retried since another try cannot fix them.
-    func readPage(_ number: Int, token: String?, for id: RunID, logger: Logger) async -> PageRead {
+    /// failures are not retried since another try cannot fix them. Each failed try is reported
+    /// to `recordError`.
+    func readPage(
+        _ number: Int, token: String?, logger: Logger, recordError: (String) async -> Void
+    ) async -> PageRead {
         var attempt = 0
         while true {
             attempt += 1
@@ -107,7 +110,7 @@ extension Scheduler {
                 if Task.isCancelled { return .cancelled }
                 let message = "listing page \(number) failed (attempt \(attempt)): \(error)"
                 logger.warning("listing chats failed", metadata: ["sync.page": "\(number)", "error": "\(error)"])
-                ledger.recordError(id, message, at: clock.now())
+                await recordError(message)
                 let retryable = error.code != .unauthorized && error.code != .rejected
                 guard retryable, attempt <= settings.pageRetries else {
                     return .failed("listing page \(number) failed after \(attempt) attempts: \(error)")

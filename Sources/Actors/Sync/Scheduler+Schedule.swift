@@ -16,13 +16,28 @@ extension Scheduler {
             if settings.catchUpRunsEnabled, let changes = redisStateChanges {
                 group.addTask { await self.watchRedis(changes) }
             }
-            for await id in launches.cancelOnGracefulShutdown() {
-                executing.insert(id)
-                group.addTask { await self.execute(id) }
+            if let coordinator {
+                group.addTask { await coordinator.elector.run() }
+                group.addTask { await coordinator.consumer.run() }
+                group.addTask { await self.maintainCoordination() }
+            }
+            for await launch in launches.cancelOnGracefulShutdown() {
+                switch launch {
+                case .local(let id):
+                    executing.insert(id)
+                    group.addTask { await self.execute(id) }
+                case .shared(let record, let lease, let previousFence):
+                    group.addTask { await self.produceShared(record, lease: lease, previousFence: previousFence) }
+                }
             }
             beginStopping()
             group.cancelAll()
             await group.waitForAll()
+        }
+        // Graceful shutdown (not cancellation, which is how a dying instance behaves): hand the
+        // lead over now rather than after the lock's TTL; the next leader carries the runs on.
+        if let coordinator, !Task.isCancelled {
+            await coordinator.elector.release()
         }
     }
 
@@ -63,7 +78,11 @@ extension Scheduler {
             } catch {
                 return
             }
-            startRun(.interval, trigger: "schedule")
+            if coordinator != nil {
+                await scheduledTick(.interval, due: due)
+            } else {
+                startRun(.interval, trigger: "schedule")
+            }
         }
     }
 
@@ -80,14 +99,18 @@ extension Scheduler {
                 return
             }
             lastDue = due
-            startRun(.full, trigger: "schedule")
+            if coordinator != nil {
+                await scheduledTick(.full, due: due)
+            } else {
+                startRun(.full, trigger: "schedule")
+            }
         }
     }
 
     func watchRedis(_ changes: AsyncStream<RedisStateChange>) async {
         for await change in changes where change.to == .ready && Self.isRecovery(from: change.from) {
             logger.info("redis is back; catching up", metadata: ["redis.from": "\(change.from)"])
-            startRun(.catchUp, trigger: "redis_ready")
+            await requestCatchUpRun(trigger: "redis_ready")
         }
     }
 

@@ -16,6 +16,13 @@ import ServiceLifecycle
 /// the producers at once, lets the batches already accepted finish within
 /// ``Settings/shutdownGracePeriod``, then cancels the rest; runs cut short end `cancelled` with
 /// every batch accounted for.
+///
+/// With a ``SyncCoordination`` (every instance of the service has one), the work is shared
+/// with the other instances through Redis instead (docs/COORDINATION.md): one leader plans the
+/// scheduled, catch-up and requested runs and appends their batches to a shared stream, every
+/// instance's batcher takes batches from it, and runs are recorded in Redis, so any instance
+/// shows them. A run whose leader stops is carried on by the next leader; graceful shutdown
+/// releases the lock instead of cancelling runs.
 public actor Scheduler: Service {
     enum Lifecycle: String {
         case idle, running, stopping, stopped
@@ -39,6 +46,14 @@ public actor Scheduler: Service {
         case batcher, producers, shutdownDeadline
     }
 
+    /// A producer to start.
+    enum Launch: Sendable {
+        /// A run of this instance's own ledger.
+        case local(RunID)
+        /// A shared run this instance, as leader, took over.
+        case shared(SharedRunRecord, LeaderLease, previousFence: Int64)
+    }
+
     // Internal rather than private: Scheduler+Producers and Scheduler+Schedule use them.
     let settings: Settings
     let upstream: any ParticipantsUpstream
@@ -52,8 +67,8 @@ public actor Scheduler: Service {
     var random: ErasedRandom
     var ledger: SyncRunLedger
     var lifecycle = Lifecycle.idle
-    let launches: AsyncStream<RunID>
-    let launchContinuation: AsyncStream<RunID>.Continuation
+    let launches: AsyncStream<Launch>
+    let launchContinuation: AsyncStream<Launch>.Continuation
     let stopSignal: AsyncStream<Void>
     let stopContinuation: AsyncStream<Void>.Continuation
     /// Runs whose producer has been launched.
@@ -61,6 +76,10 @@ public actor Scheduler: Service {
     var settlementWaiters: [RunID: CheckedContinuation<Void, Never>] = [:]
     var nextIntervalRunAt: Date?
     var nextFullRunAt: Date?
+    /// Set when the work is shared with other instances through Redis.
+    let coordinator: Coordinator?
+    /// Coordination state; see Scheduler+Coordination.
+    var shared = SharedState()
 
     /// - Parameters:
     ///   - clock: the wall clock runs are planned by; tests pass a ``ManualSyncClock``.
@@ -69,6 +88,8 @@ public actor Scheduler: Service {
     ///     first connection (`connecting` → `ready`) does not.
     ///   - random: jitter and run-id suffixes; tests pass a ``SeededRandom``.
     ///   - metricsFactory: where the `sync_*` metrics go.
+    ///   - coordination: share the work with other instances through Redis; nil runs
+    ///     everything in this process (tests of the scheduler alone).
     public init(
         settings: Settings,
         upstream: any ParticipantsUpstream,
@@ -77,6 +98,7 @@ public actor Scheduler: Service {
         redisStateChanges: AsyncStream<RedisStateChange>? = nil,
         random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
         metricsFactory: any MetricsFactory = MetricsSystem.factory,
+        coordination: SyncCoordination? = nil,
         logger: Logger
     ) {
         settings.validate()
@@ -90,10 +112,16 @@ public actor Scheduler: Service {
         self.metrics = SyncMetrics(factory: metricsFactory)
         self.schedule = DailySchedule(hour: settings.fullUpdateHour, timeZone: settings.timeZone)
         self.ledger = SyncRunLedger(historyLimit: settings.historyLimit, errorLimit: settings.errorLimit)
-        self.batcher = Batcher(
+        let batcher = Batcher(
             upstream: upstream, store: store, clock: clock, bufferCapacity: settings.bufferedBatches,
             maxBatchesInFlight: settings.maxBatchesInFlight, logger: logger)
-        (launches, launchContinuation) = AsyncStream.makeStream(of: RunID.self)
+        self.batcher = batcher
+        self.coordinator = coordination.map { coordination in
+            Coordinator(
+                coordination, batcher: batcher, clock: clock, settings: settings,
+                metrics: SyncMetrics(factory: metricsFactory), metricsFactory: metricsFactory, logger: logger)
+        }
+        (launches, launchContinuation) = AsyncStream.makeStream(of: Launch.self)
         (stopSignal, stopContinuation) = AsyncStream.makeStream(of: Void.self)
     }
 
@@ -109,9 +137,17 @@ public actor Scheduler: Service {
             "sync.batch_size": "\(settings.batchSize)",
             "sync.max_batches_in_flight": "\(settings.maxBatchesInFlight)",
         ])
+        let consumer = coordinator?.consumer
         await withTaskGroup(of: Part.self) { group in
             group.addTask {
-                await self.batcher.run { outcome in await self.record(outcome) }
+                await self.batcher.run { outcome in
+                    if outcome.delivery != nil, let consumer {
+                        await self.count(outcome)
+                        await consumer.settle(outcome)
+                    } else {
+                        await self.record(outcome)
+                    }
+                }
                 return .batcher
             }
             group.addTask {
@@ -122,13 +158,20 @@ public actor Scheduler: Service {
                 await self.shutdownDeadline()
                 return .shutdownDeadline
             }
+            var batcherDone = false
+            var producersDone = false
             while let part = await group.next() {
                 switch part {
                 case .batcher:
-                    continue
-                case .producers, .shutdownDeadline:
-                    // Either every run is settled, or the grace period is over and the batcher
-                    // must give up what it still holds.
+                    batcherDone = true
+                    if producersDone { group.cancelAll() }
+                case .producers:
+                    producersDone = true
+                    // Local runs end only once settled, so the batcher holds nothing more; with
+                    // a shared stream the batches in hand still finish within the grace period.
+                    if batcherDone || consumer == nil { group.cancelAll() }
+                case .shutdownDeadline:
+                    // The grace period is over: the batcher must give up what it still holds.
                     group.cancelAll()
                 }
             }
@@ -140,25 +183,44 @@ public actor Scheduler: Service {
     // MARK: Requests
 
     /// Starts a manual full run, or joins the full run already going; returns the run's id.
+    ///
+    /// Shared: the run is recorded in Redis (or joins the full run going there) and the leader,
+    /// whichever instance it is, produces it; while Redis is away the request is kept here and
+    /// handed over when it is back.
     @discardableResult
-    public func requestFullRun(trigger: String) -> RunID {
-        startRun(.manualFull, trigger: trigger)
+    public func requestFullRun(trigger: String) async -> RunID {
+        if coordinator != nil { return await requestSharedFullRun(trigger: trigger) }
+        return startRun(.manualFull, trigger: trigger)
     }
 
     /// Starts a catch-up run (interval-style, now), or joins the interval or catch-up run already
-    /// going; returns the run's id.
+    /// going; returns the run's id. Shared: the leader starts one (nil until then).
     @discardableResult
-    public func requestCatchUpRun(trigger: String = "redis_ready") -> RunID {
-        startRun(.catchUp, trigger: trigger)
+    public func requestCatchUpRun(trigger: String = "redis_ready") async -> RunID? {
+        if coordinator != nil {
+            await requestSharedCatchUp(trigger: trigger)
+            return nil
+        }
+        return startRun(.catchUp, trigger: trigger)
     }
 
-    /// Runs going, recent runs, totals, the schedule and the batcher's load.
-    public func status() -> SyncStatus {
+    /// Runs going, recent runs, totals, the schedule, the batcher's load and, when shared, the
+    /// coordination (leader, fence, stream). Shared runs are read from Redis.
+    public func status() async -> SyncStatus {
         let load = batcher.load
+        var running = ledger.running
+        var recent = ledger.recent
+        var coordination: CoordinationStatus?
+        if coordinator != nil {
+            let view = await sharedStatus()
+            running = view.running
+            recent = view.recent
+            coordination = view.coordination
+        }
         return SyncStatus(
             state: lifecycle.rawValue,
-            running: ledger.running,
-            recent: ledger.recent,
+            running: running,
+            recent: recent,
             totals: ledger.totals,
             schedule: .init(
                 intervalRunsEnabled: settings.intervalRunsEnabled,
@@ -172,12 +234,14 @@ public actor Scheduler: Service {
             batcher: .init(
                 queued: load.queued, inFlight: load.inFlight, peakInFlight: load.peakInFlight,
                 bufferCapacity: settings.bufferedBatches, maxInFlight: settings.maxBatchesInFlight,
-                batchSize: settings.batchSize))
+                batchSize: settings.batchSize),
+            coordination: coordination)
     }
 
-    /// The run `id`, going or among the recent ones.
-    public func run(_ id: RunID) -> SyncRun? {
-        ledger.run(id)
+    /// The run `id`, going or among the recent ones (shared: as recorded in Redis).
+    public func run(_ id: RunID) async -> SyncRun? {
+        if coordinator != nil { return await sharedRun(id) }
+        return ledger.run(id)
     }
 
     // MARK: Starting and ending runs
@@ -204,7 +268,7 @@ public actor Scheduler: Service {
             metrics.runStarted(kind)
             switch lifecycle {
             case .idle, .running:
-                launchContinuation.yield(id)
+                launchContinuation.yield(.local(id))
             case .stopping, .stopped:
                 finish(id, end: .cancelled)
             }
@@ -256,6 +320,14 @@ public actor Scheduler: Service {
         }
     }
 
+    /// Counts a shared run's batch in this instance's totals and metrics; its run's books are
+    /// in Redis.
+    private func count(_ outcome: BatchOutcome) {
+        guard outcome.result != .skipped else { return }
+        metrics.batchFinished(outcome)
+        ledger.count(outcome)
+    }
+
     /// Books a batch's outcome (called by the batcher).
     private func record(_ outcome: BatchOutcome) {
         metrics.batchFinished(outcome)
@@ -272,9 +344,13 @@ public actor Scheduler: Service {
     }
 
     private func waitUntilSettled(_ id: RunID) async {
-        guard !ledger.isSettled(id) else { return }
         await withCheckedContinuation { continuation in
-            settlementWaiters[id] = continuation
+            // Checked inside the body, never before it (docs/DECISIONS.md).
+            if ledger.isSettled(id) {
+                continuation.resume()
+            } else {
+                settlementWaiters[id] = continuation
+            }
         }
     }
 

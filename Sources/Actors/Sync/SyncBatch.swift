@@ -5,11 +5,33 @@ public struct SyncBatch: Sendable, Hashable {
     public var number: Int
     /// At most PARTICIPANTS_BATCH_SIZE chats.
     public var chats: [ChatID]
+    /// Set when the batch was read from the shared stream; nil for an in-process batch.
+    public var delivery: StreamDelivery?
 
-    public init(runID: RunID, number: Int, chats: [ChatID]) {
+    public init(runID: RunID, number: Int, chats: [ChatID], delivery: StreamDelivery? = nil) {
         self.runID = runID
         self.number = number
         self.chats = chats
+        self.delivery = delivery
+    }
+}
+
+/// How a batch read from the shared stream `participants:v1:sync:batches` arrived.
+public struct StreamDelivery: Sendable, Hashable {
+    /// The stream entry id, acknowledged (`XACK`) once the batch's outcome is booked.
+    public var entryID: String
+    /// The fencing token of the leader that appended it.
+    public var fence: Int64
+    /// The kind of the batch's run.
+    public var kind: SyncRun.Kind
+    /// Taken over (`XAUTOCLAIM`) from an instance that did not acknowledge it in time.
+    public var claimed: Bool
+
+    public init(entryID: String, fence: Int64, kind: SyncRun.Kind, claimed: Bool) {
+        self.entryID = entryID
+        self.fence = fence
+        self.kind = kind
+        self.claimed = claimed
     }
 }
 
@@ -38,6 +60,8 @@ public struct BatchOutcome: Sendable, Hashable {
     public var chatsSkipped: Int
     /// What went wrong, for the run's error list; a few lines at most.
     public var errors: [String]
+    /// The batch's stream delivery, when it came from the shared stream.
+    public var delivery: StreamDelivery?
 
     public init(
         runID: RunID, batchNumber: Int, result: Result, chatsRefreshed: Int = 0, chatsNotFound: Int = 0,
@@ -55,8 +79,10 @@ public struct BatchOutcome: Sendable, Hashable {
 
     /// The outcome of a batch that was never processed.
     public static func skipped(_ batch: SyncBatch) -> BatchOutcome {
-        BatchOutcome(
+        var outcome = BatchOutcome(
             runID: batch.runID, batchNumber: batch.number, result: .skipped,
             chatsSkipped: Set(batch.chats).count)
+        outcome.delivery = batch.delivery
+        return outcome
     }
 }

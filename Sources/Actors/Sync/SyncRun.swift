@@ -62,6 +62,9 @@ public struct SyncRun: Sendable, Hashable, Encodable {
     }
 
     public enum State: String, Sendable, Hashable, Encodable {
+        /// Recorded, waiting for a leader to produce it (or, on this instance, for Redis to come
+        /// back so the request can be handed over).
+        case queued
         case running
         /// Every planned batch was processed; some chats may still have failed (see the counts).
         case completed
@@ -160,6 +163,12 @@ public struct SyncRun: Sendable, Hashable, Encodable {
     public var failure: String?
     /// Requests that found this run going and joined it instead of starting another.
     public var joinedRequests: Int
+    /// Shared runs: the fencing token of the leader producing (or last producing) it.
+    public var fence: Int64?
+    /// Shared runs: the instance producing (or last producing) it.
+    public var leader: String?
+    /// Shared runs: how often a new leader took the run over from an earlier one.
+    public var adoptions: Int?
 
     public init(id: RunID, kind: Kind, trigger: String, startedAt: Date) {
         self.id = id
@@ -192,6 +201,7 @@ public struct SyncRun: Sendable, Hashable, Encodable {
         case errors
         case errorsTotal = "errors_total"
         case joinedRequests = "joined_requests"
+        case fence, leader, adoptions
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -209,5 +219,8 @@ public struct SyncRun: Sendable, Hashable, Encodable {
         try container.encode(errorsTotal, forKey: .errorsTotal)
         try container.encode(failure, forKey: .failure)
         try container.encode(joinedRequests, forKey: .joinedRequests)
+        try container.encodeIfPresent(fence, forKey: .fence)
+        try container.encodeIfPresent(leader, forKey: .leader)
+        try container.encodeIfPresent(adoptions, forKey: .adoptions)
     }
 }

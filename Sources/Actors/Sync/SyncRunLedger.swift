@@ -80,30 +80,47 @@ struct SyncRunLedger {
         run.counts.chatsNotFound += outcome.chatsNotFound
         run.counts.chatsFailed += outcome.chatsFailed
         run.counts.chatsSkipped += outcome.chatsSkipped
-        totals.chatsRefreshed += outcome.chatsRefreshed
-        totals.chatsNotFound += outcome.chatsNotFound
-        totals.chatsFailed += outcome.chatsFailed
+        count(outcome)
         switch outcome.result {
         case .written:
             run.counts.batchesDone += 1
-            totals.batchesDone += 1
         case .deferred:
             run.counts.batchesDone += 1
             run.counts.batchesDeferred += 1
-            totals.batchesDone += 1
-            totals.batchesDeferred += 1
         case .failed:
             run.counts.batchesFailed += 1
-            totals.batchesFailed += 1
         case .skipped:
             run.counts.batchesSkipped += 1
-            totals.batchesSkipped += 1
         }
         for message in outcome.errors {
             run.recordError(message, at: date, limit: errorLimit)
         }
         running[index] = run
         return run
+    }
+
+    /// Adds a batch's outcome to the totals only: a batch of a shared run, whose books are in
+    /// Redis.
+    mutating func count(_ outcome: BatchOutcome) {
+        totals.chatsRefreshed += outcome.chatsRefreshed
+        totals.chatsNotFound += outcome.chatsNotFound
+        totals.chatsFailed += outcome.chatsFailed
+        switch outcome.result {
+        case .written:
+            totals.batchesDone += 1
+        case .deferred:
+            totals.batchesDone += 1
+            totals.batchesDeferred += 1
+        case .failed:
+            totals.batchesFailed += 1
+        case .skipped:
+            totals.batchesSkipped += 1
+        }
+    }
+
+    /// Counts a run started elsewhere than in this ledger (a shared run this instance recorded).
+    mutating func countRunStarted() {
+        totals.runsStarted += 1
     }
 
     mutating func producerFinished(_ id: RunID) {
@@ -119,7 +136,7 @@ struct SyncRunLedger {
     /// Ends a going run in `state`; returns it as ended.
     @discardableResult
     mutating func finish(_ id: RunID, state: SyncRun.State, failure: String? = nil, at date: Date) -> SyncRun? {
-        precondition(state != .running, "a run ends completed, failed or cancelled")
+        precondition(state != .running && state != .queued, "a run ends completed, failed or cancelled")
         guard let index = running.firstIndex(where: { $0.id == id }) else { return nil }
         var run = running.remove(at: index)
         producersDone.remove(id)
@@ -130,7 +147,7 @@ struct SyncRunLedger {
         case .completed: totals.runsCompleted += 1
         case .failed: totals.runsFailed += 1
         case .cancelled: totals.runsCancelled += 1
-        case .running: break
+        case .running, .queued: break
         }
         recent.insert(run, at: 0)
         if recent.count > historyLimit { recent.removeLast(recent.count - historyLimit) }

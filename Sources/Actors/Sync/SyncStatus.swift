@@ -1,8 +1,11 @@
 import Foundation
 
 /// What `GET /internal/participants/status` shows of the sync layer: runs going, runs ended
-/// recently, totals since start-up, the schedule and the batcher's load. Snake_case keys, ISO
-/// 8601 dates whatever the encoder's date strategy.
+/// recently, totals since start-up, the schedule, the batcher's load and the coordination
+/// between instances. Snake_case keys, ISO 8601 dates whatever the encoder's date strategy.
+///
+/// With shared runs, `running` and `recent` are the cluster's runs as recorded in Redis, while
+/// `totals` and `batcher` are this instance's.
 public struct SyncStatus: Sendable, Hashable, Encodable {
     /// Since start-up, every run and what all of them did.
     public struct Totals: Sendable, Hashable, Encodable {
@@ -98,4 +101,7 @@ public struct SyncStatus: Sendable, Hashable, Encodable {
     public var totals: Totals
     public var schedule: Schedule
     public var batcher: BatcherLoad
+    /// Shared runs only: the leader, this instance and the batch stream
+    /// (see ``CoordinationStatus``); absent when the scheduler runs alone.
+    public var coordination: CoordinationStatus? = nil
 }

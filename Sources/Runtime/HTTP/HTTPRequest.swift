@@ -43,3 +43,10 @@ public struct HTTPRequest: Sendable {
 /// Handles one routed request. Runs on the server's event loop (as its task executor), so
 /// work that needs no other actor stays on the loop thread.
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+
+/// Answers a routed request synchronously, on the loop thread inside the server's evhttp
+/// callback, or returns nil to pass it to the route's ``HTTPHandler``. For answers that need
+/// no `await` (a cache hit): no task is created and the reply is written before the callback
+/// returns. It must not block, and may enter actors that run on the server's loop with
+/// `assumeIsolated`.
+public typealias HTTPImmediateHandler = @Sendable (HTTPRequest) -> HTTPResponse?

@@ -22,9 +22,18 @@ public enum RouteMatch: Sendable {
 /// Registering the same method and path shape twice, or a malformed pattern, is a programming
 /// error and traps.
 public struct HTTPRouter: Sendable {
-    private struct Route: Sendable {
+    /// A route's handlers, as the server resolves them.
+    struct Route: Sendable {
         let handler: HTTPHandler
+        let immediate: HTTPImmediateHandler?
         let parameterNames: [String]
+    }
+
+    /// What routing gave the server: ``RouteMatch`` with the immediate handler too.
+    enum Resolution: Sendable {
+        case found(Route, [String: String])
+        case methodNotAllowed(allowed: [HTTPMethod])
+        case notFound
     }
 
     private struct Node: Sendable {
@@ -40,6 +49,14 @@ public struct HTTPRouter: Sendable {
 
     /// Adds a route: `router.add(.GET, "/v1/chats/{chat_id}/participants") { request in ... }`.
     public mutating func add(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, immediate: nil, handler: handler)
+    }
+
+    /// Adds a route whose requests first go to `immediate`, synchronously in the server's
+    /// callback; the ones it declines (nil) go to `handler`. See ``HTTPImmediateHandler``.
+    public mutating func add(
+        _ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler
+    ) {
         precondition(pattern.first == "/", "route pattern must start with '/': \(pattern)")
         var body = pattern.dropFirst()
         if body.last == "/" { body = body.dropLast() }
@@ -60,7 +77,7 @@ public struct HTTPRouter: Sendable {
             }
         }
         precondition(nodes[nodeIndex].routes[method] == nil, "duplicate route \(method) \(pattern)")
-        nodes[nodeIndex].routes[method] = Route(handler: handler, parameterNames: parameterNames)
+        nodes[nodeIndex].routes[method] = Route(handler: handler, immediate: immediate, parameterNames: parameterNames)
     }
 
     /// Routes `method` and a raw (percent-encoded, query-free) `path`. A path with an invalid
@@ -72,6 +89,15 @@ public struct HTTPRouter: Sendable {
 
     /// Routes `method` and already-decoded path segments.
     func match(method: HTTPMethod, segments: [String]) -> RouteMatch {
+        switch resolve(method: method, segments: segments) {
+        case .found(let route, let parameters): .found(route.handler, parameters)
+        case .methodNotAllowed(let allowed): .methodNotAllowed(allowed: allowed)
+        case .notFound: .notFound
+        }
+    }
+
+    /// Routes `method` and already-decoded path segments, for the server.
+    func resolve(method: HTTPMethod, segments: [String]) -> Resolution {
         var values: [String] = []
         var allowed: Set<HTTPMethod> = []
         if let route = search(node: 0, segments: segments, depth: 0, method: method, values: &values, allowed: &allowed) {
@@ -80,7 +106,7 @@ public struct HTTPRouter: Sendable {
                 parameters.reserveCapacity(route.parameterNames.count)
                 for (name, value) in zip(route.parameterNames, values) { parameters[name] = value }
             }
-            return .found(route.handler, parameters)
+            return .found(route, parameters)
         }
         if allowed.isEmpty { return .notFound }
         if allowed.contains(.GET) { allowed.insert(.HEAD) }

@@ -7,8 +7,9 @@ import Logging
 /// evhttp parses requests and enforces ``HTTPServerLimits``; each request is routed by an
 /// ``HTTPRouter``: unknown paths get 404, known paths with another method 405 with `Allow`, an
 /// invalid percent-escape 400, all with the JSON error body. A routed request becomes an
-/// ``HTTPRequest`` copied out of C memory, and its handler runs in a task whose executor
-/// preference is the loop, so the reply is written on the loop without a thread hop.
+/// ``HTTPRequest`` copied out of C memory. The route's ``HTTPImmediateHandler``, if any, may
+/// answer it at once inside the evhttp callback; otherwise its handler runs in a task whose
+/// executor preference is the loop, so the reply is written on the loop without a thread hop.
 /// ``PendingReply`` guarantees a reply is never written to a request libevent freed because
 /// the client left or the server stopped.
 ///
@@ -127,7 +128,14 @@ public actor HTTPServer {
                 assumeIsolated { $0.resumeDrainWaiters() }
             }
             deadline.schedule(after: gracePeriod)
-            await withCheckedContinuation { drainWaiters.append($0) }
+            await withCheckedContinuation { continuation in
+                // Re-checked here: the last reply may have gone out since the check above.
+                if inFlight > 0 {
+                    drainWaiters.append(continuation)
+                } else {
+                    continuation.resume()
+                }
+            }
             deadline.cancel()
         }
         // stop() may have run while we waited.
@@ -153,8 +161,10 @@ public actor HTTPServer {
         }
         var rawPath = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? ""
         if rawPath.isEmpty { rawPath = "/" }
+        // Without escapes (nearly always) the path is the raw path, no copy.
+        let hasEscapes = rawPath.utf8.contains(UInt8(ascii: "%"))
         guard let segments = URLDecoding.pathSegments(rawPath[...]),
-            let path = URLDecoding.percentDecode(rawPath[...], plusAsSpace: false)
+            let path = hasEscapes ? URLDecoding.percentDecode(rawPath[...], plusAsSpace: false) : rawPath
         else {
             write(.error(status: 400, code: "invalid_path", message: "the path is not validly percent-encoded"), to: request, method: method)
             return
@@ -168,14 +178,14 @@ public actor HTTPServer {
             query = parsed
         }
 
-        switch router.match(method: method, segments: segments) {
+        switch router.resolve(method: method, segments: segments) {
         case .notFound:
             write(.error(status: 404, code: "not_found", message: "no route for \(path)"), to: request, method: method)
         case .methodNotAllowed(let allowed):
             var response = HTTPResponse.error(status: 405, code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path)")
             response.headers.append(("Allow", allowed.map(\.rawValue).joined(separator: ", ")))
             write(response, to: request, method: method)
-        case .found(let handler, let parameters):
+        case .found(let route, let parameters):
             guard let connection = evhttp_request_get_connection(request) else {
                 // Unreachable: a request reaches the callback attached to its connection.
                 write(.error(status: 500, code: "internal", message: "request without connection"), to: request, method: method)
@@ -194,6 +204,11 @@ public actor HTTPServer {
                 remoteAddress: peerAddress.map { String(cString: $0) } ?? "",
                 remotePort: Int(peerPort)
             )
+            if let immediate = route.immediate, let response = immediate(incoming) {
+                write(response, to: request, method: method)
+                return
+            }
+            let handler = route.handler
             let pending = PendingReply(server: self, request: request, connection: connection, method: method)
             pending.arm()
             inFlight += 1

@@ -103,6 +103,14 @@ extension RESPValue {
     }
 }
 
+extension RESPValue {
+    /// ``init(reply:)`` for the micro benchmarks (Benchmarks/), which feed hiredis' reply reader
+    /// directly.
+    @_spi(Benchmarks) public static func copying(_ reply: UnsafePointer<redisReply>) -> RESPValue {
+        RESPValue(reply: reply)
+    }
+}
+
 extension RESPValue: CustomStringConvertible {
     /// A short, log-friendly rendering; bulk strings longer than 64 bytes are elided.
     public var description: String {

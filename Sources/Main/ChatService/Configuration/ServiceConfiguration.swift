@@ -15,6 +15,15 @@ public struct ServiceConfiguration: Sendable {
         public var healthCheckInterval: Duration
         public var connectTimeout: Duration
         public var commandTimeout: Duration
+        /// REDIS_SENTINELS; empty without Sentinel.
+        public var sentinels: [RedisServerAddress]
+        /// REDIS_SENTINEL_MASTER.
+        public var sentinelMaster: String
+
+        /// Sentinel discovery, when sentinels are configured.
+        public var sentinel: RedisSentinelSettings? {
+            sentinels.isEmpty ? nil : RedisSentinelSettings(sentinels: sentinels, masterName: sentinelMaster)
+        }
     }
 
     /// The participants layer.
@@ -33,6 +42,8 @@ public struct ServiceConfiguration: Sendable {
         public var integrationDisabled: Bool
         public var l1Size: Int
         public var notFoundTTL: Duration
+        /// PARTICIPANTS_LEADER_LOCK_TTL: the sync leader lock's TTL (docs/COORDINATION.md).
+        public var leaderLockTTL: Duration
         public var apiURL: String
         public var apiToken: String?
     }
@@ -76,7 +87,9 @@ public struct ServiceConfiguration: Sendable {
             maxRetryDelay: try env.duration("REDIS_MAX_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
             healthCheckInterval: try env.duration("REDIS_HEALTH_CHECK_INTERVAL", minimum: .milliseconds(10), maximum: .seconds(3600)),
             connectTimeout: try env.duration("REDIS_CONNECT_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
-            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)))
+            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
+            sentinels: try Self.sentinels(env),
+            sentinelMaster: try Self.sentinelMaster(env))
 
         let timeZoneName = try env.requiredString("PARTICIPANTS_TIMEZONE")
         guard let timeZone = TimeZone(identifier: timeZoneName) else {
@@ -97,6 +110,7 @@ public struct ServiceConfiguration: Sendable {
             integrationDisabled: try env.bool("PARTICIPANTS_INTEGRATION_DISABLED"),
             l1Size: try env.integer("PARTICIPANTS_L1_SIZE", in: 0...10_000_000),
             notFoundTTL: try env.duration("PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
+            leaderLockTTL: try env.duration("PARTICIPANTS_LEADER_LOCK_TTL", minimum: .seconds(1), maximum: .seconds(3600)),
             apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
             apiToken: env.string("PARTICIPANTS_API_TOKEN"))
 
@@ -115,6 +129,27 @@ public struct ServiceConfiguration: Sendable {
         logFormat = LogFormat(rawValue: try env.oneOf("LOG_FORMAT", LogFormat.allCases.map(\.rawValue))) ?? .text
     }
 
+    private static func sentinels(_ env: EnvironmentReader) throws(ConfigurationError) -> [RedisServerAddress] {
+        guard let text = env.string("REDIS_SENTINELS") else { return [] }
+        do {
+            return try RedisServerAddress.parseList(text)
+        } catch {
+            throw ConfigurationError(
+                variable: "REDIS_SENTINELS", value: text,
+                expected: "a comma-separated list of host:port, such as 10.0.0.1:26379,10.0.0.2:26379 (\(error.message))")
+        }
+    }
+
+    private static func sentinelMaster(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
+        let name = try env.requiredString("REDIS_SENTINEL_MASTER")
+        guard name.utf8.count <= 256, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+            throw ConfigurationError(
+                variable: "REDIS_SENTINEL_MASTER", value: name,
+                expected: "a master name of letters, digits, '.', '_' and '-' (as in 'sentinel monitor <name> ...')")
+        }
+        return name
+    }
+
     /// Problems that are legal but probably unintended, logged as warnings at start-up.
     public var warnings: [String] {
         var warnings: [String] = []
@@ -131,6 +166,10 @@ public struct ServiceConfiguration: Sendable {
         if adminToken == nil {
             warnings.append("ADMIN_TOKEN is not set: every /internal request answers 403")
         }
+        if participants.leaderLockTTL <= redis.commandTimeout * 3 {
+            warnings.append(
+                "PARTICIPANTS_LEADER_LOCK_TTL (\(formatDuration(participants.leaderLockTTL))) is not above 3 × REDIS_COMMAND_TIMEOUT (\(formatDuration(redis.commandTimeout))): one slow renewal may cost the leader its lock")
+        }
         return warnings
     }
 
@@ -144,6 +183,8 @@ public struct ServiceConfiguration: Sendable {
             "REDIS_HEALTH_CHECK_INTERVAL": formatDuration(redis.healthCheckInterval),
             "REDIS_CONNECT_TIMEOUT": formatDuration(redis.connectTimeout),
             "REDIS_COMMAND_TIMEOUT": formatDuration(redis.commandTimeout),
+            "REDIS_SENTINELS": redis.sentinels.isEmpty ? "(none)" : redis.sentinels.map(\.description).joined(separator: ","),
+            "REDIS_SENTINEL_MASTER": redis.sentinelMaster,
             "PARTICIPANTS_CACHE_TTL": formatDuration(participants.cacheTTL),
             "PARTICIPANTS_STALE_THRESHOLD": formatDuration(participants.staleThreshold),
             "PARTICIPANTS_CACHE_KEEP": formatDuration(participants.cacheKeep),
@@ -158,6 +199,7 @@ public struct ServiceConfiguration: Sendable {
             "PARTICIPANTS_INTEGRATION_DISABLED": "\(participants.integrationDisabled)",
             "PARTICIPANTS_L1_SIZE": "\(participants.l1Size)",
             "PARTICIPANTS_NOT_FOUND_TTL": formatDuration(participants.notFoundTTL),
+            "PARTICIPANTS_LEADER_LOCK_TTL": formatDuration(participants.leaderLockTTL),
             "PARTICIPANTS_API_URL": participants.apiURL,
             "PARTICIPANTS_API_TOKEN": participants.apiToken == nil ? "(none)" : "***",
             "HTTP_HOST": http.host,

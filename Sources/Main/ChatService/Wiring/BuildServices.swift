@@ -43,14 +43,20 @@ public struct ParticipantsComponents: Sendable {
     public let coordinator: RefreshCoordinator
     public let reader: ParticipantsReader
     public let scheduler: Scheduler
+    /// Applies other instances' writes to L1; nil when L1 is off (PARTICIPANTS_L1_SIZE=0).
+    public let invalidationFeed: InvalidationFeed?
 }
 
 /// Wires every actor of the service from its configuration. Main stays thin; tests call this.
+///
+/// - Parameter tuneCoordination: adjusts the coordination settings derived from the
+///   configuration (tests shorten the stream and the poll intervals).
 public func buildServices(
     configuration: ServiceConfiguration,
     loop: EventLoop,
     metrics: PrometheusCollectorRegistry,
     syncClock: any SyncClock = SystemSyncClock(),
+    tuneCoordination: (inout CoordinationSettings) -> Void = { _ in },
     logger: Logger
 ) async throws -> ChatServiceApplication {
     let redis = configuration.redis
@@ -62,6 +68,7 @@ public func buildServices(
             backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
             probeInterval: redis.healthCheckInterval),
         connectionOptions: RedisConnectionOptions(connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
+        sentinel: redis.sentinel,
         logger: logger.withLabel("redis"))
     let healthMonitor = HealthMonitor(
         supervisor: supervisor,
@@ -74,7 +81,8 @@ public func buildServices(
     var routes = ParticipantsRoutes.disabledRegistrations
     if !configuration.participants.integrationDisabled {
         let components = try await buildParticipants(
-            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock, logger: logger)
+            configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock,
+            tuneCoordination: tuneCoordination, logger: logger)
         participants = components
         routes = ParticipantsRoutes(
             reader: components.reader,
@@ -82,7 +90,9 @@ public func buildServices(
             admins: AdminAuthenticator(token: configuration.adminToken),
             sync: SyncControl(scheduler: components.scheduler),
             supervisor: supervisor,
-            instanceID: configuration.instanceID
+            instanceID: configuration.instanceID,
+            bodies: ResponseBodyCache(
+                capacity: min(configuration.participants.l1Size, ParticipantsRoutes.defaultResponseBodyCapacity))
         ).registrations
     }
 
@@ -92,16 +102,22 @@ public func buildServices(
         settings: .init(
             host: http.host, port: http.port,
             limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout),
-            drainTimeout: configuration.shutdownTimeout),
+            drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
         supervisor: supervisor,
         routes: routes,
         metricsText: { metrics.emitToBuffer() },
         logger: logger.withLabel("http"))
 
-    // Start order; shutdown runs in reverse: the frontend drains first, Redis closes last.
+    // Start order; shutdown runs in reverse: the frontend and the scheduler drain together
+    // first, then the cache and the health monitor stop, and Redis closes last.
     var services: [any Service] = [supervisor, healthMonitor]
-    if let participants { services += [participants.cache, participants.scheduler] }
-    services.append(frontend)
+    if let participants {
+        services += [participants.cache]
+        if let feed = participants.invalidationFeed { services.append(feed) }
+        services.append(DrainingTogether([participants.scheduler, frontend]))
+    } else {
+        services.append(frontend)
+    }
     return ChatServiceApplication(
         supervisor: supervisor,
         healthMonitor: healthMonitor,
@@ -113,16 +129,25 @@ public func buildServices(
 
 private func buildParticipants(
     configuration: ServiceConfiguration, loop: EventLoop, supervisor: RedisSupervisor,
-    syncClock: any SyncClock, logger: Logger
+    syncClock: any SyncClock, tuneCoordination: (inout CoordinationSettings) -> Void, logger: Logger
 ) async throws -> ParticipantsComponents {
     let settings = configuration.participants
+    let coordination = InstanceCoordination(
+        instanceID: configuration.instanceID,
+        refreshLockTTL: InstanceCoordination.refreshLockTTL(maxAPITimeout: settings.maxAPITimeout))
     let cache = ParticipantsCache(
         supervisor: supervisor, loop: loop,
         settings: CacheSettings(
             ttl: settings.cacheTTL, staleThreshold: settings.staleThreshold, keep: settings.cacheKeep,
             notFoundTTL: settings.notFoundTTL, l1Capacity: settings.l1Size),
+        coordination: coordination,
         now: { syncClock.now() },
         logger: logger.withLabel("cache"))
+    let invalidationFeed = settings.l1Size > 0
+        ? InvalidationFeed(
+            supervisor: supervisor, cache: cache, coordination: coordination, loop: loop,
+            now: { syncClock.now() }, logger: logger.withLabel("invalidation"))
+        : nil
     var upstreamSettings = UpstreamClient.Settings()
     upstreamSettings.maxCallDuration = settings.maxAPITimeout
     upstreamSettings.perAttemptTimeout = min(settings.maxAPITimeout, upstreamSettings.perAttemptTimeout)
@@ -130,7 +155,8 @@ private func buildParticipants(
         loop: loop, baseURL: settings.apiURL, token: settings.apiToken, settings: upstreamSettings,
         logger: logger.withLabel("upstream"))
     let coordinator = RefreshCoordinator(
-        upstream: upstream, cache: cache, loop: loop, now: { syncClock.now() }, logger: logger.withLabel("refresh"))
+        upstream: upstream, cache: cache, loop: loop, supervisor: supervisor, coordination: coordination,
+        now: { syncClock.now() }, logger: logger.withLabel("refresh"))
 
     var schedulerSettings = Scheduler.Settings()
     schedulerSettings.updateInterval = settings.updateInterval
@@ -139,17 +165,28 @@ private func buildParticipants(
     schedulerSettings.batchSize = settings.batchSize
     schedulerSettings.maxBatchesInFlight = settings.maxBatchesInFlight
     schedulerSettings.staleThreshold = settings.staleThreshold
-    schedulerSettings.shutdownGracePeriod = configuration.shutdownTimeout / 2
+    schedulerSettings.shutdownGracePeriod = ShutdownBudget(total: configuration.shutdownTimeout).drain
     // Manual full refreshes run even without background sync: they are an operator's request.
     schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.catchUpRunsEnabled = settings.backgroundSyncEnabled
+    // Every instance shares the sync work through Redis (docs/COORDINATION.md). A batch
+    // delivered to an instance is taken for lost after twice the longest a batch can take: an
+    // upstream call with its retries plus the Redis write.
+    var coordinationSettings = CoordinationSettings(instanceID: configuration.instanceID)
+    coordinationSettings.lockTTL = settings.leaderLockTTL
+    coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
+    tuneCoordination(&coordinationSettings)
     let scheduler = Scheduler(
         settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
-        redisStateChanges: await supervisor.stateChanges(), logger: logger.withLabel("sync"))
+        redisStateChanges: await supervisor.stateChanges(),
+        coordination: SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings),
+        logger: logger.withLabel("sync"))
 
     logger.info("participants layer", metadata: [
         "participants.background_sync": "\(settings.backgroundSyncEnabled)",
+        "participants.leader_lock_ttl": "\(settings.leaderLockTTL)",
+        "participants.batch_claim_min_idle": "\(coordinationSettings.claimMinIdle)",
         "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
         "participants.integration_disabled": "false",
         "participants.api_url": "\(settings.apiURL)",
@@ -157,7 +194,7 @@ private func buildParticipants(
     return ParticipantsComponents(
         cache: cache, upstream: upstream, coordinator: coordinator,
         reader: ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: settings.lazyUpdateEnabled),
-        scheduler: scheduler)
+        scheduler: scheduler, invalidationFeed: invalidationFeed)
 }
 
 extension SyncControl {

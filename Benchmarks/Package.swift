@@ -1,0 +1,64 @@
+// swift-tools-version: 6.1
+// Micro benchmarks (package-benchmark) and the drivers `make bench` runs. A package of its own,
+// so the root package's `swift build` and `swift test` (CI) never build package-benchmark.
+//
+//   swift package benchmark                         all micro benchmarks (or `make bench-micro`)
+//   swift build -c release --product bench-batch-write
+import PackageDescription
+
+import struct Foundation.URL
+
+let settings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+/// The root package's identity: SwiftPM names a path dependency after its directory (a clone
+/// or worktree may be called anything), and module aliases only apply through that identity.
+let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+let rootIdentity = root.lastPathComponent.lowercased()
+
+/// The root package's `Runtime` module is renamed `ChatRuntime` here: package-benchmark imports
+/// the toolchain's own `Runtime` module (backtraces) when it can, and would find ours instead.
+func chatService(_ product: String) -> Target.Dependency {
+    .product(name: product, package: rootIdentity, moduleAliases: ["Runtime": "ChatRuntime"])
+}
+
+let package = Package(
+    name: "chat-service-benchmarks",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "bench-batch-write", targets: ["BenchBatchWrite"]),
+    ],
+    dependencies: [
+        .package(path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark.git", from: "1.38.1", traits: ["MallocInterposer"]),
+    ],
+    targets: [
+        // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
+        .executableTarget(
+            name: "BenchBatchWrite",
+            dependencies: [chatService("Runtime"), chatService("Actors"), chatService("ChatService")],
+            path: "Sources/BenchBatchWrite",
+            swiftSettings: settings
+        ),
+    ]
+)
+
+// One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
+for (name, products) in [
+    ("Codec", ["Actors", "ChatService"]),
+    ("RESP", ["Runtime"]),
+    ("Supervisor", ["Actors"]),
+    ("L1Cache", ["Actors", "ChatService"]),
+] {
+    package.targets.append(
+        .executableTarget(
+            name: name,
+            dependencies: [.product(name: "Benchmark", package: "benchmark")]
+                + products.map(chatService),
+            path: "Benchmarks/\(name)",
+            swiftSettings: settings,
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ))
+}

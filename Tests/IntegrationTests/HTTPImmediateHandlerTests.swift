@@ -1,0 +1,74 @@
+import Foundation
+import Logging
+import Synchronization
+import Testing
+
+import TestSupport
+
+@testable import Runtime
+
+/// Immediate handlers: answered inside the evhttp callback on the loop thread, or declined to
+/// the route's async handler.
+@Suite("HTTP immediate handlers", .timeLimit(.minutes(1)))
+struct HTTPImmediateHandlerTests {
+    @Test func answersOrDeclinesToTheAsyncHandler() async throws {
+        let loop = EventLoop(name: "immediate-test")
+        let immediateCalls = Calls()
+        let asyncCalls = Calls()
+        var router = HTTPRouter()
+        router.add(.GET, "/items/{id}", immediate: { request in
+            immediateCalls.count.add(1, ordering: .relaxed)
+            loop.preconditionInLoop()
+            guard request.pathParameters["id"] == "fast" else { return nil }
+            return .text("immediate \(request.headers["x-tag"] ?? "")")
+        }, handler: { request in
+            asyncCalls.count.add(1, ordering: .relaxed)
+            return .text("async \(request.pathParameters["id"] ?? "")")
+        })
+        let server = HTTPServer(loop: loop, router: router, logger: Logger(label: "test.immediate"))
+        let port = try await server.start(host: "127.0.0.1", port: 0)
+
+        let fast = try await Self.get(port, "/items/fast", tag: "t1")
+        #expect(fast.status == 200)
+        #expect(String(decoding: fast.body, as: UTF8.self) == "immediate t1")
+        let slow = try await Self.get(port, "/items/slow", tag: "t2")
+        #expect(String(decoding: slow.body, as: UTF8.self) == "async slow")
+        let head = try await Self.exchange(port, "HEAD /items/fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", hasBody: false)
+        #expect(head.status == 200)
+        #expect(head.header("content-length") == String("immediate ".utf8.count))
+
+        #expect(immediateCalls.count.load(ordering: .relaxed) == 3)
+        #expect(asyncCalls.count.load(ordering: .relaxed) == 1)
+        #expect(await server.inFlight == 0)
+        await server.stop()
+        loop.stop()
+    }
+
+    @Test func routesWithoutImmediateHandlersStillWork() async throws {
+        let loop = EventLoop(name: "immediate-test-2")
+        var router = HTTPRouter()
+        router.add(.GET, "/plain") { _ in .text("plain") }
+        let server = HTTPServer(loop: loop, router: router, logger: Logger(label: "test.immediate"))
+        let port = try await server.start(host: "127.0.0.1", port: 0)
+        let response = try await Self.get(port, "/plain", tag: "")
+        #expect(String(decoding: response.body, as: UTF8.self) == "plain")
+        await server.stop()
+        loop.stop()
+    }
+
+    final class Calls: Sendable {
+        let count = Atomic<Int>(0)
+    }
+
+    static func get(_ port: Int, _ path: String, tag: String) async throws -> RawHTTPResponse {
+        try await exchange(port, "GET \(path) HTTP/1.1\r\nHost: t\r\nX-Tag: \(tag)\r\nConnection: close\r\n\r\n")
+    }
+
+    static func exchange(_ port: Int, _ raw: String, hasBody: Bool = true) async throws -> RawHTTPResponse {
+        try await offloadBlocking {
+            let connection = try RawHTTPConnection(port: port)
+            try connection.send(raw)
+            return try connection.readResponse(hasBody: hasBody)
+        }
+    }
+}

@@ -1,0 +1,154 @@
+import Logging
+import Testing
+import TestSupport
+
+@testable import Actors
+@testable import Runtime
+
+/// Leader election against a real redis-server: one leader at a time, fencing tokens that only
+/// grow, takeover after a leader dies (within the lock's TTL), release on shutdown, and no
+/// leader at all while Redis is away.
+@Suite("Leader election", .serialized, .timeLimit(.minutes(2)))
+struct LeaderElectionTests {
+    static let logger = Logger(label: "test.election")
+
+    /// One instance's supervisor and elector on their own loop.
+    final class Node: Sendable {
+        let loop: EventLoop
+        let supervisor: RedisSupervisor
+        let elector: LeaderElector
+        let supervisorTask: Task<Void, any Error>
+        let electorTask: Task<Void, Never>
+
+        init(_ name: String, redis: RedisServer, ttl: Duration) async {
+            loop = EventLoop(name: "election-\(name)")
+            supervisor = RedisSupervisor(
+                endpoint: redis.endpoint(), loop: loop,
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
+                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(400), commandTimeout: .milliseconds(400)),
+                logger: LeaderElectionTests.logger)
+            elector = LeaderElector(supervisor: supervisor, loop: loop, instanceID: name, ttl: ttl, logger: LeaderElectionTests.logger)
+            let supervisor = supervisor
+            let elector = elector
+            supervisorTask = Task { try await supervisor.run() }
+            electorTask = Task { await elector.run() }
+            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+        }
+
+        var lease: LeaderLease? {
+            get async { await elector.lease }
+        }
+
+        /// Dies without releasing anything: the elector stops, the connection closes.
+        func kill() async {
+            electorTask.cancel()
+            supervisorTask.cancel()
+            await electorTask.value
+            _ = await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped }
+            loop.stop()
+        }
+
+        /// Shuts down gracefully: releases the lock first.
+        func shutdown() async {
+            await elector.release()
+            await kill()
+        }
+    }
+
+    static func leaders(_ nodes: [Node]) async -> [Node] {
+        var leading: [Node] = []
+        for node in nodes where await node.lease != nil { leading.append(node) }
+        return leading
+    }
+
+    /// Waits until exactly one of `nodes` leads; returns it.
+    static func soleLeader(of nodes: [Node], timeout: Duration = .seconds(10)) async -> Node? {
+        var leader: Node?
+        _ = await eventually(timeout: timeout) {
+            let leading = await leaders(nodes)
+            leader = leading.count == 1 ? leading[0] : nil
+            return leader != nil
+        }
+        return leader
+    }
+
+    @Test func oneLeaderAtATimeAndTheNextTakesOverWithinTheTTLWhenItDies() async throws {
+        let redis = try await RedisServer.start()
+        defer { redis.cleanup() }
+        // 3 s, renewed every second: a loaded CI machine (sanitizers, parallel suites) must not
+        // miss a renewal by accident, which a 1 s TTL allowed.
+        let ttl = Duration.seconds(3)
+        var nodes: [Node] = []
+        for name in ["a", "b", "c"] { nodes.append(await Node(name, redis: redis, ttl: ttl)) }
+
+        let first = try #require(await Self.soleLeader(of: nodes))
+        let firstLease = try #require(await first.lease)
+        #expect(firstLease.fence == 1)
+        #expect(firstLease.value.hasPrefix("\(first.elector.instanceID):"))
+        #expect(try await redis.cli("GET", "participants:v1:sync:leader") == firstLease.value)
+        // Renewed: still the one leader well past several TTLs, with the same fence.
+        for _ in 0..<6 {
+            try await Task.sleep(for: .milliseconds(500))
+            let leading = await Self.leaders(nodes)
+            #expect(leading.count == 1 && leading.first === first)
+        }
+        #expect(await first.lease?.fence == 1)
+
+        // The leader dies without releasing: another takes over once the lock expires.
+        let died = ContinuousClock.now
+        await first.kill()
+        let survivors = nodes.filter { $0 !== first }
+        let second = try #require(await Self.soleLeader(of: survivors, timeout: .seconds(20)))
+        // Generous bound: the TTL plus a try every third of it plus slack for a busy machine.
+        #expect(ContinuousClock.now - died < ttl * 5)
+        let secondLease = try #require(await second.lease)
+        #expect(secondLease.fence == 2)
+        #expect(try await redis.cli("GET", "participants:v1:sync:fence") == "2")
+
+        // Shut down gracefully, the leader deletes its lock (compare-and-delete) at once.
+        #expect(await second.elector.release())
+        #expect(try await redis.cli("GET", "participants:v1:sync:leader") != secondLease.value)
+        await second.kill()
+        let last = try #require(survivors.first { $0 !== second })
+        #expect(await eventually(timeout: .seconds(15)) { await last.lease?.fence == 3 })
+        await last.shutdown()
+        #expect(try await redis.cli("EXISTS", "participants:v1:sync:leader") == "0")
+    }
+
+    @Test func aLeaderWhoseLockWasTakenStepsDownAtItsNextRenewal() async throws {
+        let redis = try await RedisServer.start()
+        defer { redis.cleanup() }
+        let node = await Node("a", redis: redis, ttl: .seconds(3))
+        #expect(await eventually(timeout: .seconds(5)) { await node.lease != nil })
+        // Someone else holds the lock now (e.g. after a partition healed).
+        _ = try await redis.cli("SET", "participants:v1:sync:leader", "intruder:1", "PX", "60000")
+        #expect(await eventually(timeout: .seconds(5)) { await node.lease == nil })
+        #expect(try await redis.cli("GET", "participants:v1:sync:leader") == "intruder:1")
+        // Once free again, it leads again under a new fence.
+        _ = try await redis.cli("DEL", "participants:v1:sync:leader")
+        #expect(await eventually(timeout: .seconds(5)) { await node.lease?.fence == 2 })
+        await node.shutdown()
+    }
+
+    @Test func withoutRedisNobodyLeadsAndALeaderIsBackOnceRedisIs() async throws {
+        let redis = try await RedisServer.start(extraConfig: ["appendonly yes", "appendfsync always"])
+        defer { redis.cleanup() }
+        let ttl = Duration.seconds(1)
+        let nodes = [await Node("a", redis: redis, ttl: ttl), await Node("b", redis: redis, ttl: ttl)]
+        let leader = try #require(await Self.soleLeader(of: nodes))
+        let fence = try #require(await leader.lease?.fence)
+
+        await redis.kill()
+        // The leader cannot renew: it gives the lease up once the TTL has passed.
+        #expect(await eventually(timeout: ttl * 5) { await Self.leaders(nodes).isEmpty })
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(await Self.leaders(nodes).isEmpty)
+
+        try await redis.restart()
+        let next = try #require(await Self.soleLeader(of: nodes, timeout: .seconds(15)))
+        #expect(try #require(await next.lease?.fence) > fence)
+        for node in nodes { await node.shutdown() }
+    }
+}

@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Two real `chat-service` processes, a `chat-service stub-upstream` process and a real
+/// redis-server: one leader at a time as the status routes tell, and a full refresh that the
+/// other process finishes when the leader is killed with SIGKILL in the middle of it.
+@Suite("Many chat-service processes", .serialized, .timeLimit(.minutes(3)))
+struct MultiProcessSyncTests {
+    static let adminToken = "processes-admin-token"
+
+    struct Instance {
+        let name: String
+        let process: ServiceProcess
+        let base: String
+
+        func admin(_ method: String, _ path: String) async -> [String: Any] {
+            let headers = ["Authorization": "Bearer \(MultiProcessSyncTests.adminToken)"]
+            guard let reply = await httpRequest(method, base + path, headers: headers, timeout: .seconds(5)) else { return [:] }
+            return (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any] ?? [:]
+        }
+
+        func coordination() async -> [String: Any] {
+            let status = await admin("GET", "/internal/participants/status")
+            return (status["sync"] as? [String: Any])?["coordination"] as? [String: Any] ?? [:]
+        }
+
+        var isLeader: Bool {
+            get async { await coordination()["is_leader"] as? Bool == true }
+        }
+    }
+
+    static func start(_ name: String, redisPort: Int, stubPort: Int) throws -> Instance {
+        let httpPort = freeLoopbackPort()
+        let process = try ServiceProcess(environment: [
+            "INSTANCE_ID": name,
+            "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
+            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms", "REDIS_MAX_RETRIES": "2",
+            "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
+            "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
+            "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
+            "PARTICIPANTS_BATCH_SIZE": "10",
+            "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
+            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "\(httpPort)",
+            "ADMIN_TOKEN": adminToken,
+            "SHUTDOWN_TIMEOUT": "3s",
+        ])
+        return Instance(name: name, process: process, base: "http://127.0.0.1:\(httpPort)")
+    }
+
+    static func leaders(_ instances: [Instance]) async -> [String] {
+        var names: [String] = []
+        for instance in instances where await instance.isLeader { names.append(instance.name) }
+        return names
+    }
+
+    @Test func theOtherProcessFinishesAFullRefreshWhenTheLeaderIsKilled() async throws {
+        let redis = try await RedisServer.start()
+        defer { redis.cleanup() }
+        let chats = 3000
+        let stubPort = freeLoopbackPort()
+        let stub = try ServiceProcess(
+            arguments: ["stub-upstream", "--port", "\(stubPort)", "--chats", "\(chats)", "--participants-per-chat", "2", "--latency", "100ms"],
+            environment: [:])
+        defer { stub.signal(SIGKILL) }
+        #expect(await eventually(timeout: .seconds(20)) { await httpGet("http://127.0.0.1:\(stubPort)/admin/stats") != nil })
+
+        let instances = [
+            try Self.start("process-a", redisPort: redis.port, stubPort: stubPort),
+            try Self.start("process-b", redisPort: redis.port, stubPort: stubPort),
+        ]
+        defer { for instance in instances { instance.process.signal(SIGKILL) } }
+        for instance in instances {
+            let ready = await eventually(timeout: .seconds(20)) { await httpGet(instance.base + "/ready")?.status == 200 }
+            #expect(ready, "\(instance.name) not ready; log:\n\(instance.process.output())")
+        }
+
+        // One leader at a time, the same for both.
+        var leaderName: String?
+        _ = await eventually(timeout: .seconds(15)) {
+            let leading = await Self.leaders(instances)
+            leaderName = leading.count == 1 ? leading[0] : nil
+            return leaderName != nil
+        }
+        let leader = try #require(instances.first { $0.name == leaderName })
+        let other = try #require(instances.first { $0.name != leaderName })
+        for _ in 0..<4 {
+            try await Task.sleep(for: .milliseconds(300))
+            #expect(await Self.leaders(instances) == [leader.name])
+            #expect((await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name)
+        }
+
+        // A full refresh asked of the follower, produced by the leader, processed by both.
+        let jobID = try #require(await other.admin("POST", "/internal/participants/refresh")["job_id"] as? String)
+        let underWay = await eventually(timeout: .seconds(30)) {
+            let counts = await other.admin("GET", "/internal/participants/refresh/\(jobID)")["counts"] as? [String: Any]
+            return (counts?["batches_done"] as? Int ?? 0) >= 10
+        }
+        #expect(underWay)
+        leader.process.signal(SIGKILL)
+        #expect(await leader.process.waitForExit(timeout: .seconds(10)) != nil)
+
+        let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
+        #expect(tookOver, "log:\n\(other.process.output().suffix(4000))")
+        var job: [String: Any] = [:]
+        _ = await eventually(timeout: .seconds(90)) {
+            job = await other.admin("GET", "/internal/participants/refresh/\(jobID)")
+            return (job["state"] as? String).map { $0 != "running" && $0 != "queued" } ?? false
+        }
+        #expect(job["state"] as? String == "completed", "job \(job)")
+        let counts = job["counts"] as? [String: Any]
+        #expect(counts?["chats_refreshed"] as? Int == chats)
+        #expect(counts?["chats_planned"] as? Int == chats)
+        // Killed while it was still listing, the leader's run was carried on by the other.
+        #expect(job["leader"] as? String == other.name)
+        #expect(job["adoptions"] as? Int == 1)
+        let keys = try await redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
+        #expect(keys.split(separator: "\n").count == chats)
+        let stream = await other.coordination()["stream"] as? [String: Any]
+        #expect(stream?["pending"] as? Int == 0)
+
+        other.process.signal(SIGTERM)
+        #expect(await other.process.waitForExit(timeout: .seconds(15)) == 0)
+    }
+}
