@@ -196,6 +196,15 @@ def render(records, properties, mode, logs):
         for scenario, failure in failures:
             w(f"- **failed** {scenario}: {failure}")
         w("")
+    w("## Sanitizers")
+    w("")
+    w("`make sanitize-address` runs every suite under AddressSanitizer (CI runs it); `make sanitize-thread` "
+      "runs the unit tests under ThreadSanitizer (`TSAN_FILTER=` for every suite). Swift's `Mutex` hands a "
+      "contended lock over through PI-futex calls ThreadSanitizer cannot see, so `make sanitize-thread` "
+      "suppresses reports in the files that use `Mutex` (scripts/chaos-tsan.supp explains; the list is "
+      "generated at each run). Under ThreadSanitizer's slowdown a few timing-bound integration tests "
+      "(leader lock TTLs, HTTP drain windows) can miss their windows on a loaded machine.")
+    w("")
     w("## How to read the figures")
     w("")
     w("- **Hot** chats are read before the fault and sit in L1; **cold** chats were not read before it "
