@@ -278,9 +278,15 @@ struct HTTPServerTests {
     }
 
     @Test func gracefulShutdownAnswersInFlightRequestsThenRefuses() async throws {
+        // The handler holds until the test releases it (bounded), so the request is surely in
+        // flight when the drain starts, however slowly a loaded machine polls.
+        let released = Atomic<Bool>(false)
         let running = try await Self.start { router in
             router.add(.GET, "/slow") { _ in
-                try? await Task.sleep(for: .milliseconds(300))
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))
+                }
                 return .text("done")
             }
         }
@@ -291,8 +297,13 @@ struct HTTPServerTests {
             return connection
         }
         #expect(await HTTPTestPolling.until { await running.server.inFlight == 1 })
-        await running.server.shutdown(gracePeriod: .seconds(10))
+        let server = running.server
+        let drain = Task { await server.shutdown(gracePeriod: .seconds(10)) }
+        // Draining: the listener is closed, new connections are refused.
+        #expect(await HTTPTestPolling.until { (try? await offloadBlocking { try RawHTTPConnection(port: port) }) == nil })
+        released.store(true, ordering: .relaxed)
         let response = try await offloadBlocking { try connection.readResponse() }
+        await drain.value
         #expect(response.status == 200)
         #expect(response.bodyText == "done")
         #expect(response.header("Connection") == "close")

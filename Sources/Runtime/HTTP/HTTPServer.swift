@@ -31,6 +31,8 @@ public actor HTTPServer {
     private var listener: OpaquePointer?
     private var retainedWhileRunning: Unmanaged<HTTPServer>?
     private var drainWaiters: [CheckedContinuation<Void, Never>] = []
+    /// Open connections, by `evhttp_connection`: each keeps its request deadline.
+    private var connections: [OpaquePointer: ServerConnection] = [:]
 
     /// Requests handed to a handler whose reply is not yet written (or abandoned).
     public private(set) var inFlight = 0
@@ -66,6 +68,19 @@ public actor HTTPServer {
         evhttp_set_default_content_type(http, nil)
 
         let retained = Unmanaged.passRetained(self)
+        // Called for every accepted connection, before evhttp builds its evhttp_connection:
+        // we create the bufferevent evhttp would have created, and adopt the connection once it
+        // exists (ServerConnection: the request deadline evhttp lacks).
+        evhttp_set_bevcb(http, { base, context in
+            guard let base, let context else { return nil }
+            let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
+            let bev = bufferevent_socket_new(base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+            if let bev {
+                let accepted = UnsafeBufferevent(pointer: bev)
+                server.assumeIsolated { $0.adoptSoon(accepted.pointer) }
+            }
+            return bev
+        }, retained.toOpaque())
         evhttp_set_gencb(http, { request, context in
             guard let request, let context else { return }
             let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
@@ -149,7 +164,68 @@ public actor HTTPServer {
 
     // MARK: Requests
 
+    // MARK: Connections
+
+    /// Adopts the connection built around `bev` once evhttp has built it: evhttp calls the
+    /// bevcb first and makes the connection after. An event with no timeout runs later in this
+    /// same loop iteration, before the new socket can be read, so the connection is there and
+    /// has not been freed — unless the server stopped meanwhile (checked in adopt).
+    private func adoptSoon(_ bev: OpaquePointer) {
+        let ticket = Unmanaged.passRetained(AdoptionTicket(server: self, bev: bev))
+        let scheduled = event_base_once(loop.base, -1, Int16(EV_TIMEOUT), { _, _, context in
+            guard let context else { return }
+            let ticket = Unmanaged<AdoptionTicket>.fromOpaque(context).takeRetainedValue()
+            let bev = UnsafeBufferevent(pointer: ticket.bev)
+            ticket.server.assumeIsolated { $0.adopt(bev.pointer) }
+        }, ticket.toOpaque(), nil)
+        if scheduled != 0 {
+            ticket.release()
+            logger.warning("HTTP server could not schedule a connection's adoption; it has no request deadline")
+        }
+    }
+
+    private func adopt(_ bev: OpaquePointer) {
+        // Stopped since the accept: evhttp_free freed the connection and its bufferevent.
+        guard state == .running || state == .draining else { return }
+        var context: UnsafeMutableRawPointer?
+        bufferevent_getcb(bev, nil, nil, nil, &context)
+        // evhttp's bufferevent callbacks carry the connection as their argument.
+        guard let context, let evcon = Optional(OpaquePointer(context)),
+            evhttp_connection_get_bufferevent(evcon) == bev
+        else {
+            logger.warning("HTTP server could not find a new connection; it has no request deadline")
+            return
+        }
+        _ = tracked(evcon)
+    }
+
+    /// The adopted connection `evcon`, adopted now if it was not yet.
+    private func tracked(_ evcon: OpaquePointer) -> ServerConnection {
+        if let connection = connections[evcon] { return connection }
+        let connection = ServerConnection(
+            evcon: evcon, loop: loop, requestDeadline: limits.requestDeadline, logger: logger
+        ) { [weak self] closed in
+            self?.assumeIsolated { $0.connections[closed.evcon] = nil }
+        }
+        connections[evcon] = connection
+        return connection
+    }
+
+    /// Number of open connections (adopted ones).
+    public var openConnections: Int { connections.count }
+
+    // MARK: Requests
+
     private func receive(_ request: UnsafeMutablePointer<evhttp_request>) {
+        guard let evcon = evhttp_request_get_connection(request) else {
+            // Unreachable: a request reaches the callback attached to its connection.
+            write(.error(status: 500, code: "internal", message: "request without connection"), to: request, method: .GET)
+            return
+        }
+        let connection = tracked(evcon)
+        connection.requestArrived()
+        // Replies written here, before any handler: the clock restarts once they are out.
+        connection.restartClockAfterReply(to: request)
         guard let method = HTTPMethod(evhttpCommand: evhttp_request_get_command(request)) else {
             // Unreachable: evhttp only lets the methods of HTTPMethod through.
             write(.error(status: 501, code: "not_implemented", message: "method not implemented"), to: request, method: .GET)
@@ -186,14 +262,9 @@ public actor HTTPServer {
             response.headers.append(("Allow", allowed.map(\.rawValue).joined(separator: ", ")))
             write(response, to: request, method: method)
         case .found(let route, let parameters):
-            guard let connection = evhttp_request_get_connection(request) else {
-                // Unreachable: a request reaches the callback attached to its connection.
-                write(.error(status: 500, code: "internal", message: "request without connection"), to: request, method: method)
-                return
-            }
             var peerAddress: UnsafeMutablePointer<CChar>?
             var peerPort: UInt16 = 0
-            evhttp_connection_get_peer(connection, &peerAddress, &peerPort)
+            evhttp_connection_get_peer(evcon, &peerAddress, &peerPort)
             let incoming = HTTPRequest(
                 method: method,
                 path: path,
@@ -281,6 +352,7 @@ public actor HTTPServer {
             evhttp_free(http)
         }
         http = nil
+        connections.removeAll()
         retainedWhileRunning?.release()
         retainedWhileRunning = nil
     }
@@ -311,6 +383,24 @@ public actor HTTPServer {
             return nil
         }
     }
+}
+
+/// A connection's bufferevent and its server, between the accept and the adoption.
+private final class AdoptionTicket: @unchecked Sendable {
+    // @unchecked Sendable: made and consumed on the loop thread, within one loop iteration.
+    let server: HTTPServer
+    let bev: OpaquePointer
+
+    init(server: HTTPServer, bev: OpaquePointer) {
+        self.server = server
+        self.bev = bev
+    }
+}
+
+/// Carries a `bufferevent` pointer into `assumeIsolated`.
+private struct UnsafeBufferevent: @unchecked Sendable {
+    // @unchecked Sendable: created and consumed synchronously on the loop thread.
+    let pointer: OpaquePointer
 }
 
 /// Carries an `evhttp_request` pointer from the evhttp callback into `assumeIsolated`.

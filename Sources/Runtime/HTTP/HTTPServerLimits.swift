@@ -9,16 +9,24 @@ public struct HTTPServerLimits: Sendable, Hashable {
     /// to it: a slow (slowloris) client mid-request, or an idle keep-alive connection, is closed
     /// after it. Time a handler spends is not counted. Default 10 s.
     public var readTimeout: Duration
+    /// How long a connection may take to send one whole request (line, headers, body), from the
+    /// accept or the end of the previous reply; past it the connection is closed. The read
+    /// timeout restarts with every byte, so it alone cannot stop a client that drips bytes
+    /// (see ``ServerConnection``). Time a handler spends is not counted. Default 30 s.
+    public var requestDeadline: Duration
 
     public init(
         maxHeadersSize: Int = 8 * 1024,
         maxBodySize: Int = 1024 * 1024,
-        readTimeout: Duration = .seconds(10)
+        readTimeout: Duration = .seconds(10),
+        requestDeadline: Duration = .seconds(30)
     ) {
         precondition(maxHeadersSize > 0 && maxBodySize >= 0, "limits must be positive")
         precondition(readTimeout > .zero, "readTimeout must be positive")
+        precondition(requestDeadline > .zero, "requestDeadline must be positive")
         self.maxHeadersSize = maxHeadersSize
         self.maxBodySize = maxBodySize
         self.readTimeout = readTimeout
+        self.requestDeadline = requestDeadline
     }
 }

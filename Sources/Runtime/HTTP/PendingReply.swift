@@ -16,8 +16,9 @@ import CLibEvent
 ///   the on-complete callback and frees it. A write error frees the connection instead,
 ///   calling the close callback, and the on-complete callback never runs.
 ///
-/// So the close callback, armed from the moment the request is handed to a handler until the
-/// reply is written, tells us about every way the request can die; in it,
+/// So the connection's close callback (owned by ``ServerConnection``, which forwards it here from
+/// the moment the request is handed to a handler until the reply is written) tells us about
+/// every way the request can die; in it,
 /// `evhttp_request_get_connection(req) == NULL` tells the detached case (we free) from the
 /// freed case (we forget).
 ///
@@ -42,25 +43,21 @@ final class PendingReply: @unchecked Sendable {
     let method: HTTPMethod
     let server: HTTPServer
     private var request: UnsafeMutablePointer<evhttp_request>?
-    private var connection: OpaquePointer?
+    private var connection: ServerConnection?
     private var retainedForCallbacks: Unmanaged<PendingReply>?
 
-    init(server: HTTPServer, request: UnsafeMutablePointer<evhttp_request>, connection: OpaquePointer, method: HTTPMethod) {
+    init(server: HTTPServer, request: UnsafeMutablePointer<evhttp_request>, connection: ServerConnection, method: HTTPMethod) {
         self.server = server
         self.request = request
         self.connection = connection
         self.method = method
     }
 
-    /// Arms the close callback; from now on libevent tells us when the request dies.
+    /// Registers with the connection; from now on its close callback tells us when the request
+    /// dies.
     func arm() {
-        let context = Unmanaged.passRetained(self)
-        retainedForCallbacks = context
-        evhttp_connection_set_closecb(connection, { _, context in
-            guard let context else { return }
-            let pending = Unmanaged<PendingReply>.fromOpaque(context).takeUnretainedValue()
-            pending.connectionClosed()
-        }, context.toOpaque())
+        retainedForCallbacks = Unmanaged.passRetained(self)
+        connection?.pendingReply = self
     }
 
     /// The handler returned: reply if the request is still alive. Returns true when the
@@ -89,7 +86,8 @@ final class PendingReply: @unchecked Sendable {
         }
     }
 
-    private func connectionClosed() {
+    /// The connection's close callback ran (forwarded by ``ServerConnection``).
+    func connectionClosed() {
         switch state {
         case .handling:
             // Queued on the closing connection: freed right after this callback. Detached:
@@ -109,15 +107,16 @@ final class PendingReply: @unchecked Sendable {
             releaseCallbacks()
             server.assumeIsolated { $0.replyFinished() }
         case .connectionGone, .detached, .done:
-            // The callback is disarmed when we reach these states; nothing to do.
+            // Unregistered when we reach these states; nothing to do.
             break
         }
     }
 
     private func replyWritten() {
         guard state == .replying else { return }
-        // evhttp may free the connection right after this (Connection: close): disarm first.
-        evhttp_connection_set_closecb(connection, nil, nil)
+        // evhttp may free the connection right after this (Connection: close): unregister first.
+        connection?.pendingReply = nil
+        connection?.replyWritten()
         request = nil
         connection = nil
         state = .done

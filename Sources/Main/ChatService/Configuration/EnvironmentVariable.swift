@@ -48,6 +48,7 @@ extension EnvironmentVariable {
         .init("HTTP_HOST", "0.0.0.0", "HTTP listen address"),
         .init("HTTP_PORT", "8082", "HTTP listen port"),
         .init("HTTP_REQUEST_TIMEOUT", "10s", "read/write timeout against slow HTTP clients"),
+        .init("HTTP_REQUEST_DEADLINE", "30s", "longest a client may take to send one whole request (slowloris bound)"),
         .init("HTTP_MAX_BODY_SIZE", "1048576", "largest accepted request body in bytes"),
         .init("ADMIN_TOKEN", nil, "required (Bearer) for /internal/*; without it those routes answer 403", secret: true),
         .init("JWT_SECRET", nil, "HS256 secret for user requests to /v1/*; without it /v1/* answers 401", secret: true),

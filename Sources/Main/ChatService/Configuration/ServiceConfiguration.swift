@@ -53,6 +53,7 @@ public struct ServiceConfiguration: Sendable {
         public var host: String
         public var port: Int
         public var requestTimeout: Duration
+        public var requestDeadline: Duration
         public var maxBodySize: Int
     }
 
@@ -118,6 +119,7 @@ public struct ServiceConfiguration: Sendable {
             host: try env.requiredString("HTTP_HOST"),
             port: try env.integer("HTTP_PORT", in: 0...65_535),
             requestTimeout: try env.duration("HTTP_REQUEST_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600)),
+            requestDeadline: try env.duration("HTTP_REQUEST_DEADLINE", minimum: .milliseconds(100), maximum: .seconds(3600)),
             maxBodySize: try env.integer("HTTP_MAX_BODY_SIZE", in: 0...(64 << 20)))
         adminToken = env.string("ADMIN_TOKEN")
         jwtSecret = env.string("JWT_SECRET")
@@ -205,6 +207,7 @@ public struct ServiceConfiguration: Sendable {
             "HTTP_HOST": http.host,
             "HTTP_PORT": "\(http.port)",
             "HTTP_REQUEST_TIMEOUT": formatDuration(http.requestTimeout),
+            "HTTP_REQUEST_DEADLINE": formatDuration(http.requestDeadline),
             "HTTP_MAX_BODY_SIZE": "\(http.maxBodySize)",
             "ADMIN_TOKEN": adminToken == nil ? "(none)" : "***",
             "JWT_SECRET": jwtSecret == nil ? "(none)" : "***",

@@ -101,7 +101,7 @@ public func buildServices(
         loop: loop,
         settings: .init(
             host: http.host, port: http.port,
-            limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout),
+            limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout, requestDeadline: http.requestDeadline),
             drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
         supervisor: supervisor,
         routes: routes,
