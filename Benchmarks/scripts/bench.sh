@@ -21,6 +21,8 @@ echo "building chat-service (release)"
 swift build -c release --product chat-service 2>&1 | quiet
 service_bin="$(swift build -c release --show-bin-path)"
 echo "building bench-batch-write (release)"
+# A stale build plan would miss source files added to the root package since the last build.
+rm -f "$root/Benchmarks/.build/release/description.json" "$root/Benchmarks/.build/release.yaml"
 (cd "$root/Benchmarks" && swift build -c release --product bench-batch-write 2>&1 | quiet)
 bench_bin="$(cd "$root/Benchmarks" && swift build -c release --show-bin-path)"
 
