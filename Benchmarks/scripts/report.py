@@ -78,9 +78,9 @@ def load_note(results):
     start = loads.get("start", [0, 0, 0])[0]
     cores = results.get("machine", {}).get("cores") or 1
     parts = [f"{moment.replace('_', ' ')} {values[0]:.1f}" for moment, values in loads.items()]
-    note = "load average (1 min): " + ", ".join(parts)
+    note = "load average (1 min): " + ", ".join(parts) + "."
     if start > 0.75 * cores:
-        note += (f". **The machine was busy when the run started ({start:.1f} on {cores} cores): other work "
+        note += (f" **The machine was busy when the run started ({start:.1f} on {cores} cores): other work "
                  "competed for the CPU, so absolute figures are low and ratios noisier than usual.**")
     return note
 
@@ -91,7 +91,7 @@ def markdown_table(results, chart_name=None):
     lines = []
     lines.append(f"Run of {results.get('started_at', '?')} on {machine.get('cores', '?')} cores "
                  f"({machine.get('cpu', '?')}), commit `{machine.get('commit', '?')}`; every figure is the median "
-                 f"of {settings.get('repeats', '?')} runs taken round robin; {load_note(results)}.")
+                 f"of {settings.get('repeats', '?')} runs taken round robin; {load_note(results)}")
     lines.append("")
     rows = goal_rows(results)
     if rows:
