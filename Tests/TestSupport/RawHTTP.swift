@@ -25,6 +25,9 @@ public final class RawHTTPConnection: @unchecked Sendable {
         guard result == 0 else {
             let error = errno
             Glibc.close(socket)
+            // deinit runs for an initializer that throws once every property is set: without
+            // this it closed the descriptor a second time, by then maybe another test's socket.
+            socket = -1
             throw RawSocketError.system("connect", error)
         }
     }

@@ -32,6 +32,10 @@ public final class ServiceProcess: @unchecked Sendable {
         process.arguments = arguments
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // A sanitized binary (make sanitize-*) follows the same sanitizer options as the tests.
+        for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"] where env[name] == nil {
+            env[name] = ProcessInfo.processInfo.environment[name]
+        }
         process.environment = env
         process.standardOutput = log
         process.standardError = log
