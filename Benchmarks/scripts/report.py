@@ -148,7 +148,7 @@ def markdown_table(results, chart_name=None):
             lines.append(f"\n**{run['chats']:,} chats: the run ended `{run.get('state')}` with "
                          f"{run.get('chats_refreshed')} refreshed.**")
         if 1_000_000 not in [r["chats"] for r in sync]:
-            lines.append("\n1M chats: not run (set `BENCH_FULL=1`).")
+            lines.append("\n1M chats: not in this run (`BENCH_FULL=1` adds them).")
         lines.append("")
 
     memory = results.get("memory")
