@@ -20,6 +20,8 @@ let rootIdentity = root.lastPathComponent.lowercased()
 
 /// The root package's `Runtime` module is renamed `ChatRuntime` here: package-benchmark imports
 /// the toolchain's own `Runtime` module (backtraces) when it can, and would find ours instead.
+/// A target that imports it lists the `Runtime` product next to `Actors` and `ChatService` and
+/// writes `import ChatRuntime`.
 func chatService(_ product: String) -> Target.Dependency {
     .product(name: product, package: rootIdentity, moduleAliases: ["Runtime": "ChatRuntime"])
 }
@@ -48,7 +50,7 @@ let package = Package(
 // One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
 for (name, products) in [
     ("Codec", ["Actors", "ChatService"]),
-    ("RESP", ["Runtime"]),
+    ("RESP", ["Runtime", "Actors", "ChatService"]),
     ("Supervisor", ["Actors"]),
     ("L1Cache", ["Actors", "ChatService"]),
 ] {

@@ -6,7 +6,7 @@
 # Knobs (environment): BENCH_DURATION (s per wrk run, 10), BENCH_REPEATS (3), BENCH_FULL=1 (adds
 # the 1M-chat sync), BENCH_SYNC_SIZES ("10000 100000"), BENCH_SECTIONS ("batch read sync"),
 # BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (64), BENCH_BATCH_SIZE (50), BENCH_IN_FLIGHT (50),
-# BENCH_NO_README=1 (leave the README alone), BENCH_KEEP_WORKDIR=1 (keep logs after a failure).
+# BENCH_NO_README=1 (leave the README and docs/PERFORMANCE.md alone), BENCH_KEEP_WORKDIR=1 (keep logs after a failure).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
@@ -21,6 +21,8 @@ echo "building chat-service (release)"
 swift build -c release --product chat-service 2>&1 | quiet
 service_bin="$(swift build -c release --show-bin-path)"
 echo "building bench-batch-write (release)"
+# A stale build plan would miss source files added to the root package since the last build.
+rm -f "$root/Benchmarks/.build/release/description.json" "$root/Benchmarks/.build/release.yaml"
 (cd "$root/Benchmarks" && swift build -c release --product bench-batch-write 2>&1 | quiet)
 bench_bin="$(cd "$root/Benchmarks" && swift build -c release --show-bin-path)"
 
@@ -30,7 +32,7 @@ mkdir -p "$results"
 python3 "$root/Benchmarks/scripts/bench.py" \
     --chat-service "$service_bin/chat-service" --bench-batch-write "$bench_bin/bench-batch-write" \
     --output "$results/$stamp.json"
-readme=(--readme "$root/README.md")
+readme=(--readme "$root/README.md" --performance "$root/docs/PERFORMANCE.md")
 [[ "${BENCH_NO_README:-0}" == 1 ]] && readme=()
 python3 "$root/Benchmarks/scripts/report.py" "$results/$stamp.json" \
     --markdown "$results/$stamp.md" --svg "$results/$stamp.svg" "${readme[@]}"

@@ -2,7 +2,7 @@
 """Turns the raw JSON of bench.py into the dated markdown table and SVG chart, and puts the
 table into the README between its bench-results markers.
 
-    report.py RAW.json --markdown OUT.md --svg OUT.svg [--readme README.md]
+    report.py RAW.json --markdown OUT.md --svg OUT.svg [--readme README.md] [--performance docs/PERFORMANCE.md]
 Stdlib only: the chart is written as SVG by hand.
 """
 
@@ -78,9 +78,9 @@ def load_note(results):
     start = loads.get("start", [0, 0, 0])[0]
     cores = results.get("machine", {}).get("cores") or 1
     parts = [f"{moment.replace('_', ' ')} {values[0]:.1f}" for moment, values in loads.items()]
-    note = "load average (1 min): " + ", ".join(parts)
+    note = "load average (1 min): " + ", ".join(parts) + "."
     if start > 0.75 * cores:
-        note += (f". **The machine was busy when the run started ({start:.1f} on {cores} cores): other work "
+        note += (f" **The machine was busy when the run started ({start:.1f} on {cores} cores): other work "
                  "competed for the CPU, so absolute figures are low and ratios noisier than usual.**")
     return note
 
@@ -91,7 +91,7 @@ def markdown_table(results, chart_name=None):
     lines = []
     lines.append(f"Run of {results.get('started_at', '?')} on {machine.get('cores', '?')} cores "
                  f"({machine.get('cpu', '?')}), commit `{machine.get('commit', '?')}`; every figure is the median "
-                 f"of {settings.get('repeats', '?')} runs taken round robin; {load_note(results)}.")
+                 f"of {settings.get('repeats', '?')} runs taken round robin; {load_note(results)}")
     lines.append("")
     rows = goal_rows(results)
     if rows:
@@ -148,7 +148,7 @@ def markdown_table(results, chart_name=None):
             lines.append(f"\n**{run['chats']:,} chats: the run ended `{run.get('state')}` with "
                          f"{run.get('chats_refreshed')} refreshed.**")
         if 1_000_000 not in [r["chats"] for r in sync]:
-            lines.append("\n1M chats: not run (set `BENCH_FULL=1`).")
+            lines.append("\n1M chats: not in this run (`BENCH_FULL=1` adds them).")
         lines.append("")
 
     memory = results.get("memory")
@@ -251,12 +251,39 @@ def update_readme(readme, table):
         f.write(text)
 
 
+def goals_table(results):
+    """The goal rows alone, for docs/PERFORMANCE.md."""
+    lines = ["| goal | measured | target | |", "| --- | --- | --- | --- |"]
+    lines += [f"| {name} | {fmt_ratio(value)} | {target} | {met} |" for name, value, target, met in goal_rows(results)]
+    return "\n".join(lines)
+
+
+def update_performance(path, results, results_name):
+    """Fills the generated parts of docs/PERFORMANCE.md, between its `<!-- bench-NAME:begin/end -->`
+    markers: `goals` (the goal table) and `summary` (the whole table of the run)."""
+    with open(path) as f:
+        text = f.read()
+    parts = {
+        "goals": f"From [{results_name}](../Benchmarks/results/{results_name}):\n\n{goals_table(results)}\n",
+        "summary": markdown_table(results) + "\n",
+    }
+    for name, content in parts.items():
+        pattern = re.compile(rf"(<!-- bench-{name}:begin -->\n).*?(<!-- bench-{name}:end -->)", re.S)
+        if not pattern.search(text):
+            print(f"report.py: no bench-{name} markers in {path}; that part left unchanged", file=sys.stderr)
+            continue
+        text = pattern.sub(lambda m: m.group(1) + content + m.group(2), text)
+    with open(path, "w") as f:
+        f.write(text)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw")
     parser.add_argument("--markdown", required=True)
     parser.add_argument("--svg", required=True)
     parser.add_argument("--readme")
+    parser.add_argument("--performance", help="docs/PERFORMANCE.md: fill its generated parts from this run")
     args = parser.parse_args()
     with open(args.raw) as f:
         results = json.load(f)
@@ -271,6 +298,8 @@ def main():
     if args.readme:
         relative = os.path.relpath(args.svg, os.path.dirname(os.path.abspath(args.readme)))
         update_readme(args.readme, markdown_table(results, chart_name=relative))
+    if args.performance:
+        update_performance(args.performance, results, os.path.basename(args.markdown))
     print(args.markdown)
 
 

@@ -56,6 +56,31 @@ struct HTTPImmediateHandlerTests {
         loop.stop()
     }
 
+    /// The server writes Date (formatted once a second) and Content-Length itself; each comes
+    /// exactly once, on immediate and deferred replies alike.
+    @Test func repliesCarryOneDateAndOneContentLength() async throws {
+        let loop = EventLoop(name: "immediate-test-3")
+        var router = HTTPRouter()
+        router.add(.GET, "/a", immediate: { _ in .text("immediate") }, handler: { _ in .text("unused") })
+        router.add(.GET, "/b") { _ in .text("deferred reply") }
+        router.add(.GET, "/c") { _ in HTTPResponse(status: 200, headers: [("Date", "Thu, 01 Jan 1970 00:00:00 GMT")], body: []) }
+        let server = HTTPServer(loop: loop, router: router, logger: Logger(label: "test.immediate"))
+        let port = try await server.start(host: "127.0.0.1", port: 0)
+        for (path, body) in [("/a", "immediate"), ("/b", "deferred reply"), ("/c", "")] {
+            let response = try await Self.get(port, path, tag: "")
+            #expect(response.bodyText == body)
+            let dates = response.headers.filter { $0.0.lowercased() == "date" }.map(\.1)
+            let lengths = response.headers.filter { $0.0.lowercased() == "content-length" }.map(\.1)
+            #expect(dates.count == 1, "\(path)")
+            #expect(lengths == [String(body.utf8.count)], "\(path)")
+            if path == "/c" { #expect(dates == ["Thu, 01 Jan 1970 00:00:00 GMT"]) }
+        }
+        #expect(HTTPDateHeader.format(0) == "Thu, 01 Jan 1970 00:00:00 GMT")
+        #expect(HTTPDateHeader.format(1_795_000_000) == "Wed, 18 Nov 2026 11:06:40 GMT")
+        await server.stop()
+        loop.stop()
+    }
+
     final class Calls: Sendable {
         let count = Atomic<Int>(0)
     }

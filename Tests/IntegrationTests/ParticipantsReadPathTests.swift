@@ -243,4 +243,72 @@ struct ParticipantsReadPathTests {
         #expect(try await fixture.redisEntry("chat-20")?.version == 3)
         await fixture.close()
     }
+
+    /// What the cache asked Redis for since the last `CONFIG RESETSTAT`, from `INFO commandstats`.
+    static func commandCalls(_ redis: RedisServer) async throws -> [String: Int] {
+        var calls: [String: Int] = [:]
+        for line in try await redis.cli("INFO", "commandstats").split(whereSeparator: \.isNewline) {
+            // cmdstat_get:calls=2,usec=...
+            guard line.hasPrefix("cmdstat_"), let colon = line.firstIndex(of: ":") else { continue }
+            let name = String(line[line.index(line.startIndex, offsetBy: 8)..<colon])
+            let fields = line[line.index(after: colon)...].split(separator: ",")
+            if let field = fields.first(where: { $0.hasPrefix("calls=") }), let count = Int(field.dropFirst(6)) {
+                calls[name] = count
+            }
+        }
+        return calls
+    }
+
+    @Test func redisHitIsOneGetAndTheMarkerIsAskedForOnlyAfterAMiss() async throws {
+        let fixture = try await Fixture(l1Capacity: 0)
+        guard case .entry(let entry, _, .upstream) = await fixture.reader.read(Self.chat("chat-3")) else {
+            Issue.record("cold read failed")
+            await fixture.close()
+            return
+        }
+        _ = try await fixture.redis.cli("SET", "participants:v1:{gone}:missing", "1")
+        _ = try await fixture.redis.cli("CONFIG", "RESETSTAT")
+
+        #expect(await fixture.cache.lookup(Self.chat("chat-3")) == .hit(entry, .fresh, .cache))
+        #expect(await fixture.cache.lookup(Self.chat("chat-3")) == .hit(entry, .fresh, .cache))
+        var calls = try await Self.commandCalls(fixture.redis)
+        #expect(calls["get"] == 2)
+        #expect(calls["exists"] == nil)
+
+        #expect(await fixture.cache.lookup(Self.chat("gone")) == .notFound)
+        #expect(await fixture.cache.lookup(Self.chat("never-seen")) == .miss)
+        calls = try await Self.commandCalls(fixture.redis)
+        #expect(calls["get"] == 4)
+        #expect(calls["exists"] == 2)
+        await fixture.close()
+    }
+
+    @Test func redisReadsFollowTheStoredBytesWhateverWasDecodedBefore() async throws {
+        let fixture = try await Fixture(l1Capacity: 0)
+        let chat = Self.chat("chat-30")
+        let key = "participants:v1:{chat-30}"
+        func entry(version: Int64, name: String) -> ParticipantsEntry {
+            ParticipantsEntry(
+                chatID: chat, participants: [Participant(userID: "u-1", displayName: name, avatarURL: nil, role: "member")],
+                version: version, fetchedAt: fixture.clock.now)
+        }
+        func store(_ entry: ParticipantsEntry) async throws {
+            _ = try await fixture.redis.cli("SET", key, String(decoding: EntryCodec.encodeForRedis(entry), as: UTF8.self))
+        }
+        let first = entry(version: 1, name: "Ann")
+        // Same length as the first, one byte apart: the memo must compare every byte.
+        let second = entry(version: 2, name: "Ann")
+        let renamed = entry(version: 2, name: "Bob")
+        for expected in [first, first, second, renamed, first] {
+            try await store(expected)
+            #expect(await fixture.cache.lookup(chat) == .hit(expected, .fresh, .cache))
+        }
+        _ = try await fixture.redis.cli("SET", key, "{not an entry")
+        #expect(await fixture.cache.lookup(chat) == .miss)
+        // An error reply (the key holds a list) reads as nothing there, not as Redis being away.
+        _ = try await fixture.redis.cli("DEL", key)
+        _ = try await fixture.redis.cli("RPUSH", key, "x")
+        #expect(await fixture.cache.lookup(chat) == .miss)
+        await fixture.close()
+    }
 }

@@ -1,3 +1,4 @@
+import Actors
 import CHiredis
 import Testing
 
@@ -96,21 +97,60 @@ struct RedisCommandTests {
         #expect(RedisCommand.auth(username: "u", password: "secret").description == "AUTH (2 arguments)")
     }
 
-    @Test func argvPointsAtEachArgumentWithItsLength() {
-        let command = RedisCommand("SET", arguments: [[], [0, 1, 2], Array("\r\n".utf8)])
-        let decoded: [[UInt8]] = command.withArgv { argc, argv, argvlen in
-            (0..<Int(argc)).map { index in
-                let pointer = UnsafeRawPointer(argv[index]!).assumingMemoryBound(to: UInt8.self)
-                return Array(UnsafeBufferPointer(start: pointer, count: argvlen[index]))
-            }
+    @Test func wireFormatIsWhatHiredisFormats() {
+        var random = SeededRandom(seed: 6)
+        var commands = [
+            RedisCommand("SET", arguments: [[], [0, 1, 2], Array("\r\n".utf8)]),
+            RedisCommand.ping,
+            RedisCommand.set("participants:v1:{chat-1}", value: Array(repeating: 0x7B, count: 2736), expireSeconds: 90_061),
+            RedisCommand("X", arguments: (0..<12).map { _ in Array(repeating: 0, count: 9) }),
+        ]
+        for _ in 0..<200 {
+            let count = Int.random(in: 0...12, using: &random)
+            commands.append(RedisCommand("CMD", arguments: (0..<count).map { _ in
+                let length = [0, 1, 9, 10, 99, 100, 1000, Int.random(in: 0...5000, using: &random)].randomElement(using: &random)!
+                return (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+            }))
         }
-        #expect(decoded == command.arguments)
+        for command in commands {
+            var wire: [UInt8] = [9, 9]
+            command.appendWireFormat(to: &wire)
+            #expect(Array(wire.dropFirst(2)) == Self.hiredisFormat(command.arguments))
+            #expect(wire.count - 2 == command.wireFormatCount)
+        }
+    }
+
+    /// `redisFormatCommandArgv`, the formatter `redisAsyncCommandArgv` uses, as the reference.
+    private static func hiredisFormat(_ arguments: [[UInt8]]) -> [UInt8] {
+        let copies = arguments.map { argument -> UnsafeMutablePointer<CChar> in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: max(argument.count, 1))
+            argument.withUnsafeBufferPointer { bytes in
+                bytes.withMemoryRebound(to: CChar.self) { chars in
+                    if let base = chars.baseAddress { copy.update(from: base, count: chars.count) }
+                }
+            }
+            return copy
+        }
+        defer { copies.forEach { $0.deallocate() } }
+        var argv: [UnsafePointer<CChar>?] = copies.map { UnsafePointer($0) }
+        let lengths = arguments.map { $0.count }
+        var target: UnsafeMutablePointer<CChar>?
+        let length = redisFormatCommandArgv(&target, Int32(arguments.count), &argv, lengths)
+        guard length >= 0, let target else { return [] }
+        defer { redisFreeCommand(target) }
+        return target.withMemoryRebound(to: UInt8.self, capacity: Int(length)) { Array(UnsafeBufferPointer(start: $0, count: Int(length))) }
     }
 
     @Test func pubSubAndMonitorAreFlagged() {
         #expect(RedisCommand("subscribe", ["c"]).breaksReplyOrder)
         #expect(RedisCommand("MONITOR", []).breaksReplyOrder)
         #expect(!RedisCommand.ping.breaksReplyOrder)
+        for name in ["SUBSCRIBE", "psubscribe", "SSubscribe", "UNSUBSCRIBE", "PUNSUBSCRIBE", "sunsubscribe", "monitor"] {
+            #expect(RedisCommand(name, []).breaksReplyOrder, "\(name)")
+        }
+        for name in ["SET", "GET", "EXISTS", "EVALSHA", "XREADGROUP", "ZRANGEBYSCORE", "SUBSCRIBEX", "MONITORS", ""] {
+            #expect(!RedisCommand(name, []).breaksReplyOrder, "\(name)")
+        }
     }
 }
 

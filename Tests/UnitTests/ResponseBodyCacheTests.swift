@@ -58,4 +58,10 @@ struct ResponseBodyCacheTests {
             == EntryCodec.encodeResponse(Self.entry(), stale: true, source: .memory))
         #expect(off.count == 0)
     }
+
+    @Test func capacityFollowsTheL1WithinBoundsAndStaysOnWithTheL1Off() {
+        #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 0) == 1024)
+        #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 5000) == 5000)
+        #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 100_000) == ParticipantsRoutes.defaultResponseBodyCapacity)
+    }
 }

@@ -40,6 +40,14 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try? UpstreamDecoder.decodeBatchGet(batchBody)) }
     }
 
+    Benchmark(
+        "Foundation JSONDecoder, same batch answer (the fallback)",
+        configuration: .init(scalingFactor: .one)
+    ) { benchmark in
+        let data = Data(batchBody)
+        for _ in benchmark.scaledIterations { blackHole(try? JSONDecoder().decode(BatchGetResponse.self, from: data)) }
+    }
+
     let secret = Array("bench-secret".utf8)
     let token = JWTSigner.sign(JWTClaims(subject: "bench", expiresAt: Date().addingTimeInterval(86_400)), secret: secret)
     let verifier = JWTVerifier(secret: secret)

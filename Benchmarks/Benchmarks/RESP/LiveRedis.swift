@@ -4,7 +4,8 @@ import ChatRuntime
 import Synchronization
 
 /// A redis-server on a free loopback port for the live benchmarks, and one connection to it.
-/// The server runs under `timeout`, so it cannot outlive an aborted benchmark by long.
+/// Stopped with SIGKILL: the benchmark's threads block SIGTERM, and a spawned process inherits
+/// that mask, so a polite signal would never arrive.
 final class LiveRedis: Sendable {
     static let shared = LiveRedis()
 
@@ -27,9 +28,8 @@ final class LiveRedis: Sendable {
         if running.withLock({ $0 != nil }) { return }
         let port = try Self.freePort()
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        process.arguments = ["600", "/usr/bin/redis-server", "--bind", "127.0.0.1", "--port", String(port),
-                             "--save", "", "--appendonly", "no"]
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/redis-server")
+        process.arguments = ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no"]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
@@ -45,7 +45,8 @@ final class LiveRedis: Sendable {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
-        process.terminate()
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
         loop.stop()
         throw Failure(description: "redis-server on port \(port) did not accept connections")
     }
@@ -61,7 +62,7 @@ final class LiveRedis: Sendable {
             return state
         }) else { return }
         await stopped.connection.close()
-        stopped.process.terminate()
+        kill(stopped.process.processIdentifier, SIGKILL)
         stopped.process.waitUntilExit()
         stopped.loop.stop()
     }

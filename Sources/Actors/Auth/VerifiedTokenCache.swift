@@ -70,9 +70,22 @@ final class VerifiedTokenCache: Sendable {
             let left = lhs.token.utf8
             let right = rhs.token.utf8
             guard left.count == right.count else { return false }
+            // On the contiguous bytes (native strings, always here): a plain loop over buffers.
+            let compared = left.withContiguousStorageIfAvailable { a in
+                right.withContiguousStorageIfAvailable { b in Self.difference(a, b) == 0 }
+            }
+            if let equal = compared ?? nil { return equal }
             var difference: UInt8 = 0
             for (a, b) in zip(left, right) { difference |= a ^ b }
             return difference == 0
+        }
+
+        /// OR of the XORs of all bytes: zero exactly when equal, whatever the position of a
+        /// difference. `a` and `b` have the same count.
+        private static func difference(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> UInt8 {
+            var difference: UInt8 = 0
+            for index in 0..<a.count { difference |= a[index] ^ b[index] }
+            return difference
         }
     }
 }

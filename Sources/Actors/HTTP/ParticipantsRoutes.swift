@@ -36,6 +36,14 @@ public struct ParticipantsRoutes: Sendable {
     /// Hot chats whose encoded response is kept, at most (a few kilobytes each).
     public static let defaultResponseBodyCapacity = 10_000
 
+    /// How many encoded responses to keep for an L1 of `l1Size` entries: as many as the L1
+    /// holds, within `1024...defaultResponseBodyCapacity`. Kept with the L1 off too: a body is
+    /// reused only for an equal entry, so it is never staler than the entry read from Redis,
+    /// and Redis reads of a hot chat then encode once per write instead of once per read.
+    public static func responseBodyCapacity(l1Size: Int) -> Int {
+        min(max(l1Size, 1024), defaultResponseBodyCapacity)
+    }
+
     /// - Parameter bodies: encoded read responses kept for reuse; capacity 0 encodes every read.
     public init(
         reader: ParticipantsReader, users: UserAuthenticator, admins: AdminAuthenticator,

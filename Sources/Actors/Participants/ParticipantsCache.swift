@@ -37,6 +37,9 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     private var l1: LRUCache<ChatID, ParticipantsEntry>
     private var notFoundL1: LRUCache<ChatID, Date>
+    /// The last entry decoded from Redis per chat, with the bytes it came from (see
+    /// ``decodeStored(_:of:)``).
+    private var decodedFromRedis = LRUCache<ChatID, DecodedEntry>(capacity: ParticipantsCache.decodeMemoCapacity)
     /// Entries not yet in Redis, newest per chat.
     private var writeBack: [ChatID: ParticipantsEntry] = [:]
     private var writeBackWaiters: [CheckedContinuation<Void, Never>] = []
@@ -49,6 +52,14 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// A write-back retry is pending (see ``scheduleWriteBackRetry()``).
     private var writeBackRetryScheduled = false
     private let metrics = CacheMetrics()
+
+    /// Chats whose last decoded Redis entry is kept: the hot set, a few kilobytes each.
+    public static let decodeMemoCapacity = 1024
+
+    private struct DecodedEntry {
+        var stored: [UInt8]
+        var entry: ParticipantsEntry
+    }
 
     /// - Parameter coordination: when set, writes are announced on the invalidation stream.
     public init(
@@ -97,12 +108,11 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             expiredInL1 = entry
         }
         do {
-            let replies = try await supervisor.pipeline([
-                .get(ParticipantsKeys.entry(chat)), RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]),
-            ])
-            if let bytes = replies.first?.bytes {
+            // The not-found marker is asked for only when there is no readable entry: a hit, the
+            // common case, is one command and one round trip.
+            if let bytes = try await replyUnlessRefused(.get(ParticipantsKeys.entry(chat)))?.bytes {
                 do {
-                    let entry = try EntryCodec.decodeFromRedis(bytes)
+                    let entry = try decodeStored(bytes, of: chat)
                     let freshness = settings.freshness(of: entry, at: now)
                     // Another instance may have refreshed what L1 holds expired.
                     if let older = expiredInL1, older.fetchedAt > entry.fetchedAt {
@@ -119,7 +129,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                     ])
                 }
             }
-            if replies.count > 1, replies[1].int == 1 {
+            if try await replyUnlessRefused(RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]))?.int == 1 {
                 notFoundL1.set(now.addingTimeInterval(settings.notFoundTTL.timeInterval), for: chat)
                 metrics.read("not_found")
                 return .notFound
@@ -133,6 +143,29 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         }
         metrics.read("miss")
         return .miss
+    }
+
+    /// The reply to `command`; nil when Redis answered with an error (`-WRONGTYPE`, `-OOM`),
+    /// which a read treats as "nothing there". Throws when Redis cannot be asked.
+    private func replyUnlessRefused(_ command: RedisCommand) async throws -> RESPValue? {
+        do {
+            return try await supervisor.send(command)
+        } catch let error as RedisError where error.code == .server {
+            return nil
+        }
+    }
+
+    /// The entry stored as `bytes`, decoded now or taken from the last decode of the same bytes
+    /// for this chat: a hot chat read from Redis (with the L1 off, every read) is decoded once
+    /// per write, not once per read. The memo holds what `decodeFromRedis(bytes)` returns, so it
+    /// can never serve anything else, whatever another instance writes.
+    private func decodeStored(_ bytes: [UInt8], of chat: ChatID) throws(EntryDecodingError) -> ParticipantsEntry {
+        if let memo = decodedFromRedis.get(chat), memo.stored.hasSameBytes(as: bytes) {
+            return memo.entry
+        }
+        let entry = try EntryCodec.decodeFromRedis(bytes)
+        decodedFromRedis.set(DecodedEntry(stored: bytes, entry: entry), for: chat)
+        return entry
     }
 
     /// The L1 entry of `chat` when it is fresh; nil when it is stale, expired, absent or known
@@ -302,7 +335,8 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     private func remember(_ entry: ParticipantsEntry) {
         if let current = l1.peek(entry.chatID), current.fetchedAt > entry.fetchedAt { return }
         l1.set(entry, for: entry.chatID)
-        notFoundL1.remove(entry.chatID)
+        // Skipped when empty, as it nearly always is: a sync remembers every entry it writes.
+        if !notFoundL1.isEmpty { notFoundL1.remove(entry.chatID) }
     }
 
     private func rememberNotFound(_ chat: ChatID) {

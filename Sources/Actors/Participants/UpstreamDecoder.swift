@@ -4,13 +4,18 @@ import Foundation
 /// says what was wrong. Never traps, whatever the bytes.
 public enum UpstreamDecoder {
     /// The body of `GET /v1/chats/{chat_id}/participants`; any malformed field refuses the chat.
+    /// Well-formed answers take ``UpstreamParser``, the rest `JSONDecoder`.
     public static func decodeChat(_ body: [UInt8]) throws(UpstreamDecodingError) -> UpstreamChat {
-        try decode(UpstreamChat.self, from: body)
+        if let parsed = UpstreamParser.chat(body) { return parsed }
+        return try decode(UpstreamChat.self, from: body)
     }
 
     /// The body of `POST /v1/participants:batchGet`; see ``BatchGetResponse`` for per-chat checks.
+    /// Well-formed answers (nearly all) take the hand-written ``UpstreamParser``; the rest go to
+    /// `JSONDecoder`, which gives the same answers and the reference errors.
     public static func decodeBatchGet(_ body: [UInt8]) throws(UpstreamDecodingError) -> BatchGetResponse {
-        try decode(BatchGetResponse.self, from: body)
+        if let parsed = UpstreamParser.batchGet(body) { return parsed }
+        return try decode(BatchGetResponse.self, from: body)
     }
 
     /// The body of `GET /v1/chats`; see ``ChatListPage`` for how invalid ids are handled.
@@ -23,7 +28,8 @@ public enum UpstreamDecoder {
         try decode(BatchGetRequest.self, from: body)
     }
 
-    private static func decode<Value: Decodable>(
+    /// `JSONDecoder`, the reference every fast path is tested against.
+    static func decode<Value: Decodable>(
         _ type: Value.Type, from body: [UInt8]
     ) throws(UpstreamDecodingError) -> Value {
         // JSONDecoder lets some invalid JSON through: invalid UTF-8 in keys it skips, `\u`

@@ -41,6 +41,8 @@ final class HiredisContext {
     /// The retain held by `context.data`; nil once balanced or handed to a deferred release.
     private var retainedByContext: Unmanaged<HiredisContext>?
     private var callbackDepth = 0
+    /// Where ``send(_:)`` formats commands; reused, see there.
+    private var wireBuffer: [UInt8] = []
     /// `.lost` was delivered or the handler detached: further callbacks are ignored.
     private var lost = false
 
@@ -89,17 +91,37 @@ final class HiredisContext {
     }
 
     /// Queues `command`. True means hiredis accepted it and one event will account for it.
+    ///
+    /// The command is written as RESP into a buffer reused from one command to the next and
+    /// handed over already formatted: `redisAsyncCommandArgv` would need the arguments flattened
+    /// into one C argv, then format them into a new allocation of its own, two more copies of
+    /// every value (a batch write sends kilobytes per entry).
     func send(_ command: RedisCommand) -> Bool {
         loop.preconditionInLoop()
         guard !lost, let context, !command.arguments.isEmpty else { return false }
-        let status = command.withArgv { argc, argv, argvlen in
-            redisAsyncCommandArgv(context, { context, reply, _ in
-                guard let wrapper = HiredisContext.owner(of: context.map { UnsafePointer($0) }) else { return }
-                wrapper.replyCallback(reply: reply, context: context)
-            }, nil, argc, argv, argvlen)
+        // Taken out of the property for the call, so the buffer is uniquely referenced (appends
+        // in place) and no exclusivity check spans the C call.
+        var wire = wireBuffer
+        wireBuffer = []
+        wire.removeAll(keepingCapacity: true)
+        wire.reserveCapacity(command.wireFormatCount)
+        command.appendWireFormat(to: &wire)
+        let status = wire.withUnsafeBufferPointer { bytes in
+            bytes.withMemoryRebound(to: CChar.self) { chars in
+                // hiredis copies the bytes into its output buffer before returning.
+                redisAsyncFormattedCommand(context, { context, reply, _ in
+                    guard let wrapper = HiredisContext.owner(of: context.map { UnsafePointer($0) }) else { return }
+                    wrapper.replyCallback(reply: reply, context: context)
+                }, nil, chars.baseAddress, chars.count)
+            }
         }
+        // A huge command (a large EVAL or ZADD) does not pin its buffer for the connection's life.
+        if wire.capacity <= Self.keptWireBufferCapacity { wireBuffer = wire }
         return status == REDIS_OK
     }
+
+    /// The largest formatting buffer kept between commands.
+    private static let keptWireBufferCapacity = 256 * 1024
 
     /// Detaches the handler and frees the context; idempotent. Commands still pending get no
     /// event: the owner fails them itself. See "Lifetime" for calls from inside a callback.

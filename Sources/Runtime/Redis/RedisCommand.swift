@@ -16,6 +16,11 @@ public struct RedisCommand: Sendable, Hashable {
         self.arguments = [Array(name.utf8)] + arguments
     }
 
+    /// A command from its whole argv, name included: one array, no concatenation.
+    init(argv: [[UInt8]]) {
+        self.arguments = argv
+    }
+
     /// The command name as text, as given (Redis itself ignores its case).
     public var name: String {
         String(decoding: arguments.first ?? [], as: UTF8.self)
@@ -29,14 +34,13 @@ extension RedisCommand {
         RedisCommand("GET", [key])
     }
 
-    /// `SET key value [EX seconds]`.
+    /// `SET key value [EX seconds]`. Runs once per entry a sync writes: the value is shared,
+    /// not copied, and the constant words come from shared buffers.
     public static func set(_ key: String, value: [UInt8], expireSeconds: Int? = nil) -> RedisCommand {
-        var arguments: [[UInt8]] = [Array(key.utf8), value]
-        if let expireSeconds {
-            arguments.append(Array("EX".utf8))
-            arguments.append(Array(String(expireSeconds).utf8))
+        guard let expireSeconds else {
+            return RedisCommand(argv: [Words.set, Array(key.utf8), value])
         }
-        return RedisCommand("SET", arguments: arguments)
+        return RedisCommand(argv: [Words.set, Array(key.utf8), value, Words.ex, Array(String(expireSeconds).utf8)])
     }
 
     public static func del(_ keys: String...) -> RedisCommand {
@@ -71,43 +75,77 @@ extension RedisCommand: CustomStringConvertible {
     }
 }
 
+/// Command words that hot paths share instead of making a new array per command.
+private enum Words {
+    static let set = Array("SET".utf8)
+    static let ex = Array("EX".utf8)
+}
+
 extension RedisCommand {
     /// Commands that change the reply stream from one reply per command, which the FIFO of
     /// pending replies in ``RedisConnection`` relies on. hiredis also treats them specially.
+    /// Checked for every command sent, so it looks at the name's bytes and makes no string.
     var breaksReplyOrder: Bool {
-        switch name.uppercased() {
-        case "SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR":
-            true
-        default:
-            false
-        }
+        // Every such name is 7 (MONITOR) to 12 (PUNSUBSCRIBE) bytes long.
+        guard let name = arguments.first, (7...12).contains(name.count) else { return false }
+        return Self.replyOrderBreakers.contains(name.map(asciiUppercased))
     }
 
-    /// Calls `body` with a C argv and argvlen valid only for the duration of the call, which is
-    /// all hiredis needs: it copies the arguments into its output buffer.
-    func withArgv<Result>(
-        _ body: (Int32, UnsafeMutablePointer<UnsafePointer<CChar>?>, UnsafePointer<Int>) -> Result
-    ) -> Result {
-        var flat: [UInt8] = []
-        flat.reserveCapacity(arguments.reduce(0) { $0 + $1.count } + 1)
-        for argument in arguments { flat.append(contentsOf: argument) }
-        // One spare byte keeps the base address valid even when every argument is empty.
-        flat.append(0)
-        let lengths = arguments.map(\.count)
-        return flat.withUnsafeBufferPointer { flatBuffer in
-            let base = UnsafeRawPointer(flatBuffer.baseAddress!).assumingMemoryBound(to: CChar.self)
-            var pointers: [UnsafePointer<CChar>?] = []
-            pointers.reserveCapacity(arguments.count)
-            var offset = 0
-            for length in lengths {
-                pointers.append(base + offset)
-                offset += length
-            }
-            return pointers.withUnsafeMutableBufferPointer { argv in
-                lengths.withUnsafeBufferPointer { argvlen in
-                    body(Int32(arguments.count), argv.baseAddress!, argvlen.baseAddress!)
-                }
-            }
+    private static let replyOrderBreakers: Set<[UInt8]> = Set(
+        ["SUBSCRIBE", "PSUBSCRIBE", "SSUBSCRIBE", "UNSUBSCRIBE", "PUNSUBSCRIBE", "SUNSUBSCRIBE", "MONITOR"]
+            .map { Array($0.utf8) })
+
+    /// The number of bytes ``appendWireFormat(to:)`` appends.
+    var wireFormatCount: Int {
+        var count = 3 + decimalDigitCount(arguments.count)
+        for argument in arguments {
+            count += 5 + decimalDigitCount(argument.count) + argument.count
         }
+        return count
+    }
+
+    /// Appends the command as RESP, an array of bulk strings: byte for byte what hiredis'
+    /// `redisFormatCommandArgv` writes. Each argument is copied once, straight from its own
+    /// buffer, so a large value costs one copy here (and hiredis' copy into its output buffer).
+    func appendWireFormat(to buffer: inout [UInt8]) {
+        buffer.append(UInt8(ascii: "*"))
+        appendDecimal(arguments.count, to: &buffer)
+        buffer.append(UInt8(ascii: "\r"))
+        buffer.append(UInt8(ascii: "\n"))
+        for argument in arguments {
+            buffer.append(UInt8(ascii: "$"))
+            appendDecimal(argument.count, to: &buffer)
+            buffer.append(UInt8(ascii: "\r"))
+            buffer.append(UInt8(ascii: "\n"))
+            buffer.append(contentsOf: argument)
+            buffer.append(UInt8(ascii: "\r"))
+            buffer.append(UInt8(ascii: "\n"))
+        }
+    }
+}
+
+private func asciiUppercased(_ byte: UInt8) -> UInt8 {
+    byte >= UInt8(ascii: "a") && byte <= UInt8(ascii: "z") ? byte - 32 : byte
+}
+
+private func decimalDigitCount(_ value: Int) -> Int {
+    var count = 1
+    var rest = value
+    while rest >= 10 {
+        rest /= 10
+        count += 1
+    }
+    return count
+}
+
+/// Appends a non-negative integer in decimal, without making a string.
+private func appendDecimal(_ value: Int, to buffer: inout [UInt8]) {
+    var divisor = 1
+    while divisor <= value / 10 { divisor *= 10 }
+    var rest = value
+    while divisor > 0 {
+        buffer.append(UInt8(ascii: "0") + UInt8(truncatingIfNeeded: rest / divisor))
+        rest %= divisor
+        divisor /= 10
     }
 }

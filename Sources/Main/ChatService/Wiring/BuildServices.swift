@@ -92,7 +92,7 @@ public func buildServices(
             supervisor: supervisor,
             instanceID: configuration.instanceID,
             bodies: ResponseBodyCache(
-                capacity: min(configuration.participants.l1Size, ParticipantsRoutes.defaultResponseBodyCapacity))
+                capacity: ParticipantsRoutes.responseBodyCapacity(l1Size: configuration.participants.l1Size))
         ).registrations
     }
 
