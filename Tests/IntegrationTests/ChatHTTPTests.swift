@@ -37,7 +37,6 @@ struct ChatHTTPTests {
         let location = try await kind.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        defer { Task { await app.close() } }
 
         let created = await app.call("POST", "/v1/chats", as: "alice", json: ["title": "Lunch"])
         #expect(created.status == 201)
@@ -89,13 +88,13 @@ struct ChatHTTPTests {
             return !score.isEmpty
         }
         #expect(tracked)
+        await app.close()
     }
 
     @Test func everyChatRouteNeedsAValidToken() async throws {
         let location = try await StoreKind.sqlite.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        defer { Task { await app.close() } }
         let forged = mintUserToken(subject: "alice", secret: "another-secret", validFor: .seconds(60))
         let expired = mintUserToken(subject: "alice", secret: ServiceHTTPTests.jwtSecret, validFor: .seconds(60), now: Date().addingTimeInterval(-3600))
         let routes = [
@@ -109,6 +108,7 @@ struct ChatHTTPTests {
                 #expect(ServiceHTTPTests.errorCode(reply.json) == "unauthorized")
             }
         }
+        await app.close()
     }
 
     @Test(arguments: StoreKind.allCases)
@@ -116,7 +116,6 @@ struct ChatHTTPTests {
         let location = try await kind.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        defer { Task { await app.close() } }
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         let key = ["Idempotency-Key": "order-42"]
 
@@ -131,6 +130,7 @@ struct ChatHTTPTests {
         let badKey = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: ["Idempotency-Key": "has space"])
         #expect(badKey.status == 400)
         #expect(Self.texts(await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["pay"])
+        await app.close()
     }
 
     @Test(arguments: StoreKind.allCases)
@@ -138,7 +138,6 @@ struct ChatHTTPTests {
         let location = try await kind.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location, extra: ["CHAT_MESSAGE_MAX_BYTES": "16"])
-        defer { Task { await app.close() } }
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         for index in 0..<7 {
             #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "m\(index)"]).status == 201)
@@ -171,6 +170,7 @@ struct ChatHTTPTests {
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": ""]).status == 400)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": 5]).status == 400)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", raw: "{not json").status == 400)
+        await app.close()
     }
 
     /// Upstream's participants are members of the chats upstream knows, and their messages come
@@ -179,7 +179,6 @@ struct ChatHTTPTests {
         let location = try await StoreKind.sqlite.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        defer { Task { await app.close() } }
         let posted = await app.call("POST", "/v1/chats/chat-3/messages", as: "u-3-1", json: ["text": "from upstream's member"])
         #expect(posted.status == 201)
         #expect((posted.json["author"] as? [String: Any])?["display_name"] as? String == "User 1 of chat 3 (v1)")
@@ -198,6 +197,7 @@ struct ChatHTTPTests {
         #expect(Set(Self.memberIDs(view.json)) == ["u-3-0", "u-3-1", "u-3-2", "u-3-3", "alice"])
         let afterwards = await app.call("GET", "/v1/chats/chat-3/messages", as: "alice")
         #expect(afterwards.json["authors_resolved"] as? Bool == false, "alice has no display data upstream")
+        await app.close()
     }
 
     // MARK: Failures
@@ -210,7 +210,6 @@ struct ChatHTTPTests {
         let location = try await kind.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        defer { Task { await app.close() } }
         #expect(await app.call("GET", "/v1/chats/chat-5/messages", as: "u-5-0").status == 200)
 
         await app.redis.kill()
@@ -236,6 +235,7 @@ struct ChatHTTPTests {
         let page = await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice")
         #expect(page.status == 200)
         #expect(page.json["participants_available"] as? Bool == false)
+        await app.close()
     }
 
     /// A frozen Redis (SIGSTOP) answers nothing: the participants lookup behind a chat request
@@ -244,10 +244,6 @@ struct ChatHTTPTests {
         let location = try await StoreKind.sqlite.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location, extra: ["CHAT_PARTICIPANTS_TIMEOUT": "1s"])
-        defer {
-            app.redis.thaw()
-            Task { await app.close() }
-        }
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         app.redis.freeze()
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "frozen"]).status == 201)
@@ -255,6 +251,8 @@ struct ChatHTTPTests {
         #expect(upstreamChat.status == 201 || upstreamChat.status == 503, "answered: \(upstreamChat.status)")
         #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice").status == 200)
         #expect(await app.call("POST", "/v1/chats", as: "alice").status == 201)
+        app.redis.thaw()
+        await app.close()
     }
 
     // MARK: Durability and sharing
@@ -269,8 +267,8 @@ struct ChatHTTPTests {
         await first.close()
 
         let second = try await Self.app(location)
-        defer { Task { await second.close() } }
         #expect(Self.texts(await second.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["kept"])
+        await second.close()
     }
 
     @Test func twoInstancesOnOnePostgresSeeEachOthersMessages() async throws {
@@ -278,7 +276,6 @@ struct ChatHTTPTests {
         async let startA = Self.app(location)
         async let startB = Self.app(location)
         let (a, b) = try await (startA, startB)
-        defer { Task { await a.close(); await b.close() } }
 
         let chat = try #require(await a.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         #expect(await b.call("GET", "/v1/chats/\(chat)", as: "alice").status == 200)
@@ -293,6 +290,8 @@ struct ChatHTTPTests {
         let onB = await b.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "once"], headers: key)
         #expect(onA.status == 201 && onB.status == 200)
         #expect(onA.json["id"] as? String == onB.json["id"] as? String)
+        await a.close()
+        await b.close()
     }
 
     // MARK: Helpers
