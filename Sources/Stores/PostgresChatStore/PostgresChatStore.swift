@@ -22,6 +22,9 @@ public final class PostgresChatStore: ChatStore {
         configuration.options.maximumConnections = 16
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
         let store = PostgresChatStore(client: client, logger: logger)
+        // `run()` starts on another task; a query leased before it has begun is still served,
+        // but the client logs a warning. A moment's wait keeps start-up logs clean.
+        try? await Task.sleep(for: .milliseconds(20))
         do {
             let applied = try await PostgresChatSchema.migrate(client, logger: logger)
             logger.info("chat store ready", metadata: [
