@@ -255,6 +255,21 @@ struct ChatHTTPTests {
         await app.close()
     }
 
+    /// A stopped PostgreSQL costs a bounded wait and a 503, never a hung request.
+    @Test func aStoppedPostgresAnswers503() async throws {
+        try await withPostgresServer { server in
+            let location = StoreKind.Location(kind: .postgres, path: try await server.createDatabase())
+            let app = try await Self.app(location, extra: ["CHAT_STORE_TIMEOUT": "1s"])
+            let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
+            await server.stop()
+            let reply = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "lost?"])
+            #expect(reply.status == 503)
+            #expect(ServiceHTTPTests.errorCode(reply.json) == "store_unavailable")
+            #expect(await app.call("POST", "/v1/chats", as: "alice").status == 503)
+            await app.close()
+        }
+    }
+
     // MARK: Durability and sharing
 
     @Test(arguments: StoreKind.allCases)
