@@ -200,6 +200,18 @@ struct ChatHTTPTests {
         await app.close()
     }
 
+    /// Without the participants layer only the store's members count.
+    @Test func withTheParticipantsIntegrationDisabledTheStoreDecides() async throws {
+        let location = try await StoreKind.sqlite.newLocation()
+        defer { location.remove() }
+        let app = try await Self.app(location, extra: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
+        let chat = try #require(await app.call("POST", "/v1/chats", as: "alice", json: ["members": ["bob"]]).json["chat_id"] as? String)
+        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "hi"]).status == 201)
+        #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "carol").status == 403)
+        #expect(await app.call("GET", "/v1/chats/chat-3/messages", as: "u-3-0").status == 404)
+        await app.close()
+    }
+
     // MARK: Failures
 
     /// Redis killed, then upstream gone too: hosted chats work on the store alone, an upstream
