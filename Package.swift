@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // The chat store (issue 8): PostgreSQL for deployments, SQLite (system libsqlite3) embedded.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev).
@@ -60,12 +63,38 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The chat store implementations, each in a target of its own so that NIO/postgres-nio
+        // and GRDB stay out of Actors (which defines the `ChatStore` protocol they implement).
+        .target(
+            name: "SQLiteChatStore",
+            dependencies: [
+                "Actors",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Stores/SQLiteChatStore",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "PostgresChatStore",
+            dependencies: [
+                "Actors",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Stores/PostgresChatStore",
+            swiftSettings: strictSettings
+        ),
+
         // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
         .target(
             name: "ChatService",
             dependencies: [
                 "Runtime",
                 "Actors",
+                "SQLiteChatStore",
+                "PostgresChatStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -105,7 +134,7 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport",
+                "Runtime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
@@ -113,7 +142,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport",
+                "Runtime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
             ],
             swiftSettings: strictSettings
         ),

@@ -45,7 +45,7 @@ extension ChaosSuite {
                     "HTTP_REQUEST_TIMEOUT": "\(BadInput.requestTimeout.components.seconds)s",
                     "HTTP_REQUEST_DEADLINE": "\(BadInput.requestDeadline.components.seconds)s",
                     "JWT_SECRET": ChaosEnvironment.jwtSecret, "ADMIN_TOKEN": ChaosEnvironment.adminToken,
-                    "SHUTDOWN_TIMEOUT": "3s",
+                    "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
                 ])
                 application = try await buildServices(
                     configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: logger)

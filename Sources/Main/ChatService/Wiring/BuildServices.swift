@@ -13,6 +13,8 @@ public struct ChatServiceApplication: Sendable {
     public let frontend: HTTPFrontend
     /// The participants layer; nil when PARTICIPANTS_INTEGRATION_DISABLED is on.
     public let participants: ParticipantsComponents?
+    /// The chat API's core and store.
+    public let chat: ChatComponents
     /// In start order; shutdown runs in reverse.
     public let services: [any Service]
     public let configuration: ServiceConfiguration
@@ -77,6 +79,8 @@ public func buildServices(
         lateAfter: redis.commandTimeout,
         logger: logger.withLabel("health"))
 
+    // One authenticator, so its cache of verified tokens serves the participants and chat routes.
+    let users = UserAuthenticator(secret: configuration.jwtSecret)
     var participants: ParticipantsComponents?
     var routes = ParticipantsRoutes.disabledRegistrations
     if !configuration.participants.integrationDisabled {
@@ -86,7 +90,7 @@ public func buildServices(
         participants = components
         routes = ParticipantsRoutes(
             reader: components.reader,
-            users: UserAuthenticator(secret: configuration.jwtSecret),
+            users: users,
             admins: AdminAuthenticator(token: configuration.adminToken),
             sync: SyncControl(scheduler: components.scheduler),
             supervisor: supervisor,
@@ -95,6 +99,9 @@ public func buildServices(
                 capacity: ParticipantsRoutes.responseBodyCapacity(l1Size: configuration.participants.l1Size))
         ).registrations
     }
+
+    let chat = try await buildChat(configuration: configuration, participants: participants, logger: logger.withLabel("chat"))
+    routes += ChatRoutes(core: chat.core, users: users, logger: logger.withLabel("chat")).registrations
 
     let http = configuration.http
     let frontend = HTTPFrontend(
@@ -109,8 +116,8 @@ public func buildServices(
         logger: logger.withLabel("http"))
 
     // Start order; shutdown runs in reverse: the frontend and the scheduler drain together
-    // first, then the cache and the health monitor stop, and Redis closes last.
-    var services: [any Service] = [supervisor, healthMonitor]
+    // first, then the cache and the health monitor stop, Redis closes, and the chat store last.
+    var services: [any Service] = [chat.closer, supervisor, healthMonitor]
     if let participants {
         services += [participants.cache]
         if let feed = participants.invalidationFeed { services.append(feed) }
@@ -123,6 +130,7 @@ public func buildServices(
         healthMonitor: healthMonitor,
         frontend: frontend,
         participants: participants,
+        chat: chat,
         services: services,
         configuration: configuration)
 }
