@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev).
@@ -60,12 +64,31 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The gRPC API (docs/GRPC.md): code generated from proto/ by scripts/generate-grpc.sh
+        // (committed) and the services over the domain actors. A target of its own so that NIO
+        // and gRPC stay out of Actors, which runs on the libevent loop alone.
+        .target(
+            name: "GRPCFrontend",
+            dependencies: [
+                "Actors",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
         .target(
             name: "ChatService",
             dependencies: [
                 "Runtime",
                 "Actors",
+                "GRPCFrontend",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -114,6 +137,19 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Runtime", "Actors", "ChatService", "TestSupport",
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The gRPC API through grpc-swift's own client over loopback, against the whole service
+        // with a real redis-server and the stub upstream.
+        .testTarget(
+            name: "GRPCTests",
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
         ),

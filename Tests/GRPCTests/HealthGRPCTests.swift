@@ -1,0 +1,96 @@
+import ChatService
+import Foundation
+import GRPCCore
+import GRPCFrontend
+import Testing
+import TestSupport
+
+/// `grpc.health.v1.Health` over loopback, the ChatService placeholder, graceful shutdown with the
+/// rest of the service group, and GRPC_ENABLED.
+@Suite("gRPC health and lifecycle", .serialized, .timeLimit(.minutes(2)))
+struct HealthGRPCTests {
+    @Test func checkListAndWatchReportTheServerAndTheParticipantsService() async throws {
+        let app = try await GRPCApp()
+        try await app.withClient { client in
+            let health = Grpc_Health_V1_Health.Client(wrapping: client)
+            #expect(try await health.check(.with { $0.service = "" }, options: GRPCApp.bounded).status == .serving)
+            #expect(try await health.check(.with { $0.service = GRPCApp.participantsHealth }, options: GRPCApp.bounded).status == .serving)
+            #expect(await GRPCApp.failure {
+                _ = try await health.check(.with { $0.service = "no.such.Service" }, options: GRPCApp.bounded)
+            } == .notFound)
+            let list = try await health.list(Grpc_Health_V1_HealthListRequest(), options: GRPCApp.bounded)
+            #expect(list.statuses[""]?.status == .serving)
+            #expect(list.statuses[GRPCApp.participantsHealth]?.status == .serving)
+
+            // An unknown name is watched too: SERVICE_UNKNOWN, and the stream stays open.
+            let (unknown, unknownTask) = WatchLog.watch("no.such.Service", on: client)
+            #expect(await eventually(timeout: .seconds(10)) { unknown.received == [.serviceUnknown] })
+            #expect(unknown.end == nil)
+            unknownTask.cancel()
+            await unknownTask.value
+        }
+        // Health needs no token, and the API services do not count against it.
+        #expect(await app.stub.statistics.totalRequests == 0)
+        await app.close()
+    }
+
+    @Test func gracefulShutdownTurnsNotServingEndsWatchesAndStopsTheListener() async throws {
+        let app = try await GRPCApp()
+        try await app.withClient { client in
+            let (watch, watchTask) = WatchLog.watch("", on: client)
+            #expect(await eventually(timeout: .seconds(10)) { watch.received == [.serving] })
+            await app.group.triggerGracefulShutdown()
+            // The watcher hears NOT_SERVING, then its stream ends, so the drain is not held up.
+            #expect(await eventually(timeout: .seconds(10)) { watch.end != nil })
+            #expect(watch.received == [.serving, .notServing])
+            await watchTask.value
+            // The whole group stops within SHUTDOWN_TIMEOUT (3 s), gRPC included.
+            let stopped = Flag()
+            let groupTask = app.groupTask
+            let observer = Task {
+                _ = try? await groupTask.value
+                stopped.set()
+            }
+            #expect(await eventually(timeout: .seconds(10)) { stopped.isSet })
+            observer.cancel()
+        }
+        // A new connection is refused once the listener is closed.
+        let port = app.grpcPort
+        let refused = await GRPCApp.failure {
+            var options = CallOptions.defaults
+            options.timeout = .seconds(2)
+            try await app.withClient { client in
+                _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.with { $0.service = "" }, options: options)
+            }
+        }
+        #expect(refused == .unavailable || refused == .deadlineExceeded, "port \(port): \(String(describing: refused))")
+        await app.close()
+    }
+
+    @Test func chatServiceAuthenticatesThenAnswersUnimplemented() async throws {
+        let app = try await GRPCApp()
+        try await app.withClient { client in
+            let chat = Chat_V1_ChatService.Client(wrapping: client)
+            #expect(await GRPCApp.failure {
+                _ = try await chat.createChat(.with { $0.title = "t" }, options: GRPCApp.bounded)
+            } == .unauthenticated)
+            #expect(await GRPCApp.failure {
+                _ = try await chat.createChat(.with { $0.title = "t" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            } == .unimplemented)
+            #expect(await GRPCApp.failure {
+                _ = try await chat.postMessage(.with { $0.chatID = "c"; $0.text = "hi" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            } == .unimplemented)
+            #expect(await GRPCApp.failure {
+                _ = try await chat.listMessages(.with { $0.chatID = "c" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            } == .unimplemented)
+        }
+        await app.close()
+    }
+
+    @Test func grpcDisabledBuildsNoServer() async throws {
+        let app = try await GRPCApp(environment: ["GRPC_ENABLED": "false"])
+        #expect(app.application.grpc == nil)
+        #expect(await httpGet(app.httpBase + "/health", timeout: .seconds(10))?.status == 200)
+        await app.close()
+    }
+}
