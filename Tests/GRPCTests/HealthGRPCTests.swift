@@ -2,6 +2,8 @@ import ChatService
 import Foundation
 import GRPCCore
 import GRPCFrontend
+import Prometheus
+import Runtime
 import Testing
 import TestSupport
 
@@ -85,6 +87,30 @@ struct HealthGRPCTests {
             } == .unimplemented)
         }
         await app.close()
+    }
+
+    @Test func aPortInUseFailsTheServiceGroup() async throws {
+        let taken = SilentListener()
+        let loop = EventLoop(name: "grpc-port-taken")
+        defer { loop.stop() }
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://127.0.0.1:\(freeLoopbackPort())/0", "PARTICIPANTS_INTEGRATION_DISABLED": "true",
+            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "\(taken.port)",
+            "SHUTDOWN_TIMEOUT": "2s",
+        ])
+        let application = try await buildServices(
+            configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: GRPCApp.logger)
+        let group = application.makeServiceGroup(signals: [], logger: GRPCApp.logger)
+        let failed = Flag()
+        let run = Task {
+            do { try await group.run() } catch { failed.set() }
+        }
+        let grpc = try #require(application.grpc)
+        await #expect(throws: (any Error).self) { _ = try await grpc.boundPort() }
+        #expect(await eventually(timeout: .seconds(10)) { failed.isSet })
+        await group.triggerGracefulShutdown()
+        run.cancel()
+        _ = await run.value
     }
 
     @Test func grpcDisabledBuildsNoServer() async throws {

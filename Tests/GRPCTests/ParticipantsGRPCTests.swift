@@ -36,7 +36,12 @@ struct ParticipantsGRPCTests {
             // The same entry the HTTP route serves.
             let http = await httpGet(app.httpBase + "/v1/chats/chat-3/participants", headers: ["Authorization": "Bearer \(GRPCApp.userToken)"], timeout: .seconds(10))
             #expect(http?.status == 200)
-            #expect(http?.body.contains(first.participants[0].userID) == true)
+            let json = try #require(try JSONSerialization.jsonObject(with: Data((http?.body ?? "").utf8)) as? [String: Any])
+            #expect(json["version"] as? Int == Int(first.version))
+            let httpFetchedAt = try #require((json["fetched_at"] as? String).flatMap(ISO8601Timestamp.date(from:)))
+            #expect(httpFetchedAt.storedMillisecondsForTest == Int64(first.fetchedAt.seconds) * 1000 + Int64(first.fetchedAt.nanos / 1_000_000))
+            let users = (json["participants"] as? [[String: Any]])?.compactMap { $0["user_id"] as? String }
+            #expect(users == first.participants.map(\.userID))
 
             #expect(await GRPCApp.failure {
                 _ = try await participants.getParticipants(.with { $0.chatID = "chat-999" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
@@ -251,4 +256,9 @@ struct ParticipantsGRPCTests {
         #expect(await app.stub.statistics.totalRequests == 0)
         await app.close()
     }
+}
+
+extension Date {
+    /// Whole milliseconds since 1970, rounded as the service stores them.
+    var storedMillisecondsForTest: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
 }

@@ -9,9 +9,18 @@ extension Chat_V1_ChatParticipants {
         chatID = entry.chatID.rawValue
         participants = entry.participants.map(Chat_V1_Participant.init)
         version = entry.version
-        fetchedAt = Google_Protobuf_Timestamp(date: entry.fetchedAt)
+        fetchedAt = Self.milliseconds(entry.fetchedAt)
         self.stale = stale
         self.source = Chat_V1_ParticipantsSource(source)
+    }
+
+    /// Whole milliseconds, rounded to the nearest as Redis and the HTTP API carry `fetched_at`
+    /// (ISO8601Timestamp): the same entry reads the same whichever way it was served.
+    static func milliseconds(_ date: Date) -> Google_Protobuf_Timestamp {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        // Floor division, so instants before 1970 keep 0 <= nanos < 1e9 as the type requires.
+        let seconds = milliseconds >= 0 ? milliseconds / 1000 : (milliseconds - 999) / 1000
+        return Google_Protobuf_Timestamp(seconds: seconds, nanos: Int32(milliseconds - seconds * 1000) * 1_000_000)
     }
 }
 
