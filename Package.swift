@@ -26,6 +26,9 @@ let package = Package(
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
+        // The chat store (issue 8): PostgreSQL for deployments, SQLite (system libsqlite3) embedded.
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
         // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev).
@@ -82,6 +85,30 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The chat store implementations, each in a target of its own so that NIO/postgres-nio
+        // and GRDB stay out of Actors (which defines the `ChatStore` protocol they implement).
+        .target(
+            name: "SQLiteChatStore",
+            dependencies: [
+                "Actors",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Sources/Stores/SQLiteChatStore",
+            swiftSettings: strictSettings
+        ),
+        .target(
+            name: "PostgresChatStore",
+            dependencies: [
+                "Actors",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Stores/PostgresChatStore",
+            swiftSettings: strictSettings
+        ),
+
         // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
         .target(
             name: "ChatService",
@@ -89,6 +116,8 @@ let package = Package(
                 "Runtime",
                 "Actors",
                 "GRPCFrontend",
+                "SQLiteChatStore",
+                "PostgresChatStore",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -128,7 +157,7 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport",
+                "Runtime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
@@ -136,7 +165,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport",
+                "Runtime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
             ],
             swiftSettings: strictSettings
         ),

@@ -3,7 +3,7 @@
 # Usage: scripts/install-deps.sh [extra-package ...]
 set -euo pipefail
 
-packages=(libhiredis-dev libevent-dev redis-server redis-tools redis-sentinel pkg-config curl "$@")
+packages=(libhiredis-dev libevent-dev libsqlite3-dev postgresql redis-server redis-tools redis-sentinel pkg-config curl "$@")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

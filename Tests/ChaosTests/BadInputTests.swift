@@ -42,7 +42,7 @@ extension ChaosSuite {
                     "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                     "HTTP_REQUEST_TIMEOUT": "\(BadInput.requestTimeout.components.seconds)s",
                     "JWT_SECRET": ChaosEnvironment.jwtSecret, "ADMIN_TOKEN": ChaosEnvironment.adminToken,
-                    "SHUTDOWN_TIMEOUT": "3s",
+                    "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
                 ])
                 application = try await buildServices(
                     configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: logger)

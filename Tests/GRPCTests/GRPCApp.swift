@@ -29,6 +29,7 @@ final class GRPCApp: Sendable {
     let groupTask: Task<Void, any Error>
     let grpcPort: Int
     let httpBase: String
+    let sqlitePath = temporarySQLitePath()
 
     /// - Parameter waitForRedis: wait until the supervisor is ready (and the participants health
     ///   entry SERVING) before returning.
@@ -49,7 +50,7 @@ final class GRPCApp: Sendable {
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
             "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
             "JWT_SECRET": Self.jwtSecret, "ADMIN_TOKEN": Self.adminToken,
-            "SHUTDOWN_TIMEOUT": "3s",
+            "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": sqlitePath,
         ]
         environment.merge(extra) { $1 }
         let configuration = try ServiceConfiguration(environment: environment)
@@ -79,6 +80,7 @@ final class GRPCApp: Sendable {
         await stub.shutdown()
         redis.cleanup()
         loop.stop()
+        removeTemporarySQLite(sqlitePath)
     }
 
     /// A client connected to the service for the duration of `body`.
@@ -107,6 +109,11 @@ final class GRPCApp: Sendable {
     }
 
     static let user = bearer(userToken)
+
+    /// A user token for `subject`.
+    static func user(_ subject: String) -> Metadata {
+        bearer(mintUserToken(subject: subject, secret: jwtSecret, validFor: .seconds(3600)))
+    }
     static let admin = bearer(adminToken)
 
     /// The status code a call failed with; nil when it succeeded.

@@ -7,8 +7,8 @@ import Runtime
 import Testing
 import TestSupport
 
-/// `grpc.health.v1.Health` over loopback, the ChatService placeholder, graceful shutdown with the
-/// rest of the service group, and GRPC_ENABLED.
+/// `grpc.health.v1.Health` over loopback, graceful shutdown with the rest of the service group,
+/// a port in use, and GRPC_ENABLED.
 @Suite("gRPC health and lifecycle", .serialized, .timeLimit(.minutes(2)))
 struct HealthGRPCTests {
     @Test func checkListAndWatchReportTheServerAndTheParticipantsService() async throws {
@@ -23,6 +23,8 @@ struct HealthGRPCTests {
             let list = try await health.list(Grpc_Health_V1_HealthListRequest(), options: GRPCApp.bounded)
             #expect(list.statuses[""]?.status == .serving)
             #expect(list.statuses[GRPCApp.participantsHealth]?.status == .serving)
+            #expect(list.statuses[ChatRPCService.healthName]?.status == .serving)
+            #expect(list.statuses.count == 3)
 
             // An unknown name is watched too: SERVICE_UNKNOWN, and the stream stays open.
             let (unknown, unknownTask) = WatchLog.watch("no.such.Service", on: client)
@@ -69,34 +71,18 @@ struct HealthGRPCTests {
         await app.close()
     }
 
-    @Test func chatServiceAuthenticatesThenAnswersUnimplemented() async throws {
-        let app = try await GRPCApp()
-        try await app.withClient { client in
-            let chat = Chat_V1_ChatService.Client(wrapping: client)
-            #expect(await GRPCApp.failure {
-                _ = try await chat.createChat(.with { $0.title = "t" }, options: GRPCApp.bounded)
-            } == .unauthenticated)
-            #expect(await GRPCApp.failure {
-                _ = try await chat.createChat(.with { $0.title = "t" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
-            } == .unimplemented)
-            #expect(await GRPCApp.failure {
-                _ = try await chat.postMessage(.with { $0.chatID = "c"; $0.text = "hi" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
-            } == .unimplemented)
-            #expect(await GRPCApp.failure {
-                _ = try await chat.listMessages(.with { $0.chatID = "c" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
-            } == .unimplemented)
-        }
-        await app.close()
-    }
-
     @Test func aPortInUseFailsTheServiceGroup() async throws {
         let taken = SilentListener()
         let loop = EventLoop(name: "grpc-port-taken")
-        defer { loop.stop() }
+        let sqlitePath = temporarySQLitePath()
+        defer {
+            loop.stop()
+            removeTemporarySQLite(sqlitePath)
+        }
         let configuration = try ServiceConfiguration(environment: [
             "REDIS_URL": "redis://127.0.0.1:\(freeLoopbackPort())/0", "PARTICIPANTS_INTEGRATION_DISABLED": "true",
             "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "\(taken.port)",
-            "SHUTDOWN_TIMEOUT": "2s",
+            "SHUTDOWN_TIMEOUT": "2s", "CHAT_SQLITE_PATH": sqlitePath,
         ])
         let application = try await buildServices(
             configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: GRPCApp.logger)

@@ -53,7 +53,7 @@ struct MultiInstanceSyncTests {
                 "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
                 "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                 "ADMIN_TOKEN": MultiInstanceSyncTests.adminToken,
-                "SHUTDOWN_TIMEOUT": "3s",
+                "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
             ]
             environment.merge(extra) { $1 }
             let configuration = try ServiceConfiguration(environment: environment)

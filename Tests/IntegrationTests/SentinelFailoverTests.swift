@@ -46,6 +46,7 @@ struct SentinelFailoverTests {
             "REDIS_HEALTH_CHECK_INTERVAL": "500ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "1s",
             "PARTICIPANTS_INTEGRATION_DISABLED": "true",
             "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0", "SHUTDOWN_TIMEOUT": "2s",
+            "CHAT_SQLITE_PATH": temporarySQLitePath(),
         ])
         let application = try await buildServices(
             configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: Self.logger)

@@ -45,7 +45,7 @@ struct ServiceHTTPTests {
                 "PARTICIPANTS_STALE_THRESHOLD": "15m",
                 "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                 "JWT_SECRET": ServiceHTTPTests.jwtSecret, "ADMIN_TOKEN": ServiceHTTPTests.adminToken,
-                "SHUTDOWN_TIMEOUT": "3s",
+                "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
             ]
             environment.merge(extra) { $1 }
             let configuration = try ServiceConfiguration(environment: environment)

@@ -32,6 +32,9 @@ public final class ServiceProcess: @unchecked Sendable {
         process.arguments = arguments
         var env = environment
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        // The embedded chat store's default file is ./chat-service.sqlite3: keep it out of the
+        // working directory.
+        if env["CHAT_SQLITE_PATH"] == nil { env["CHAT_SQLITE_PATH"] = temporarySQLitePath() }
         // A sanitized binary (make sanitize-*) follows the same sanitizer options as the tests.
         for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"] where env[name] == nil {
             env[name] = ProcessInfo.processInfo.environment[name]

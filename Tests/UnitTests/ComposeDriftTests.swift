@@ -21,6 +21,8 @@ struct ComposeDriftTests {
         "PARTICIPANTS_API_URL": "http://stub-upstream:8090",
         "ADMIN_TOKEN": "dev-admin-token",
         "JWT_SECRET": "dev-jwt-secret",
+        "CHAT_STORE": "postgres",
+        "CHAT_POSTGRES_URL": "postgres://chat:chat@postgres:5432/chat",
     ]
 
     static func composeText() throws -> String {

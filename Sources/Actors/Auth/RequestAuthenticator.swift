@@ -26,22 +26,48 @@ public struct UserAuthenticator: Sendable {
 
     /// nil when the request may pass; otherwise the 401 to send.
     public func reject(_ request: HTTPRequest, now: Date = Date()) -> HTTPResponse? {
+        switch check(request, now: now) {
+        case .success: nil
+        case .failure(let rejection): rejection.response
+        }
+    }
+
+    /// The user a request acts for: its token's `sub`. A valid token without a subject is
+    /// refused too, since the chat routes need to know who is asking.
+    public func authenticate(_ request: HTTPRequest, now: Date = Date()) -> Result<String, Rejection> {
+        switch check(request, now: now) {
+        case .success(let subject?) where !subject.isEmpty:
+            .success(subject)
+        case .success:
+            .failure(Rejection(response: Self.unauthorized("the token has no subject (sub)")))
+        case .failure(let rejection):
+            .failure(rejection)
+        }
+    }
+
+    /// A refused request: the 401 to send.
+    public struct Rejection: Error, Sendable {
+        public var response: HTTPResponse
+    }
+
+    /// The subject of a valid token (nil when the token has none), or the 401.
+    private func check(_ request: HTTPRequest, now: Date) -> Result<String?, Rejection> {
         guard let verifier else {
-            return Self.unauthorized("user authentication is not configured (JWT_SECRET)")
+            return .failure(Rejection(response: Self.unauthorized("user authentication is not configured (JWT_SECRET)")))
         }
         guard let token = bearerToken(request) else {
-            return Self.unauthorized("missing bearer token")
+            return .failure(Rejection(response: Self.unauthorized("missing bearer token")))
         }
         // Outside its window a remembered token goes through the verifier, for the exact error.
         if let window = verified.window(of: token), window.contains(now.timeIntervalSince1970) {
-            return nil
+            return .success(window.subject)
         }
         switch verifier.verify(String(token), now: now) {
         case .success(let claims):
             verified.remember(token, window: .init(claims: claims, leewaySeconds: leewaySeconds))
-            return nil
+            return .success(claims.subject)
         case .failure(let error):
-            return Self.unauthorized("invalid token: \(error)")
+            return .failure(Rejection(response: Self.unauthorized("invalid token: \(error)")))
         }
     }
 

@@ -16,17 +16,21 @@ final class VerifiedTokenCache: Sendable {
     struct Window: Sendable, Hashable {
         var notBefore: Double
         var expiresAt: Double
+        /// The token's `sub`, so a remembered token names its user without a parse.
+        var subject: String?
 
-        init(notBefore: Double = -.infinity, expiresAt: Double = .infinity) {
+        init(notBefore: Double = -.infinity, expiresAt: Double = .infinity, subject: String? = nil) {
             self.notBefore = notBefore
             self.expiresAt = expiresAt
+            self.subject = subject
         }
 
         /// The window in which ``JWTVerifier`` accepts a token carrying `claims`.
         init(claims: JWTClaims, leewaySeconds: Double) {
             self.init(
                 notBefore: claims.notBefore.map { $0.timeIntervalSince1970 - leewaySeconds } ?? -.infinity,
-                expiresAt: claims.expiresAt.map { $0.timeIntervalSince1970 + leewaySeconds } ?? .infinity)
+                expiresAt: claims.expiresAt.map { $0.timeIntervalSince1970 + leewaySeconds } ?? .infinity,
+                subject: claims.subject)
         }
 
         func contains(_ seconds: Double) -> Bool {

@@ -1,6 +1,7 @@
 /// The chat API over gRPC: the same chats and messages as the HTTP routes under `/v1/chats`
-/// (README, docs/GRPC.md). Every call takes `authorization: Bearer <JWT>` metadata (HS256,
-/// JWT_SECRET); the caller is the token's subject, and only a chat's members read and post.
+/// (README "Chat API", docs/GRPC.md), over the same ChatCore. Every call takes
+/// `authorization: Bearer <JWT>` metadata (HS256, JWT_SECRET); the caller is the token's `sub`,
+/// and only a chat's members (its participants, plus the members recorded here) read and post.
 
 // DO NOT EDIT.
 // swift-format-ignore-file
@@ -102,7 +103,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a chat; the caller becomes its creator and first member.
+        /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+        /// > chat becomes one the participants layer keeps fresh.
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Chat_V1_CreateChatRequest` messages.
@@ -120,8 +122,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-        /// > message the first one created instead of posting twice.
+        /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+        /// > repeating the request returns the message the first one stored (replayed = true).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Chat_V1_PostMessageRequest` messages.
@@ -139,7 +141,7 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A page of a chat's messages, newest first.
+        /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
         ///
         /// - Parameters:
         ///   - request: A streaming request of `Chat_V1_ListMessagesRequest` messages.
@@ -170,7 +172,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a chat; the caller becomes its creator and first member.
+        /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+        /// > chat becomes one the participants layer keeps fresh.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_CreateChatRequest` message.
@@ -188,8 +191,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-        /// > message the first one created instead of posting twice.
+        /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+        /// > repeating the request returns the message the first one stored (replayed = true).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_PostMessageRequest` message.
@@ -207,7 +210,7 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A page of a chat's messages, newest first.
+        /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_ListMessagesRequest` message.
@@ -236,7 +239,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a chat; the caller becomes its creator and first member.
+        /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+        /// > chat becomes one the participants layer keeps fresh.
         ///
         /// - Parameters:
         ///   - request: A `Chat_V1_CreateChatRequest` message.
@@ -254,8 +258,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-        /// > message the first one created instead of posting twice.
+        /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+        /// > repeating the request returns the message the first one stored (replayed = true).
         ///
         /// - Parameters:
         ///   - request: A `Chat_V1_PostMessageRequest` message.
@@ -273,7 +277,7 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A page of a chat's messages, newest first.
+        /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
         ///
         /// - Parameters:
         ///   - request: A `Chat_V1_ListMessagesRequest` message.
@@ -426,7 +430,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a chat; the caller becomes its creator and first member.
+        /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+        /// > chat becomes one the participants layer keeps fresh.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_CreateChatRequest` message.
@@ -449,8 +454,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-        /// > message the first one created instead of posting twice.
+        /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+        /// > repeating the request returns the message the first one stored (replayed = true).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_PostMessageRequest` message.
@@ -473,7 +478,7 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A page of a chat's messages, newest first.
+        /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_ListMessagesRequest` message.
@@ -517,7 +522,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Creates a chat; the caller becomes its creator and first member.
+        /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+        /// > chat becomes one the participants layer keeps fresh.
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_CreateChatRequest` message.
@@ -551,8 +557,8 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-        /// > message the first one created instead of posting twice.
+        /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+        /// > repeating the request returns the message the first one stored (replayed = true).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_PostMessageRequest` message.
@@ -586,7 +592,7 @@ extension Chat_V1_ChatService {
         ///
         /// > Source IDL Documentation:
         /// >
-        /// > A page of a chat's messages, newest first.
+        /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
         ///
         /// - Parameters:
         ///   - request: A request containing a single `Chat_V1_ListMessagesRequest` message.
@@ -625,7 +631,8 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a chat; the caller becomes its creator and first member.
+    /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+    /// > chat becomes one the participants layer keeps fresh.
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Chat_V1_CreateChatRequest` message.
@@ -654,8 +661,8 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-    /// > message the first one created instead of posting twice.
+    /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+    /// > repeating the request returns the message the first one stored (replayed = true).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Chat_V1_PostMessageRequest` message.
@@ -684,7 +691,7 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A page of a chat's messages, newest first.
+    /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
     ///
     /// - Parameters:
     ///   - request: A request containing a single `Chat_V1_ListMessagesRequest` message.
@@ -717,7 +724,8 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Creates a chat; the caller becomes its creator and first member.
+    /// > Creates a hosted chat (POST /v1/chats): the caller is its creator and first member, and the
+    /// > chat becomes one the participants layer keeps fresh.
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -750,8 +758,8 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > Posts a message as the caller. With an idempotency key, a repeated request returns the
-    /// > message the first one created instead of posting twice.
+    /// > Posts a message as the caller (POST /v1/chats/{chat_id}/messages). With an idempotency key,
+    /// > repeating the request returns the message the first one stored (replayed = true).
     ///
     /// - Parameters:
     ///   - message: request message to send.
@@ -784,7 +792,7 @@ extension Chat_V1_ChatService.ClientProtocol {
     ///
     /// > Source IDL Documentation:
     /// >
-    /// > A page of a chat's messages, newest first.
+    /// > A page of a chat's messages, newest first (GET /v1/chats/{chat_id}/messages).
     ///
     /// - Parameters:
     ///   - message: request message to send.

@@ -9,8 +9,9 @@
 //   https://github.com/apple/swift-protobuf/
 
 /// The chat API over gRPC: the same chats and messages as the HTTP routes under `/v1/chats`
-/// (README, docs/GRPC.md). Every call takes `authorization: Bearer <JWT>` metadata (HS256,
-/// JWT_SECRET); the caller is the token's subject, and only a chat's members read and post.
+/// (README "Chat API", docs/GRPC.md), over the same ChatCore. Every call takes
+/// `authorization: Bearer <JWT>` metadata (HS256, JWT_SECRET); the caller is the token's `sub`,
+/// and only a chat's members (its participants, plus the members recorded here) read and post.
 
 import SwiftProtobuf
 
@@ -24,6 +25,115 @@ fileprivate nonisolated struct _GeneratedWithProtocGenSwiftVersion: SwiftProtobu
   typealias Version = _2
 }
 
+/// Where the chat API learned of a member.
+public nonisolated enum Chat_V1_MemberSource: SwiftProtobuf.Enum, Swift.CaseIterable {
+  public typealias RawValue = Int
+  case unspecified // = 0
+
+  /// Listed by the participants layer only.
+  case participants // = 1
+
+  /// Recorded in the chat store only (the creator, members added through the API).
+  case store // = 2
+  case both // = 3
+  case UNRECOGNIZED(Int)
+
+  public init() {
+    self = .unspecified
+  }
+
+  public init?(rawValue: Int) {
+    switch rawValue {
+    case 0: self = .unspecified
+    case 1: self = .participants
+    case 2: self = .store
+    case 3: self = .both
+    default: self = .UNRECOGNIZED(rawValue)
+    }
+  }
+
+  public var rawValue: Int {
+    switch self {
+    case .unspecified: return 0
+    case .participants: return 1
+    case .store: return 2
+    case .both: return 3
+    case .UNRECOGNIZED(let i): return i
+    }
+  }
+
+  // The compiler won't synthesize support with the UNRECOGNIZED case.
+  public static let allCases: [Chat_V1_MemberSource] = [
+    .unspecified,
+    .participants,
+    .store,
+    .both,
+  ]
+
+}
+
+public nonisolated struct Chat_V1_CreateChatRequest: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  /// Optional, at most 256 bytes.
+  public var title: String = String()
+
+  /// Members besides the caller (user ids, at most 100).
+  public var members: [String] = []
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+}
+
+public nonisolated struct Chat_V1_Member: Sendable {
+  // SwiftProtobuf.Message conformance is added in an extension below. See the
+  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
+  // methods supported on all messages.
+
+  public var userID: String = String()
+
+  /// Display data come from the participants layer; absent for store-only members.
+  public var displayName: String {
+    get {_displayName ?? String()}
+    set {_displayName = newValue}
+  }
+  /// Returns true if `displayName` has been explicitly set.
+  public var hasDisplayName: Bool {self._displayName != nil}
+  /// Clears the value of `displayName`. Subsequent reads from it will return its default value.
+  public mutating func clearDisplayName() {self._displayName = nil}
+
+  public var avatarURL: String {
+    get {_avatarURL ?? String()}
+    set {_avatarURL = newValue}
+  }
+  /// Returns true if `avatarURL` has been explicitly set.
+  public var hasAvatarURL: Bool {self._avatarURL != nil}
+  /// Clears the value of `avatarURL`. Subsequent reads from it will return its default value.
+  public mutating func clearAvatarURL() {self._avatarURL = nil}
+
+  public var role: String {
+    get {_role ?? String()}
+    set {_role = newValue}
+  }
+  /// Returns true if `role` has been explicitly set.
+  public var hasRole: Bool {self._role != nil}
+  /// Clears the value of `role`. Subsequent reads from it will return its default value.
+  public mutating func clearRole() {self._role = nil}
+
+  public var source: Chat_V1_MemberSource = .unspecified
+
+  public var unknownFields = SwiftProtobuf.UnknownStorage()
+
+  public init() {}
+
+  fileprivate var _displayName: String? = nil
+  fileprivate var _avatarURL: String? = nil
+  fileprivate var _role: String? = nil
+}
+
 public nonisolated struct Chat_V1_Chat: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
@@ -31,13 +141,20 @@ public nonisolated struct Chat_V1_Chat: Sendable {
 
   public var chatID: String = String()
 
-  public var title: String = String()
+  /// Created through the chat API (a chat only upstream knows has no title, creator or time).
+  public var hosted: Bool = false
 
-  /// The token subject that created the chat through this API.
-  public var creatorID: String = String()
+  public var title: String {
+    get {_title ?? String()}
+    set {_title = newValue}
+  }
+  /// Returns true if `title` has been explicitly set.
+  public var hasTitle: Bool {self._title != nil}
+  /// Clears the value of `title`. Subsequent reads from it will return its default value.
+  public mutating func clearTitle() {self._title = nil}
 
-  /// The members recorded in the chat store (the participants layer may list more).
-  public var memberIds: [String] = []
+  /// The `sub` of the token that created it.
+  public var createdBy: String = String()
 
   public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
@@ -48,36 +165,26 @@ public nonisolated struct Chat_V1_Chat: Sendable {
   /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
   public mutating func clearCreatedAt() {self._createdAt = nil}
 
+  public var members: [Chat_V1_Member] = []
+
+  /// The participants layer answered; false means `members` holds the store's members only.
+  public var participantsAvailable: Bool = false
+
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
   public init() {}
 
+  fileprivate var _title: String? = nil
   fileprivate var _createdAt: SwiftProtobuf.Google_Protobuf_Timestamp? = nil
 }
 
-public nonisolated struct Chat_V1_CreateChatRequest: Sendable {
-  // SwiftProtobuf.Message conformance is added in an extension below. See the
-  // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
-  // methods supported on all messages.
-
-  /// Optional: empty lets the service choose an id.
-  public var chatID: String = String()
-
-  public var title: String = String()
-
-  /// Members besides the caller.
-  public var memberIds: [String] = []
-
-  public var unknownFields = SwiftProtobuf.UnknownStorage()
-
-  public init() {}
-}
-
-/// The author's display data, from the participants cache.
+/// The author's display data, from the chat's participants list.
 public nonisolated struct Chat_V1_MessageAuthor: Sendable {
   // SwiftProtobuf.Message conformance is added in an extension below. See the
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
+
+  public var userID: String = String()
 
   public var displayName: String = String()
 
@@ -104,6 +211,7 @@ public nonisolated struct Chat_V1_Message: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  /// Opaque, increasing: a decimal string, also the `before` cursor.
   public var id: String = String()
 
   public var chatID: String = String()
@@ -112,6 +220,7 @@ public nonisolated struct Chat_V1_Message: Sendable {
 
   public var text: String = String()
 
+  /// Millisecond precision.
   public var createdAt: SwiftProtobuf.Google_Protobuf_Timestamp {
     get {_createdAt ?? SwiftProtobuf.Google_Protobuf_Timestamp()}
     set {_createdAt = newValue}
@@ -121,7 +230,7 @@ public nonisolated struct Chat_V1_Message: Sendable {
   /// Clears the value of `createdAt`. Subsequent reads from it will return its default value.
   public mutating func clearCreatedAt() {self._createdAt = nil}
 
-  /// Absent when author_unresolved is true.
+  /// Set when author_resolved is true.
   public var author: Chat_V1_MessageAuthor {
     get {_author ?? Chat_V1_MessageAuthor()}
     set {_author = newValue}
@@ -131,8 +240,10 @@ public nonisolated struct Chat_V1_Message: Sendable {
   /// Clears the value of `author`. Subsequent reads from it will return its default value.
   public mutating func clearAuthor() {self._author = nil}
 
-  /// Neither the participants cache nor upstream could name the author: ids only, never an error.
-  public var authorUnresolved: Bool = false
+  /// False when neither the participants cache nor upstream could name the author (a hosted
+  /// chat's members are not in upstream's lists, or the participants layer is down): ids only,
+  /// never an error.
+  public var authorResolved: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -149,9 +260,12 @@ public nonisolated struct Chat_V1_PostMessageRequest: Sendable {
 
   public var chatID: String = String()
 
+  /// 1 to CHAT_MESSAGE_MAX_BYTES UTF-8 bytes.
   public var text: String = String()
 
-  /// Optional; the same key in the same chat returns the first message (HTTP's Idempotency-Key).
+  /// Optional (HTTP's Idempotency-Key header): 1-255 visible ASCII characters. The same key from
+  /// the same author in the same chat returns the first message; with another text it is
+  /// ALREADY_EXISTS.
   public var idempotencyKey: String = String()
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -173,7 +287,7 @@ public nonisolated struct Chat_V1_PostMessageResponse: Sendable {
   /// Clears the value of `message`. Subsequent reads from it will return its default value.
   public mutating func clearMessage() {self._message = nil}
 
-  /// True when the idempotency key matched an earlier post and nothing new was created.
+  /// An earlier request with the same idempotency key stored it; nothing new was stored.
   public var replayed: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -190,11 +304,10 @@ public nonisolated struct Chat_V1_ListMessagesRequest: Sendable {
 
   public var chatID: String = String()
 
-  /// Optional cursor: only messages older than this one (a message id, or next_before of the
-  /// previous page).
+  /// Optional cursor: only messages older than this id (next_before of the previous page).
   public var before: String = String()
 
-  /// Page size; 0 takes the default.
+  /// Page size, 1-200; 0 takes the default (50).
   public var limit: Int32 = 0
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
@@ -207,11 +320,19 @@ public nonisolated struct Chat_V1_ListMessagesResponse: Sendable {
   // `Message` and `Message+*Additions` files in the SwiftProtobuf library for
   // methods supported on all messages.
 
+  public var chatID: String = String()
+
   /// Newest first.
   public var messages: [Chat_V1_Message] = []
 
   /// The cursor for the next (older) page; empty on the last page.
   public var nextBefore: String = String()
+
+  /// Every message on the page carries its author's display data.
+  public var authorsResolved: Bool = false
+
+  /// The participants layer answered (fresh or last known).
+  public var participantsAvailable: Bool = false
 
   public var unknownFields = SwiftProtobuf.UnknownStorage()
 
@@ -222,9 +343,102 @@ public nonisolated struct Chat_V1_ListMessagesResponse: Sendable {
 
 fileprivate nonisolated let _protobuf_package = "chat.v1"
 
+nonisolated extension Chat_V1_MemberSource: SwiftProtobuf._ProtoNameProviding {
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{2}\0MEMBER_SOURCE_UNSPECIFIED\0\u{1}MEMBER_SOURCE_PARTICIPANTS\0\u{1}MEMBER_SOURCE_STORE\0\u{1}MEMBER_SOURCE_BOTH\0")
+}
+
+nonisolated extension Chat_V1_CreateChatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".CreateChatRequest"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}title\0\u{1}members\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.title) }()
+      case 2: try { try decoder.decodeRepeatedStringField(value: &self.members) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.title.isEmpty {
+      try visitor.visitSingularStringField(value: self.title, fieldNumber: 1)
+    }
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedStringField(value: self.members, fieldNumber: 2)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chat_V1_CreateChatRequest, rhs: Chat_V1_CreateChatRequest) -> Bool {
+    if lhs.title != rhs.title {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
+nonisolated extension Chat_V1_Member: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
+  public static let protoMessageName: String = _protobuf_package + ".Member"
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}display_name\0\u{3}avatar_url\0\u{1}role\0\u{1}source\0")
+
+  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
+    while let fieldNumber = try decoder.nextFieldNumber() {
+      // The use of inline closures is to circumvent an issue where the compiler
+      // allocates stack space for every case branch when no optimizations are
+      // enabled. https://github.com/apple/swift-protobuf/issues/1034
+      switch fieldNumber {
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self._displayName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self._avatarURL) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self._role) }()
+      case 5: try { try decoder.decodeSingularEnumField(value: &self.source) }()
+      default: break
+      }
+    }
+  }
+
+  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    // The use of inline closures is to circumvent an issue where the compiler
+    // allocates stack space for every if/case branch local when no optimizations
+    // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
+    // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
+    try { if let v = self._displayName {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+    } }()
+    try { if let v = self._avatarURL {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    } }()
+    try { if let v = self._role {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 4)
+    } }()
+    if self.source != .unspecified {
+      try visitor.visitSingularEnumField(value: self.source, fieldNumber: 5)
+    }
+    try unknownFields.traverse(visitor: &visitor)
+  }
+
+  public static func ==(lhs: Chat_V1_Member, rhs: Chat_V1_Member) -> Bool {
+    if lhs.userID != rhs.userID {return false}
+    if lhs._displayName != rhs._displayName {return false}
+    if lhs._avatarURL != rhs._avatarURL {return false}
+    if lhs._role != rhs._role {return false}
+    if lhs.source != rhs.source {return false}
+    if lhs.unknownFields != rhs.unknownFields {return false}
+    return true
+  }
+}
+
 nonisolated extension Chat_V1_Chat: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Chat"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}chat_id\0\u{1}title\0\u{3}creator_id\0\u{3}member_ids\0\u{3}created_at\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}chat_id\0\u{1}hosted\0\u{1}title\0\u{3}created_by\0\u{3}created_at\0\u{1}members\0\u{3}participants_available\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -233,10 +447,12 @@ nonisolated extension Chat_V1_Chat: SwiftProtobuf.Message, SwiftProtobuf._Messag
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
       case 1: try { try decoder.decodeSingularStringField(value: &self.chatID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.title) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.creatorID) }()
-      case 4: try { try decoder.decodeRepeatedStringField(value: &self.memberIds) }()
+      case 2: try { try decoder.decodeSingularBoolField(value: &self.hosted) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self._title) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.createdBy) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
+      case 6: try { try decoder.decodeRepeatedMessageField(value: &self.members) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.participantsAvailable) }()
       default: break
       }
     }
@@ -250,67 +466,35 @@ nonisolated extension Chat_V1_Chat: SwiftProtobuf.Message, SwiftProtobuf._Messag
     if !self.chatID.isEmpty {
       try visitor.visitSingularStringField(value: self.chatID, fieldNumber: 1)
     }
-    if !self.title.isEmpty {
-      try visitor.visitSingularStringField(value: self.title, fieldNumber: 2)
+    if self.hosted != false {
+      try visitor.visitSingularBoolField(value: self.hosted, fieldNumber: 2)
     }
-    if !self.creatorID.isEmpty {
-      try visitor.visitSingularStringField(value: self.creatorID, fieldNumber: 3)
-    }
-    if !self.memberIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.memberIds, fieldNumber: 4)
+    try { if let v = self._title {
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
+    } }()
+    if !self.createdBy.isEmpty {
+      try visitor.visitSingularStringField(value: self.createdBy, fieldNumber: 4)
     }
     try { if let v = self._createdAt {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 5)
     } }()
+    if !self.members.isEmpty {
+      try visitor.visitRepeatedMessageField(value: self.members, fieldNumber: 6)
+    }
+    if self.participantsAvailable != false {
+      try visitor.visitSingularBoolField(value: self.participantsAvailable, fieldNumber: 7)
+    }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chat_V1_Chat, rhs: Chat_V1_Chat) -> Bool {
     if lhs.chatID != rhs.chatID {return false}
-    if lhs.title != rhs.title {return false}
-    if lhs.creatorID != rhs.creatorID {return false}
-    if lhs.memberIds != rhs.memberIds {return false}
+    if lhs.hosted != rhs.hosted {return false}
+    if lhs._title != rhs._title {return false}
+    if lhs.createdBy != rhs.createdBy {return false}
     if lhs._createdAt != rhs._createdAt {return false}
-    if lhs.unknownFields != rhs.unknownFields {return false}
-    return true
-  }
-}
-
-nonisolated extension Chat_V1_CreateChatRequest: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
-  public static let protoMessageName: String = _protobuf_package + ".CreateChatRequest"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}chat_id\0\u{1}title\0\u{3}member_ids\0")
-
-  public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
-    while let fieldNumber = try decoder.nextFieldNumber() {
-      // The use of inline closures is to circumvent an issue where the compiler
-      // allocates stack space for every case branch when no optimizations are
-      // enabled. https://github.com/apple/swift-protobuf/issues/1034
-      switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.chatID) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.title) }()
-      case 3: try { try decoder.decodeRepeatedStringField(value: &self.memberIds) }()
-      default: break
-      }
-    }
-  }
-
-  public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
-    if !self.chatID.isEmpty {
-      try visitor.visitSingularStringField(value: self.chatID, fieldNumber: 1)
-    }
-    if !self.title.isEmpty {
-      try visitor.visitSingularStringField(value: self.title, fieldNumber: 2)
-    }
-    if !self.memberIds.isEmpty {
-      try visitor.visitRepeatedStringField(value: self.memberIds, fieldNumber: 3)
-    }
-    try unknownFields.traverse(visitor: &visitor)
-  }
-
-  public static func ==(lhs: Chat_V1_CreateChatRequest, rhs: Chat_V1_CreateChatRequest) -> Bool {
-    if lhs.chatID != rhs.chatID {return false}
-    if lhs.title != rhs.title {return false}
-    if lhs.memberIds != rhs.memberIds {return false}
+    if lhs.members != rhs.members {return false}
+    if lhs.participantsAvailable != rhs.participantsAvailable {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -318,7 +502,7 @@ nonisolated extension Chat_V1_CreateChatRequest: SwiftProtobuf.Message, SwiftPro
 
 nonisolated extension Chat_V1_MessageAuthor: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".MessageAuthor"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}display_name\0\u{3}avatar_url\0\u{1}role\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}user_id\0\u{3}display_name\0\u{3}avatar_url\0\u{1}role\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -326,9 +510,10 @@ nonisolated extension Chat_V1_MessageAuthor: SwiftProtobuf.Message, SwiftProtobu
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self._avatarURL) }()
-      case 3: try { try decoder.decodeSingularStringField(value: &self.role) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.userID) }()
+      case 2: try { try decoder.decodeSingularStringField(value: &self.displayName) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self._avatarURL) }()
+      case 4: try { try decoder.decodeSingularStringField(value: &self.role) }()
       default: break
       }
     }
@@ -339,19 +524,23 @@ nonisolated extension Chat_V1_MessageAuthor: SwiftProtobuf.Message, SwiftProtobu
     // allocates stack space for every if/case branch local when no optimizations
     // are enabled. https://github.com/apple/swift-protobuf/issues/1034 and
     // https://github.com/apple/swift-protobuf/issues/1182
+    if !self.userID.isEmpty {
+      try visitor.visitSingularStringField(value: self.userID, fieldNumber: 1)
+    }
     if !self.displayName.isEmpty {
-      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 1)
+      try visitor.visitSingularStringField(value: self.displayName, fieldNumber: 2)
     }
     try { if let v = self._avatarURL {
-      try visitor.visitSingularStringField(value: v, fieldNumber: 2)
+      try visitor.visitSingularStringField(value: v, fieldNumber: 3)
     } }()
     if !self.role.isEmpty {
-      try visitor.visitSingularStringField(value: self.role, fieldNumber: 3)
+      try visitor.visitSingularStringField(value: self.role, fieldNumber: 4)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chat_V1_MessageAuthor, rhs: Chat_V1_MessageAuthor) -> Bool {
+    if lhs.userID != rhs.userID {return false}
     if lhs.displayName != rhs.displayName {return false}
     if lhs._avatarURL != rhs._avatarURL {return false}
     if lhs.role != rhs.role {return false}
@@ -362,7 +551,7 @@ nonisolated extension Chat_V1_MessageAuthor: SwiftProtobuf.Message, SwiftProtobu
 
 nonisolated extension Chat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".Message"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}chat_id\0\u{3}author_id\0\u{1}text\0\u{3}created_at\0\u{1}author\0\u{3}author_unresolved\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}id\0\u{3}chat_id\0\u{3}author_id\0\u{1}text\0\u{3}created_at\0\u{1}author\0\u{3}author_resolved\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -376,7 +565,7 @@ nonisolated extension Chat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._Mes
       case 4: try { try decoder.decodeSingularStringField(value: &self.text) }()
       case 5: try { try decoder.decodeSingularMessageField(value: &self._createdAt) }()
       case 6: try { try decoder.decodeSingularMessageField(value: &self._author) }()
-      case 7: try { try decoder.decodeSingularBoolField(value: &self.authorUnresolved) }()
+      case 7: try { try decoder.decodeSingularBoolField(value: &self.authorResolved) }()
       default: break
       }
     }
@@ -405,8 +594,8 @@ nonisolated extension Chat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._Mes
     try { if let v = self._author {
       try visitor.visitSingularMessageField(value: v, fieldNumber: 6)
     } }()
-    if self.authorUnresolved != false {
-      try visitor.visitSingularBoolField(value: self.authorUnresolved, fieldNumber: 7)
+    if self.authorResolved != false {
+      try visitor.visitSingularBoolField(value: self.authorResolved, fieldNumber: 7)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
@@ -418,7 +607,7 @@ nonisolated extension Chat_V1_Message: SwiftProtobuf.Message, SwiftProtobuf._Mes
     if lhs.text != rhs.text {return false}
     if lhs._createdAt != rhs._createdAt {return false}
     if lhs._author != rhs._author {return false}
-    if lhs.authorUnresolved != rhs.authorUnresolved {return false}
+    if lhs.authorResolved != rhs.authorResolved {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }
@@ -545,7 +734,7 @@ nonisolated extension Chat_V1_ListMessagesRequest: SwiftProtobuf.Message, SwiftP
 
 nonisolated extension Chat_V1_ListMessagesResponse: SwiftProtobuf.Message, SwiftProtobuf._MessageImplementationBase, SwiftProtobuf._ProtoNameProviding {
   public static let protoMessageName: String = _protobuf_package + ".ListMessagesResponse"
-  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{1}messages\0\u{3}next_before\0")
+  public static let _protobuf_nameMap = SwiftProtobuf._NameMap(bytecode: "\0\u{3}chat_id\0\u{1}messages\0\u{3}next_before\0\u{3}authors_resolved\0\u{3}participants_available\0")
 
   public mutating func decodeMessage<D: SwiftProtobuf.Decoder>(decoder: inout D) throws {
     while let fieldNumber = try decoder.nextFieldNumber() {
@@ -553,26 +742,41 @@ nonisolated extension Chat_V1_ListMessagesResponse: SwiftProtobuf.Message, Swift
       // allocates stack space for every case branch when no optimizations are
       // enabled. https://github.com/apple/swift-protobuf/issues/1034
       switch fieldNumber {
-      case 1: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
-      case 2: try { try decoder.decodeSingularStringField(value: &self.nextBefore) }()
+      case 1: try { try decoder.decodeSingularStringField(value: &self.chatID) }()
+      case 2: try { try decoder.decodeRepeatedMessageField(value: &self.messages) }()
+      case 3: try { try decoder.decodeSingularStringField(value: &self.nextBefore) }()
+      case 4: try { try decoder.decodeSingularBoolField(value: &self.authorsResolved) }()
+      case 5: try { try decoder.decodeSingularBoolField(value: &self.participantsAvailable) }()
       default: break
       }
     }
   }
 
   public func traverse<V: SwiftProtobuf.Visitor>(visitor: inout V) throws {
+    if !self.chatID.isEmpty {
+      try visitor.visitSingularStringField(value: self.chatID, fieldNumber: 1)
+    }
     if !self.messages.isEmpty {
-      try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 1)
+      try visitor.visitRepeatedMessageField(value: self.messages, fieldNumber: 2)
     }
     if !self.nextBefore.isEmpty {
-      try visitor.visitSingularStringField(value: self.nextBefore, fieldNumber: 2)
+      try visitor.visitSingularStringField(value: self.nextBefore, fieldNumber: 3)
+    }
+    if self.authorsResolved != false {
+      try visitor.visitSingularBoolField(value: self.authorsResolved, fieldNumber: 4)
+    }
+    if self.participantsAvailable != false {
+      try visitor.visitSingularBoolField(value: self.participantsAvailable, fieldNumber: 5)
     }
     try unknownFields.traverse(visitor: &visitor)
   }
 
   public static func ==(lhs: Chat_V1_ListMessagesResponse, rhs: Chat_V1_ListMessagesResponse) -> Bool {
+    if lhs.chatID != rhs.chatID {return false}
     if lhs.messages != rhs.messages {return false}
     if lhs.nextBefore != rhs.nextBefore {return false}
+    if lhs.authorsResolved != rhs.authorsResolved {return false}
+    if lhs.participantsAvailable != rhs.participantsAvailable {return false}
     if lhs.unknownFields != rhs.unknownFields {return false}
     return true
   }

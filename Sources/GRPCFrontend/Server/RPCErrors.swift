@@ -29,3 +29,24 @@ enum RPCErrors {
         RPCError(code: error.code == .timeout ? .deadlineExceeded : .unavailable, message: "upstream \(error.code.rawValue): \(error)")
     }
 }
+
+extension RPCErrors {
+    /// The one place ``ChatError`` becomes a status, case for case with ChatRoutes' HTTP statuses.
+    static func chat(_ error: ChatError) -> RPCError {
+        let code: RPCError.Code =
+            switch error {
+            // HTTP 400, and 413 for an oversized text: a field over its limit is a bad argument
+            // (RESOURCE_EXHAUSTED would suggest a quota that frees up).
+            case .invalidArgument, .messageTooLarge: .invalidArgument
+            // HTTP 404.
+            case .chatNotFound: .notFound
+            // HTTP 403.
+            case .notAMember: .permissionDenied
+            // HTTP 422: the key already names another message.
+            case .idempotencyKeyReused: .alreadyExists
+            // HTTP 503: a retry can succeed.
+            case .membershipUnknown, .storeUnavailable: .unavailable
+            }
+        return RPCError(code: code, message: error.description)
+    }
+}

@@ -1,6 +1,7 @@
 import Actors
 import Foundation
 import Logging
+import PostgresChatStore
 import Runtime
 
 /// The whole configuration of `chat-service serve`, read from the environment
@@ -48,6 +49,18 @@ public struct ServiceConfiguration: Sendable {
         public var apiToken: String?
     }
 
+    /// The chat API's store and limits (issue 8).
+    public struct ChatSettings: Sendable {
+        public enum Store: Sendable, Equatable {
+            case sqlite(path: String)
+            case postgres(PostgresURL)
+        }
+
+        public var store: Store
+        public var messageMaxBytes: Int
+        public var participantsTimeout: Duration
+    }
+
     /// The HTTP listener.
     public struct HTTP: Sendable {
         public var host: String
@@ -68,6 +81,7 @@ public struct ServiceConfiguration: Sendable {
 
     public var redis: Redis
     public var participants: Participants
+    public var chat: ChatSettings
     public var http: HTTP
     public var grpc: GRPC
     public var adminToken: String?
@@ -125,6 +139,11 @@ public struct ServiceConfiguration: Sendable {
             apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
             apiToken: env.string("PARTICIPANTS_API_TOKEN"))
 
+        chat = ChatSettings(
+            store: try Self.chatStore(env),
+            messageMaxBytes: try env.integer("CHAT_MESSAGE_MAX_BYTES", in: 1...(1 << 20)),
+            participantsTimeout: try env.duration("CHAT_PARTICIPANTS_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)))
+
         http = HTTP(
             host: try env.requiredString("HTTP_HOST"),
             port: try env.integer("HTTP_PORT", in: 0...65_535),
@@ -142,6 +161,24 @@ public struct ServiceConfiguration: Sendable {
         let level = try env.oneOf("LOG_LEVEL", Logger.Level.allCases.map(\.rawValue))
         logLevel = Logger.Level(rawValue: level) ?? .info
         logFormat = LogFormat(rawValue: try env.oneOf("LOG_FORMAT", LogFormat.allCases.map(\.rawValue))) ?? .text
+    }
+
+    private static func chatStore(_ env: EnvironmentReader) throws(ConfigurationError) -> ChatSettings.Store {
+        switch try env.oneOf("CHAT_STORE", ["sqlite", "postgres"]) {
+        case "postgres":
+            guard let text = env.string("CHAT_POSTGRES_URL") else {
+                throw ConfigurationError(variable: "CHAT_POSTGRES_URL", value: "", expected: "a postgres:// URL (required when CHAT_STORE=postgres)")
+            }
+            do {
+                return .postgres(try PostgresURL(parsing: text))
+            } catch {
+                throw ConfigurationError(
+                    variable: "CHAT_POSTGRES_URL", value: redactingPassword(text),
+                    expected: "postgres://user:password@host:port/database[?sslmode=disable|require] (\(error.message))")
+            }
+        default:
+            return .sqlite(path: try env.requiredString("CHAT_SQLITE_PATH"))
+        }
     }
 
     private static func sentinels(_ env: EnvironmentReader) throws(ConfigurationError) -> [RedisServerAddress] {
@@ -217,6 +254,11 @@ public struct ServiceConfiguration: Sendable {
             "PARTICIPANTS_LEADER_LOCK_TTL": formatDuration(participants.leaderLockTTL),
             "PARTICIPANTS_API_URL": participants.apiURL,
             "PARTICIPANTS_API_TOKEN": participants.apiToken == nil ? "(none)" : "***",
+            "CHAT_STORE": chat.storeName,
+            "CHAT_SQLITE_PATH": chat.sqlitePath ?? "(unused)",
+            "CHAT_POSTGRES_URL": chat.postgresURL?.redactedDescription ?? "(none)",
+            "CHAT_MESSAGE_MAX_BYTES": "\(chat.messageMaxBytes)",
+            "CHAT_PARTICIPANTS_TIMEOUT": formatDuration(chat.participantsTimeout),
             "HTTP_HOST": http.host,
             "HTTP_PORT": "\(http.port)",
             "HTTP_REQUEST_TIMEOUT": formatDuration(http.requestTimeout),
@@ -242,6 +284,26 @@ public struct ServiceConfiguration: Sendable {
         let credentials = url[schemeEnd..<at]
         guard let colon = credentials.firstIndex(of: ":") else { return url }
         return String(url[..<url.index(after: colon)]) + "***" + String(url[at...])
+    }
+}
+
+extension ServiceConfiguration.ChatSettings {
+    /// `sqlite` or `postgres`.
+    public var storeName: String {
+        switch store {
+        case .sqlite: "sqlite"
+        case .postgres: "postgres"
+        }
+    }
+
+    var sqlitePath: String? {
+        if case .sqlite(let path) = store { return path }
+        return nil
+    }
+
+    var postgresURL: PostgresURL? {
+        if case .postgres(let url) = store { return url }
+        return nil
     }
 }
 

@@ -16,6 +16,8 @@ public struct ChatServiceApplication: Sendable {
     public let grpc: GRPCFrontend?
     /// The participants layer; nil when PARTICIPANTS_INTEGRATION_DISABLED is on.
     public let participants: ParticipantsComponents?
+    /// The chat API's core and store.
+    public let chat: ChatComponents
     /// In start order; shutdown runs in reverse.
     public let services: [any Service]
     public let configuration: ServiceConfiguration
@@ -80,6 +82,8 @@ public func buildServices(
         lateAfter: redis.commandTimeout,
         logger: logger.withLabel("health"))
 
+    // One authenticator, so its cache of verified tokens serves the participants and chat routes.
+    let users = UserAuthenticator(secret: configuration.jwtSecret)
     var participants: ParticipantsComponents?
     var routes = ParticipantsRoutes.disabledRegistrations
     var participantsBackend: ParticipantsBackend?
@@ -93,7 +97,7 @@ public func buildServices(
             batchLimit: configuration.participants.batchSize)
         routes = ParticipantsRoutes(
             reader: components.reader,
-            users: UserAuthenticator(secret: configuration.jwtSecret),
+            users: users,
             admins: AdminAuthenticator(token: configuration.adminToken),
             sync: SyncControl(scheduler: components.scheduler),
             supervisor: supervisor,
@@ -102,6 +106,9 @@ public func buildServices(
                 capacity: min(configuration.participants.l1Size, ParticipantsRoutes.defaultResponseBodyCapacity))
         ).registrations
     }
+
+    let chat = try await buildChat(configuration: configuration, participants: participants, logger: logger.withLabel("chat"))
+    routes += ChatRoutes(core: chat.core, users: users).registrations
 
     let http = configuration.http
     let frontend = HTTPFrontend(
@@ -116,12 +123,14 @@ public func buildServices(
         logger: logger.withLabel("http"))
 
     let grpc = configuration.grpc.enabled
-        ? buildGRPC(configuration: configuration, supervisor: supervisor, participants: participantsBackend, logger: logger)
+        ? buildGRPC(
+            configuration: configuration, supervisor: supervisor, participants: participantsBackend, chat: chat.core,
+            logger: logger)
         : nil
 
     // Start order; shutdown runs in reverse: the frontends and the scheduler drain together
-    // first, then the cache and the health monitor stop, and Redis closes last.
-    var services: [any Service] = [supervisor, healthMonitor]
+    // first, then the cache and the health monitor stop, Redis closes, and the chat store last.
+    var services: [any Service] = [chat.closer, supervisor, healthMonitor]
     var draining: [any Service] = [frontend]
     if let grpc { draining.append(grpc) }
     if let participants {
@@ -136,6 +145,7 @@ public func buildServices(
         frontend: frontend,
         grpc: grpc,
         participants: participants,
+        chat: chat,
         services: services,
         configuration: configuration)
 }
@@ -143,11 +153,14 @@ public func buildServices(
 /// The gRPC API over the same actors as the HTTP routes (docs/GRPC.md).
 private func buildGRPC(
     configuration: ServiceConfiguration, supervisor: RedisSupervisor, participants: ParticipantsBackend?,
-    logger: Logger
+    chat: ChatCore, logger: Logger
 ) -> GRPCFrontend {
     let authenticator = CallAuthenticator(jwtSecret: configuration.jwtSecret, adminToken: configuration.adminToken)
     let health = HealthService(services: [
         ParticipantsRPCService.healthName: .notServing,
+        // The chat API serves whenever the process does: it degrades inside (store errors are
+        // UNAVAILABLE per call, unresolved authors are flagged), never as a whole.
+        ChatRPCService.healthName: .serving,
     ])
     // The participants entry follows Redis (NOT_SERVING while degraded); with the layer
     // disabled it stays NOT_SERVING.
@@ -158,7 +171,7 @@ private func buildGRPC(
             drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
         services: [
             ParticipantsRPCService(backend: participants, authenticator: authenticator),
-            ChatRPCService(authenticator: authenticator),
+            ChatRPCService(core: chat, authenticator: authenticator),
         ],
         health: health,
         healthFeeds: feeds,
