@@ -134,6 +134,24 @@ struct ParticipantsGRPCTests {
         await app.close()
     }
 
+    @Test func requestMessagesAreBoundedLikeHTTPBodies() async throws {
+        let app = try await GRPCApp(environment: ["HTTP_MAX_BODY_SIZE": "512"])
+        try await app.withClient { client in
+            let participants = Client(wrapping: client)
+            // Five valid ids (within PARTICIPANTS_BATCH_SIZE) of 120 characters: over 512 bytes
+            // only as a whole. The transport refuses the message before any handler runs.
+            let long = (1...5).map { "chat-\($0)-" + String(repeating: "x", count: 113) }
+            let refused = await GRPCApp.failure {
+                _ = try await participants.batchGetParticipants(.with { $0.chatIds = long }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            }
+            #expect(refused != nil && refused != .invalidArgument, "\(String(describing: refused))")
+            let small = try await participants.batchGetParticipants(.with { $0.chatIds = ["chat-1"] }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            #expect(small.chats.count == 1)
+        }
+        #expect(await app.stub.statistics.totalRequests == 1, "the oversized call reached upstream")
+        await app.close()
+    }
+
     @Test func refreshParticipantsRefreshesOneChatOrStartsAFullRun() async throws {
         let app = try await GRPCApp()
         try await app.withClient { client in

@@ -50,9 +50,11 @@ public final class GRPCFrontend: Service, Sendable, CustomStringConvertible {
     }
 
     public func run() async throws {
+        var config = HTTP2ServerTransport.Posix.Config.defaults
+        config.rpc.maxRequestPayloadSize = settings.maxRequestBytes
         let transport = HTTP2ServerTransport.Posix(
             address: Self.socketAddress(host: settings.host, port: settings.port),
-            transportSecurity: .plaintext)
+            transportSecurity: .plaintext, config: config)
         let server = GRPCServer(transport: transport, services: services + [health])
         let settings = settings
         let logger = logger

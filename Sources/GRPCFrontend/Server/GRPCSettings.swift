@@ -7,10 +7,14 @@ public struct GRPCSettings: Sendable, Hashable {
     /// How long RPCs in flight may take to finish after graceful shutdown begins; past it the
     /// server is cancelled and the remaining calls end with CANCELLED.
     public var drainTimeout: Duration
+    /// The largest request message accepted, in bytes; grpc-swift's transport resets the stream
+    /// of a larger one before any handler runs.
+    public var maxRequestBytes: Int
 
-    public init(host: String, port: Int, drainTimeout: Duration) {
+    public init(host: String, port: Int, drainTimeout: Duration, maxRequestBytes: Int = 1 << 20) {
         self.host = host
         self.port = port
         self.drainTimeout = drainTimeout
+        self.maxRequestBytes = maxRequestBytes
     }
 }

@@ -168,7 +168,9 @@ private func buildGRPC(
     return GRPCFrontend(
         settings: GRPCSettings(
             host: configuration.grpc.host, port: configuration.grpc.port,
-            drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
+            drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain,
+            // The same bound as an HTTP request body.
+            maxRequestBytes: configuration.http.maxBodySize),
         services: [
             ParticipantsRPCService(backend: participants, authenticator: authenticator),
             ChatRPCService(core: chat, authenticator: authenticator),
