@@ -38,16 +38,28 @@ struct HealthGRPCTests {
         await app.close()
     }
 
-    @Test func gracefulShutdownTurnsNotServingEndsWatchesAndStopsTheListener() async throws {
+    @Test func gracefulShutdownFinishesCallsInFlightEndsWatchesAndStopsTheListener() async throws {
         let app = try await GRPCApp()
         try await app.withClient { client in
             let (watch, watchTask) = WatchLog.watch("", on: client)
             #expect(await eventually(timeout: .seconds(10)) { watch.received == [.serving] })
+            // A cold read that waits on a slow upstream is in flight when shutdown begins.
+            await app.stub.updateFaults { $0.latency = .milliseconds(800) }
+            let participants = Chat_V1_ParticipantsService.Client(wrapping: client)
+            let slowRead = Task {
+                try await participants.getParticipants(.with { $0.chatID = "chat-7" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            }
+            #expect(await eventually(timeout: .seconds(10)) { await app.stub.statistics.totalRequests == 1 })
             await app.group.triggerGracefulShutdown()
+
             // The watcher hears NOT_SERVING, then its stream ends, so the drain is not held up.
             #expect(await eventually(timeout: .seconds(10)) { watch.end != nil })
             #expect(watch.received == [.serving, .notServing])
             await watchTask.value
+            // The call in flight is answered (within the drain bound, 4/5 of SHUTDOWN_TIMEOUT).
+            let read = try await slowRead.value
+            #expect(read.source == .upstream)
+            #expect(read.participants.count == 4)
             // The whole group stops within SHUTDOWN_TIMEOUT (3 s), gRPC included.
             let stopped = Flag()
             let groupTask = app.groupTask

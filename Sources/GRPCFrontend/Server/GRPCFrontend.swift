@@ -124,7 +124,7 @@ public final class GRPCFrontend: Service, Sendable, CustomStringConvertible {
         }
     }
 
-    /// IPv6 for a literal with a colon, IPv4 otherwise (NIO resolves names such as `localhost`).
+    /// IPv6 for a literal with a colon, IPv4 otherwise (GRPC_HOST is checked to be an IP literal).
     static func socketAddress(host: String, port: Int) -> GRPCNIOTransportCore.SocketAddress {
         host.contains(":") ? .ipv6(host: host, port: port) : .ipv4(host: host, port: port)
     }
