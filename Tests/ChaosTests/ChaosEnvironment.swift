@@ -80,7 +80,7 @@ final class ChaosEnvironment: Sendable {
             "JWT_SECRET": jwtSecret,
             "ADMIN_TOKEN": adminToken,
             "INSTANCE_ID": settings.instanceID,
-            "SHUTDOWN_TIMEOUT": "6s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
+            "SHUTDOWN_TIMEOUT": "6s",
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "info",
         ]) { $1 }

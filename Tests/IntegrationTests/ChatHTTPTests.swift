@@ -200,6 +200,18 @@ struct ChatHTTPTests {
         await app.close()
     }
 
+    /// Without the participants layer only the store's members count.
+    @Test func withTheParticipantsIntegrationDisabledTheStoreDecides() async throws {
+        let location = try await StoreKind.sqlite.newLocation()
+        defer { location.remove() }
+        let app = try await Self.app(location, extra: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
+        let chat = try #require(await app.call("POST", "/v1/chats", as: "alice", json: ["members": ["bob"]]).json["chat_id"] as? String)
+        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "hi"]).status == 201)
+        #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "carol").status == 403)
+        #expect(await app.call("GET", "/v1/chats/chat-3/messages", as: "u-3-0").status == 404)
+        await app.close()
+    }
+
     // MARK: Failures
 
     /// Redis killed, then upstream gone too: hosted chats work on the store alone, an upstream
@@ -253,6 +265,21 @@ struct ChatHTTPTests {
         #expect(await app.call("POST", "/v1/chats", as: "alice").status == 201)
         app.redis.thaw()
         await app.close()
+    }
+
+    /// A stopped PostgreSQL costs a bounded wait and a 503, never a hung request.
+    @Test func aStoppedPostgresAnswers503() async throws {
+        try await withPostgresServer { server in
+            let location = StoreKind.Location(kind: .postgres, path: try await server.createDatabase())
+            let app = try await Self.app(location, extra: ["CHAT_STORE_TIMEOUT": "1s"])
+            let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
+            await server.stop()
+            let reply = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "lost?"])
+            #expect(reply.status == 503)
+            #expect(ServiceHTTPTests.errorCode(reply.json) == "store_unavailable")
+            #expect(await app.call("POST", "/v1/chats", as: "alice").status == 503)
+            await app.close()
+        }
     }
 
     // MARK: Durability and sharing

@@ -27,6 +27,8 @@ struct ServiceHTTPTests {
         let groupTask: Task<Void, any Error>
         let base: String
         let clock: ManualSyncClock
+        /// The chat store file of this app, removed by ``close()``, unless the caller named it.
+        let ownedSQLitePath: String?
 
         init(
             chats: Int = 30, environment extra: [String: String] = [:], clockStart: Date = Date(), redisConfig: [String] = []
@@ -47,6 +49,8 @@ struct ServiceHTTPTests {
                 "JWT_SECRET": ServiceHTTPTests.jwtSecret, "ADMIN_TOKEN": ServiceHTTPTests.adminToken,
                 "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
             ]
+            // A path the caller names is the caller's to remove (a restart test reopens it).
+            ownedSQLitePath = extra["CHAT_SQLITE_PATH"] == nil ? environment["CHAT_SQLITE_PATH"] : nil
             environment.merge(extra) { $1 }
             let configuration = try ServiceConfiguration(environment: environment)
             clock = ManualSyncClock(now: clockStart)
@@ -72,6 +76,7 @@ struct ServiceHTTPTests {
             await stub.shutdown()
             redis.cleanup()
             loop.stop()
+            if let ownedSQLitePath { removeTemporarySQLite(ownedSQLitePath) }
         }
 
         func get(_ path: String, token: String? = ServiceHTTPTests.userToken) async -> (status: Int, json: [String: Any]) {

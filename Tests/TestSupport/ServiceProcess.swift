@@ -8,9 +8,11 @@ import FoundationNetworking
 /// exit codes, environment handling. Output goes to a temp file readable with ``output()``.
 public final class ServiceProcess: @unchecked Sendable {
     // @unchecked Sendable: `process` is only touched through Foundation's thread-safe Process
-    // API; the log path is immutable.
+    // API; the log path and the owned SQLite path are immutable.
     public let process: Process
     public let logPath: URL
+    /// The chat store file this process got because the caller named none; removed with it.
+    private let ownedSQLitePath: String?
 
     /// The binary under test: $CHAT_SERVICE_BINARY, or `chat-service` beside the test bundle.
     public static var binaryPath: String {
@@ -34,7 +36,13 @@ public final class ServiceProcess: @unchecked Sendable {
         env["PATH"] = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
         // The embedded chat store's default file is ./chat-service.sqlite3: keep it out of the
         // working directory.
-        if env["CHAT_SQLITE_PATH"] == nil { env["CHAT_SQLITE_PATH"] = temporarySQLitePath() }
+        if env["CHAT_SQLITE_PATH"] == nil {
+            let path = temporarySQLitePath()
+            env["CHAT_SQLITE_PATH"] = path
+            ownedSQLitePath = path
+        } else {
+            ownedSQLitePath = nil
+        }
         // A sanitized binary (make sanitize-*) follows the same sanitizer options as the tests.
         for name in ["ASAN_OPTIONS", "LSAN_OPTIONS", "TSAN_OPTIONS", "UBSAN_OPTIONS"] where env[name] == nil {
             env[name] = ProcessInfo.processInfo.environment[name]
@@ -48,6 +56,7 @@ public final class ServiceProcess: @unchecked Sendable {
     deinit {
         if process.isRunning { kill(process.processIdentifier, SIGKILL) }
         try? FileManager.default.removeItem(at: logPath)
+        if let ownedSQLitePath { removeTemporarySQLite(ownedSQLitePath) }
     }
 
     /// Everything the process wrote so far.

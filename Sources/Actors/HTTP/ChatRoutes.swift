@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import Runtime
 
 /// The chat API (issue 8): a thin mapping of HTTP onto ``ChatCore``. Every route takes a user
@@ -6,10 +7,12 @@ import Runtime
 public struct ChatRoutes: Sendable {
     public let core: ChatCore
     public let users: UserAuthenticator
+    private let logger: Logger
 
-    public init(core: ChatCore, users: UserAuthenticator) {
+    public init(core: ChatCore, users: UserAuthenticator, logger: Logger) {
         self.core = core
         self.users = users
+        self.logger = logger
     }
 
     public var registrations: [RouteRegistration] {
@@ -107,6 +110,11 @@ public struct ChatRoutes: Sendable {
         do {
             return try await body(user, chat)
         } catch {
+            if case .storeUnavailable(let reason) = error {
+                logger.warning("chat store call failed", metadata: [
+                    "http.path": "\(request.path)", "chat.store_error": "\(reason)",
+                ])
+            }
             return Self.response(for: error)
         }
     }

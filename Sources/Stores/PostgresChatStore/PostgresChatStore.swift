@@ -11,22 +11,30 @@ public final class PostgresChatStore: ChatStore {
     private let client: PostgresClient
     private let runTask: Task<Void, Never>
     private let logger: Logger
+    /// Bound for one call, waiting for a connection included (CHAT_STORE_TIMEOUT).
+    private let timeout: Duration
 
     /// Connects the pool, applies pending migrations (serialized across instances starting
     /// together) and returns the store. ``close()`` ends the pool.
-    public static func open(url: PostgresURL, logger: Logger) async throws -> PostgresChatStore {
+    /// - Parameter timeout: bound for each call; a database that does not answer within it
+    ///   (down, frozen, pool exhausted) fails the call with ``ChatStoreError`` instead of
+    ///   holding the request.
+    public static func open(url: PostgresURL, timeout: Duration = .seconds(5), logger: Logger) async throws -> PostgresChatStore {
         var configuration = PostgresClient.Configuration(
             host: url.host, port: url.port, username: url.username, password: url.password,
             database: url.database, tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable)
         configuration.options.connectTimeout = .seconds(5)
         configuration.options.maximumConnections = 16
         let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
-        let store = PostgresChatStore(client: client, logger: logger)
+        let store = PostgresChatStore(client: client, timeout: timeout, logger: logger)
         // `run()` starts on another task; a query leased before it has begun is still served,
         // but the client logs a warning. A moment's wait keeps start-up logs clean.
         try? await Task.sleep(for: .milliseconds(20))
         do {
-            let applied = try await PostgresChatSchema.migrate(client, logger: logger)
+            // Bounded: a database that never answers stops start-up instead of hanging it.
+            let applied = try await withDeadline(max(timeout, .seconds(30))) {
+                try await PostgresChatSchema.migrate(client, logger: logger)
+            }
             logger.info("chat store ready", metadata: [
                 "chat.store": "postgres", "chat.postgres_url": "\(url.redactedDescription)",
                 "chat.migrations_applied": "\(applied.map(String.init).joined(separator: ","))",
@@ -38,8 +46,9 @@ public final class PostgresChatStore: ChatStore {
         return store
     }
 
-    private init(client: PostgresClient, logger: Logger) {
+    private init(client: PostgresClient, timeout: Duration, logger: Logger) {
         self.client = client
+        self.timeout = timeout
         self.logger = logger
         runTask = Task { await client.run() }
     }
@@ -59,7 +68,7 @@ public final class PostgresChatStore: ChatStore {
     // MARK: ChatStore
 
     public func createChat(_ chat: Chat, members: [ChatMember]) async throws(ChatStoreError) -> Bool {
-        try await call { [logger] () async throws -> Bool in
+        try await call { [client, logger] () async throws -> Bool in
             try await client.withTransaction(logger: logger) { connection in
                 let inserted = try await connection.query(
                     """
@@ -76,7 +85,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func chat(_ id: ChatID) async throws(ChatStoreError) -> Chat? {
-        try await call {
+        try await call { [client, logger] in
             try await client.query(
                 "SELECT id, title, created_by, created_at_ms FROM chats WHERE id = \(id.rawValue)", logger: logger
             ).collect().first.map(Self.chat)
@@ -84,7 +93,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func membership(of userID: String, in chat: ChatID) async throws(ChatStoreError) -> StoreMembership {
-        try await call {
+        try await call { [client, logger] in
             // One round trip: the chat row (if any) and the membership test, via a LEFT JOIN
             // from a one-row VALUES list.
             let rows = try await client.query(
@@ -105,7 +114,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func members(of chat: ChatID) async throws(ChatStoreError) -> [ChatMember] {
-        try await call {
+        try await call { [client, logger] in
             try await client.query(
                 """
                 SELECT chat_id, user_id, added_by, added_at_ms FROM chat_members
@@ -119,13 +128,13 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func addMember(_ member: ChatMember) async throws(ChatStoreError) -> Bool {
-        try await call { [logger] in
+        try await call { [client, logger] in
             try await client.withConnection { connection in try await Self.insertMember(member, connection, logger) }
         }
     }
 
     public func appendMessage(_ draft: MessageDraft) async throws(ChatStoreError) -> MessageAppend {
-        try await call {
+        try await call { [client, logger] in
             // NULL keys never conflict, so keyless posts always insert. A concurrent insert with
             // the same key waits for the first to commit, then does nothing; the SELECT after
             // it (a new snapshot under READ COMMITTED) sees the winner.
@@ -155,7 +164,7 @@ public final class PostgresChatStore: ChatStore {
     }
 
     public func messages(in chat: ChatID, before: MessageID?, limit: Int) async throws(ChatStoreError) -> [ChatMessage] {
-        try await call {
+        try await call { [client, logger] in
             try await client.query(
                 """
                 SELECT id, chat_id, author_id, text, created_at_ms, idempotency_key FROM messages
@@ -198,9 +207,9 @@ public final class PostgresChatStore: ChatStore {
 
     // MARK: Error mapping
 
-    private func call<T>(_ body: () async throws -> T) async throws(ChatStoreError) -> T {
+    private func call<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws(ChatStoreError) -> T {
         do {
-            return try await body()
+            return try await withDeadline(timeout, body)
         } catch let error as ChatStoreError {
             throw error
         } catch {

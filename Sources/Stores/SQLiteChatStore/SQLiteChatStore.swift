@@ -11,12 +11,13 @@ public final class SQLiteChatStore: ChatStore {
     private let pool: DatabasePool
 
     /// Opens (creating when missing) the database at `path` and applies pending migrations.
-    public static func open(path: String, logger: Logger) async throws -> SQLiteChatStore {
+    /// - Parameter busyTimeout: how long a write waits for another process's write lock.
+    public static func open(path: String, busyTimeout: Duration = .seconds(5), logger: Logger) async throws -> SQLiteChatStore {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         // Another process writing (a second instance on this host) makes writers wait, not fail.
-        configuration.busyMode = .timeout(5)
+        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.label = "chat-store"
         let pool = try DatabasePool(path: path, configuration: configuration)
         let applied = try await SQLiteChatSchema.migrate(pool)

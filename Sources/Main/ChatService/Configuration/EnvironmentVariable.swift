@@ -48,6 +48,7 @@ extension EnvironmentVariable {
         .init("CHAT_STORE", "sqlite", "where chats and messages live: sqlite (an embedded file, one host) or postgres (shared by every instance)"),
         .init("CHAT_SQLITE_PATH", "./chat-service.sqlite3", "the SQLite database file (WAL mode) when CHAT_STORE=sqlite"),
         .init("CHAT_POSTGRES_URL", nil, "postgres://user:password@host:port/database[?sslmode=require]; required when CHAT_STORE=postgres", secret: true),
+        .init("CHAT_STORE_TIMEOUT", "5s", "bound for one chat store call (a PostgreSQL query with its connection wait, a SQLite write lock wait); past it the request answers 503"),
         .init("CHAT_MESSAGE_MAX_BYTES", "4096", "largest message text in UTF-8 bytes"),
         .init("CHAT_PARTICIPANTS_TIMEOUT", "2s", "bound for the participants lookup behind a chat request; past it the last known participants and the store's members decide"),
         .init("HTTP_HOST", "0.0.0.0", "HTTP listen address"),

@@ -57,6 +57,8 @@ public struct ServiceConfiguration: Sendable {
         }
 
         public var store: Store
+        /// CHAT_STORE_TIMEOUT.
+        public var storeTimeout: Duration
         public var messageMaxBytes: Int
         public var participantsTimeout: Duration
     }
@@ -141,6 +143,7 @@ public struct ServiceConfiguration: Sendable {
 
         chat = ChatSettings(
             store: try Self.chatStore(env),
+            storeTimeout: try env.duration("CHAT_STORE_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
             messageMaxBytes: try env.integer("CHAT_MESSAGE_MAX_BYTES", in: 1...(1 << 20)),
             participantsTimeout: try env.duration("CHAT_PARTICIPANTS_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)))
 
@@ -257,6 +260,7 @@ public struct ServiceConfiguration: Sendable {
             "CHAT_STORE": chat.storeName,
             "CHAT_SQLITE_PATH": chat.sqlitePath ?? "(unused)",
             "CHAT_POSTGRES_URL": chat.postgresURL?.redactedDescription ?? "(none)",
+            "CHAT_STORE_TIMEOUT": formatDuration(chat.storeTimeout),
             "CHAT_MESSAGE_MAX_BYTES": "\(chat.messageMaxBytes)",
             "CHAT_PARTICIPANTS_TIMEOUT": formatDuration(chat.participantsTimeout),
             "HTTP_HOST": http.host,

@@ -22,11 +22,11 @@ func buildChat(
     let close: @Sendable () async -> Void
     switch settings.store {
     case .sqlite(let path):
-        store = try await SQLiteChatStore.open(path: path, logger: logger)
+        store = try await SQLiteChatStore.open(path: path, busyTimeout: settings.storeTimeout, logger: logger)
         // GRDB closes the file when the pool is released.
         close = {}
     case .postgres(let url):
-        let postgres = try await PostgresChatStore.open(url: url, logger: logger)
+        let postgres = try await PostgresChatStore.open(url: url, timeout: settings.storeTimeout, logger: logger)
         store = postgres
         close = { await postgres.close() }
     }

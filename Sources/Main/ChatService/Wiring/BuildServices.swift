@@ -108,7 +108,7 @@ public func buildServices(
     }
 
     let chat = try await buildChat(configuration: configuration, participants: participants, logger: logger.withLabel("chat"))
-    routes += ChatRoutes(core: chat.core, users: users).registrations
+    routes += ChatRoutes(core: chat.core, users: users, logger: logger.withLabel("chat")).registrations
 
     let http = configuration.http
     let frontend = HTTPFrontend(
