@@ -280,7 +280,9 @@ struct HTTPServerTests {
     @Test func gracefulShutdownAnswersInFlightRequestsThenRefuses() async throws {
         let running = try await Self.start { router in
             router.add(.GET, "/slow") { _ in
-                try? await Task.sleep(for: .milliseconds(300))
+                // Long enough to still be in flight when shutdown begins on a loaded machine
+                // (300 ms was not, with every suite running at once); the grace period is 10 s.
+                try? await Task.sleep(for: .seconds(2))
                 return .text("done")
             }
         }
