@@ -22,6 +22,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
+        .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
+        .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-protobuf.git", from: "1.39.0"),
         // The chat store (issue 8): PostgreSQL for deployments, SQLite (system libsqlite3) embedded.
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
@@ -63,6 +67,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
+        // The gRPC API (docs/GRPC.md): code generated from proto/ by scripts/generate-grpc.sh
+        // (committed) and the services over the domain actors. A target of its own so that NIO
+        // and gRPC stay out of Actors, which runs on the libevent loop alone.
+        .target(
+            name: "GRPCFrontend",
+            dependencies: [
+                "Actors",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: strictSettings
+        ),
+
         // The chat store implementations, each in a target of its own so that NIO/postgres-nio
         // and GRDB stay out of Actors (which defines the `ChatStore` protocol they implement).
         .target(
@@ -93,6 +115,7 @@ let package = Package(
             dependencies: [
                 "Runtime",
                 "Actors",
+                "GRPCFrontend",
                 "SQLiteChatStore",
                 "PostgresChatStore",
                 .product(name: "Logging", package: "swift-log"),
@@ -143,6 +166,19 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Runtime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+            ],
+            swiftSettings: strictSettings
+        ),
+        // The gRPC API through grpc-swift's own client over loopback, against the whole service
+        // with a real redis-server and the stub upstream.
+        .testTarget(
+            name: "GRPCTests",
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
+                .product(name: "GRPCCore", package: "grpc-swift-2"),
+                .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
+                .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
+                .product(name: "SwiftProtobuf", package: "swift-protobuf"),
             ],
             swiftSettings: strictSettings
         ),

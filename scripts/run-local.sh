@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs chat-service on 127.0.0.1:8082 with a local redis-server (started on 127.0.0.1:6379 when
+# Runs chat-service on 127.0.0.1:8082 (gRPC 9092) with a local redis-server (started on 127.0.0.1:6379 when
 # nothing answers there), the stub upstream on 127.0.0.1:8090 (1000 chats) and the chat store
 # in .run/chat-service.sqlite3, with demo secrets. Every variable can be overridden from the environment.
 set -euo pipefail
@@ -27,6 +27,7 @@ fi
 export JWT_SECRET="${JWT_SECRET:-dev-jwt-secret}"
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export HTTP_HOST="${HTTP_HOST:-127.0.0.1}"
+export GRPC_HOST="${GRPC_HOST:-127.0.0.1}"
 # The chat store: SQLite in .run/ unless CHAT_STORE=postgres (with CHAT_POSTGRES_URL) is set.
 export CHAT_SQLITE_PATH="${CHAT_SQLITE_PATH:-$PWD/.run/chat-service.sqlite3}"
 # Not exec: the trap above stops the stub upstream when the service exits.

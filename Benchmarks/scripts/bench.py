@@ -178,6 +178,8 @@ class Bench:
         env = {
             "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
             "HTTP_HOST": HOST, "HTTP_PORT": str(port),
+            # Several instances run at once: gRPC on any free port, so they do not clash.
+            "GRPC_HOST": HOST, "GRPC_PORT": "0",
             "PARTICIPANTS_API_URL": upstream_url,
             "JWT_SECRET": JWT_SECRET, "ADMIN_TOKEN": ADMIN_TOKEN,
             "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",

@@ -41,7 +41,7 @@ extension ChaosSuite {
                     "REDIS_URL": redis.url,
                     "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
                     "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
-                    "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
+                    "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                     "HTTP_REQUEST_TIMEOUT": "\(BadInput.requestTimeout.components.seconds)s",
                     "HTTP_REQUEST_DEADLINE": "\(BadInput.requestDeadline.components.seconds)s",
                     "JWT_SECRET": ChaosEnvironment.jwtSecret, "ADMIN_TOKEN": ChaosEnvironment.adminToken,

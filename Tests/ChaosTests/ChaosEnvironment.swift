@@ -75,7 +75,7 @@ final class ChaosEnvironment: Sendable {
             "PARTICIPANTS_API_URL": "http://127.0.0.1:\(upstreamProxy.port)",
             "PARTICIPANTS_MAX_API_TIMEOUT": "2s",
             "PARTICIPANTS_BATCH_SIZE": "25",
-            "HTTP_HOST": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
             "HTTP_PORT": "\(httpPort)",
             "JWT_SECRET": jwtSecret,
             "ADMIN_TOKEN": adminToken,

@@ -44,7 +44,7 @@ struct GracefulDrainTests {
             base = "http://127.0.0.1:\(httpPort)"
             service = try ServiceProcess(environment: [
                 "REDIS_URL": redis.url,
-                "HTTP_HOST": "127.0.0.1",
+                "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
                 "HTTP_PORT": "\(httpPort)",
                 "PARTICIPANTS_API_URL": stubBase,
                 "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",

@@ -51,7 +51,7 @@ struct MultiInstanceSyncTests {
                 "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
                 "PARTICIPANTS_BATCH_SIZE": "10",
                 "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
-                "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
+                "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                 "ADMIN_TOKEN": MultiInstanceSyncTests.adminToken,
                 "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
             ]

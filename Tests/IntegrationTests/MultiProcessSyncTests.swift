@@ -41,7 +41,7 @@ struct MultiProcessSyncTests {
             "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
             "PARTICIPANTS_BATCH_SIZE": "10",
             "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
-            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "\(httpPort)",
+            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "\(httpPort)",
             "ADMIN_TOKEN": adminToken,
             "SHUTDOWN_TIMEOUT": "3s",
         ])

@@ -45,7 +45,7 @@ struct SentinelFailoverTests {
             "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "500ms", "REDIS_MAX_RETRIES": "3",
             "REDIS_HEALTH_CHECK_INTERVAL": "500ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "1s",
             "PARTICIPANTS_INTEGRATION_DISABLED": "true",
-            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "SHUTDOWN_TIMEOUT": "2s",
+            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0", "SHUTDOWN_TIMEOUT": "2s",
             "CHAT_SQLITE_PATH": temporarySQLitePath(),
         ])
         let application = try await buildServices(

@@ -9,7 +9,7 @@ struct ServiceBinaryTests {
     static func baseEnvironment(redisPort: Int, httpPort: Int) -> [String: String] {
         [
             "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
-            "HTTP_HOST": "127.0.0.1",
+            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
             "HTTP_PORT": "\(httpPort)",
             "REDIS_RETRY_DELAY": "100ms",
             "REDIS_MAX_RETRY_DELAY": "200ms",
@@ -69,6 +69,8 @@ struct ServiceBinaryTests {
     @Test(arguments: [
         ("REDIS_MAX_RETRIES", "lots"),
         ("HTTP_PORT", "99999"),
+        ("GRPC_PORT", "99999"),
+        ("GRPC_HOST", "grpc.example"),
         ("PARTICIPANTS_UPDATE_INTERVAL", "15 minutes"),
         ("REDIS_URL", "mysql://127.0.0.1"),
     ])

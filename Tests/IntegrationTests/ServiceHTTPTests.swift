@@ -45,7 +45,7 @@ struct ServiceHTTPTests {
                 "PARTICIPANTS_MAX_API_TIMEOUT": "3s",
                 "PARTICIPANTS_BATCH_SIZE": "7",
                 "PARTICIPANTS_STALE_THRESHOLD": "15m",
-                "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
+                "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                 "JWT_SECRET": ServiceHTTPTests.jwtSecret, "ADMIN_TOKEN": ServiceHTTPTests.adminToken,
                 "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
             ]

@@ -89,6 +89,12 @@ struct ServiceConfigurationTests {
         ("PARTICIPANTS_API_URL", "not a url"),
         ("HTTP_PORT", "65536"),
         ("HTTP_PORT", "http"),
+        ("GRPC_ENABLED", "sometimes"),
+        ("GRPC_HOST", "localhost"),
+        ("GRPC_HOST", "300.1.2.3"),
+        ("GRPC_PORT", "65536"),
+        ("GRPC_PORT", "-1"),
+        ("GRPC_PORT", "grpc"),
         ("SHUTDOWN_TIMEOUT", "0"),
         ("LOG_LEVEL", "loud"),
         ("LOG_FORMAT", "xml"),
@@ -103,6 +109,17 @@ struct ServiceConfigurationTests {
             return error.variable == variable && error.description.contains(variable)
                 && error.description.contains("expected") && !error.expected.isEmpty
         }
+    }
+
+    @Test func grpcListenerDefaultsAndOverrides() throws {
+        let defaults = try ServiceConfiguration(environment: [:])
+        #expect(defaults.grpc.enabled)
+        #expect(defaults.grpc.host == "0.0.0.0")
+        #expect(defaults.grpc.port == 9092)
+        let custom = try ServiceConfiguration(environment: ["GRPC_ENABLED": "false", "GRPC_HOST": "::1", "GRPC_PORT": "0"])
+        #expect(!custom.grpc.enabled)
+        #expect(custom.grpc.host == "::1")
+        #expect(custom.grpc.port == 0)
     }
 
     @Test func sentinelsAreReadInOrder() throws {

@@ -70,6 +70,17 @@ struct EnvironmentReader {
         return text.lowercased()
     }
 
+    /// An IPv4 or IPv6 address literal (no host names: the gRPC listener binds it as given).
+    func ipAddress(_ name: String) throws(ConfigurationError) -> String {
+        let text = try requiredString(name)
+        var ipv4 = in_addr()
+        var ipv6 = in6_addr()
+        guard inet_pton(AF_INET, text, &ipv4) == 1 || inet_pton(AF_INET6, text, &ipv6) == 1 else {
+            throw ConfigurationError(variable: name, value: text, expected: "an IPv4 or IPv6 address such as 0.0.0.0, 127.0.0.1 or ::")
+        }
+        return text
+    }
+
     func httpURL(_ name: String) throws(ConfigurationError) -> String {
         let text = try requiredString(name)
         // `http://:80` parses with an empty host: refused too (found by the environment property tests).

@@ -72,10 +72,21 @@ public struct ServiceConfiguration: Sendable {
         public var maxBodySize: Int
     }
 
+    /// The gRPC listener (docs/GRPC.md).
+    public struct GRPC: Sendable {
+        /// GRPC_ENABLED: false serves no gRPC at all.
+        public var enabled: Bool
+        /// An IPv4 or IPv6 literal.
+        public var host: String
+        /// 0 binds any free port.
+        public var port: Int
+    }
+
     public var redis: Redis
     public var participants: Participants
     public var chat: ChatSettings
     public var http: HTTP
+    public var grpc: GRPC
     public var adminToken: String?
     public var jwtSecret: String?
     public var shutdownTimeout: Duration
@@ -143,6 +154,10 @@ public struct ServiceConfiguration: Sendable {
             requestTimeout: try env.duration("HTTP_REQUEST_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600)),
             requestDeadline: try env.duration("HTTP_REQUEST_DEADLINE", minimum: .milliseconds(100), maximum: .seconds(3600)),
             maxBodySize: try env.integer("HTTP_MAX_BODY_SIZE", in: 0...(64 << 20)))
+        grpc = GRPC(
+            enabled: try env.bool("GRPC_ENABLED"),
+            host: try env.ipAddress("GRPC_HOST"),
+            port: try env.integer("GRPC_PORT", in: 0...65_535))
         adminToken = env.string("ADMIN_TOKEN")
         jwtSecret = env.string("JWT_SECRET")
         instanceID = env.string("INSTANCE_ID") ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
@@ -255,6 +270,9 @@ public struct ServiceConfiguration: Sendable {
             "HTTP_REQUEST_TIMEOUT": formatDuration(http.requestTimeout),
             "HTTP_REQUEST_DEADLINE": formatDuration(http.requestDeadline),
             "HTTP_MAX_BODY_SIZE": "\(http.maxBodySize)",
+            "GRPC_ENABLED": "\(grpc.enabled)",
+            "GRPC_HOST": grpc.host,
+            "GRPC_PORT": "\(grpc.port)",
             "ADMIN_TOKEN": adminToken == nil ? "(none)" : "***",
             "JWT_SECRET": jwtSecret == nil ? "(none)" : "***",
             "INSTANCE_ID": instanceID,

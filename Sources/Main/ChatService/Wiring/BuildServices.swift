@@ -1,5 +1,6 @@
 import Actors
 import Foundation
+import GRPCFrontend
 import Logging
 import Prometheus
 import Runtime
@@ -11,6 +12,8 @@ public struct ChatServiceApplication: Sendable {
     public let supervisor: RedisSupervisor
     public let healthMonitor: HealthMonitor
     public let frontend: HTTPFrontend
+    /// The gRPC API; nil when GRPC_ENABLED is false.
+    public let grpc: GRPCFrontend?
     /// The participants layer; nil when PARTICIPANTS_INTEGRATION_DISABLED is on.
     public let participants: ParticipantsComponents?
     /// The chat API's core and store.
@@ -83,11 +86,15 @@ public func buildServices(
     let users = UserAuthenticator(secret: configuration.jwtSecret)
     var participants: ParticipantsComponents?
     var routes = ParticipantsRoutes.disabledRegistrations
+    var participantsBackend: ParticipantsBackend?
     if !configuration.participants.integrationDisabled {
         let components = try await buildParticipants(
             configuration: configuration, loop: loop, supervisor: supervisor, syncClock: syncClock,
             tuneCoordination: tuneCoordination, logger: logger)
         participants = components
+        participantsBackend = ParticipantsBackend(
+            reader: components.reader, sync: SyncControl(scheduler: components.scheduler),
+            batchLimit: configuration.participants.batchSize)
         routes = ParticipantsRoutes(
             reader: components.reader,
             users: users,
@@ -115,24 +122,62 @@ public func buildServices(
         metricsText: { metrics.emitToBuffer() },
         logger: logger.withLabel("http"))
 
-    // Start order; shutdown runs in reverse: the frontend and the scheduler drain together
+    let grpc = configuration.grpc.enabled
+        ? buildGRPC(
+            configuration: configuration, supervisor: supervisor, participants: participantsBackend, chat: chat.core,
+            logger: logger)
+        : nil
+
+    // Start order; shutdown runs in reverse: the frontends and the scheduler drain together
     // first, then the cache and the health monitor stop, Redis closes, and the chat store last.
     var services: [any Service] = [chat.closer, supervisor, healthMonitor]
+    var draining: [any Service] = [frontend]
+    if let grpc { draining.append(grpc) }
     if let participants {
         services += [participants.cache]
         if let feed = participants.invalidationFeed { services.append(feed) }
-        services.append(DrainingTogether([participants.scheduler, frontend]))
-    } else {
-        services.append(frontend)
+        draining.insert(participants.scheduler, at: 0)
     }
+    services.append(draining.count == 1 ? frontend : DrainingTogether(draining))
     return ChatServiceApplication(
         supervisor: supervisor,
         healthMonitor: healthMonitor,
         frontend: frontend,
+        grpc: grpc,
         participants: participants,
         chat: chat,
         services: services,
         configuration: configuration)
+}
+
+/// The gRPC API over the same actors as the HTTP routes (docs/GRPC.md).
+private func buildGRPC(
+    configuration: ServiceConfiguration, supervisor: RedisSupervisor, participants: ParticipantsBackend?,
+    chat: ChatCore, logger: Logger
+) -> GRPCFrontend {
+    let authenticator = CallAuthenticator(jwtSecret: configuration.jwtSecret, adminToken: configuration.adminToken)
+    let health = HealthService(services: [
+        ParticipantsRPCService.healthName: .notServing,
+        // The chat API serves whenever the process does: it degrades inside (store errors are
+        // UNAVAILABLE per call, unresolved authors are flagged), never as a whole.
+        ChatRPCService.healthName: .serving,
+    ])
+    // The participants entry follows Redis (NOT_SERVING while degraded); with the layer
+    // disabled it stays NOT_SERVING.
+    let feeds = participants == nil ? [] : [HealthFeed.redis(supervisor, service: ParticipantsRPCService.healthName)]
+    return GRPCFrontend(
+        settings: GRPCSettings(
+            host: configuration.grpc.host, port: configuration.grpc.port,
+            drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain,
+            // The same bound as an HTTP request body.
+            maxRequestBytes: configuration.http.maxBodySize),
+        services: [
+            ParticipantsRPCService(backend: participants, authenticator: authenticator),
+            ChatRPCService(core: chat, authenticator: authenticator),
+        ],
+        health: health,
+        healthFeeds: feeds,
+        logger: logger.withLabel("grpc"))
 }
 
 private func buildParticipants(

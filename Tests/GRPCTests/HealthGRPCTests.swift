@@ -1,0 +1,120 @@
+import ChatService
+import Foundation
+import GRPCCore
+import GRPCFrontend
+import Prometheus
+import Runtime
+import Testing
+import TestSupport
+
+/// `grpc.health.v1.Health` over loopback, graceful shutdown with the rest of the service group,
+/// a port in use, and GRPC_ENABLED.
+@Suite("gRPC health and lifecycle", .serialized, .timeLimit(.minutes(2)))
+struct HealthGRPCTests {
+    @Test func checkListAndWatchReportTheServerAndTheParticipantsService() async throws {
+        let app = try await GRPCApp()
+        try await app.withClient { client in
+            let health = Grpc_Health_V1_Health.Client(wrapping: client)
+            #expect(try await health.check(.with { $0.service = "" }, options: GRPCApp.bounded).status == .serving)
+            #expect(try await health.check(.with { $0.service = GRPCApp.participantsHealth }, options: GRPCApp.bounded).status == .serving)
+            #expect(await GRPCApp.failure {
+                _ = try await health.check(.with { $0.service = "no.such.Service" }, options: GRPCApp.bounded)
+            } == .notFound)
+            let list = try await health.list(Grpc_Health_V1_HealthListRequest(), options: GRPCApp.bounded)
+            #expect(list.statuses[""]?.status == .serving)
+            #expect(list.statuses[GRPCApp.participantsHealth]?.status == .serving)
+            #expect(list.statuses[ChatRPCService.healthName]?.status == .serving)
+            #expect(list.statuses.count == 3)
+
+            // An unknown name is watched too: SERVICE_UNKNOWN, and the stream stays open.
+            let (unknown, unknownTask) = WatchLog.watch("no.such.Service", on: client)
+            #expect(await eventually(timeout: .seconds(10)) { unknown.received == [.serviceUnknown] })
+            #expect(unknown.end == nil)
+            unknownTask.cancel()
+            await unknownTask.value
+        }
+        // Health needs no token, and the API services do not count against it.
+        #expect(await app.stub.statistics.totalRequests == 0)
+        await app.close()
+    }
+
+    @Test func gracefulShutdownFinishesCallsInFlightEndsWatchesAndStopsTheListener() async throws {
+        let app = try await GRPCApp()
+        try await app.withClient { client in
+            let (watch, watchTask) = WatchLog.watch("", on: client)
+            #expect(await eventually(timeout: .seconds(10)) { watch.received == [.serving] })
+            // A cold read that waits on a slow upstream is in flight when shutdown begins.
+            await app.stub.updateFaults { $0.latency = .milliseconds(800) }
+            let participants = Chat_V1_ParticipantsService.Client(wrapping: client)
+            let slowRead = Task {
+                try await participants.getParticipants(.with { $0.chatID = "chat-7" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+            }
+            #expect(await eventually(timeout: .seconds(10)) { await app.stub.statistics.totalRequests == 1 })
+            await app.group.triggerGracefulShutdown()
+
+            // The watcher hears NOT_SERVING, then its stream ends, so the drain is not held up.
+            #expect(await eventually(timeout: .seconds(10)) { watch.end != nil })
+            #expect(watch.received == [.serving, .notServing])
+            await watchTask.value
+            // The call in flight is answered (within the drain bound, 4/5 of SHUTDOWN_TIMEOUT).
+            let read = try await slowRead.value
+            #expect(read.source == .upstream)
+            #expect(read.participants.count == 4)
+            // The whole group stops within SHUTDOWN_TIMEOUT (3 s), gRPC included.
+            let stopped = Flag()
+            let groupTask = app.groupTask
+            let observer = Task {
+                _ = try? await groupTask.value
+                stopped.set()
+            }
+            #expect(await eventually(timeout: .seconds(10)) { stopped.isSet })
+            observer.cancel()
+        }
+        // A new connection is refused once the listener is closed.
+        let port = app.grpcPort
+        let refused = await GRPCApp.failure {
+            var options = CallOptions.defaults
+            options.timeout = .seconds(2)
+            try await app.withClient { client in
+                _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.with { $0.service = "" }, options: options)
+            }
+        }
+        #expect(refused == .unavailable || refused == .deadlineExceeded, "port \(port): \(String(describing: refused))")
+        await app.close()
+    }
+
+    @Test func aPortInUseFailsTheServiceGroup() async throws {
+        let taken = SilentListener()
+        let loop = EventLoop(name: "grpc-port-taken")
+        let sqlitePath = temporarySQLitePath()
+        defer {
+            loop.stop()
+            removeTemporarySQLite(sqlitePath)
+        }
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://127.0.0.1:\(freeLoopbackPort())/0", "PARTICIPANTS_INTEGRATION_DISABLED": "true",
+            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "\(taken.port)",
+            "SHUTDOWN_TIMEOUT": "2s", "CHAT_SQLITE_PATH": sqlitePath,
+        ])
+        let application = try await buildServices(
+            configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: GRPCApp.logger)
+        let group = application.makeServiceGroup(signals: [], logger: GRPCApp.logger)
+        let failed = Flag()
+        let run = Task {
+            do { try await group.run() } catch { failed.set() }
+        }
+        let grpc = try #require(application.grpc)
+        await #expect(throws: (any Error).self) { _ = try await grpc.boundPort() }
+        #expect(await eventually(timeout: .seconds(10)) { failed.isSet })
+        await group.triggerGracefulShutdown()
+        run.cancel()
+        _ = await run.value
+    }
+
+    @Test func grpcDisabledBuildsNoServer() async throws {
+        let app = try await GRPCApp(environment: ["GRPC_ENABLED": "false"])
+        #expect(app.application.grpc == nil)
+        #expect(await httpGet(app.httpBase + "/health", timeout: .seconds(10))?.status == 200)
+        await app.close()
+    }
+}
