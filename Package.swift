@@ -64,6 +64,9 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            // Frontends and stores that bring NIO, gRPC or GRDB sit in the Actors folder (they are
+            // domain actors) but build as targets of their own, so Actors itself depends on none.
+            exclude: ["GRPC", "Stores"],
             swiftSettings: strictSettings
         ),
 
@@ -82,6 +85,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
+            path: "Sources/Actors/GRPC",
             swiftSettings: strictSettings
         ),
 
@@ -94,7 +98,7 @@ let package = Package(
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
-            path: "Sources/Stores/SQLiteChatStore",
+            path: "Sources/Actors/Stores/SQLiteChatStore",
             swiftSettings: strictSettings
         ),
         .target(
@@ -105,7 +109,7 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
-            path: "Sources/Stores/PostgresChatStore",
+            path: "Sources/Actors/Stores/PostgresChatStore",
             swiftSettings: strictSettings
         ),
 

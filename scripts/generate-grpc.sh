@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Regenerates the Swift code for the .proto files under proto/ into Sources/GRPCFrontend/Generated.
+# Regenerates the Swift code for the .proto files under proto/ into Sources/Actors/GRPC/Generated.
 #
 # The generated files are committed: neither `swift build` nor CI runs this script, because the
 # protoc plugins take minutes to build. Run it after changing a .proto file, then commit the result.
@@ -15,7 +15,7 @@ export PATH="/opt/swift/usr/bin:$PATH"
 
 SWIFT_PROTOBUF_VERSION=1.39.0
 GRPC_SWIFT_PROTOBUF_VERSION=2.4.1
-OUT=Sources/GRPCFrontend/Generated
+OUT=Sources/Actors/GRPC/Generated
 CODEGEN=.build-codegen
 
 if ! command -v protoc >/dev/null; then
