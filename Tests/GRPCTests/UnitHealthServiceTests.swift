@@ -26,8 +26,8 @@ struct UnitHealthServiceTests {
     }
 
     @Test(arguments: [
-        ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER   abc  ", "abc"), ("  Bearer\tabc", "abc"),
-        ("Basic abc", nil), ("Bearer", nil), ("Bearer   ", nil), ("abc", nil), ("", nil),
+        ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER   abc  ", "abc"), ("  Bearer abc", "abc"),
+        ("Bearer\tabc", nil), ("Basic abc", nil), ("Bearer", nil), ("Bearer   ", nil), ("abc", nil), ("", nil),
     ] as [(String, String?)])
     func bearerTokens(header: String, token: String?) {
         var metadata = Metadata()

@@ -1,5 +1,4 @@
 import Actors
-import Crypto
 import Foundation
 import GRPCCore
 
@@ -19,13 +18,13 @@ public struct CallerIdentity: Sendable, Hashable {
 /// and the HTTP path's token cache is tied to HTTP requests.
 public struct CallAuthenticator: Sendable {
     private let verifier: JWTVerifier?
-    private let adminDigest: [UInt8]?
+    private let adminToken: AdminToken?
 
     /// Without a JWT secret every user call is refused, without an admin token every operator
     /// call: neither is ever open by accident.
     public init(jwtSecret: String?, adminToken: String?) {
         verifier = jwtSecret.flatMap { $0.isEmpty ? nil : JWTVerifier(secret: Array($0.utf8)) }
-        adminDigest = adminToken.flatMap { $0.isEmpty ? nil : Array(SHA256.hash(data: Array($0.utf8))) }
+        self.adminToken = AdminToken(adminToken)
     }
 
     /// The caller of a user RPC, or UNAUTHENTICATED.
@@ -46,35 +45,16 @@ public struct CallAuthenticator: Sendable {
 
     /// Passes an operator RPC, or throws PERMISSION_DENIED.
     public func admin(_ metadata: Metadata) throws(RPCError) {
-        guard let adminDigest else {
+        guard let adminToken else {
             throw RPCError(code: .permissionDenied, message: "operator calls are disabled: ADMIN_TOKEN is not set")
         }
-        // Comparing digests keeps the comparison's time independent of where the tokens differ.
-        guard let token = Self.bearerToken(metadata),
-            Self.constantTimeEqual(Array(SHA256.hash(data: Array(token.utf8))), adminDigest)
-        else {
+        guard let token = Self.bearerToken(metadata), adminToken.matches(token) else {
             throw RPCError(code: .permissionDenied, message: "a valid admin bearer token is required")
         }
     }
 
-    /// The token of the first `authorization: Bearer <token>` value: the scheme in any case, the
-    /// token without surrounding blanks; nil without one.
+    /// The token of the first `authorization` value (``BearerToken/parse(_:)``, as for HTTP).
     static func bearerToken(_ metadata: Metadata) -> Substring? {
-        guard let header = metadata[stringValues: "authorization"].first(where: { _ in true }) else { return nil }
-        let trimmed = header.drop(while: { $0 == " " || $0 == "\t" })
-        guard let space = trimmed.firstIndex(where: { $0 == " " || $0 == "\t" }),
-            trimmed[..<space].lowercased() == "bearer"
-        else { return nil }
-        var token = trimmed[space...]
-        while let first = token.first, first == " " || first == "\t" { token = token.dropFirst() }
-        while let last = token.last, last == " " || last == "\t" { token = token.dropLast() }
-        return token.isEmpty ? nil : token
-    }
-
-    private static func constantTimeEqual(_ lhs: [UInt8], _ rhs: [UInt8]) -> Bool {
-        guard lhs.count == rhs.count else { return false }
-        var difference: UInt8 = 0
-        for index in lhs.indices { difference |= lhs[index] ^ rhs[index] }
-        return difference == 0
+        metadata[stringValues: "authorization"].first(where: { _ in true }).flatMap(BearerToken.parse)
     }
 }
