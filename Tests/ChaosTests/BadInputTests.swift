@@ -29,6 +29,7 @@ extension ChaosSuite {
             let application: ChatServiceApplication
             let port: Int
             let configuration: ServiceConfiguration
+            let sqlitePath = temporarySQLitePath()
 
             init(chats: Int) async throws {
                 var logger = Logger(label: "test.bad-input")
@@ -45,7 +46,7 @@ extension ChaosSuite {
                     "HTTP_REQUEST_TIMEOUT": "\(BadInput.requestTimeout.components.seconds)s",
                     "HTTP_REQUEST_DEADLINE": "\(BadInput.requestDeadline.components.seconds)s",
                     "JWT_SECRET": ChaosEnvironment.jwtSecret, "ADMIN_TOKEN": ChaosEnvironment.adminToken,
-                    "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
+                    "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": sqlitePath,
                 ])
                 application = try await buildServices(
                     configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: logger)
@@ -63,6 +64,7 @@ extension ChaosSuite {
                 await stub.shutdown()
                 redis.cleanup()
                 loop.stop()
+                removeTemporarySQLite(sqlitePath)
             }
         }
 

@@ -35,12 +35,16 @@ struct MultiInstanceSyncTests {
         let groupTask: Task<Void, Never>
         private let ended = Flag()
         let base: String
+        /// This instance's chat store, removed when the instance stops.
+        private let sqlitePath: String
 
         init(
             _ name: String, redis: RedisServer, stubPort: Int, clock: ManualSyncClock, environment extra: [String: String],
             tune: @escaping @Sendable (inout CoordinationSettings) -> Void
         ) async throws {
             self.name = name
+            let sqlitePath = temporarySQLitePath()
+            self.sqlitePath = sqlitePath
             loop = EventLoop(name: "stack-\(name)")
             var environment = [
                 "INSTANCE_ID": name,
@@ -53,7 +57,7 @@ struct MultiInstanceSyncTests {
                 "PARTICIPANTS_LEADER_LOCK_TTL": "3s",
                 "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                 "ADMIN_TOKEN": MultiInstanceSyncTests.adminToken,
-                "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
+                "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": sqlitePath,
             ]
             environment.merge(extra) { $1 }
             let configuration = try ServiceConfiguration(environment: environment)
@@ -83,6 +87,7 @@ struct MultiInstanceSyncTests {
             groupTask.cancel()
             _ = await eventually(timeout: .seconds(15)) { self.ended.isSet }
             loop.stop()
+            removeTemporarySQLite(sqlitePath)
         }
 
         /// Graceful shutdown.
@@ -90,6 +95,7 @@ struct MultiInstanceSyncTests {
             await group.triggerGracefulShutdown()
             _ = await eventually(timeout: .seconds(15)) { self.ended.isSet }
             loop.stop()
+            removeTemporarySQLite(sqlitePath)
         }
 
         func admin(_ method: String, _ path: String) async -> [String: Any] {

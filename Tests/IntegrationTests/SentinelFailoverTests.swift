@@ -37,6 +37,8 @@ struct SentinelFailoverTests {
         let cluster = try await SentinelCluster.start()
         defer { cluster.cleanup() }
         let loop = EventLoop(name: "sentinel-service")
+        let sqlitePath = temporarySQLitePath()
+        defer { removeTemporarySQLite(sqlitePath) }
         // REDIS_URL's host:port is ignored with sentinels: nothing listens on port 1.
         let configuration = try ServiceConfiguration(environment: [
             "REDIS_URL": "redis://127.0.0.1:1/0",
@@ -46,7 +48,7 @@ struct SentinelFailoverTests {
             "REDIS_HEALTH_CHECK_INTERVAL": "500ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "1s",
             "PARTICIPANTS_INTEGRATION_DISABLED": "true",
             "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0", "SHUTDOWN_TIMEOUT": "2s",
-            "CHAT_SQLITE_PATH": temporarySQLitePath(),
+            "CHAT_SQLITE_PATH": sqlitePath,
         ])
         let application = try await buildServices(
             configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: Self.logger)
