@@ -171,6 +171,14 @@ struct MultiInstanceSyncTests {
             return output.split(separator: "\n").filter { !$0.isEmpty }.count
         }
 
+        /// How many batches of the shared stream `stack` has read and not acknowledged.
+        func pending(of stack: Stack) async throws -> Int {
+            let summary = try await redis.cli(
+                "XPENDING", CoordinationKeys.batches, CoordinationKeys.group, "-", "+", "1000", stack.name)
+            // Four lines per entry: id, consumer, idle time, deliveries.
+            return summary.split(separator: "\n").count / 4
+        }
+
         func fullRunIDs() async -> [String] {
             let output = (try? await redis.cli("ZRANGE", CoordinationKeys.runs, "0", "-1")) ?? ""
             return output.split(separator: "\n").map(String.init).filter { $0.hasPrefix("full-") }
@@ -232,12 +240,16 @@ struct MultiInstanceSyncTests {
         // 3000 chats are 300 batches of 10; the leader lists at most 4 batches per live
         // instance ahead of the batchers, so it is still listing when it dies. A short stream
         // (trimmed to about 40 entries) shows trimming never loses an unprocessed batch.
+        // Upstream calls may take 5 s here, so the leader's batches can be held unanswered (the
+        // stub's hang) while it dies; batches are still claimed after 3 s idle.
         let chats = 3000
         let cluster = try await MultiInstanceSyncTests.Cluster(
-            chats: chats, instances: 3, redisConfig: ["stream-node-max-entries 5"]
+            chats: chats, instances: 3, environment: ["PARTICIPANTS_MAX_API_TIMEOUT": "5s"],
+            redisConfig: ["stream-node-max-entries 5"]
         ) { settings in
             settings.backlogPerInstance = 4
             settings.streamMaxLength = 40
+            settings.claimMinIdle = .seconds(3)
         }
         await cluster.stub.updateFaults { $0.latency = .milliseconds(60) }
         let leader = try #require(await cluster.soleLeader())
@@ -253,11 +265,25 @@ struct MultiInstanceSyncTests {
         let before = MultiInstanceSyncTests.counts(await follower.job(jobID))
         #expect((before["batches_planned"] as? Int ?? 0) < chats / 10)
 
+        // The leader must die holding batches, or there is nothing for the others to claim. A
+        // batch finishes within milliseconds, so upstream is made to hang: what the leader holds
+        // then stays held until it dies. It may hold none at that moment (its share of the
+        // stream taken by the others); then upstream is released for a while and hung again.
+        var heldByTheLeader = 0
+        for _ in 0..<20 {
+            await cluster.stub.updateFaults { $0.hang = true }
+            try await Task.sleep(for: .milliseconds(300))
+            heldByTheLeader = try await cluster.pending(of: leader)
+            if heldByTheLeader > 0 { break }
+            await cluster.stub.updateFaults { $0.hang = false }
+            try await Task.sleep(for: .milliseconds(300))
+        }
+        #expect(heldByTheLeader > 0)
+
         let died = ContinuousClock.now
         await leader.kill()
-        let pendingOfTheDead = Int(try await cluster.redis.cli(
-            "XPENDING", CoordinationKeys.batches, CoordinationKeys.group, "-", "+", "100", leader.name
-        ).split(separator: "\n").count / 4)
+        await cluster.stub.updateFaults { $0.hang = false }
+        let pendingOfTheDead = try await cluster.pending(of: leader)
         let survivors = cluster.all.filter { $0 !== leader }
         let next = try #require(await cluster.soleLeader(among: survivors, timeout: .seconds(15)))
         #expect(ContinuousClock.now - died < .seconds(12))
