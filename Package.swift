@@ -94,6 +94,7 @@ let package = Package(
             name: "SQLiteChatStore",
             dependencies: [
                 "Actors",
+                "Runtime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],

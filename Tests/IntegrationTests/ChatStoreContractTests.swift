@@ -2,6 +2,7 @@ import Actors
 import Foundation
 import Logging
 import PostgresChatStore
+import Runtime
 import SQLiteChatStore
 import Testing
 import TestSupport
@@ -238,5 +239,25 @@ struct ChatStoreContractTests {
         #expect(try await (second.store as? PostgresChatStore)?.appliedMigrations() == [1])
         await first.close()
         await second.close()
+    }
+
+    /// The HTTP server runs its handlers in tasks that prefer the I/O loop as their executor, so
+    /// a store's nonisolated code runs on the loop thread until it hands work off. SQLite blocks,
+    /// so each of its statements must run elsewhere; the store asserts it (`assert` in its read
+    /// and write paths: a statement run on a loop thread stops this debug-built test run).
+    @Test func sqliteCallsMadeOnALoopRunOffIt() async throws {
+        let loop = EventLoop(name: "store-caller")
+        defer { loop.stop() }
+        try await StoreKind.sqlite.withStore { (store: any ChatStore) async throws in
+            let texts = try await Task(executorPreference: loop) {
+                loop.preconditionInLoop()
+                let chat = Chat(id: Self.chat, title: "loop", createdBy: "alice", createdAt: Self.t0)
+                let creator = ChatMember(chatID: chat.id, userID: "alice", addedBy: "alice", addedAt: Self.t0)
+                _ = try await store.createChat(chat, members: [creator])
+                _ = try await store.appendMessage(Self.draft("from the loop"))
+                return try await store.messages(in: chat.id, before: nil, limit: 5).map(\.text)
+            }.value
+            #expect(texts == ["from the loop"])
+        }
     }
 }

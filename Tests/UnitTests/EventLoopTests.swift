@@ -66,6 +66,18 @@ struct EventLoopTests {
         #expect(await counter.increment() == 1)
     }
 
+    @Test func anyLoopThreadIsKnownAsOne() async {
+        let first = EventLoop(name: "first-loop")
+        let second = EventLoop(name: "second-loop")
+        #expect(await first.run { EventLoop.onAnyLoopThread })
+        #expect(await second.run { EventLoop.onAnyLoopThread })
+        let elsewhere = await Task.detached { EventLoop.onAnyLoopThread }.value
+        #expect(!elsewhere)
+        #expect(!(await Thread.runDetached { EventLoop.onAnyLoopThread }))
+        first.stop()
+        second.stop()
+    }
+
     @Test func runExecutesOnTheLoop() async {
         let loop = EventLoop(name: "run-loop")
         let onLoop = await loop.run { [loop] in loop.inLoop }
@@ -79,4 +91,14 @@ struct UncheckedBox<T>: @unchecked Sendable {
     // @unchecked Sendable: used once, from the single loop thread, in tests only.
     let value: T
     init(_ value: T) { self.value = value }
+}
+
+extension Thread {
+    /// Runs `body` on a new thread of its own (never a loop's, never the cooperative pool's).
+    static func runDetached<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            let thread = Thread { continuation.resume(returning: body()) }
+            thread.start()
+        }
+    }
 }

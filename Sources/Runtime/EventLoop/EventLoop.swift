@@ -88,6 +88,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     private func threadMain() {
         loopThreadID.withLock { $0 = pthread_self() }
+        Self.loopThreads.withLock { $0.append(pthread_self()) }
         started.signal()
         // EVLOOP_NO_EXIT_ON_EMPTY: the loop lives until stop(), even with no event added.
         event_base_loop(base, EVLOOP_NO_EXIT_ON_EMPTY)
@@ -142,6 +143,17 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public var inLoop: Bool {
         guard let id = loopThreadID.withLock({ $0 }) else { return false }
         return pthread_equal(id, pthread_self()) != 0
+    }
+
+    /// The threads of every loop started in this process (a loop's thread lives as long as the
+    /// process, so none is ever removed).
+    private static let loopThreads = Mutex<[pthread_t]>([])
+
+    /// True when called on the thread of any event loop. Code that blocks (a database call, file
+    /// I/O) must never run there: every connection of that loop would wait for it.
+    public static var onAnyLoopThread: Bool {
+        let current = pthread_self()
+        return loopThreads.withLock { threads in threads.contains { pthread_equal($0, current) != 0 } }
     }
 
     /// Traps when called off the loop thread: C handles of the loop must only be touched there.

@@ -2,6 +2,7 @@ import Actors
 import Foundation
 import GRDB
 import Logging
+import Runtime
 
 /// The embedded ``ChatStore``: one SQLite file (the system libsqlite3, through GRDB) in WAL
 /// mode. GRDB runs every statement on its own dispatch queues (one writer, a pool of readers),
@@ -163,7 +164,7 @@ public final class SQLiteChatStore: ChatStore {
 
     private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError) -> T {
         do {
-            return try await pool.read(body)
+            return try await pool.read(Self.offTheLoop(body))
         } catch {
             throw Self.storeError(error)
         }
@@ -171,9 +172,21 @@ public final class SQLiteChatStore: ChatStore {
 
     private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError) -> T {
         do {
-            return try await pool.write(body)
+            return try await pool.write(Self.offTheLoop(body))
         } catch {
             throw Self.storeError(error)
+        }
+    }
+
+    /// SQLite blocks (disk I/O, the busy timeout). GRDB's async `read` and `write` run their
+    /// bodies on its own dispatch queues; this checks it, in every debug build and test run, so
+    /// a change that made a store call run on the caller's thread (an I/O loop) is caught.
+    private static func offTheLoop<T>(
+        _ body: @escaping @Sendable (Database) throws -> T
+    ) -> @Sendable (Database) throws -> T {
+        { db in
+            assert(!EventLoop.onAnyLoopThread, "a blocking SQLite call ran on an I/O loop thread")
+            return try body(db)
         }
     }
 
