@@ -209,9 +209,14 @@ struct MultiInstanceSyncTests {
         let cluster = try await MultiInstanceSyncTests.Cluster(chats: 10, instances: 3)
         let first = try #require(await cluster.soleLeader())
         let firstFence = try #require(await first.coordination()["fence"] as? Int)
-        // Every instance sees the same leader and fence, and keeps seeing one leader.
+        // Every instance sees the same leader and fence (a follower learns of the leader on its
+        // next look at the lock), and keeps seeing one leader.
         for stack in cluster.all {
-            let leader = await stack.coordination()["leader"] as? [String: Any]
+            var leader: [String: Any]?
+            _ = await eventually(timeout: .seconds(10)) {
+                leader = await stack.coordination()["leader"] as? [String: Any]
+                return leader?["instance_id"] as? String == first.name
+            }
             #expect(leader?["instance_id"] as? String == first.name)
             #expect(leader?["fence"] as? Int == firstFence)
             #expect(await stack.coordination()["instance_id"] as? String == stack.name)
