@@ -225,10 +225,15 @@ struct MultiInstanceTests {
             await cluster.close()
             return
         }
+        // A's own announcement of the cold read is read first, so each count below is one entry.
+        #expect(await eventually(timeout: .seconds(5)) { await a.feed.statistics.ownSkipped >= 1 })
         func announce(_ fetchedAt: Date, by instance: String) async throws {
+            let before = await a.feed.statistics.entriesRead
             _ = try await cluster.redis.cli(
                 "XADD", ParticipantsKeys.invalidations, "*", "@instance", instance, "chat-5", ISO8601Timestamp.string(from: fetchedAt))
             await a.feed.pollOnce()
+            // pollOnce returns at once while the feed's own poll runs; that poll reads it then.
+            #expect(await eventually(timeout: .seconds(5)) { await a.feed.statistics.entriesRead > before })
         }
         try await announce(entry.fetchedAt.addingTimeInterval(-60), by: "instance-z")
         #expect(await a.cache.peekL1(chat) == entry, "an older announcement must not evict")

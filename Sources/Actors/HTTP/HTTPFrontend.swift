@@ -11,25 +11,18 @@ public struct RouteRegistration: Sendable {
     public var pattern: String
     public var handler: HTTPHandler
     /// Answers what it can synchronously in the server's callback (see ``HTTPImmediateHandler``);
-    /// the rest goes to `deferred`, then to `handler`.
+    /// the rest goes to `handler`.
     public var immediate: HTTPImmediateHandler?
-    /// Answers what it can from a later callback on the loop (see ``HTTPDeferredHandler``); the
-    /// rest goes to `handler`.
-    public var deferred: HTTPDeferredHandler?
 
     public init(_ method: HTTPMethod, _ pattern: String, _ handler: @escaping HTTPHandler) {
         self.init(method, pattern, immediate: nil, handler: handler)
     }
 
-    public init(
-        _ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?,
-        deferred: HTTPDeferredHandler? = nil, handler: @escaping HTTPHandler
-    ) {
+    public init(_ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler) {
         self.method = method
         self.pattern = pattern
         self.handler = handler
         self.immediate = immediate
-        self.deferred = deferred
     }
 }
 
@@ -155,7 +148,6 @@ public actor HTTPFrontend: Service {
             router.add(
                 route.method, route.pattern,
                 immediate: route.immediate.map { Self.instrumented($0, metrics) },
-                deferred: route.deferred.map { Self.instrumented($0, metrics) },
                 handler: Self.instrumented(route.handler, metrics))
         }
         return router
@@ -189,16 +181,6 @@ public actor HTTPFrontend: Service {
             guard let response = handler(request) else { return nil }
             metrics.record(status: response.status, duration: ContinuousClock.now - started)
             return response
-        }
-    }
-
-    private static func instrumented(_ handler: @escaping HTTPDeferredHandler, _ metrics: RouteMetrics) -> HTTPDeferredHandler {
-        { request, reply in
-            let started = ContinuousClock.now
-            // A declined request is counted once, by the async handler that answers it.
-            handler(request, reply.observed { response in
-                if let response { metrics.record(status: response.status, duration: ContinuousClock.now - started) }
-            })
         }
     }
 }

@@ -64,7 +64,6 @@ public struct ParticipantsRoutes: Sendable {
             RouteRegistration(
                 .GET, "/v1/chats/{chat_id}/participants",
                 immediate: { request in readFromMemory(request) },
-                deferred: { request, reply in readFromRedis(request, reply) },
                 handler: { request in await read(request) }),
             RouteRegistration(.POST, "/internal/chats/{chat_id}/participants/refresh") { request in await refreshChat(request) },
             RouteRegistration(.POST, "/internal/participants/refresh") { request in await refreshAll(request) },
@@ -90,30 +89,13 @@ public struct ParticipantsRoutes: Sendable {
 
     /// The read route's immediate path, in the HTTP server's callback on the loop thread: a
     /// fresh L1 hit (the common case) is answered without a task or an actor hop; the rest
-    /// (stale, Redis, upstream, refusals) is declined to ``readFromRedis(_:_:)`` before any
-    /// other work.
+    /// (stale, Redis, upstream, refusals) is declined to ``read(_:)`` before any other work, so
+    /// a declined request is not authenticated twice.
     func readFromMemory(_ request: HTTPRequest) -> HTTPResponse? {
         guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
         if let rejection = users.reject(request) { return rejection }
         reader.trackFromMemory(chat)
         return .json(bytes: bodies.body(for: entry, stale: false, source: .memory))
-    }
-
-    /// The read route's deferred path, for what ``readFromMemory(_:)`` declined: a chat that
-    /// Redis holds fresh (the L1 off, or cold for it) is answered from the `GET`'s reply
-    /// callback, without a task; the rest is declined to ``read(_:)``. A request refused here
-    /// (bad token) is answered at once.
-    func readFromRedis(_ request: HTTPRequest, _ reply: HTTPDeferredReply) {
-        guard let chat = Self.chatID(request) else { return reply.decline() }
-        if let rejection = users.reject(request) { return reply.respond(rejection) }
-        let reader = reader
-        let bodies = bodies
-        let asked = reader.freshFromRedis(chat) { entry in
-            guard let entry else { return reply.decline() }
-            reader.trackFromMemory(chat)
-            reply.respond(.json(bytes: bodies.body(for: entry, stale: false, source: .cache)))
-        }
-        if !asked { reply.decline() }
     }
 
     func read(_ request: HTTPRequest) async -> HTTPResponse {

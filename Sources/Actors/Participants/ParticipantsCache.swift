@@ -179,34 +179,6 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         return entry
     }
 
-    /// The part of ``lookup(_:)`` a Redis hit needs, with no task: for a chat the L1 has
-    /// nothing about, sends the `GET` and calls `completion` from the reply's callback, on the
-    /// loop thread, with the entry when it is fresh (put into the L1, counted as a Redis read),
-    /// or nil for anything else (stale, expired, absent, unreadable, a failure, the L1 filled
-    /// meanwhile), which ``lookup(_:)`` then handles in full. Returns false, without calling
-    /// `completion`, when the L1 knows the chat (entry or not-found) or Redis is not `ready`.
-    /// For the read route's deferred path; the Redis reply is what ``lookup(_:)`` would read.
-    public func freshFromRedis(_ chat: ChatID, completion: @escaping @Sendable (ParticipantsEntry?) -> Void) -> Bool {
-        guard notFoundL1.peek(chat) == nil, l1.peek(chat) == nil else { return false }
-        return supervisor.sendFromLoop(.get(ParticipantsKeys.entry(chat))) { [weak self] result in
-            let entry = self?.assumeIsolated { cache in cache.freshEntry(chat, from: result) }
-            completion(entry)
-        }
-    }
-
-    private func freshEntry(_ chat: ChatID, from reply: Result<RESPValue, RedisError>) -> ParticipantsEntry? {
-        // Anything but a fresh, readable entry, and an L1 that still knows nothing of the chat,
-        // is left to lookup(_:), which reads again and counts what it finds.
-        guard case .success(let value) = reply, let bytes = value.bytes,
-            notFoundL1.peek(chat) == nil, l1.peek(chat) == nil,
-            let entry = try? decodeStored(bytes, of: chat),
-            settings.freshness(of: entry, at: now()) == .fresh
-        else { return nil }
-        l1.set(entry, for: chat)
-        metrics.read("redis_fresh")
-        return entry
-    }
-
     /// Records that a chat was read, for the interval refresh (throttled per chat).
     public func track(_ chat: ChatID) {
         let now = now()

@@ -30,21 +30,10 @@ public struct ParticipantsReader: Sendable {
         cache.assumeIsolated { $0.freshInMemory(chat) }
     }
 
-    /// Records a read answered from ``freshFromMemory(_:)`` or ``freshFromRedis(_:completion:)``,
-    /// as ``read(_:)`` records its reads.
+    /// Records a read answered from ``freshFromMemory(_:)``, as ``read(_:)`` records its reads.
     /// - Precondition: on the cache's event loop thread.
     public func trackFromMemory(_ chat: ChatID) {
         cache.assumeIsolated { $0.track(chat) }
-    }
-
-    /// For the read route's deferred path, after ``freshFromMemory(_:)`` found nothing: asks
-    /// Redis, and calls `completion` on the loop thread with the chat's entry if Redis holds it
-    /// fresh, or nil when ``read(_:)`` must answer. Returns false, without calling `completion`,
-    /// when Redis cannot be asked now (or the L1 knows the chat): ``read(_:)`` must answer.
-    /// Does not track the read (see ``trackFromMemory(_:)``).
-    /// - Precondition: on the cache's event loop thread.
-    public func freshFromRedis(_ chat: ChatID, completion: @escaping @Sendable (ParticipantsEntry?) -> Void) -> Bool {
-        cache.assumeIsolated { $0.freshFromRedis(chat, completion: completion) }
     }
 
     public func read(_ chat: ChatID) async -> ReadOutcome {

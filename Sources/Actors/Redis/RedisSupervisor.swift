@@ -146,31 +146,6 @@ public actor RedisSupervisor: Service {
         }
     }
 
-    /// ``send(_:)`` for code on the loop thread that answers from callbacks, with no task:
-    /// `completion` gets the reply or the failure on the loop thread, from the connection's
-    /// callback. Returns false, without calling `completion`, when Redis is not `ready`.
-    /// - Precondition: on the supervisor's loop thread.
-    public nonisolated func sendFromLoop(
-        _ command: RedisCommand, completion: @escaping @Sendable (Result<RESPValue, RedisError>) -> Void
-    ) -> Bool {
-        assumeIsolated { supervisor in
-            guard supervisor.machine.state == .ready, let connection = supervisor.connection else { return false }
-            let started = ContinuousClock.now
-            let metrics = supervisor.metrics
-            connection.assumeIsolated { connection in
-                connection.send(command) { [weak supervisor] result in
-                    metrics.commandDuration.recordDuration(ContinuousClock.now - started)
-                    if case .failure(let error) = result, error.code == .server, Self.isReadOnlyRefusal(error.message) {
-                        // Later, not inside hiredis' callback: it may drop the connection.
-                        Task { await supervisor?.noticeReadOnlyRefusal(on: connection, message: error.message) }
-                    }
-                    completion(result)
-                }
-            }
-            return true
-        }
-    }
-
     /// Sends commands as one pipeline; see ``send(_:)``.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
         guard machine.state == .ready, let connection else {

@@ -26,11 +26,10 @@ public struct HTTPRouter: Sendable {
     struct Route: Sendable {
         let handler: HTTPHandler
         let immediate: HTTPImmediateHandler?
-        let deferred: HTTPDeferredHandler?
         let parameterNames: [String]
     }
 
-    /// What routing gave the server: ``RouteMatch`` with the immediate and deferred handlers too.
+    /// What routing gave the server: ``RouteMatch`` with the immediate handler too.
     enum Resolution: Sendable {
         case found(Route, [String: String])
         case methodNotAllowed(allowed: [HTTPMethod])
@@ -54,12 +53,9 @@ public struct HTTPRouter: Sendable {
     }
 
     /// Adds a route whose requests first go to `immediate`, synchronously in the server's
-    /// callback; the ones it declines (nil) go to `deferred`, which may answer from a later loop
-    /// callback; the ones that declines go to `handler`. See ``HTTPImmediateHandler`` and
-    /// ``HTTPDeferredHandler``.
+    /// callback; the ones it declines (nil) go to `handler`. See ``HTTPImmediateHandler``.
     public mutating func add(
-        _ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?,
-        deferred: HTTPDeferredHandler? = nil, handler: @escaping HTTPHandler
+        _ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler
     ) {
         precondition(pattern.first == "/", "route pattern must start with '/': \(pattern)")
         var body = pattern.dropFirst()
@@ -81,8 +77,7 @@ public struct HTTPRouter: Sendable {
             }
         }
         precondition(nodes[nodeIndex].routes[method] == nil, "duplicate route \(method) \(pattern)")
-        nodes[nodeIndex].routes[method] = Route(
-            handler: handler, immediate: immediate, deferred: deferred, parameterNames: parameterNames)
+        nodes[nodeIndex].routes[method] = Route(handler: handler, immediate: immediate, parameterNames: parameterNames)
     }
 
     /// Routes `method` and a raw (percent-encoded, query-free) `path`. A path with an invalid

@@ -8,8 +8,7 @@ import Logging
 /// ``HTTPRouter``: unknown paths get 404, known paths with another method 405 with `Allow`, an
 /// invalid percent-escape 400, all with the JSON error body. A routed request becomes an
 /// ``HTTPRequest`` copied out of C memory. The route's ``HTTPImmediateHandler``, if any, may
-/// answer it at once inside the evhttp callback; its ``HTTPDeferredHandler``, if any, may take
-/// it and answer from a later callback on the loop; otherwise its handler runs in a task whose
+/// answer it at once inside the evhttp callback; otherwise its handler runs in a task whose
 /// executor preference is the loop, so the reply is written on the loop without a thread hop.
 /// ``PendingReply`` guarantees a reply is never written to a request libevent freed because
 /// the client left or the server stopped.
@@ -281,32 +280,14 @@ public actor HTTPServer {
                 write(response, to: request, method: method)
                 return
             }
+            let handler = route.handler
             let pending = PendingReply(server: self, request: request, connection: connection, method: method)
             pending.arm()
             inFlight += 1
-            guard let deferred = route.deferred else {
-                startHandler(route.handler, for: incoming, pending: pending)
-                return
+            Task(executorPreference: loop) {
+                let response = await handler(incoming)
+                pending.server.handlerFinishedOnLoop(pending, response: response)
             }
-            let handler = route.handler
-            deferred(incoming, HTTPDeferredReply(loop: loop) { [self] response in
-                // On the loop thread (HTTPDeferredReply checks), maybe inside a C callback.
-                assumeIsolated { server in
-                    if let response {
-                        server.handlerFinished(pending, response: response)
-                    } else {
-                        server.startHandler(handler, for: incoming, pending: pending)
-                    }
-                }
-            })
-        }
-    }
-
-    /// Runs the route's async handler in a task that prefers the loop as its executor.
-    private func startHandler(_ handler: @escaping HTTPHandler, for request: HTTPRequest, pending: PendingReply) {
-        Task(executorPreference: loop) {
-            let response = await handler(request)
-            pending.server.handlerFinishedOnLoop(pending, response: response)
         }
     }
 

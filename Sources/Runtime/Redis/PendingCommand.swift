@@ -5,17 +5,15 @@ struct PendingCommand {
     let waiter: ReplyWaiter
 }
 
-/// Who gets a reply: one caller of `send`, one slot of a pipeline, or a callback on the loop.
+/// Who gets a reply: one caller of `send`, or one slot of a pipeline.
 enum ReplyWaiter {
     case single(CheckedContinuation<Result<RESPValue, RedisError>, Never>)
     case pipeline(PipelineReplies)
-    case callback(@Sendable (Result<RESPValue, RedisError>) -> Void)
 
     func deliver(_ value: RESPValue) {
         switch self {
         case .single(let continuation): continuation.resume(returning: .success(value))
         case .pipeline(let replies): replies.append(value)
-        case .callback(let callback): callback(.success(value))
         }
     }
 
@@ -23,7 +21,6 @@ enum ReplyWaiter {
         switch self {
         case .single(let continuation): continuation.resume(returning: .failure(error))
         case .pipeline(let replies): replies.fail(error)
-        case .callback(let callback): callback(.failure(error))
         }
     }
 }

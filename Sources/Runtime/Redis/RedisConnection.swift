@@ -100,30 +100,6 @@ public actor RedisConnection {
         return value
     }
 
-    /// Sends one command and calls `completion` with its reply on the loop thread, from hiredis'
-    /// read callback, or with the failure (at once when the command cannot be sent). An error
-    /// reply is a `RedisError(code: .server)`, as with ``send(_:)``. For code that already runs
-    /// on the loop thread and answers from callbacks (the HTTP read path), with no task: enter
-    /// with `assumeIsolated`. `completion` must not block, nor close this connection.
-    public func send(_ command: RedisCommand, completion: @escaping @Sendable (Result<RESPValue, RedisError>) -> Void) {
-        let waiter = ReplyWaiter.callback { result in
-            if case .success(.error(let message)) = result {
-                completion(.failure(RedisError(code: .server, message: message)))
-            } else {
-                completion(result)
-            }
-        }
-        do {
-            try checkCanSend([command])
-        } catch {
-            waiter.fail(error)
-            return
-        }
-        if let error = enqueue(command, deadline: ContinuousClock.now + options.commandTimeout, waiter: waiter) {
-            waiter.fail(error)
-        }
-    }
-
     /// Sends all `commands` at once and returns their replies in order. Error replies come
     /// back as `.error` values; only connection-level failures throw.
     public func pipeline(_ commands: [RedisCommand]) async throws(RedisError) -> [RESPValue] {
