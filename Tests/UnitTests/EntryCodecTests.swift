@@ -228,16 +228,7 @@ struct EntryParserTests {
         ]))
         var accepted = 0
         for _ in 0..<3000 {
-            var bytes = original
-            for _ in 0..<Int.random(in: 1...2, using: &random) {
-                let index = Int.random(in: 0..<bytes.count, using: &random)
-                let byte = UInt8.random(in: 0...255, using: &random)
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0: bytes[index] = byte
-                case 1: bytes.insert(byte, at: index)
-                default: bytes.remove(at: index)
-                }
-            }
+            let bytes = PropertyTesting.editBytes(original, using: &random)
             let viaDecoder = try? JSONDecoder().decode(ParticipantsEntry.self, from: Data(bytes))
             if let viaParser = try? EntryCodec.decodeFromRedis(bytes) {
                 accepted += 1

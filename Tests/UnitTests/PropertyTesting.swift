@@ -56,6 +56,22 @@ enum PropertyTesting {
         return result
     }
 
+    /// Applies 1-2 single-byte edits (replace, insert or delete a random byte): mild enough that
+    /// a fair share of the results stays valid, so a fast path and its reference both get used.
+    static func editBytes(_ bytes: [UInt8], using random: inout SeededRandom) -> [UInt8] {
+        var result = bytes
+        for _ in 0..<Int.random(in: 1...2, using: &random) {
+            let index = Int.random(in: 0..<result.count, using: &random)
+            let byte = UInt8.random(in: 0...255, using: &random)
+            switch Int.random(in: 0..<3, using: &random) {
+            case 0: result[index] = byte
+            case 1: result.insert(byte, at: index)
+            default: result.remove(at: index)
+            }
+        }
+        return result
+    }
+
     /// Mostly bytes that matter to parsers (quotes, braces, escapes, digits, CR/LF, high bytes).
     static func interestingByte(using random: inout SeededRandom) -> UInt8 {
         let interesting = Array(#""{}[]:,\-+.0123456789eEtrufalsn$*:+-"#.utf8) + [0, 0x0D, 0x0A, 0x20, 0x7F, 0x80, 0xC3, 0xE2, 0xF0, 0xFF]

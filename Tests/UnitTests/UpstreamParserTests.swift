@@ -97,16 +97,7 @@ struct UpstreamParserTests {
         let original = Array(#"{"chats":[{"chat_id":"c-1","participants":[{"user_id":"u1","display_name":"Ad\"a é","avatar_url":null,"role":"owner"},{"user_id":"u2","display_name":"B\\o","avatar_url":"x","role":"m"}],"version":3}],"not_found":["z"]}"#.utf8)
         var fast = 0
         for _ in 0..<3000 {
-            var bytes = original
-            for _ in 0..<Int.random(in: 1...2, using: &random) {
-                let index = Int.random(in: 0..<bytes.count, using: &random)
-                let byte = UInt8.random(in: 0...255, using: &random)
-                switch Int.random(in: 0..<3, using: &random) {
-                case 0: bytes[index] = byte
-                case 1: bytes.insert(byte, at: index)
-                default: bytes.remove(at: index)
-                }
-            }
+            let bytes = PropertyTesting.editBytes(original, using: &random)
             if let parsed = UpstreamParser.batchGet(bytes) {
                 fast += 1
                 #expect(Outcome.success(parsed) == Self.viaJSONDecoder(bytes), "\(String(decoding: bytes, as: UTF8.self))")
