@@ -11,8 +11,19 @@ of machine load hits every target alike):
   read_path    wrk against GET /v1/chats/chat-1/participants (L1 hit; Redis hit with the L1
                off), nginx (1 worker) serving the same JSON as a static file, and webdis
                (1 thread) doing a GET of the same Redis key
-  sync         a full refresh of N chats from the stub upstream, for each N of BENCH_SYNC_SIZES;
-               memory: RSS idle and with 100k chats in the L1
+  sync         a full refresh of N chats from the instant stub upstream, for each N of
+               BENCH_SYNC_SIZES: wall time, chats/s, CPU of the service, the stub and redis-server,
+               the busiest of the three and wall ÷ its CPU; memory: RSS idle and with 100k chats
+               in the L1. With BENCH_BASELINE_BINARY, the same with that binary, alternating.
+  sync_latency a full refresh of BENCH_LATENCY_CHATS chats from the stub at 50 ms ± 10 ms per
+               call: adaptive batch concurrency (the default), then fixed in-flight settings
+               (BENCH_INFLIGHT_SWEEP), round robin; and the baseline binary's default
+  sync_multi   three `serve` instances on one Redis, one full refresh asked of one of them: how
+               many times the stub served each chat (GET /admin/stats), wall time, chats/s
+  lines        lines of Sources/Actors/Sync and Sources/Actors/Coordination, now and at
+               BENCH_LINES_BASE
+A section that fails (a process died, a deadline passed) is recorded with its error and the
+log tail of the process; the others still run, the JSON is written and the exit status is 3.
 Stdlib only; report.py turns the JSON into the markdown table and the SVG chart.
 """
 
@@ -39,6 +50,13 @@ READ_PATH = f"/v1/chats/{READ_CHAT}/participants"
 ADMIN_TOKEN = "bench-admin-token"
 JWT_SECRET = "bench-jwt-secret"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# Variables of `chat-service serve` (Sources/Main/ChatService/Configuration): never inherited from
+# the caller's environment, so a run sets exactly what it means to (e.g. the adaptive run leaves
+# PARTICIPANTS_MAX_BATCHES_IN_FLIGHT at the service's default).
+SERVICE_ENV_PREFIXES = ("PARTICIPANTS_", "REDIS_", "HTTP_", "GRPC_", "CHAT_", "JWT_", "LOG_", "INSTANCE_ID",
+                        "ADMIN_TOKEN", "SHUTDOWN_TIMEOUT")
+SYNC_STATES_ENDED = {"completed", "failed", "cancelled"}
+SYNC_DIRECTORIES = ("Sources/Actors/Sync", "Sources/Actors/Coordination")
 
 
 def log(message):
@@ -52,13 +70,42 @@ class Processes:
         self.workdir = workdir
         self.children = []
 
-    def start(self, name, argv, env=None):
+    def start(self, name, argv, env=None, clean_env=False):
+        """Starts argv with its output in <workdir>/<name>.log. With clean_env, the service's own
+        variables are not inherited from this environment: only `env` sets them."""
+        inherited = dict(os.environ)
+        if clean_env:
+            inherited = {k: v for k, v in inherited.items() if not k.startswith(SERVICE_ENV_PREFIXES)}
         logfile = open(os.path.join(self.workdir, f"{name}.log"), "wb")
         process = subprocess.Popen(
             argv, stdout=logfile, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, start_new_session=True)
+            env={**inherited, **(env or {})}, start_new_session=True)
+        logfile.close()
         self.children.append((name, process))
         return process
+
+    def name_of(self, process):
+        return next((n for (n, p) in self.children if p is process), "?")
+
+    def check_alive(self, processes):
+        """Raises, with the log tail, when one of `processes` has exited."""
+        for process in processes:
+            if process.poll() is not None:
+                name = self.name_of(process)
+                raise RuntimeError(f"{name} exited with {process.returncode}; its log ends:\n"
+                                   f"{self.log_tail(name)}")
+
+    def wait_ready(self, name, process, check, timeout):
+        """wait_until, with the process's log tail in the error."""
+        try:
+            wait_until(name, check, timeout, process)
+        except RuntimeError as error:
+            raise RuntimeError(f"{error}; {name}'s log ends:\n{self.log_tail(name)}") from None
+
+    def stop_after(self, mark):
+        """Stops every child started after the first `mark` children."""
+        for _, process in reversed(self.children[mark:]):
+            self.stop(process)
 
     def stop(self, process, timeout=10):
         if process.poll() is None:
@@ -88,8 +135,8 @@ def free_port():
         return s.getsockname()[1]
 
 
-def http(method, url, headers=None, timeout=10):
-    request = urllib.request.Request(url, method=method, headers=headers or {})
+def http(method, url, headers=None, timeout=10, body=None):
+    request = urllib.request.Request(url, method=method, headers=headers or {}, data=body)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read()
@@ -132,6 +179,51 @@ def median(values):
     return statistics.median(values) if values else None
 
 
+def median_run(runs, key="seconds"):
+    """The run whose `key` is the median (the lower one of an even count): a real, self-consistent
+    run rather than medians of each field taken from different runs."""
+    ordered = sorted(runs, key=lambda r: (r.get(key) is None, r.get(key) or 0))
+    return ordered[(len(ordered) - 1) // 2]
+
+
+def find_dict_with(value, key):
+    """The first object, depth first, that has `key` (status JSON shapes differ between builds)."""
+    if isinstance(value, dict):
+        if key in value:
+            return value
+        children = value.values()
+    elif isinstance(value, list):
+        children = value
+    else:
+        return None
+    for child in children:
+        found = find_dict_with(child, key)
+        if found is not None:
+            return found
+    return None
+
+
+def find_value(value, key):
+    found = find_dict_with(value, key)
+    return None if found is None else found[key]
+
+
+def repository_root():
+    return os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def binary_commit(binary):
+    """The commit of the work tree a binary was built in (it sits under <tree>/.build), if any."""
+    folder = os.path.dirname(os.path.realpath(binary))
+    while folder != os.path.dirname(folder):
+        if os.path.exists(os.path.join(folder, ".git")):
+            commit = command_output(["git", "-C", folder, "rev-parse", "--short", "HEAD"])
+            dirty = command_output(["git", "-C", folder, "status", "--porcelain", "--untracked-files=no"])
+            return commit + ("-dirty" if dirty else "")
+        folder = os.path.dirname(folder)
+    return None
+
+
 def command_output(argv):
     try:
         result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
@@ -156,24 +248,36 @@ class Bench:
         process = self.processes.start("redis", [
             "redis-server", "--bind", HOST, "--port", str(port), "--save", "", "--appendonly", "no",
             "--dir", self.workdir, "--daemonize", "no", "--protected-mode", "yes"])
-        wait_until("redis-server", lambda: self.redis_cli(port, "PING") == "PONG", 10, process)
+        self.processes.wait_ready("redis", process, lambda: self.redis_cli(port, "PING") == "PONG", 10)
         self.redis_port = port
+        self.redis = process
         return process
+
+    def ensure_redis(self):
+        """A section starts with a live redis-server (a new one if the last section's died)."""
+        if getattr(self, "redis", None) is None or self.redis.poll() is not None:
+            if getattr(self, "redis", None) is not None:
+                log(f"redis-server had exited; its log ends:\n{self.processes.log_tail('redis')}")
+                self.processes.stop(self.redis)
+            self.start_redis()
 
     def redis_cli(self, port, *command):
         return subprocess.run(["redis-cli", "-h", HOST, "-p", str(port), *command],
                               capture_output=True, text=True, timeout=30).stdout.strip()
 
-    def start_stub(self, chats):
+    def start_stub(self, chats, name=None):
+        """The stub upstream of the --chat-service binary (the same stub for every build compared)."""
         port = free_port()
-        process = self.processes.start(f"stub-{chats}", [
+        name = name or f"stub-{chats}"
+        process = self.processes.start(name, [
             self.args.chat_service, "stub-upstream", "--host", HOST, "--port", str(port),
             "--chats", str(chats), "--participants-per-chat", str(self.args.participants), "--log-level", "warning"])
         url = f"http://{HOST}:{port}"
-        wait_until("stub upstream", lambda: http("GET", f"{url}/admin/stats")[0] == 200, 30, process)
+        self.processes.wait_ready(name, process, lambda: http("GET", f"{url}/admin/stats")[0] == 200,
+                                  30 + chats / 20_000)
         return process, url
 
-    def start_service(self, name, upstream_url, extra_env):
+    def start_service(self, name, upstream_url, extra_env, binary=None):
         port = free_port()
         env = {
             "REDIS_URL": f"redis://{HOST}:{self.redis_port}/0",
@@ -186,20 +290,20 @@ class Bench:
             "LOG_LEVEL": "warning", "INSTANCE_ID": name,
             **extra_env,
         }
-        process = self.processes.start(name, [self.args.chat_service, "serve"], env)
+        process = self.processes.start(name, [binary or self.args.chat_service, "serve"], env, clean_env=True)
         url = f"http://{HOST}:{port}"
-        try:
-            wait_until(f"chat-service {name}", lambda: http("GET", f"{url}/ready")[0] == 200, 30, process)
-        except RuntimeError:
-            log(self.processes.log_tail(name))
-            raise
+        self.processes.wait_ready(name, process, lambda: http("GET", f"{url}/ready")[0] == 200, 30)
         return process, url
 
-    def admin(self, method, url):
-        status, body = http(method, url, {"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=30)
+    def admin(self, method, url, body=None):
+        headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+            body = json.dumps(body).encode()
+        status, answer = http(method, url, headers, timeout=30, body=body)
         if status >= 300:
-            raise RuntimeError(f"{method} {url}: {status} {body[:200]!r}")
-        return json.loads(body)
+            raise RuntimeError(f"{method} {url}: {status} {answer[:200]!r}")
+        return json.loads(answer)
 
     def note_load(self, moment):
         self.results["load_average"][moment] = list(os.getloadavg())
@@ -377,59 +481,261 @@ http {{
 
     # MARK: Sync
 
-    def sync(self):
+    def roles(self):
+        """The builds the sync sections compare: ours, and the baseline when one is given."""
+        return ["new", "baseline"] if self.args.baseline_binary else ["new"]
+
+    def binary(self, role):
+        return self.args.baseline_binary if role == "baseline" else self.args.chat_service
+
+    def sync_status(self, url):
+        try:
+            return self.admin("GET", f"{url}/internal/participants/status")
+        except (RuntimeError, OSError, ValueError):
+            return {}
+
+    def wait_for_leader(self, urls, watched, timeout=20):
+        """Until one of the instances says it leads (the leader produces a manual run's batches);
+        a build whose status does not say (no `is_leader` anywhere) is given one second."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.processes.check_alive(watched)
+            flags = [find_value(self.sync_status(url), "is_leader") for url in urls]
+            if any(flag is True for flag in flags):
+                return True
+            if all(flag is None for flag in flags):
+                time.sleep(1)
+                return None
+            time.sleep(0.1)
+        raise RuntimeError(f"no instance became leader within {timeout} s")
+
+    def full_refresh(self, url, chats, watched):
+        """POST /internal/participants/refresh and poll the job until it ends (bounded; every
+        process of `watched` must stay alive). Returns the job's last state and the wall seconds."""
+        started = time.monotonic()
+        job = self.admin("POST", f"{url}/internal/participants/refresh")["job_id"]
+        timeout = 120 + chats / 500
+        while True:
+            self.processes.check_alive(watched)
+            run = self.admin("GET", f"{url}/internal/participants/refresh/{job}")
+            if run.get("state") in SYNC_STATES_ENDED:
+                return run, time.monotonic() - started
+            if time.monotonic() - started > timeout:
+                raise RuntimeError(f"the refresh of {chats} chats did not end within {timeout:.0f} s: {run}")
+            time.sleep(0.05)
+
+    def sync_once(self, role, chats, extra_env, stub=None, name=None):
+        """One full refresh of `chats` chats by a fresh service of build `role`, Redis emptied first.
+        `stub` is (process, url) to reuse a running stub (its counters are reset), else one is started."""
         args = self.args
-        runs = []
-        for chats in args.sync_sizes:
-            self.redis_cli(self.redis_port, "FLUSHALL")
-            stub, stub_url = self.start_stub(chats)
-            service, url = self.start_service(f"serve-sync-{chats}", stub_url, {
-                "PARTICIPANTS_L1_SIZE": str(args.l1_size),
-            })
-            time.sleep(1)
-            if "idle_rss_kib" not in self.results.setdefault("memory", {}):
-                self.results["memory"]["idle_rss_kib"] = memory_kib(service.pid)["VmRSS"]
-            log(f"sync: full refresh of {chats:,} chats")
-            cpu_before, stub_cpu_before = cpu_seconds(service.pid), cpu_seconds(stub.pid)
-            started = time.monotonic()
-            job = self.admin("POST", f"{url}/internal/participants/refresh")["job_id"]
-            deadline = started + 120 + chats / 500
-            while True:
-                run = self.admin("GET", f"{url}/internal/participants/refresh/{job}")
-                if run.get("state") != "running":
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"sync of {chats} chats did not finish in {deadline - started:.0f} s: {run}")
-                time.sleep(0.05)
-            seconds = time.monotonic() - started
-            cpu = cpu_seconds(service.pid) - cpu_before
-            stub_cpu = cpu_seconds(stub.pid) - stub_cpu_before
-            memory = memory_kib(service.pid)
-            counts = run.get("counts", {})
-            refreshed = counts.get("chats_refreshed", 0)
-            status = self.admin("GET", f"{url}/internal/participants/status")
-            result = {
-                "chats": chats, "state": run.get("state"), "seconds": seconds,
-                "chats_refreshed": refreshed, "chats_failed": counts.get("chats_failed"),
-                "chats_per_second": refreshed / seconds if seconds > 0 else None,
-                "cpu_seconds": cpu, "cpu_seconds_per_1k": cpu / (chats / 1000),
-                "stub_cpu_seconds": stub_cpu,
-                "peak_rss_kib": memory["VmHWM"], "rss_after_kib": memory["VmRSS"],
-                "l1_entries": status.get("cache", {}).get("l1_entries"),
-                "redis_keys": int(self.redis_cli(self.redis_port, "DBSIZE") or 0),
-            }
-            runs.append(result)
-            log(f"  {chats:,} chats: {seconds:.1f} s, {result['chats_per_second']:,.0f} chats/s, "
-                f"{result['cpu_seconds_per_1k']:.3f} CPU s per 1k, peak RSS {memory['VmHWM'] / 1024:.0f} MiB")
-            if result["state"] != "completed" or refreshed != chats:
-                log(f"  warning: run ended {result['state']} with {refreshed} of {chats} refreshed: {run}")
-            if chats == args.l1_size or (chats >= args.l1_size and "l1_full_rss_kib" not in self.results["memory"]):
-                self.results["memory"]["l1_full_rss_kib"] = memory["VmRSS"]
-                self.results["memory"]["l1_entries"] = result["l1_entries"]
-            self.processes.stop(service)
-            self.processes.stop(stub)
         self.redis_cli(self.redis_port, "FLUSHALL")
-        self.results["sync"] = runs
+        own_stub = stub is None
+        stub_process, stub_url = self.start_stub(chats) if own_stub else stub
+        if not own_stub:
+            self.admin("POST", f"{stub_url}/admin/reset")
+        name = name or f"serve-sync-{role}-{chats}"
+        service, url = self.start_service(name, stub_url, {"PARTICIPANTS_L1_SIZE": str(args.l1_size), **extra_env},
+                                          binary=self.binary(role))
+        watched = [service, stub_process, self.redis]
+        try:
+            self.wait_for_leader([url], watched)
+            idle_rss = memory_kib(service.pid)["VmRSS"]
+            before = {n: cpu_seconds(p.pid) for n, p in (("service", service), ("stub", stub_process), ("redis", self.redis))}
+            run, seconds = self.full_refresh(url, chats, watched)
+            cpu = {n: cpu_seconds(p.pid) - before[n] for n, p in (("service", service), ("stub", stub_process), ("redis", self.redis))}
+            memory = memory_kib(service.pid)
+            status = self.sync_status(url)
+            stub_stats = self.admin("GET", f"{stub_url}/admin/stats")
+        finally:
+            self.processes.stop(service)
+            if own_stub:
+                self.processes.stop(stub_process)
+        counts = run.get("counts", {})
+        refreshed = counts.get("chats_refreshed", 0)
+        busiest = max(cpu, key=cpu.get)
+        batcher = find_dict_with(status, "max_in_flight") or {}
+        result = {
+            "role": role, "chats": chats, "env": extra_env, "state": run.get("state"), "seconds": seconds,
+            "chats_refreshed": refreshed, "chats_failed": counts.get("chats_failed"),
+            "chats_per_second": refreshed / seconds if seconds > 0 else None,
+            "cpu_seconds": cpu["service"], "cpu_seconds_per_1k": cpu["service"] / (chats / 1000),
+            "stub_cpu_seconds": cpu["stub"], "stub_cpu_seconds_per_1k": cpu["stub"] / (chats / 1000),
+            "redis_cpu_seconds": cpu["redis"], "redis_cpu_seconds_per_1k": cpu["redis"] / (chats / 1000),
+            "busiest": busiest, "busiest_cpu_seconds": cpu[busiest],
+            "wall_per_busiest_cpu": seconds / cpu[busiest] if cpu[busiest] > 0 else None,
+            "peak_rss_kib": memory["VmHWM"], "rss_after_kib": memory["VmRSS"], "idle_rss_kib": idle_rss,
+            "l1_entries": find_value(status, "l1_entries"),
+            "redis_keys": int(self.redis_cli(self.redis_port, "DBSIZE") or 0),
+            "batcher": {k: batcher.get(k) for k in ("max_in_flight", "peak_in_flight", "batch_size") if k in batcher},
+            "stub_ids_requested": stub_stats.get("ids_requested"),
+            "stub_batch_requests": stub_stats.get("requests", {}).get("batch_get"),
+        }
+        if result["state"] != "completed" or refreshed != chats:
+            log(f"  warning: {role} run ended {result['state']} with {refreshed} of {chats} refreshed: {run}")
+        return result
+
+    def describe_run(self, result):
+        return (f"{result['seconds']:.1f} s, {result['chats_per_second'] or 0:,.0f} chats/s, CPU s service "
+                f"{result['cpu_seconds']:.2f} / stub {result['stub_cpu_seconds']:.2f} / redis "
+                f"{result['redis_cpu_seconds']:.2f}, wall ÷ busiest ({result['busiest']}) "
+                f"{result['wall_per_busiest_cpu'] or 0:.2f}, peak RSS {result['peak_rss_kib'] / 1024:.0f} MiB")
+
+    def sync(self):
+        """Full refresh per size; with a baseline, both builds per size, the order alternating
+        (new, old at one size; old, new at the next; and across repeats)."""
+        args = self.args
+        roles = self.roles()
+        runs = {role: {chats: [] for chats in args.sync_sizes} for role in roles}
+        for repeat in range(args.sync_repeats):
+            for index, chats in enumerate(args.sync_sizes):
+                order = roles if (index + repeat) % 2 == 0 else roles[::-1]
+                for role in order:
+                    log(f"sync: full refresh of {chats:,} chats, {role} build")
+                    result = self.sync_once(role, chats, {})
+                    runs[role][chats].append(result)
+                    log(f"  {role} {chats:,}: {self.describe_run(result)}")
+        self.redis_cli(self.redis_port, "FLUSHALL")
+        chosen = {role: [median_run(runs[role][chats]) for chats in args.sync_sizes] for role in roles}
+        for role in roles:
+            for result, chats in zip(chosen[role], args.sync_sizes):
+                result["repeats"] = runs[role][chats]
+        self.results["sync"] = chosen["new"]
+        if "baseline" in chosen:
+            self.results["sync_baseline"] = {"binary": args.baseline_binary, "runs": chosen["baseline"]}
+        memory = self.results.setdefault("memory", {})
+        new_runs = chosen["new"]
+        memory["idle_rss_kib"] = new_runs[0]["idle_rss_kib"]
+        full = [r for r in new_runs if r["chats"] >= args.l1_size]
+        if full:
+            memory["l1_full_rss_kib"] = full[0]["rss_after_kib"]
+            memory["l1_entries"] = full[0]["l1_entries"]
+
+    def sync_latency(self):
+        """One size, the stub answering every call after latency ± jitter: the adaptive default,
+        the fixed sweep and the baseline's default, round robin over BENCH_LATENCY_REPEATS rounds."""
+        args = self.args
+        chats = args.latency_chats
+        stub = self.start_stub(chats, name=f"stub-latency-{chats}")
+        faults = {"latency": args.latency, "latency_jitter": args.latency_jitter}
+        answer = self.admin("PUT", f"{stub[1]}/admin/faults", faults)
+        if answer.get("latency") in (None, "0s", "0ms") or answer.get("latency_jitter") in (None, "0s", "0ms"):
+            raise RuntimeError(f"the stub did not take the latency faults {faults}: {answer}")
+        configs = [("adaptive", "new", {"PARTICIPANTS_BATCH_CONCURRENCY": "adaptive"})]
+        configs += [(f"fixed-{n}", "new", {"PARTICIPANTS_BATCH_CONCURRENCY": "fixed",
+                                           "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": str(n)}) for n in args.inflight_sweep]
+        if args.baseline_binary:
+            configs.append(("baseline", "baseline", {"PARTICIPANTS_BATCH_CONCURRENCY": "adaptive"}))
+        log(f"sync latency: {chats:,} chats, stub latency {args.latency} ± {args.latency_jitter}, "
+            f"{args.latency_repeats} rounds over {', '.join(c[0] for c in configs)}")
+        runs = {name: [] for name, _, _ in configs}
+        for repeat in range(args.latency_repeats):
+            for name, role, env in (configs if repeat % 2 == 0 else configs[::-1]):
+                result = self.sync_once(role, chats, env, stub=stub, name=f"serve-latency-{name}")
+                runs[name].append(result)
+                log(f"  round {repeat + 1} {name}: {self.describe_run(result)}, batcher {result['batcher']}")
+        self.processes.stop(stub[0])
+        self.redis_cli(self.redis_port, "FLUSHALL")
+        summary = {}
+        for name, role, env in configs:
+            chosen = dict(median_run(runs[name], key="chats_per_second"))
+            chosen["chats_per_second_median"] = median([r["chats_per_second"] for r in runs[name]])
+            chosen["repeats"] = runs[name]
+            summary[name] = chosen
+        fixed = {name: summary[name]["chats_per_second_median"] for name in summary if name.startswith("fixed-")}
+        best = max(fixed, key=fixed.get) if fixed else None
+        adaptive = summary["adaptive"]["chats_per_second_median"]
+        self.results["sync_latency"] = {
+            "chats": chats, "latency": args.latency, "latency_jitter": args.latency_jitter,
+            "repeats": args.latency_repeats, "configs": summary,
+            "best_fixed": best, "best_fixed_chats_per_second": fixed.get(best),
+            "adaptive_vs_best_fixed": adaptive / fixed[best] if best and fixed[best] else None,
+            "baseline_binary": args.baseline_binary,
+            "new_vs_baseline": (adaptive / summary["baseline"]["chats_per_second_median"]
+                                if "baseline" in summary and summary["baseline"]["chats_per_second_median"] else None),
+        }
+
+    def sync_multi(self):
+        """Three instances on one Redis and one stub; one full refresh asked of the first. The stub
+        counts every chat id named by a call (`ids_requested`); each chat should be fetched once."""
+        args = self.args
+        chats = args.multi_chats
+        self.redis_cli(self.redis_port, "FLUSHALL")
+        stub, stub_url = self.start_stub(chats, name=f"stub-multi-{chats}")
+        services = []
+        for number in range(1, args.multi_instances + 1):
+            services.append(self.start_service(f"serve-multi-{number}", stub_url,
+                                               {"PARTICIPANTS_L1_SIZE": str(args.l1_size)}))
+        processes = [p for p, _ in services]
+        urls = [u for _, u in services]
+        watched = processes + [stub, self.redis]
+        self.wait_for_leader(urls, watched)
+        leaders = [self.processes.name_of(p) for p, u in services if find_value(self.sync_status(u), "is_leader") is True]
+        self.admin("POST", f"{stub_url}/admin/reset")
+        log(f"sync multi: {len(services)} instances, {chats:,} chats, refresh asked of serve-multi-1 "
+            f"(leader: {', '.join(leaders) or '?'})")
+        named = [("stub", stub), ("redis", self.redis)] + [(self.processes.name_of(p), p) for p in processes]
+        before = {n: cpu_seconds(p.pid) for n, p in named}
+        run, seconds = self.full_refresh(urls[0], chats, watched)
+        cpu = {n: cpu_seconds(p.pid) - before[n] for n, p in named}
+        stats = self.admin("GET", f"{stub_url}/admin/stats")
+        instances = {}
+        for process, url in services:
+            consumer = find_dict_with(self.sync_status(url), "batches_settled") or {}
+            instances[self.processes.name_of(process)] = {
+                "cpu_seconds": cpu[self.processes.name_of(process)],
+                "batches_settled": consumer.get("batches_settled"), "batches_read": consumer.get("batches_read"),
+                "batches_duplicate": consumer.get("batches_duplicate"),
+            }
+        for process in processes + [stub]:
+            self.processes.stop(process)
+        self.redis_cli(self.redis_port, "FLUSHALL")
+        counts = run.get("counts", {})
+        fetched = stats.get("ids_requested", 0)
+        result = {
+            "chats": chats, "instances": instances, "asked": "serve-multi-1", "leaders": leaders,
+            "state": run.get("state"), "seconds": seconds, "chats_refreshed": counts.get("chats_refreshed"),
+            "chats_per_second": (counts.get("chats_refreshed") or 0) / seconds if seconds > 0 else None,
+            "ids_requested": fetched, "chats_requested": stats.get("chats_requested"),
+            "max_requests_per_chat": stats.get("max_requests_per_chat"),
+            "unknown_ids_requested": stats.get("unknown_ids_requested"),
+            "stub_requests": stats.get("requests"),
+            "fetch_ratio": fetched / chats, "coverage": (stats.get("chats_requested") or 0) / chats,
+            "stub_cpu_seconds": cpu["stub"], "redis_cpu_seconds": cpu["redis"],
+            "services_cpu_seconds": sum(i["cpu_seconds"] for i in instances.values()),
+        }
+        log(f"  {seconds:.1f} s, {result['chats_per_second'] or 0:,.0f} chats/s, chats fetched ÷ N "
+            f"{result['fetch_ratio']:.3f}, coverage {result['coverage']:.3f}, max per chat "
+            f"{result['max_requests_per_chat']}, per instance {instances}")
+        self.results["sync_multi"] = result
+
+    def lines_of_code(self):
+        """`wc -l` of the sync pipeline's directories: the work tree now, and BENCH_LINES_BASE."""
+        root = repository_root()
+        base = self.args.lines_base
+        result = {"base": base, "base_commit": command_output(["git", "-C", root, "rev-parse", "--short", base]),
+                  "directories": {}}
+        for directory in SYNC_DIRECTORIES:
+            now_files, now_lines = 0, 0
+            for folder, _, files in os.walk(os.path.join(root, directory)):
+                for name in files:
+                    with open(os.path.join(folder, name), "rb") as f:
+                        now_lines += f.read().count(b"\n")
+                    now_files += 1
+            listing = subprocess.run(["git", "-C", root, "ls-tree", "-r", "--name-only", base, "--", directory],
+                                     capture_output=True, text=True, timeout=30)
+            if listing.returncode != 0:
+                raise RuntimeError(f"git ls-tree {base}: {listing.stderr.strip()}")
+            base_files, base_lines = 0, 0
+            for path in listing.stdout.splitlines():
+                blob = subprocess.run(["git", "-C", root, "show", f"{base}:{path}"], capture_output=True, timeout=30)
+                base_lines += blob.stdout.count(b"\n")
+                base_files += 1
+            result["directories"][directory] = {"now": {"files": now_files, "lines": now_lines},
+                                                "base": {"files": base_files, "lines": base_lines}}
+        for when in ("now", "base"):
+            result[f"{when}_lines"] = sum(d[when]["lines"] for d in result["directories"].values())
+        self.results["lines"] = result
+        log(f"lines: {result['now_lines']:,} now, {result['base_lines']:,} at {base}")
 
     # MARK: Run
 
@@ -452,6 +758,32 @@ http {{
             "wrk": command_output(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "",
             "commit": commit + ("-dirty" if dirty else ""),
         }
+        if self.args.baseline_binary:
+            self.results["machine"]["baseline"] = {"binary": self.args.baseline_binary,
+                                                   "commit": binary_commit(self.args.baseline_binary)}
+
+    SECTIONS = (
+        ("batch", "batch_write", "batch_write", "after_batch_write"),
+        ("read", "read_path", "read_path", "after_read_path"),
+        ("sync", "sync", "sync", "after_sync"),
+        ("sync-latency", "sync_latency", "sync_latency", "after_sync_latency"),
+        ("sync-multi", "sync_multi", "sync_multi", "after_sync_multi"),
+    )
+
+    def run_section(self, key, method):
+        """Runs one section; a failure is recorded (error and log tail) and the run goes on. Every
+        process the section started is stopped when it ends, however it ends."""
+        mark = len(self.processes.children)
+        try:
+            self.ensure_redis()
+            getattr(self, method)()
+        except KeyboardInterrupt:
+            raise
+        except Exception as error:  # noqa: BLE001 - recorded, reported, exit status 3
+            log(f"section {key} failed: {error}")
+            self.results.setdefault("failures", {})[key] = str(error)
+        finally:
+            self.processes.stop_after(mark)
 
     def run(self):
         started = datetime.datetime.now(datetime.timezone.utc)
@@ -464,15 +796,12 @@ http {{
                 "figures will be noisy")
         self.start_redis()
         sections = self.args.sections
-        if "batch" in sections:
-            self.batch_write()
-            self.note_load("after_batch_write")
-        if "read" in sections:
-            self.read_path()
-            self.note_load("after_read_path")
-        if "sync" in sections:
-            self.sync()
-            self.note_load("after_sync")
+        for key, method, _, moment in self.SECTIONS:
+            if key in sections:
+                self.run_section(key, method)
+                self.note_load(moment)
+        if sections & {"sync", "sync-latency", "sync-multi"}:
+            self.run_section("lines", "lines_of_code")
         self.results["finished_at"] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
         return self.results
 
@@ -481,7 +810,8 @@ def parse_arguments():
     env = os.environ.get
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chat-service", required=True, help="release chat-service binary")
-    parser.add_argument("--bench-batch-write", required=True, help="release bench-batch-write binary")
+    parser.add_argument("--bench-batch-write", default=None,
+                        help="release bench-batch-write binary (needed by the batch section only)")
     parser.add_argument("--output", required=True, help="where the raw JSON goes")
     parser.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "10")), help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=int(env("BENCH_REPEATS", "3")))
@@ -495,9 +825,35 @@ def parse_arguments():
     default_sizes = "10000 100000 1000000" if env("BENCH_FULL") == "1" else "10000 100000"
     parser.add_argument("--sync-sizes", type=lambda s: [int(x) for x in s.split()],
                         default=[int(x) for x in env("BENCH_SYNC_SIZES", default_sizes).split()])
-    parser.add_argument("--sections", default=env("BENCH_SECTIONS", "batch read sync"),
+    parser.add_argument("--sync-repeats", type=int, default=int(env("BENCH_SYNC_REPEATS", "1")),
+                        help="full refreshes per size and build (the median by wall time is reported)")
+    parser.add_argument("--baseline-binary", default=env("BENCH_BASELINE_BINARY") or None,
+                        help="an older chat-service to compare in the sync sections (A/B)")
+    parser.add_argument("--latency-chats", type=int, default=int(env("BENCH_LATENCY_CHATS", "20000")))
+    parser.add_argument("--latency", default=env("BENCH_LATENCY", "50ms"), help="stub latency per call")
+    parser.add_argument("--latency-jitter", default=env("BENCH_LATENCY_JITTER", "10ms"))
+    parser.add_argument("--latency-repeats", type=int, default=int(env("BENCH_LATENCY_REPEATS", "3")))
+    parser.add_argument("--inflight-sweep", type=lambda s: [int(x) for x in s.split()],
+                        default=[int(x) for x in env("BENCH_INFLIGHT_SWEEP", "4 8 16 32 64").split()])
+    parser.add_argument("--multi-chats", type=int, default=int(env("BENCH_MULTI_CHATS", "30000")))
+    parser.add_argument("--multi-instances", type=int, default=3)
+    parser.add_argument("--lines-base", default=env("BENCH_LINES_BASE", "1bc4d36"),
+                        help="the commit whose sync pipeline the line counts compare with")
+    parser.add_argument("--sections", default=env("BENCH_SECTIONS", "batch read sync sync-latency sync-multi"),
                         type=lambda s: set(s.split()))
-    return parser.parse_args()
+    args = parser.parse_args()
+    known = {key for key, _, _, _ in Bench.SECTIONS}
+    if args.sections - known:
+        parser.error(f"unknown sections {sorted(args.sections - known)}; known: {' '.join(sorted(known))}")
+    if "batch" in args.sections and not args.bench_batch_write:
+        parser.error("the batch section needs --bench-batch-write")
+    for name in ("chat_service", "bench_batch_write", "baseline_binary"):
+        path = getattr(args, name)
+        if path and not os.access(path, os.X_OK):
+            parser.error(f"--{name.replace('_', '-')} {path}: not an executable file")
+    if args.baseline_binary:
+        args.baseline_binary = os.path.abspath(args.baseline_binary)
+    return args
 
 
 def main():
@@ -517,6 +873,12 @@ def main():
             json.dump(results, f, indent=2)
             f.write("\n")
         log(f"raw results: {args.output}")
+        if results.get("failures"):
+            log(f"failed sections: {', '.join(results['failures'])}")
+            if os.environ.get("BENCH_KEEP_WORKDIR") == "1":
+                log(f"logs kept in {workdir}")
+                workdir = None
+            return 3
     except KeyboardInterrupt:
         log("interrupted; cleaning up")
         return 130

@@ -18,7 +18,17 @@ GOALS = {
     "l1_vs_nginx": 0.9,     # requests/s, at least
     "redis_vs_webdis": 1.0,  # requests/s, at least
     "p99_vs_nginx": 1.5,    # p99 latency, at most
+    "sync_wall_per_busiest_cpu": 1.5,  # full refresh: wall ÷ CPU of the busiest process, at most
+    "sync_cpu_per_1k": 0.025,  # full refresh: service CPU s per 1k chats, at most
+    "sync_spread_percent": 15,  # service CPU per chat, deviation from the mean across sizes, within ±
+    "adaptive_vs_best_fixed": 0.8,  # chats/s at 50 ms upstream latency, at least
+    "multi_fetch_tolerance": 0.02,  # three instances: chats fetched ÷ chats within 1 ± this
 }
+
+# Chart colours: our service in one colour, every reference (nginx, webdis, redis-benchmark,
+# the baseline build) in another, in every panel.
+OURS_COLOUR = "#2f6fb0"
+REFERENCE_COLOUR = "#a0a0a0"
 
 READ_LABELS = {
     "nginx": "nginx, static file (1 worker)",
@@ -51,25 +61,67 @@ def verdict(value, goal, at_least=True):
     return "**met**" if met else "**not met**"
 
 
+def sync_spread(runs):
+    """Service CPU per chat across sizes: (mean CPU s per 1k chats, lowest and highest deviation
+    from the mean in %), or None with fewer than two sizes."""
+    costs = [r["cpu_seconds_per_1k"] for r in runs if r.get("cpu_seconds_per_1k") is not None]
+    if len(costs) < 2:
+        return None
+    mean = sum(costs) / len(costs)
+    deviations = [100 * (c - mean) / mean for c in costs] if mean else [0.0]
+    return mean, min(deviations), max(deviations)
+
+
 def goal_rows(results):
+    """(goal, measured as text, target, verdict) rows."""
     rows = []
     batch = results.get("batch_write")
     if batch:
-        rows.append(("batch write: entries/s ÷ redis-benchmark SET/s", batch["ratio"], f"≥ {GOALS['batch_write']}×",
-                     verdict(batch["ratio"], GOALS["batch_write"])))
+        rows.append(("batch write: entries/s ÷ redis-benchmark SET/s", fmt_ratio(batch["ratio"]),
+                     f"≥ {GOALS['batch_write']}×", verdict(batch["ratio"], GOALS["batch_write"])))
     read = results.get("read_path")
     if read:
         nginx, l1, webdis, redis = (read[k] for k in ("nginx", "l1_hit", "webdis", "redis_hit"))
         l1_ratio = l1["requests_per_second"] / nginx["requests_per_second"]
         redis_ratio = redis["requests_per_second"] / webdis["requests_per_second"]
-        rows.append(("L1 hit: requests/s ÷ nginx", l1_ratio, f"≥ {GOALS['l1_vs_nginx']}×",
+        rows.append(("L1 hit: requests/s ÷ nginx", fmt_ratio(l1_ratio), f"≥ {GOALS['l1_vs_nginx']}×",
                      verdict(l1_ratio, GOALS["l1_vs_nginx"])))
-        rows.append(("Redis hit: requests/s ÷ webdis", redis_ratio, f"≥ {GOALS['redis_vs_webdis']}×",
+        rows.append(("Redis hit: requests/s ÷ webdis", fmt_ratio(redis_ratio), f"≥ {GOALS['redis_vs_webdis']}×",
                      verdict(redis_ratio, GOALS["redis_vs_webdis"])))
         for key, label in (("l1_hit", "L1 hit"), ("redis_hit", "Redis hit")):
             ratio = read[key]["p99_us"] / nginx["p99_us"] if nginx["p99_us"] else None
-            rows.append((f"{label}: p99 ÷ nginx p99", ratio, f"≤ {GOALS['p99_vs_nginx']}×",
+            rows.append((f"{label}: p99 ÷ nginx p99", fmt_ratio(ratio), f"≤ {GOALS['p99_vs_nginx']}×",
                          verdict(ratio, GOALS["p99_vs_nginx"], at_least=False)))
+    sync = results.get("sync") or []
+    for run in sync:
+        ratio = run.get("wall_per_busiest_cpu")
+        if "busiest" in run:
+            rows.append((f"sync {run['chats']:,} chats: wall ÷ CPU of the busiest process ({run['busiest']})",
+                         fmt_ratio(ratio), f"≤ {GOALS['sync_wall_per_busiest_cpu']}×",
+                         verdict(ratio, GOALS["sync_wall_per_busiest_cpu"], at_least=False)))
+    for run in sync:
+        rows.append((f"sync {run['chats']:,} chats: service CPU s per 1k chats", f"{run['cpu_seconds_per_1k']:.3f} s",
+                     f"≤ {GOALS['sync_cpu_per_1k']} s", verdict(run["cpu_seconds_per_1k"], GOALS["sync_cpu_per_1k"], at_least=False)))
+    spread = sync_spread(sync)
+    if spread:
+        _, low, high = spread
+        worst = max(abs(low), abs(high))
+        rows.append((f"sync: service CPU per chat across {len(sync)} sizes, deviation from the mean",
+                     f"{low:+.0f} % … {high:+.0f} %", f"within ±{GOALS['sync_spread_percent']} %",
+                     verdict(worst, GOALS["sync_spread_percent"], at_least=False)))
+    latency = results.get("sync_latency")
+    if latency and latency.get("adaptive_vs_best_fixed") is not None:
+        rows.append((f"sync at {latency['latency']} ± {latency['latency_jitter']} upstream latency: adaptive chats/s ÷ "
+                     f"best fixed ({latency['best_fixed']})", fmt_ratio(latency["adaptive_vs_best_fixed"]),
+                     f"≥ {GOALS['adaptive_vs_best_fixed']}×",
+                     verdict(latency["adaptive_vs_best_fixed"], GOALS["adaptive_vs_best_fixed"])))
+    multi = results.get("sync_multi")
+    if multi:
+        tolerance = GOALS["multi_fetch_tolerance"]
+        ratio = multi["fetch_ratio"]
+        rows.append((f"sync, {len(multi['instances'])} instances on one Redis: chats fetched ÷ chats",
+                     f"{ratio:.3f}×", f"1 ± {tolerance}",
+                     "**met**" if abs(ratio - 1) <= tolerance else "**not met**"))
     return rows
 
 
@@ -96,7 +148,12 @@ def markdown_table(results, chart_name=None):
     rows = goal_rows(results)
     if rows:
         lines += ["| goal | measured | target | |", "| --- | --- | --- | --- |"]
-        lines += [f"| {name} | {fmt_ratio(value)} | {target} | {met} |" for name, value, target, met in rows]
+        lines += [f"| {name} | {value} | {target} | {met} |" for name, value, target, met in rows]
+        lines.append("")
+
+    for section, error in (results.get("failures") or {}).items():
+        first = error.strip().splitlines()[0] if error.strip() else "?"
+        lines.append(f"**Section `{section}` failed: {first}** (the raw JSON has the whole error and log tail).")
         lines.append("")
 
     read = results.get("read_path")
@@ -131,25 +188,7 @@ def markdown_table(results, chart_name=None):
                   f"{fmt_ratio(batch['ratio'])} |",
                   f"| redis-benchmark | {fmt_int(batch['redis_benchmark_sets_per_second'])} SETs | 1.00× |", ""]
 
-    sync = results.get("sync")
-    if sync:
-        lines.append("Sync: a full refresh (`POST /internal/participants/refresh`) from the stub upstream, "
-                     "default batch size and batches in flight, `PARTICIPANTS_L1_SIZE="
-                     f"{settings.get('l1_size')}`; CPU is the service's user + system time.")
-        lines.append("")
-        lines += ["| chats | seconds | chats/s | CPU s per 1k chats | peak RSS (VmHWM) | stub CPU s |",
-                  "| ---: | ---: | ---: | ---: | ---: | ---: |"]
-        for run in sync:
-            lines.append(f"| {run['chats']:,} | {run['seconds']:.1f} | {fmt_int(run['chats_per_second'])} | "
-                         f"{run['cpu_seconds_per_1k']:.3f} | {mib(run['peak_rss_kib'])} | "
-                         f"{run['stub_cpu_seconds']:.1f} |")
-        failed = [r for r in sync if r.get("state") != "completed" or r.get("chats_refreshed") != r["chats"]]
-        for run in failed:
-            lines.append(f"\n**{run['chats']:,} chats: the run ended `{run.get('state')}` with "
-                         f"{run.get('chats_refreshed')} refreshed.**")
-        if 1_000_000 not in [r["chats"] for r in sync]:
-            lines.append("\n1M chats: not in this run (`BENCH_FULL=1` adds them).")
-        lines.append("")
+    lines += sync_tables(results)
 
     memory = results.get("memory")
     if memory:
@@ -161,6 +200,138 @@ def markdown_table(results, chart_name=None):
         lines.append(f"![read path and sync]({chart_name})")
         lines.append("")
     return "\n".join(lines)
+
+
+def fmt_seconds(value, digits=2):
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def fmt_change(new, old):
+    return "–" if new is None or not old else f"{new / old:.2f}×"
+
+
+def sync_tables(results):
+    """The markdown of the sync sections: full refresh (A/B), latency sweep, three instances, lines."""
+    settings = results.get("settings", {})
+    machine = results.get("machine", {})
+    lines = []
+    sync = results.get("sync")
+    baseline = (results.get("sync_baseline") or {}).get("runs") or []
+    baseline_name = "baseline"
+    if machine.get("baseline"):
+        baseline_name = f"baseline `{machine['baseline'].get('commit') or machine['baseline'].get('binary')}`"
+    if sync:
+        repeats = settings.get("sync_repeats", 1)
+        lines.append("Sync: a full refresh (`POST /internal/participants/refresh`, timed until the job ends) from the "
+                     "instant stub upstream, default batch size and concurrency, `PARTICIPANTS_L1_SIZE="
+                     f"{settings.get('l1_size')}`, Redis emptied before each run"
+                     + (f", median of {repeats} runs by wall time" if repeats and repeats > 1 else "")
+                     + ". CPU is user + system time from `/proc/<pid>/stat` of the service, the stub and "
+                     "redis-server during the run; *busiest* is the one of the three that used the most, and "
+                     "wall ÷ its CPU is 1.0× when that process was busy the whole run.")
+        lines.append("")
+        lines += ["| chats | build | seconds | chats/s | service CPU s | stub CPU s | redis CPU s | wall ÷ busiest CPU "
+                  "| service CPU s per 1k | stub CPU s per 1k | peak RSS (VmHWM) |",
+                  "| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        by_size = {r["chats"]: r for r in baseline}
+        for run in sync:
+            pairs = [("this build", run)] + ([(baseline_name, by_size[run["chats"]])] if run["chats"] in by_size else [])
+            for build, r in pairs:
+                busiest = r.get("wall_per_busiest_cpu")
+                lines.append(
+                    f"| {r['chats']:,} | {build} | {r['seconds']:.1f} | {fmt_int(r['chats_per_second'])} | "
+                    f"{r['cpu_seconds']:.2f} | {r['stub_cpu_seconds']:.2f} | {fmt_seconds(r.get('redis_cpu_seconds'))} | "
+                    + (f"{busiest:.2f}× ({r['busiest']}) | " if busiest is not None else "– | ")
+                    + f"{r['cpu_seconds_per_1k']:.3f} | "
+                    f"{fmt_seconds(r.get('stub_cpu_seconds_per_1k'), 3)} | {mib(r['peak_rss_kib'])} |")
+        spread = sync_spread(sync)
+        if spread:
+            mean, low, high = spread
+            lines.append(f"\nService CPU per chat across sizes: mean {mean:.3f} s per 1k chats; the sizes deviate "
+                         f"from it by {low:+.1f} % (lowest) to {high:+.1f} % (highest).")
+        failed = [r for r in sync + baseline if r.get("state") != "completed" or r.get("chats_refreshed") != r["chats"]]
+        for run in failed:
+            lines.append(f"\n**{run['chats']:,} chats ({run.get('role')} build): the run ended `{run.get('state')}` "
+                         f"with {run.get('chats_refreshed')} refreshed.**")
+        if 1_000_000 not in [r["chats"] for r in sync]:
+            lines.append("\n1M chats: not in this run (`BENCH_FULL=1` adds them).")
+        lines.append("")
+        if baseline:
+            lines.append(f"A/B against {baseline_name} (`{(results.get('sync_baseline') or {}).get('binary')}`), "
+                         "the two builds alternating per size, the same stub: new ÷ old (below 1× is less time or "
+                         "CPU, above 1× more chats/s).")
+            lines.append("")
+            lines += ["| chats | seconds new / old | ÷ | chats/s new / old | ÷ | service CPU s new / old | ÷ |",
+                      "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+            for run in sync:
+                old = by_size.get(run["chats"])
+                if not old:
+                    continue
+                lines.append(
+                    f"| {run['chats']:,} | {run['seconds']:.1f} / {old['seconds']:.1f} | {fmt_change(run['seconds'], old['seconds'])} | "
+                    f"{fmt_int(run['chats_per_second'])} / {fmt_int(old['chats_per_second'])} | "
+                    f"{fmt_change(run['chats_per_second'], old['chats_per_second'])} | "
+                    f"{run['cpu_seconds']:.2f} / {old['cpu_seconds']:.2f} | {fmt_change(run['cpu_seconds'], old['cpu_seconds'])} |")
+            lines.append("")
+
+    latency = results.get("sync_latency")
+    if latency:
+        lines.append(f"Sync with upstream latency: a full refresh of {latency['chats']:,} chats, the stub answering "
+                     f"every call after {latency['latency']} ± {latency['latency_jitter']} (`PUT /admin/faults`); "
+                     "adaptive is `PARTICIPANTS_BATCH_CONCURRENCY=adaptive` with the default "
+                     "`PARTICIPANTS_MAX_BATCHES_IN_FLIGHT`, fixed-N is `PARTICIPANTS_BATCH_CONCURRENCY=fixed` with "
+                     f"`PARTICIPANTS_MAX_BATCHES_IN_FLIGHT=N`; median of {latency['repeats']} rounds taken round robin.")
+        lines.append("")
+        lines += ["| setting | build | chats/s | ÷ best fixed | seconds | service CPU s | peak batches in flight |",
+                  "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+        best = latency.get("best_fixed_chats_per_second")
+        for name, run in latency["configs"].items():
+            build = baseline_name if name == "baseline" else "this build"
+            label = "default" if name == "baseline" else name
+            rate = run.get("chats_per_second_median")
+            peak = (run.get("batcher") or {}).get("peak_in_flight")
+            lines.append(f"| {label}{' (best fixed)' if name == latency.get('best_fixed') else ''} | {build} | "
+                         f"{fmt_int(rate)} | {fmt_change(rate, best)} | {run['seconds']:.1f} | {run['cpu_seconds']:.2f} | "
+                         f"{'–' if peak is None else peak} |")
+        if latency.get("new_vs_baseline") is not None:
+            lines.append(f"\nAdaptive ÷ the baseline's default: {latency['new_vs_baseline']:.2f}× chats/s.")
+        lines.append("")
+
+    multi = results.get("sync_multi")
+    if multi:
+        instances = multi["instances"]
+        lines.append(f"Sync, {len(instances)} instances on one Redis: one stub with {multi['chats']:,} chats, one full "
+                     f"refresh asked of {multi['asked']} (leader: {', '.join(multi.get('leaders') or []) or '?'}); the "
+                     "stub counts every chat id named by a call (`ids_requested` of `GET /admin/stats`).")
+        lines.append("")
+        lines += ["| seconds | chats/s | chats fetched ÷ chats | chats fetched at least once | most fetches of one chat "
+                  "| batch calls | services CPU s | stub CPU s | redis CPU s |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        lines.append(f"| {multi['seconds']:.1f} | {fmt_int(multi['chats_per_second'])} | {multi['fetch_ratio']:.3f}× | "
+                     f"{multi['coverage'] * 100:.1f} % | {multi.get('max_requests_per_chat')} | "
+                     f"{fmt_int((multi.get('stub_requests') or {}).get('batch_get'))} | {multi['services_cpu_seconds']:.2f} | "
+                     f"{multi['stub_cpu_seconds']:.2f} | {multi['redis_cpu_seconds']:.2f} |")
+        shares = ", ".join(f"{name} {i.get('batches_settled', '?')} batches, {i['cpu_seconds']:.1f} CPU s"
+                           for name, i in instances.items())
+        lines.append(f"\nPer instance: {shares}.")
+        if multi.get("state") != "completed":
+            lines.append(f"\n**The run ended `{multi.get('state')}` with {multi.get('chats_refreshed')} refreshed.**")
+        lines.append("")
+
+    code = results.get("lines")
+    if code:
+        lines.append(f"Lines of the sync pipeline (`wc -l`, every file): the work tree of this run and "
+                     f"`{code.get('base_commit') or code['base']}`.")
+        lines.append("")
+        lines += ["| directory | files | lines | files at base | lines at base | change |",
+                  "| --- | ---: | ---: | ---: | ---: | ---: |"]
+        for directory, counts in code["directories"].items():
+            now, base = counts["now"], counts["base"]
+            lines.append(f"| `{directory}` | {now['files']} | {now['lines']:,} | {base['files']} | {base['lines']:,} | "
+                         f"{now['lines'] - base['lines']:+,} |")
+        lines.append(f"| total | | {code['now_lines']:,} | | {code['base_lines']:,} | {code['now_lines'] - code['base_lines']:+,} |")
+        lines.append("")
+    return lines
 
 
 # MARK: SVG
@@ -187,54 +358,113 @@ class Svg:
                 f'<rect width="100%" height="100%" fill="white"/>\n' + "\n".join(self.items) + "\n</svg>\n")
 
 
-def bar_panel(svg, x, y, width, height, title, bars, unit, palette):
-    """Horizontal bars: (label, value, note) tuples; the note is printed after the value."""
+LABEL_SIZE = 12
+NOTE_SIZE = 11
+
+
+def text_width(text, size):
+    """An upper estimate of the width of `text` in Helvetica/Arial at `size` px: 0.6 em a character
+    (digits and most lowercase letters are 0.5–0.56 em), so labels are never clipped."""
+    return 0.6 * size * len(str(text))
+
+
+def bar_text(value, unit, note):
+    shown = "–" if value is None else f"{value:,.0f} {unit}"
+    return shown + (f"  {note}" if note else "")
+
+
+def bar_panel(svg, x, y, label_width, bar_area, title, bars, unit):
+    """Horizontal bars: (label, value, note, ours) tuples; the note is printed after the value.
+    Our service's bars are OURS_COLOUR, references' REFERENCE_COLOUR."""
     svg.text(x, y, title, size=14, weight="bold")
     if not bars:
         return
     top = y + 14
-    label_width = 230
-    bar_area = width - label_width - 150
-    row = min(34, (height - 20) / len(bars))
-    biggest = max(value for _, value, _ in bars if value is not None) or 1
-    for index, (label, value, note) in enumerate(bars):
+    row = 34
+    biggest = max((value for _, value, _, _ in bars if value is not None), default=0) or 1
+    for index, (label, value, note, ours) in enumerate(bars):
         row_y = top + index * row
-        svg.text(x + label_width - 8, row_y + row * 0.62, label, size=12, anchor="end")
+        svg.text(x + label_width - 8, row_y + row * 0.62, label, size=LABEL_SIZE, anchor="end")
         length = 0 if value is None else bar_area * value / biggest
-        svg.rect(x + label_width, row_y + 4, max(length, 1), row - 8, palette[index % len(palette)])
-        shown = "–" if value is None else f"{value:,.0f} {unit}"
-        svg.text(x + label_width + length + 6, row_y + row * 0.62, shown + (f"  {note}" if note else ""), size=11)
+        svg.rect(x + label_width, row_y + 4, max(length, 1), row - 8, OURS_COLOUR if ours else REFERENCE_COLOUR)
+        svg.text(x + label_width + length + 6, row_y + row * 0.62, bar_text(value, unit, note), size=NOTE_SIZE)
     svg.line(x + label_width, top, x + label_width, top + row * len(bars))
 
 
-def chart(results):
+def chart_panels(results):
+    """(title, bars, unit) per panel; bars are (label, value, note, ours)."""
     read = results.get("read_path")
     sync = results.get("sync") or []
+    baseline = {r["chats"]: r for r in (results.get("sync_baseline") or {}).get("runs") or []}
     batch = results.get("batch_write")
+    ours_read = {"l1_hit", "redis_hit"}
     panels = []
     if read:
         nginx = read["nginx"]
         panels.append(("Read path: requests/s (ratio to nginx)", [
             (READ_LABELS[k], read[k]["requests_per_second"],
-             fmt_ratio(read[k]["requests_per_second"] / nginx["requests_per_second"])) for k in READ_LABELS], "req/s"))
+             fmt_ratio(read[k]["requests_per_second"] / nginx["requests_per_second"]), k in ours_read)
+            for k in READ_LABELS], "req/s"))
         panels.append(("Read path: p99 latency in µs (p50 in brackets)", [
-            (READ_LABELS[k], read[k]["p99_us"], f"(p50 {read[k]['p50_us']:,.0f})") for k in READ_LABELS], "µs"))
+            (READ_LABELS[k], read[k]["p99_us"], f"(p50 {read[k]['p50_us']:,.0f})", k in ours_read)
+            for k in READ_LABELS], "µs"))
     if batch:
         panels.append(("Batch write: entries/s vs redis-benchmark SET/s", [
-            ("chat-service storeBatch", batch["entries_per_second"], fmt_ratio(batch["ratio"])),
-            ("redis-benchmark", batch["redis_benchmark_sets_per_second"], "")], "/s"))
+            ("chat-service storeBatch", batch["entries_per_second"], fmt_ratio(batch["ratio"]), True),
+            ("redis-benchmark", batch["redis_benchmark_sets_per_second"], "", False)], "/s"))
     if sync:
-        panels.append(("Sync: chats/s of a full refresh (CPU s per 1k chats, peak RSS)", [
-            (f"{run['chats']:,} chats", run["chats_per_second"],
-             f"({run['cpu_seconds_per_1k']:.3f} CPU s/1k, {mib(run['peak_rss_kib'])})") for run in sync], "chats/s"))
-    width = 900
-    heights = [40 + 34 * len(bars) for _, bars, _ in panels]
-    svg = Svg(width, 50 + sum(heights) + 20 * len(panels))
-    svg.text(20, 28, f"chat-service benchmarks, {results.get('started_at', '')}", size=16, weight="bold")
-    y = 60
-    palette = ["#8c8c8c", "#2f6fb0", "#b7b7b7", "#5a9bd5"]
-    for (title, bars, unit), height in zip(panels, heights):
-        bar_panel(svg, 20, y, width - 40, height, title, bars, unit, palette)
+        bars = []
+        for run in sync:
+            bars.append((f"{run['chats']:,} chats", run["chats_per_second"], sync_note(run), True))
+            if run["chats"] in baseline:
+                old = baseline[run["chats"]]
+                bars.append((f"{run['chats']:,} chats, baseline build", old["chats_per_second"], sync_note(old), False))
+        panels.append(("Sync: chats/s of a full refresh (service CPU s per 1k chats, wall ÷ busiest CPU, peak RSS)",
+                       bars, "chats/s"))
+    latency = results.get("sync_latency")
+    if latency:
+        bars = []
+        for name, run in latency["configs"].items():
+            label = "baseline build, default" if name == "baseline" else ("adaptive (default)" if name == "adaptive" else name)
+            bars.append((label, run.get("chats_per_second_median"), f"({run['cpu_seconds']:.2f} CPU s)", name != "baseline"))
+        panels.append((f"Sync at {latency['latency']} ± {latency['latency_jitter']} upstream latency, "
+                       f"{latency['chats']:,} chats: chats/s", bars, "chats/s"))
+    multi = results.get("sync_multi")
+    if multi:
+        panels.append((f"Sync, {len(multi['instances'])} instances on one Redis, {multi['chats']:,} chats", [
+            (f"{len(multi['instances'])} instances", multi["chats_per_second"],
+             f"(chats fetched ÷ chats {multi['fetch_ratio']:.3f}×)", True)], "chats/s"))
+    return panels
+
+
+def sync_note(run):
+    ratio = run.get("wall_per_busiest_cpu")
+    busiest = "" if ratio is None else f", {ratio:.2f}× {run['busiest']}"
+    return f"({run['cpu_seconds_per_1k']:.3f} CPU s/1k{busiest}, {mib(run['peak_rss_kib'])})"
+
+
+def chart(results):
+    panels = chart_panels(results)
+    bars = [bar for _, panel_bars, _ in panels for bar in panel_bars]
+    # Columns sized from the text they hold: the widest label, a fixed bar area, then the widest
+    # value and note printed after the longest bar.
+    label_width = max([text_width(label, LABEL_SIZE) for label, _, _, _ in bars] + [120]) + 16
+    bar_area = 420
+    note_width = max([text_width(bar_text(value, unit, note), NOTE_SIZE)
+                      for _, panel_bars, unit in panels for _, value, note, _ in panel_bars] + [100]) + 12
+    title = f"chat-service benchmarks, {results.get('started_at', '')}"
+    width = int(max(20 + label_width + bar_area + note_width + 20, 40 + text_width(title, 16),
+                    max([40 + text_width(t, 14) for t, _, _ in panels] + [0])))
+    heights = [24 + 34 * len(panel_bars) for _, panel_bars, _ in panels]
+    svg = Svg(width, 84 + sum(heights) + 20 * len(panels))
+    svg.text(20, 28, title, size=16, weight="bold")
+    svg.rect(20, 40, 12, 12, OURS_COLOUR)
+    svg.text(38, 50, "chat-service (this build)", size=NOTE_SIZE)
+    svg.rect(200, 40, 12, 12, REFERENCE_COLOUR)
+    svg.text(218, 50, "reference: nginx, webdis, redis-benchmark, baseline build", size=NOTE_SIZE)
+    y = 84
+    for (panel_title, panel_bars, unit), height in zip(panels, heights):
+        bar_panel(svg, 20, y, label_width, bar_area, panel_title, panel_bars, unit)
         y += height + 20
     return svg.render()
 
@@ -254,7 +484,7 @@ def update_readme(readme, table):
 def goals_table(results):
     """The goal rows alone, for docs/PERFORMANCE.md."""
     lines = ["| goal | measured | target | |", "| --- | --- | --- | --- |"]
-    lines += [f"| {name} | {fmt_ratio(value)} | {target} | {met} |" for name, value, target, met in goal_rows(results)]
+    lines += [f"| {name} | {value} | {target} | {met} |" for name, value, target, met in goal_rows(results)]
     return "\n".join(lines)
 
 
