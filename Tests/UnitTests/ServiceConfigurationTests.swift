@@ -77,6 +77,10 @@ struct ServiceConfigurationTests {
         ("PARTICIPANTS_TIMEZONE", "Mars/Olympus"),
         ("PARTICIPANTS_BATCH_SIZE", "0"),
         ("PARTICIPANTS_BATCH_SIZE", "100000"),
+        ("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", "0"),
+        ("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", "257"),
+        ("PARTICIPANTS_BATCH_CONCURRENCY", "auto"),
+        ("PARTICIPANTS_BATCH_CONCURRENCY", "64"),
         ("PARTICIPANTS_MAX_API_TIMEOUT", "99999999999999999999s"),
         ("PARTICIPANTS_ENABLE_BACKGROUND_SYNC", "maybe"),
         ("PARTICIPANTS_ENABLE_LAZY_UPDATE", "2"),
@@ -109,6 +113,31 @@ struct ServiceConfigurationTests {
             return error.variable == variable && error.description.contains(variable)
                 && error.description.contains("expected") && !error.expected.isEmpty
         }
+    }
+
+    @Test func batchesInFlightAdaptUpToACeilingOf64ByDefault() throws {
+        let defaults = try ServiceConfiguration(environment: [:])
+        #expect(defaults.participants.maxBatchesInFlight == 64)
+        #expect(defaults.participants.batchConcurrency == .adaptive)
+        let summary = Dictionary(uniqueKeysWithValues: defaults.redactedSummary.map { ($0.name, $0.value) })
+        #expect(summary["PARTICIPANTS_MAX_BATCHES_IN_FLIGHT"] == "64")
+        #expect(summary["PARTICIPANTS_BATCH_CONCURRENCY"] == "adaptive")
+
+        let fixed = try ServiceConfiguration(environment: ["PARTICIPANTS_BATCH_CONCURRENCY": "Fixed", "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "4"])
+        #expect(fixed.participants.batchConcurrency == .fixed)
+        #expect(fixed.participants.maxBatchesInFlight == 4)
+        #expect(fixed.redactedSummary.contains { $0.name == "PARTICIPANTS_BATCH_CONCURRENCY" && $0.value == "fixed" })
+    }
+
+    @Test func aBadBatchConcurrencyStopsStartUpWithExit78NamingTheVariable() {
+        #expect {
+            _ = try ServiceConfiguration(environment: ["PARTICIPANTS_BATCH_CONCURRENCY": "gradient"])
+        } throws: { error in
+            guard let error = error as? ConfigurationError else { return false }
+            return error.variable == "PARTICIPANTS_BATCH_CONCURRENCY"
+                && error.description == #"invalid PARTICIPANTS_BATCH_CONCURRENCY="gradient": expected one of adaptive, fixed"#
+        }
+        #expect(ConfigurationError.exitCode == 78)
     }
 
     @Test func grpcListenerDefaultsAndOverrides() throws {

@@ -36,7 +36,10 @@ public struct ServiceConfiguration: Sendable {
         public var fullUpdateHour: Int
         public var timeZone: TimeZone
         public var batchSize: Int
+        /// PARTICIPANTS_MAX_BATCHES_IN_FLIGHT: the ceiling of the adaptive limit; the fixed one.
         public var maxBatchesInFlight: Int
+        /// PARTICIPANTS_BATCH_CONCURRENCY: whether batches in flight adapt to upstream (``ConcurrencyLimit``).
+        public var batchConcurrency: ConcurrencyLimit.Mode
         public var maxAPITimeout: Duration
         public var backgroundSyncEnabled: Bool
         public var lazyUpdateEnabled: Bool
@@ -132,6 +135,7 @@ public struct ServiceConfiguration: Sendable {
             timeZone: timeZone,
             batchSize: try env.integer("PARTICIPANTS_BATCH_SIZE", in: 1...1000),
             maxBatchesInFlight: try env.integer("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", in: 1...256),
+            batchConcurrency: try Self.batchConcurrency(env),
             maxAPITimeout: try env.duration("PARTICIPANTS_MAX_API_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
             backgroundSyncEnabled: try env.bool("PARTICIPANTS_ENABLE_BACKGROUND_SYNC"),
             lazyUpdateEnabled: try env.bool("PARTICIPANTS_ENABLE_LAZY_UPDATE"),
@@ -184,6 +188,11 @@ public struct ServiceConfiguration: Sendable {
         default:
             return .sqlite(path: try env.requiredString("CHAT_SQLITE_PATH"))
         }
+    }
+
+    private static func batchConcurrency(_ env: EnvironmentReader) throws(ConfigurationError) -> ConcurrencyLimit.Mode {
+        let text = try env.oneOf("PARTICIPANTS_BATCH_CONCURRENCY", ConcurrencyLimit.Mode.allCases.map(\.rawValue))
+        return ConcurrencyLimit.Mode(rawValue: text) ?? .adaptive
     }
 
     private static func sentinels(_ env: EnvironmentReader) throws(ConfigurationError) -> [RedisServerAddress] {
@@ -250,6 +259,7 @@ public struct ServiceConfiguration: Sendable {
             "PARTICIPANTS_TIMEZONE": participants.timeZone.identifier,
             "PARTICIPANTS_BATCH_SIZE": "\(participants.batchSize)",
             "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "\(participants.maxBatchesInFlight)",
+            "PARTICIPANTS_BATCH_CONCURRENCY": participants.batchConcurrency.rawValue,
             "PARTICIPANTS_MAX_API_TIMEOUT": formatDuration(participants.maxAPITimeout),
             "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "\(participants.backgroundSyncEnabled)",
             "PARTICIPANTS_ENABLE_LAZY_UPDATE": "\(participants.lazyUpdateEnabled)",
