@@ -1,4 +1,6 @@
 import Foundation
+import MetricsTestKit
+import Runtime
 import Synchronization
 import TestSupport
 import Testing
@@ -12,23 +14,42 @@ struct BatcherTests {
 
     struct Rig {
         let clock = ManualSyncClock(now: BatcherTests.now)
+        let loop = EventLoop(name: "batcher-tests")
         let upstream: FakeUpstream
         let store: FakeStore
         let batcher: Batcher
+        let metrics = TestMetrics()
         let outcomes = OutcomeLog()
 
-        init(chats: [ChatID], buffer: Int = 4, inFlight: Int = 2, upstreamGate: AsyncGate = AsyncGate(open: true), storeGate: AsyncGate = AsyncGate(open: true)) {
+        init(
+            chats: [ChatID], inFlight: Int = 2, adaptive: ConcurrencyLimit.Settings? = nil,
+            upstreamGate: AsyncGate = AsyncGate(open: true), storeGate: AsyncGate = AsyncGate(open: true)
+        ) {
             upstream = FakeUpstream(chats: chats, batchGate: upstreamGate)
             store = FakeStore(gate: storeGate)
             batcher = Batcher(
-                upstream: upstream, store: store, clock: clock, bufferCapacity: buffer, maxBatchesInFlight: inFlight,
+                upstream: upstream, store: store, clock: clock, loop: loop,
+                concurrency: adaptive ?? .init(mode: .fixed, maximum: inFlight), metricsFactory: metrics,
                 logger: SyncDoubles.logger)
         }
 
+        /// Runs the batcher and collects every outcome; the task ends once both are done.
         func start() -> Task<Void, Never> {
             let outcomes = outcomes
             let batcher = batcher
-            return Task { await batcher.run { await outcomes.append($0) } }
+            // The collector is a task of its own: cancelling the batcher must not stop it.
+            let collector = Task {
+                for await outcome in batcher.outcomes { await outcomes.append(outcome) }
+            }
+            let runner = Task { await batcher.run() }
+            return Task {
+                await withTaskCancellationHandler {
+                    await runner.value
+                } onCancel: {
+                    runner.cancel()
+                }
+                await collector.value
+            }
         }
 
         func batch(_ number: Int, _ chats: [ChatID]) -> SyncBatch {
@@ -41,7 +62,7 @@ struct BatcherTests {
         let rig = Rig(chats: chats)
         let running = rig.start()
         for (index, start) in stride(from: 0, to: 25, by: 10).enumerated() {
-            try await rig.batcher.submit(rig.batch(index + 1, Array(chats[start..<min(start + 10, 25)])))
+            #expect(rig.batcher.submit(rig.batch(index + 1, Array(chats[start..<min(start + 10, 25)]))))
         }
         rig.batcher.close()
         await running.value
@@ -66,7 +87,7 @@ struct BatcherTests {
         }
         let running = rig.start()
         // A duplicate in the batch is asked for once.
-        try await rig.batcher.submit(rig.batch(1, [known[0], known[1], known[2], unknown, known[3], known[0]]))
+        #expect(rig.batcher.submit(rig.batch(1, [known[0], known[1], known[2], unknown, known[3], known[0]])))
         rig.batcher.close()
         await running.value
         let outcome = try #require(await rig.outcomes.all.first)
@@ -103,8 +124,8 @@ struct BatcherTests {
         let rig = Rig(chats: chats)
         rig.upstream.state.withLock { $0.failBatchesWith = [chats[12]] }
         let running = rig.start()
-        try await rig.batcher.submit(rig.batch(1, Array(chats[0..<10])))
-        try await rig.batcher.submit(rig.batch(2, Array(chats[10..<20])))
+        #expect(rig.batcher.submit(rig.batch(1, Array(chats[0..<10]))))
+        #expect(rig.batcher.submit(rig.batch(2, Array(chats[10..<20]))))
         rig.batcher.close()
         await running.value
         let outcomes = await rig.outcomes.all.sorted { $0.batchNumber < $1.batchNumber }
@@ -122,37 +143,30 @@ struct BatcherTests {
         let rig = Rig(chats: chats)
         rig.store.state.withLock { $0.outcome = .deferred }
         let running = rig.start()
-        try await rig.batcher.submit(rig.batch(1, chats))
+        #expect(rig.batcher.submit(rig.batch(1, chats)))
         rig.batcher.close()
         await running.value
         #expect(await rig.outcomes.all.map(\.result) == [.deferred])
     }
 
-    @Test func slowStoreHoldsTheProducerToBufferPlusInFlight() async throws {
+    @Test func theLimitBoundsTheBatchesInFlight() async throws {
         let chats = SyncDoubles.chats(200)
         let gate = AsyncGate()
-        let rig = Rig(chats: chats, buffer: 3, inFlight: 2, storeGate: gate)
+        let rig = Rig(chats: chats, inFlight: 2, storeGate: gate)
         let running = rig.start()
-        let accepted = SyncTestCounter()
         let batcher = rig.batcher
-        let producer = Task {
-            for number in 1...20 {
-                let start = (number - 1) * 10
-                try await batcher.submit(SyncBatch(runID: Self.runID, number: number, chats: Array(chats[start..<start + 10])))
-                accepted.increment()
-            }
+        for number in 1...20 {
+            let start = (number - 1) * 10
+            #expect(batcher.submit(SyncBatch(runID: Self.runID, number: number, chats: Array(chats[start..<start + 10]))))
         }
-        // Two batches stuck writing, three queued, the producer waiting with the sixth.
+        // Two batches stuck writing, eighteen waiting for a slot.
         #expect(await eventually(timeout: .seconds(5)) {
-            rig.store.writing == 2 && batcher.load.queued == 3 && accepted.value == 5
+            rig.store.writing == 2 && batcher.load.queued == 18
         })
-        try await Task.sleep(for: .milliseconds(50))
-        #expect(accepted.value == 5)
         #expect(rig.upstream.batchCalls.count == 2)
         #expect(batcher.load.inFlight == 2)
 
         gate.open()
-        try await producer.value
         batcher.close()
         await running.value
         #expect(await rig.outcomes.all.count == 20)
@@ -161,14 +175,45 @@ struct BatcherTests {
         #expect(rig.upstream.peakInFlight <= 2)
     }
 
+    @Test func overloadAnswersLowerTheAdaptiveLimit() async throws {
+        let chats = SyncDoubles.chats(200)
+        let rig = Rig(chats: chats, adaptive: .init(mode: .adaptive, minimum: 1, maximum: 16, initial: 8))
+        // Every batch fails with a 503: upstream is overloaded.
+        rig.upstream.state.withLock { $0.failBatchesWith = Set(chats) }
+        let running = rig.start()
+        for number in 1...20 {
+            let start = (number - 1) * 10
+            #expect(rig.batcher.submit(rig.batch(number, Array(chats[start..<start + 10]))))
+        }
+        rig.batcher.close()
+        await running.value
+        #expect(await rig.outcomes.all.allSatisfy { $0.result == .failed })
+        #expect(rig.batcher.limit < 8)
+        #expect(try rig.metrics.expectGauge("sync_batch_concurrency_limit").lastValue ?? 99 < 8)
+    }
+
+    @Test func anInstantUpstreamTakesTheAdaptiveLimitToItsCeiling() async throws {
+        let chats = SyncDoubles.chats(2000)
+        let rig = Rig(chats: chats, adaptive: .init(mode: .adaptive, minimum: 1, maximum: 16, initial: 2))
+        let running = rig.start()
+        for number in 1...200 {
+            let start = (number - 1) * 10
+            #expect(rig.batcher.submit(rig.batch(number, Array(chats[start..<start + 10]))))
+        }
+        rig.batcher.close()
+        await running.value
+        #expect(await rig.outcomes.all.count == 200)
+        #expect(rig.batcher.limit == 16)
+    }
+
     @Test func cancellationReportsEveryAcceptedBatch() async throws {
         let chats = SyncDoubles.chats(60)
         let gate = AsyncGate()
-        let rig = Rig(chats: chats, buffer: 3, inFlight: 2, upstreamGate: gate)
+        let rig = Rig(chats: chats, inFlight: 2, upstreamGate: gate)
         let running = rig.start()
         for number in 1...5 {
             let start = (number - 1) * 10
-            try await rig.batcher.submit(rig.batch(number, Array(chats[start..<start + 10])))
+            #expect(rig.batcher.submit(rig.batch(number, Array(chats[start..<start + 10]))))
         }
         #expect(await eventually(timeout: .seconds(5)) { rig.upstream.inFlight == 2 })
         running.cancel()
@@ -178,9 +223,7 @@ struct BatcherTests {
         #expect(outcomes.allSatisfy { $0.result == .skipped && $0.chatsSkipped == 10 })
         #expect(Set(outcomes.map(\.batchNumber)) == Set(1...5))
         #expect(rig.store.storeCalls.isEmpty)
-        await #expect(throws: Batcher.SubmitError.closed) {
-            try await rig.batcher.submit(rig.batch(6, [chats[0]]))
-        }
+        #expect(!rig.batcher.submit(rig.batch(6, [chats[0]])))
     }
 }
 

@@ -8,20 +8,30 @@ import Testing
 
 @testable import Actors
 
-@Suite("Scheduler", .timeLimit(.minutes(1)))
+/// The scheduler in the one mode it has: a leader-elected, shared pipeline over a real
+/// redis-server (started per test on a free loopback port), with in-memory upstream and store
+/// doubles and a manual sync clock. The whole pipeline runs as in production: elector, batcher,
+/// stream consumer and scheduler as services of one group.
+@Suite("Scheduler", .serialized, .timeLimit(.minutes(1)))
 struct SchedulerTests {
     static func utc(_ text: String) -> Date {
         ISO8601Timestamp.date(from: text)!
     }
 
-    /// A scheduler on a manual clock with in-memory upstream and store, run in a service group.
+    /// A scheduler on a manual clock with in-memory upstream and store over a real Redis, run in
+    /// a service group with the rest of the pipeline.
     struct Rig {
         let clock: ManualSyncClock
         let upstream: FakeUpstream
         let store: FakeStore
         let metrics = TestMetrics()
+        let redis: RedisServer
+        let loop: EventLoop
+        let supervisor: RedisSupervisor
         let scheduler: Scheduler
-        let redis: AsyncStream<RedisStateChange>.Continuation
+        let batcher: Batcher
+        let consumer: BatchStreamConsumer
+        let redisChanges: AsyncStream<RedisStateChange>.Continuation
         let group: ServiceGroup
 
         init(
@@ -30,41 +40,78 @@ struct SchedulerTests {
             batchGate: AsyncGate = AsyncGate(open: true),
             listGate: AsyncGate = AsyncGate(open: true),
             storeGate: AsyncGate = AsyncGate(open: true),
+            shutdownGracePeriod: Duration = .seconds(10),
             configure: (inout Scheduler.Settings) -> Void = { _ in }
-        ) {
+        ) async throws {
             clock = ManualSyncClock(now: now)
             upstream = FakeUpstream(chats: chats, batchGate: batchGate, listGate: listGate)
             store = FakeStore(gate: storeGate)
             var settings = Scheduler.Settings()
             settings.batchSize = 10
+            settings.pageSize = 100
             settings.maxBatchesInFlight = 2
-            settings.bufferedBatches = 3
             settings.intervalJitter = 0
             settings.pageBackoff = Backoff(initial: .zero, maximum: .zero, jitter: 0)
             configure(&settings)
+            redis = try await RedisServer.start(logger: SyncDoubles.logger)
+            loop = EventLoop(name: "scheduler-tests")
+            supervisor = RedisSupervisor(
+                endpoint: redis.endpoint(), loop: loop,
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
+                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
+                logger: SyncDoubles.logger)
+            var coordinationSettings = CoordinationSettings(instanceID: "scheduler-test")
+            coordinationSettings.lockTTL = .seconds(3)
+            coordinationSettings.maintenanceInterval = .milliseconds(50)
+            coordinationSettings.pollInterval = .milliseconds(50)
+            coordinationSettings.claimMinIdle = .seconds(30)
+            let coordination = SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings)
+            let elector = LeaderElector(
+                supervisor: supervisor, loop: loop, instanceID: coordinationSettings.instanceID,
+                ttl: coordinationSettings.lockTTL, metricsFactory: metrics, logger: SyncDoubles.logger)
+            batcher = Batcher(
+                upstream: upstream, store: store, clock: clock, loop: loop,
+                concurrency: .init(mode: .fixed, maximum: settings.maxBatchesInFlight), metricsFactory: metrics,
+                logger: SyncDoubles.logger)
+            consumer = BatchStreamConsumer(
+                supervisor: supervisor, loop: loop, settings: coordinationSettings, errorLimit: settings.errorLimit,
+                batcher: batcher, clock: clock, shutdownGracePeriod: shutdownGracePeriod, metricsFactory: metrics,
+                logger: SyncDoubles.logger)
             let (changes, continuation) = AsyncStream.makeStream(of: RedisStateChange.self)
-            redis = continuation
+            redisChanges = continuation
             scheduler = Scheduler(
                 settings: settings, upstream: upstream, store: store, clock: clock, redisStateChanges: changes,
+                coordination: coordination, elector: elector, consumer: consumer, batcher: batcher,
                 random: SeededRandom(seed: 42), metricsFactory: metrics, logger: SyncDoubles.logger)
-            group = ServiceGroup(configuration: .init(services: [scheduler], logger: SyncDoubles.logger))
+            group = ServiceGroup(configuration: .init(
+                services: [supervisor, elector, batcher, consumer, scheduler], logger: SyncDoubles.logger))
         }
 
-        func start() -> Task<Void, any Error> {
+        func start() async throws -> Task<Void, any Error> {
             let group = group
-            return Task { try await group.run() }
+            let task = Task { try await group.run() }
+            let supervisor = supervisor
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready })
+            return task
         }
 
-        /// Triggers graceful shutdown and waits for the scheduler to return.
+        /// Triggers graceful shutdown, waits for the pipeline to return, stops Redis.
         func shutdown(_ running: Task<Void, any Error>) async throws {
             await group.triggerGracefulShutdown()
             try await running.value
+            loop.stop()
+            await redis.stop()
         }
 
         /// The run once it has ended (waits at most 10 s).
         func ended(_ id: RunID) async -> SyncRun? {
             let scheduler = scheduler
-            _ = await eventually(timeout: .seconds(10)) { await scheduler.run(id)?.state != .running }
+            _ = await eventually(timeout: .seconds(10)) {
+                let state = await scheduler.run(id)?.state
+                return state != .running && state != .queued
+            }
             return await scheduler.run(id)
         }
 
@@ -91,13 +138,12 @@ struct SchedulerTests {
 
     @Test func fullRunStartsAtThreeNotBeforeAndRefreshesEveryChatOnce() async throws {
         let chats = SyncDoubles.chats(250)
-        let rig = Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats) { settings in
             settings.batchSize = 7
             settings.maxBatchesInFlight = 3
-            settings.bufferedBatches = 2
             settings.intervalRunsEnabled = false
         }
-        let running = rig.start()
+        let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 1))
         #expect(await rig.scheduler.status().schedule.nextFullRunAt == Self.utc("2026-11-25T03:00:00.000Z"))
 
@@ -115,13 +161,14 @@ struct SchedulerTests {
         #expect(rig.upstream.listCalls == [nil, "100", "200"])
         #expect(rig.store.writes == Dictionary(uniqueKeysWithValues: chats.map { ($0, 1) }))
         #expect(rig.upstream.batchCalls.allSatisfy { $0.count <= 7 })
-        #expect(rig.upstream.batchCalls.count == 36)
+        // Batches are cut per page (100 chats: 15 batches, the last of 2): 15 + 15 + 8.
+        #expect(rig.upstream.batchCalls.count == 38)
         #expect(rig.upstream.peakInFlight <= 3)
         #expect(run.counts.chatsConsidered == 250)
         #expect(run.counts.chatsPlanned == 250)
         #expect(run.counts.chatsRefreshed == 250)
-        #expect(run.counts.batchesPlanned == 36)
-        #expect(run.counts.batchesDone == 36)
+        #expect(run.counts.batchesPlanned == 38)
+        #expect(run.counts.batchesDone == 38)
         Self.expectBalanced(run)
 
         // The next one is tomorrow's.
@@ -130,7 +177,7 @@ struct SchedulerTests {
             await scheduler.status().schedule.nextFullRunAt == Self.utc("2026-11-26T03:00:00.000Z")
         })
         #expect(try rig.metrics.expectCounter("sync_runs_total", [("kind", "full"), ("result", "completed")]).totalValue == 1)
-        #expect(try rig.metrics.expectCounter("sync_batches_total", [("result", "written")]).totalValue == 36)
+        #expect(try rig.metrics.expectCounter("sync_batches_total", [("result", "written")]).totalValue == 38)
         #expect(try rig.metrics.expectCounter("sync_chats_refreshed_total").totalValue == 250)
         #expect(try rig.metrics.expectGauge("sync_run_in_progress", [("kind", "full")]).lastValue == 0)
         #expect(try rig.metrics.expectTimer("sync_run_duration_seconds", [("kind", "full")]).values.count == 1)
@@ -140,10 +187,10 @@ struct SchedulerTests {
     @Test func manualFullRequestJoinsTheFullRunGoing() async throws {
         let chats = SyncDoubles.chats(30)
         let listGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats, listGate: listGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats, listGate: listGate) { settings in
             settings.intervalRunsEnabled = false
         }
-        let running = rig.start()
+        let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 1))
         rig.clock.set(Self.utc("2026-11-25T03:00:00.000Z"))
         #expect(await eventually(timeout: .seconds(5)) { rig.upstream.listCalls.count == 1 })
@@ -177,7 +224,7 @@ struct SchedulerTests {
         let t0 = Self.utc("2026-11-25T10:00:00.000Z")
         let names = ["a-stale", "b-soon", "c-fresh", "d-unknown", "e-soon", "f-fresh", "g-untracked"]
         let chat = Dictionary(uniqueKeysWithValues: names.map { ($0, SyncDoubles.chat($0)) })
-        let rig = Rig(now: t0, chats: Array(chat.values)) { settings in
+        let rig = try await Rig(now: t0, chats: Array(chat.values)) { settings in
             settings.fullRunsEnabled = false
             settings.updateInterval = .seconds(15 * 60)
             settings.staleThreshold = .seconds(60 * 60)
@@ -192,7 +239,7 @@ struct SchedulerTests {
         for name in names.dropLast() { rig.store.markRead(chat[name]!, at: minutesAgo(60)) }
         rig.store.markRead(chat["g-untracked"]!, at: minutesAgo(25 * 60))
 
-        let running = rig.start()
+        let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 1))
         #expect(rig.clock.sleeperDeadlines == [t0.addingTimeInterval(15 * 60)])
         rig.clock.advance(by: .seconds(14 * 60 + 59))
@@ -222,11 +269,11 @@ struct SchedulerTests {
 
     @Test func intervalTickWhileAFullRunIsGoingIsSkipped() async throws {
         let listGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(20), listGate: listGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(20), listGate: listGate) { settings in
             settings.updateInterval = .seconds(15 * 60)
         }
         for chat in SyncDoubles.chats(20) { rig.store.markRead(chat, at: rig.clock.now()) }
-        let running = rig.start()
+        let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 2))
         rig.clock.set(Self.utc("2026-11-25T03:00:00.000Z"))
         #expect(await eventually(timeout: .seconds(5)) { rig.upstream.listCalls.count == 1 })
@@ -256,7 +303,7 @@ struct SchedulerTests {
     @Test func redisComingBackStartsACatchUpRun() async throws {
         let now = Self.utc("2026-11-25T12:00:00.000Z")
         let chats = SyncDoubles.chats(5)
-        let rig = Rig(now: now, chats: chats) { settings in
+        let rig = try await Rig(now: now, chats: chats) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
@@ -264,22 +311,24 @@ struct SchedulerTests {
             rig.store.setEntry(chat, fetchedAt: now.addingTimeInterval(-7200))
             rig.store.markRead(chat, at: now.addingTimeInterval(-60))
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let since = ContinuousClock.now
         // The first connection and the subscription's snapshot are not recoveries.
-        rig.redis.yield(RedisStateChange(from: .connecting, to: .connecting, since: since))
-        rig.redis.yield(RedisStateChange(from: .connecting, to: .ready, since: since))
-        rig.redis.yield(RedisStateChange(from: .ready, to: .reconnecting(attempt: 1), since: since))
-        rig.redis.yield(RedisStateChange(from: .reconnecting(attempt: 1), to: .unavailable, since: since))
-        rig.redis.yield(RedisStateChange(from: .unavailable, to: .ready, since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .connecting, to: .connecting, since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .connecting, to: .ready, since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .ready, to: .reconnecting(attempt: 1), since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .reconnecting(attempt: 1), to: .unavailable, since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .unavailable, to: .ready, since: since))
         let catchUp = try #require(await rig.ended(kind: .catchUp))
         #expect(catchUp.trigger == "redis_ready")
         #expect(catchUp.state == .completed)
         #expect(catchUp.counts.chatsRefreshed == 5)
         #expect(await rig.scheduler.status().totals.runsStarted == 1)
 
-        rig.redis.yield(RedisStateChange(from: .ready, to: .reconnecting(attempt: 1), since: since))
-        rig.redis.yield(RedisStateChange(from: .reconnecting(attempt: 1), to: .ready, since: since))
+        // Catch-ups are claimed like ticks, at most one a minute cluster-wide.
+        rig.clock.advance(by: .seconds(61))
+        rig.redisChanges.yield(RedisStateChange(from: .ready, to: .reconnecting(attempt: 1), since: since))
+        rig.redisChanges.yield(RedisStateChange(from: .reconnecting(attempt: 1), to: .ready, since: since))
         let scheduler = rig.scheduler
         #expect(await eventually(timeout: .seconds(10)) { await scheduler.status().totals.runsCompleted == 2 })
         #expect(await rig.scheduler.status().totals.runsStarted == 2)
@@ -287,20 +336,25 @@ struct SchedulerTests {
         try await rig.shutdown(running)
     }
 
-    @Test func catchUpRequestJoinsTheIntervalStyleRunGoing() async throws {
+    @Test func catchUpRequestsWithinAMinuteStartOneRun() async throws {
         let chats = SyncDoubles.chats(5)
         let batchGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, batchGate: batchGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, batchGate: batchGate) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
         for chat in chats { rig.store.markRead(chat, at: rig.clock.now()) }
-        let running = rig.start()
-        let first = try #require(await rig.scheduler.requestCatchUpRun())
+        let running = try await rig.start()
+        await rig.scheduler.requestCatchUpRun()
         #expect(await eventually(timeout: .seconds(5)) { rig.upstream.inFlight == 1 })
-        #expect(await rig.scheduler.requestCatchUpRun() == first)
+        await rig.scheduler.requestCatchUpRun()
+        let status = await rig.scheduler.status()
+        #expect(status.running.map(\.kind) == [.catchUp])
+        #expect(status.totals.runsStarted == 1)
         batchGate.open()
-        #expect(await rig.ended(first)?.joinedRequests == 1)
+        let run = try #require(await rig.ended(kind: .catchUp))
+        #expect(run.state == .completed)
+        #expect(rig.upstream.batchCalls.count == 1)
         try await rig.shutdown(running)
     }
 
@@ -308,7 +362,7 @@ struct SchedulerTests {
 
     @Test func failedAndPartialBatchesAreCountedAndLeaveTheStoreUntouched() async throws {
         let chats = SyncDoubles.chats(30)
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
@@ -317,7 +371,7 @@ struct SchedulerTests {
             state.omitted = [chats[3]]
             state.malformed = [chats[25]]
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let run = try #require(await rig.ended(await rig.scheduler.requestFullRun(trigger: "test")))
         #expect(run.state == .completed)
         #expect(run.counts.batchesDone == 2)
@@ -339,12 +393,12 @@ struct SchedulerTests {
 
     @Test func runWhoseEveryBatchFailsHasFailed() async throws {
         let chats = SyncDoubles.chats(20)
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
         rig.upstream.state.withLock { $0.failBatchesWith = Set(chats) }
-        let running = rig.start()
+        let running = try await rig.start()
         let run = try #require(await rig.ended(await rig.scheduler.requestFullRun(trigger: "test")))
         #expect(run.state == .failed)
         #expect(run.failure == "every batch failed upstream")
@@ -355,14 +409,14 @@ struct SchedulerTests {
     }
 
     @Test func pageFailureIsRetriedWithBackoffOnTheSyncClock() async throws {
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(250)) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(250)) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
             settings.pageRetries = 3
             settings.pageBackoff = Backoff(initial: .seconds(5), maximum: .seconds(5), jitter: 0)
         }
         rig.upstream.state.withLock { $0.pageFailures[1] = 2 }
-        let running = rig.start()
+        let running = try await rig.start()
         let id = await rig.scheduler.requestFullRun(trigger: "test")
         for retry in 1...2 {
             // Each retry waits 5 s on the clock, and not a moment less.
@@ -381,14 +435,14 @@ struct SchedulerTests {
     }
 
     @Test func pageFailingPastItsRetriesFailsTheRunAfterRefreshingWhatWasListed() async throws {
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(250)) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(250)) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
             settings.pageRetries = 2
             settings.batchSize = 30
         }
         rig.upstream.state.withLock { $0.pageFailures[1] = .max }
-        let running = rig.start()
+        let running = try await rig.start()
         let run = try #require(await rig.ended(await rig.scheduler.requestFullRun(trigger: "test")))
         #expect(run.state == .failed)
         #expect(run.failure?.contains("page 2") == true)
@@ -404,7 +458,7 @@ struct SchedulerTests {
     }
 
     @Test func unauthorizedListingIsNotRetried() async throws {
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(10)) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(10)) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
@@ -412,7 +466,7 @@ struct SchedulerTests {
             state.pageFailures[0] = .max
             state.pageFailureCode = .unauthorized
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let run = try #require(await rig.ended(await rig.scheduler.requestFullRun(trigger: "test")))
         #expect(run.state == .failed)
         #expect(rig.upstream.listCalls.count == 1)
@@ -425,21 +479,24 @@ struct SchedulerTests {
     @Test func slowStoreHoldsTheFullRunBack() async throws {
         let chats = SyncDoubles.chats(2000)
         let storeGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, storeGate: storeGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, storeGate: storeGate) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let id = await rig.scheduler.requestFullRun(trigger: "test")
         let scheduler = rig.scheduler
+        let consumer = rig.consumer
+        // Two batches writing (the batcher's limit), four held by the reader (twice the limit).
         #expect(await eventually(timeout: .seconds(5)) {
-            let queued = await scheduler.status().batcher.queued
-            return rig.store.writing == 2 && queued == 3
+            let held = await consumer.status.held
+            return rig.store.writing == 2 && held == 4
         })
-        try await Task.sleep(for: .milliseconds(50))
-        // Two batches writing, three queued, the sixth waiting: the first page is not used up.
+        // The producer appended one page (10 batches) and waits: the backlog (8, twice the hold
+        // limit for one instance) is reached.
+        #expect(await eventually(timeout: .seconds(5)) { await scheduler.run(id)?.counts.batchesPlanned == 10 })
         let going = try #require(await scheduler.run(id))
-        #expect(going.counts.batchesPlanned - going.counts.batchesSettled <= 3 + 2 + 1)
+        #expect(going.counts.batchesSettled == 0)
         #expect(rig.upstream.listCalls.count == 1)
         #expect(rig.upstream.batchCalls.count == 2)
 
@@ -452,76 +509,87 @@ struct SchedulerTests {
         try await rig.shutdown(running)
     }
 
-    @Test func shutdownLetsTheBatchesInHandFinish() async throws {
+    /// Graceful shutdown stops producing at once (the run stays `running` in Redis for the next
+    /// leader, which resumes it at its cursor), lets the batches in hand finish and books them,
+    /// then releases the lock: nothing is lost, nothing is counted twice.
+    @Test func shutdownLetsTheBatchesInHandFinishAndHandsTheRunOver() async throws {
         let storeGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(2000), storeGate: storeGate) { settings in
+        let rig = try await Rig(
+            now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(2000), storeGate: storeGate,
+            shutdownGracePeriod: .seconds(30)
+        ) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
-            settings.shutdownGracePeriod = .seconds(30)
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let id = await rig.scheduler.requestFullRun(trigger: "test")
         let scheduler = rig.scheduler
+        let consumer = rig.consumer
         #expect(await eventually(timeout: .seconds(5)) {
-            let queued = await scheduler.status().batcher.queued
-            return rig.store.writing == 2 && queued == 3
+            let held = await consumer.status.held
+            return rig.store.writing == 2 && held == 4
         })
         await rig.group.triggerGracefulShutdown()
-        #expect(await eventually(timeout: .seconds(5)) { await scheduler.status().state == "stopping" })
+        #expect(await eventually(timeout: .seconds(5)) { await scheduler.status().state != "running" })
         storeGate.open()
         try await running.value
 
-        let run = try #require(await scheduler.run(id))
-        #expect(run.state == .cancelled)
-        #expect(run.counts.batchesPlanned == 5)
-        #expect(run.counts.batchesDone == 5)
-        #expect(run.counts.batchesSkipped == 0)
-        #expect(run.counts.chatsRefreshed == 50)
-        #expect(rig.store.writes.count == 50)
-        Self.expectBalanced(run)
-        #expect(await scheduler.status().state == "stopped")
-
-        // Asked after shutdown, a run ends at once.
-        let late = await scheduler.requestFullRun(trigger: "late")
-        #expect(await scheduler.run(late)?.state == .cancelled)
+        let fields = try await rig.redis.cli("HMGET", CoordinationKeys.run(id), "state", "batches_planned", "batches_done", "batches_skipped")
+        let values = fields.split(separator: "\n").map(String.init)
+        #expect(values.first == "running")
+        #expect(values.dropFirst().first == "10")
+        // The four batches in hand were processed and booked; the other six wait in the stream.
+        #expect(values.dropFirst(2).first == "4")
+        #expect(values.dropFirst(3).first == "0")
+        #expect(rig.store.writes.count == 40)
+        // None pending: the six others were never delivered and wait for the next leader's readers.
+        #expect(try await rig.redis.cli("XPENDING", CoordinationKeys.batches, CoordinationKeys.group).hasPrefix("0"))
+        #expect(try await rig.redis.cli("XLEN", CoordinationKeys.batches) == "10")
+        // The lock was released last, for the next leader to take at once.
+        #expect(try await rig.redis.cli("EXISTS", CoordinationKeys.leader) == "0")
+        rig.loop.stop()
+        await rig.redis.stop()
     }
 
-    @Test func shutdownPastTheGracePeriodSkipsWhatIsLeftWithoutLosingIt() async throws {
+    @Test func shutdownPastTheGracePeriodLeavesWhatIsLeftPendingForAnotherInstance() async throws {
         let batchGate = AsyncGate()
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(2000), batchGate: batchGate) { settings in
+        let rig = try await Rig(
+            now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(2000), batchGate: batchGate,
+            shutdownGracePeriod: .milliseconds(50)
+        ) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
-            settings.shutdownGracePeriod = .milliseconds(50)
         }
-        let running = rig.start()
+        let running = try await rig.start()
         let id = await rig.scheduler.requestFullRun(trigger: "test")
-        let scheduler = rig.scheduler
+        let consumer = rig.consumer
         #expect(await eventually(timeout: .seconds(5)) {
-            let queued = await scheduler.status().batcher.queued
-            return rig.upstream.inFlight == 2 && queued == 3
+            let held = await consumer.status.held
+            return rig.upstream.inFlight == 2 && held == 4
         })
-        try await rig.shutdown(running)
+        await rig.group.triggerGracefulShutdown()
+        try await running.value
 
-        let run = try #require(await scheduler.run(id))
-        #expect(run.state == .cancelled)
-        #expect(run.counts.batchesPlanned == 5)
-        #expect(run.counts.batchesSkipped == 5)
-        #expect(run.counts.chatsSkipped == 50)
-        #expect(run.counts.batchesDone == 0 && run.counts.batchesFailed == 0)
+        let fields = try await rig.redis.cli("HMGET", CoordinationKeys.run(id), "state", "batches_done", "batches_skipped")
+        #expect(fields.split(separator: "\n").map(String.init) == ["running", "0", "0"])
         #expect(rig.store.storeCalls.isEmpty)
-        Self.expectBalanced(run)
-        #expect(try rig.metrics.expectCounter("sync_runs_total", [("kind", "manual_full"), ("result", "cancelled")]).totalValue == 1)
+        // The four batches it held stay pending under its name, for another instance to claim.
+        let pending = try await rig.redis.cli("XPENDING", CoordinationKeys.batches, CoordinationKeys.group)
+        #expect(pending.split(separator: "\n").first == "4")
+        rig.loop.stop()
+        await rig.redis.stop()
     }
 
-    @Test func requestsBeforeStartWaitForIt() async throws {
-        let rig = Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(15)) { settings in
+    @Test func requestsWhileRedisIsAwayAreKeptAndHandedOver() async throws {
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: SyncDoubles.chats(15)) { settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
+        // Nothing runs yet: the request is kept on this instance, queued.
         let id = await rig.scheduler.requestFullRun(trigger: "early")
         #expect(await rig.scheduler.status().state == "idle")
-        #expect(await rig.scheduler.run(id)?.state == .running)
-        let running = rig.start()
+        #expect(await rig.scheduler.run(id)?.state == .queued)
+        let running = try await rig.start()
         #expect(await rig.ended(id)?.state == .completed)
         try await rig.shutdown(running)
     }
@@ -529,8 +597,8 @@ struct SchedulerTests {
     // MARK: Status
 
     @Test func statusEncodesForTheStatusRoute() async throws {
-        let rig = Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(15))
-        let running = rig.start()
+        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(15))
+        let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 2))
         let id = await rig.scheduler.requestFullRun(trigger: "admin")
         _ = await rig.ended(id)
@@ -549,6 +617,7 @@ struct SchedulerTests {
         #expect(totals["chats_refreshed"] as? Int == 15)
         let batcher = try #require(json["batcher"] as? [String: Any])
         #expect(batcher["max_in_flight"] as? Int == 2)
+        #expect(batcher["concurrency_limit"] as? Int == 2)
         #expect((json["running"] as? [Any])?.isEmpty == true)
         try await rig.shutdown(running)
     }

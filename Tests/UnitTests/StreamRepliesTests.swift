@@ -137,12 +137,11 @@ struct StreamRepliesTests {
 
     @Test func backlogLimitGrowsWithInstancesButStaysBelowTheStreamLength() {
         var settings = CoordinationSettings(instanceID: "a")
-        #expect(settings.effectiveHoldLimit(maxBatchesInFlight: 4) == 8)
-        #expect(settings.backlogLimit(liveInstances: 1, maxBatchesInFlight: 4) == 16)
-        #expect(settings.backlogLimit(liveInstances: 3, maxBatchesInFlight: 4) == 48)
+        #expect(settings.backlogLimit(liveInstances: 1, holdLimit: 8) == 16)
+        #expect(settings.backlogLimit(liveInstances: 3, holdLimit: 8) == 48)
         settings.streamMaxLength = 40
-        #expect(settings.backlogLimit(liveInstances: 3, maxBatchesInFlight: 4) == 20)
+        #expect(settings.backlogLimit(liveInstances: 3, holdLimit: 8) == 20)
         settings.backlogPerInstance = 2
-        #expect(settings.backlogLimit(liveInstances: 0, maxBatchesInFlight: 4) == 2)
+        #expect(settings.backlogLimit(liveInstances: 0, holdLimit: 8) == 2)
     }
 }

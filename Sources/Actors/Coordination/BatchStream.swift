@@ -2,7 +2,7 @@ import Foundation
 import Runtime
 
 /// The shared batch stream `participants:v1:sync:batches` and its consumer group `batchers`:
-/// reading without `BLOCK` (the one connection is pipelined and shared), claiming what dead
+/// reading without `BLOCK` on the shared connection (``BlockingStreamReader`` blocks on its own), claiming what dead
 /// instances left pending, and what the status route shows of both.
 struct BatchStream: Sendable {
     let supervisor: RedisSupervisor
@@ -38,6 +38,11 @@ struct BatchStream: Sendable {
                 "STREAMS", CoordinationKeys.batches, ">",
             ]),
         ])
+        return try Self.read(from: replies)
+    }
+
+    /// The replies of `GET fence` and an `XREADGROUP`, pipelined in that order.
+    static func read(from replies: [RESPValue]) throws -> Read {
         let fence = replies.first?.int ?? 0
         let reply = replies.count > 1 ? replies[1] : .null
         if let message = reply.errorMessage {

@@ -1,53 +1,91 @@
 import Foundation
 import Logging
+import Metrics
 import Runtime
+import ServiceLifecycle
 
-/// This instance's reader of the shared batch stream: polls the consumer group (never with
-/// `BLOCK`), claims batches other instances left pending too long, hands each batch to the
-/// ``Batcher`` and, once it is processed, acknowledges it and books its outcome on its run in
-/// one script (``SharedRuns/settle(_:delivery:at:)``).
+/// This instance's reader of the shared batch stream: reads batches for the ``Batcher`` while it
+/// has room, claims batches other instances left pending too long, and, once a batch is
+/// processed, acknowledges it and books its outcome on its run in one script
+/// (``SharedRuns/settle(_:delivery:at:)``). What it holds and when it reads is decided by the pure
+/// ``BatchConsumerState``; this actor carries the actions out and turns their results into events.
 ///
-/// Holds at most `holdLimit` batches (read, not yet acknowledged), so a batch waits little
-/// before processing and a dead instance leaves little to claim. An outcome that cannot be
-/// booked (Redis away) is kept and booked when Redis is back; a batch not processed (shutdown)
-/// is left pending for another instance to claim. At least once, nothing lost: a batch is
-/// acknowledged only after its Redis write (or its keeping for write-back).
-actor BatchStreamConsumer {
-    nonisolated let unownedExecutor: UnownedSerialExecutor
+/// Driven by events, not timers: a batch finished (room), a read that filled its count (more to
+/// read), the next append of any instance (a blocking read on a connection of its own), Redis
+/// ready again. Timed work is only what nothing can signal: claiming the batches of a dead
+/// instance (every `claimInterval`), and polling when no connection of its own can be had.
+///
+/// At least once, nothing lost: a batch is acknowledged only after its Redis write (or its keeping
+/// for write-back); an outcome that cannot be booked (Redis away) is kept and booked when Redis is
+/// back; a batch not processed (shutdown) is left pending for another instance to claim.
+///
+/// A `Service`, started after the batcher and stopped before it: on graceful shutdown it stops
+/// reading, waits (within `shutdownGracePeriod`) until what it holds is settled, then returns.
+public actor BatchStreamConsumer: Service {
+    public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
+    private let loop: EventLoop
     private let stream: BatchStream
+    private let blocking: BlockingStreamReader
     private let runs: SharedRuns
     private let batcher: Batcher
     private let clock: any SyncClock
     private let settings: CoordinationSettings
-    let holdLimit: Int
+    private let shutdownGracePeriod: Duration
     private let metrics: SyncMetrics
     private let logger: Logger
 
-    private var held = 0
-    private var unsettled: [BatchOutcome] = []
-    private var groupReady = false
+    private var state: BatchConsumerState
+    private var unbooked: [BatchOutcome] = []
     private var claimCursor = "0-0"
-    private var nextClaimAt = ContinuousClock.now
     private var currentFence: Int64 = 0
     private var counters = CoordinationStatus.Consumer(
         held: 0, holdLimit: 0, unsettled: 0, batchesRead: 0, batchesClaimed: 0, batchesFromOldLeaders: 0,
         batchesSettled: 0, batchesDuplicate: 0, batchesLost: 0, entriesRejected: 0)
+    private var totals = SyncStatus.Totals()
+    private var started = false
+    /// Fired for every batch this instance books (``nextSettlement(orAfter:)``).
+    private let settled = Pulse()
 
-    init(
-        supervisor: RedisSupervisor, loop: EventLoop, runs: SharedRuns, batcher: Batcher, clock: any SyncClock,
-        holdLimit: Int, metrics: SyncMetrics, logger: Logger
+    /// What the actor's loop reacts to: the state machine's events, with the payloads only the
+    /// actor needs.
+    private enum Input: Sendable {
+        case event(BatchConsumerState.Event)
+        case read(Result<BatchStream.Read, any Error>, asked: Int)
+        case blockingRead(Result<BatchStream.Read, any Error>)
+        case claim(Result<StreamReplies.Claim, any Error>)
+        case outcome(BatchOutcome)
+        case booked(Result<SharedRuns.Settlement, any Error>)
+    }
+
+    private let inputs: AsyncStream<Input>
+    private let input: AsyncStream<Input>.Continuation
+
+    /// The hold limit is `settings.holdLimit`, or twice the batcher's concurrency limit, following
+    /// it as it adapts.
+    ///
+    /// - Parameters:
+    ///   - errorLimit: error lines kept per run.
+    ///   - shutdownGracePeriod: how long, after shutdown began, the batches in hand may take.
+    public init(
+        supervisor: RedisSupervisor, loop: EventLoop, settings: CoordinationSettings, errorLimit: Int,
+        batcher: Batcher, clock: any SyncClock, shutdownGracePeriod: Duration,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger
     ) {
         unownedExecutor = loop.asUnownedSerialExecutor()
         self.supervisor = supervisor
-        self.stream = BatchStream(supervisor: supervisor, settings: runs.settings)
-        self.runs = runs
+        self.loop = loop
+        self.settings = settings
+        stream = BatchStream(supervisor: supervisor, settings: settings)
+        blocking = BlockingStreamReader(supervisor: supervisor, loop: loop, settings: settings, logger: logger)
+        runs = SharedRuns(supervisor: supervisor, settings: settings, errorLimit: errorLimit)
         self.batcher = batcher
         self.clock = clock
-        self.settings = runs.settings
-        self.holdLimit = holdLimit
-        self.metrics = metrics
+        self.shutdownGracePeriod = shutdownGracePeriod
+        metrics = SyncMetrics(factory: metricsFactory)
         self.logger = logger
+        state = BatchConsumerState(holdLimit: settings.holdLimit ?? max(1, 2 * batcher.limit))
+        (inputs, input) = AsyncStream.makeStream(of: Input.self)
     }
 
     /// How often the pending entries list is scanned for batches to claim.
@@ -55,164 +93,268 @@ actor BatchStreamConsumer {
 
     var status: CoordinationStatus.Consumer {
         var status = counters
-        status.held = held
-        status.holdLimit = holdLimit
-        status.unsettled = unsettled.count
+        status.held = state.held
+        status.holdLimit = state.holdLimit
+        status.unsettled = unbooked.count
         return status
     }
 
-    /// Polls until the task is cancelled.
-    func run() async {
-        while !Task.isCancelled {
-            await settleKept()
-            let outcome = await poll()
-            let nap: Duration = switch outcome {
-            case .delivered: .zero
-            case .full: .milliseconds(10)
-            case .idle: settings.pollInterval
-            }
-            if nap > .zero { try? await Task.sleep(for: nap) }
+    /// This instance's batches and the runs whose end it booked, since start-up.
+    var batchTotals: SyncStatus.Totals { totals }
+
+    /// Returns when this instance books its next batch, or after `fallback` (other instances'
+    /// settlements signal nothing here), or when the caller is cancelled.
+    nonisolated func nextSettlement(orAfter fallback: Duration) async {
+        let settled = settled
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: fallback) }
+            group.addTask { await settled.wait() }
+            await group.next()
+            group.cancelAll()
         }
     }
 
-    private enum PollOutcome {
-        case delivered, full, idle
+    // MARK: Service
+
+    public func run() async {
+        precondition(!started, "BatchStreamConsumer.run may only be called once")
+        started = true
+        let input = input
+        let batcher = batcher
+        let changes = await supervisor.stateChanges()
+        let claimInterval = claimInterval
+        let grace = shutdownGracePeriod
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask {
+                for await outcome in batcher.outcomes { input.yield(.outcome(outcome)) }
+            }
+            group.addTask {
+                for await change in changes {
+                    input.yield(.event(change.to == .ready ? .redisReady : .redisLost))
+                }
+            }
+            group.addTask {
+                // Polled: a dead instance cannot say that it died.
+                while !Task.isCancelled {
+                    do { try await Task.sleep(for: claimInterval) } catch { return }
+                    input.yield(.event(.claimDue))
+                }
+            }
+            group.addTask {
+                do { try await gracefulShutdown() } catch { return }
+                input.yield(.event(.shutdown))
+                do { try await Task.sleep(for: grace) } catch { return }
+                input.yield(.event(.graceExpired))
+            }
+            if await supervisor.state == .ready { input.yield(.event(.redisReady)) }
+            loop: for await next in inputs {
+                for action in await react(to: next) {
+                    if action == .finish { break loop }
+                    perform(action, in: &group)
+                }
+            }
+            group.cancelAll()
+        }
+        settled.fire()
+        await blocking.close()
     }
 
-    private func poll() async -> PollOutcome {
-        guard await supervisor.state == .ready else {
-            groupReady = false
-            return .idle
-        }
-        if !groupReady {
-            do {
-                try await stream.ensureGroup()
-                groupReady = true
-            } catch {
-                logger.debug("creating the consumer group failed", metadata: ["error": "\(error)"])
-                return .idle
-            }
-        }
-        var room = holdLimit - held
-        guard room > 0 else { return .full }
-        var delivered = 0
-        do {
-            if ContinuousClock.now >= nextClaimAt {
-                let claim = try await stream.claim(count: room, cursor: claimCursor)
-                claimCursor = claim.cursor
-                if claim.cursor == "0-0" { nextClaimAt = ContinuousClock.now + claimInterval }
-                if !claim.deleted.isEmpty {
-                    counters.batchesLost += claim.deleted.count
-                    metrics.batchesLost(claim.deleted.count)
-                    logger.error("pending batches were trimmed from the stream before anyone processed them", metadata: [
-                        "sync.entries": "\(claim.deleted.prefix(10).joined(separator: ","))",
-                        "sync.count": "\(claim.deleted.count)",
-                    ])
-                }
-                if !claim.entries.isEmpty {
-                    logger.notice("claimed batches another instance left pending", metadata: [
-                        "sync.count": "\(claim.entries.count)",
-                    ])
-                }
-                metrics.batchesRead(claim.entries.count, claimed: true)
-                for entry in claim.entries { await deliver(entry, claimed: true) }
-                delivered += claim.entries.count
-                room -= claim.entries.count
-            }
-            if room > 0 {
-                let read = try await stream.read(count: room)
-                currentFence = max(currentFence, read.fence)
-                if read.noGroup {
-                    groupReady = false
-                } else {
-                    metrics.batchesRead(read.entries.count, claimed: false)
-                    for entry in read.entries { await deliver(entry, claimed: false) }
-                    delivered += read.entries.count
-                }
-            }
-        } catch {
+    // MARK: Events
+
+    private func react(to next: Input) async -> [BatchConsumerState.Action] {
+        switch next {
+        case .event(let event):
+            return state.handle(event)
+        case .read(.success(let read), let asked):
+            currentFence = max(currentFence, read.fence)
+            if read.noGroup { return state.handle(.noGroup) }
+            metrics.batchesRead(read.entries.count, claimed: false)
+            let held = await deliver(read.entries, claimed: false)
+            return state.handle(.readCompleted(entries: read.entries.count, held: held, asked: asked))
+        case .read(.failure(let error), _):
             logger.debug("reading the batch stream failed", metadata: ["error": "\(error)"])
-        }
-        return delivered > 0 ? .delivered : .idle
-    }
-
-    private func deliver(_ entry: StreamEntry, claimed: Bool) async {
-        guard let batch = BatchStream.batch(from: entry, claimed: claimed), let delivery = batch.delivery else {
-            counters.entriesRejected += 1
-            logger.error("stream entry is not a batch; acknowledged and dropped", metadata: ["sync.entry": "\(entry.id)"])
-            try? await stream.acknowledge(entry.id)
-            return
-        }
-        held += 1
-        if claimed { counters.batchesClaimed += 1 } else { counters.batchesRead += 1 }
-        if delivery.fence < currentFence {
-            // Kept: refreshing chats is idempotent, and the batch may be all that is left of a
-            // run the old leader listed before it died.
-            counters.batchesFromOldLeaders += 1
-            metrics.batchFromOldLeader()
-            logger.notice("batch from an earlier leader; processed anyway", metadata: [
-                "sync.run_id": "\(batch.runID)", "sync.batch": "\(batch.number)",
-                "sync.fence": "\(delivery.fence)", "sync.current_fence": "\(currentFence)",
+            return state.handle(.readFailed)
+        case .blockingRead(.success(let read)):
+            currentFence = max(currentFence, read.fence)
+            if read.noGroup { return state.handle(.blockingReadUnavailable) }
+            metrics.batchesRead(read.entries.count, claimed: false)
+            let held = await deliver(read.entries, claimed: false)
+            return state.handle(.blockingReadCompleted(entries: read.entries.count, held: held))
+        case .blockingRead(.failure(let error)):
+            logger.debug("blocking read of the batch stream failed; polling until redis is ready again", metadata: [
+                "error": "\(error)",
             ])
-        }
-        do {
-            try await batcher.submit(batch)
-        } catch {
-            // Shutting down: the entry stays pending and another instance claims it.
-            held -= 1
-        }
-    }
-
-    /// Books a processed batch (called with the batcher's outcome).
-    func settle(_ outcome: BatchOutcome) async {
-        guard outcome.delivery != nil else { return }
-        guard outcome.result != .skipped else {
+            return state.handle(.blockingReadUnavailable)
+        case .claim(.success(let claim)):
+            claimCursor = claim.cursor
+            noteLost(claim.deleted)
+            if !claim.entries.isEmpty {
+                logger.notice("claimed batches another instance left pending", metadata: ["sync.count": "\(claim.entries.count)"])
+            }
+            metrics.batchesRead(claim.entries.count, claimed: true)
+            let held = await deliver(claim.entries, claimed: true)
+            return state.handle(.claimCompleted(held: held, more: claim.cursor != "0-0"))
+        case .claim(.failure(let error)):
+            logger.debug("claiming pending batches failed", metadata: ["error": "\(error)"])
+            return state.handle(.claimFailed)
+        case .outcome(let outcome):
+            var actions: [BatchConsumerState.Action] = []
+            let limit = settings.holdLimit ?? max(1, 2 * batcher.limit)
+            if limit != state.holdLimit { actions += state.handle(.holdLimitChanged(limit)) }
+            count(outcome)
             // Not processed (shutdown): left pending for another instance to claim.
-            held -= 1
-            return
-        }
-        if !unsettled.isEmpty {
-            unsettled.append(outcome)
-        } else if !(await book(outcome)) {
-            unsettled.append(outcome)
-        }
-    }
-
-    /// Books the outcomes kept while Redis was away, oldest first.
-    func settleKept() async {
-        while let first = unsettled.first {
-            guard await book(first) else { return }
-            unsettled.removeFirst()
+            let needsBooking = outcome.result != .skipped && outcome.delivery != nil
+            if needsBooking { unbooked.append(outcome) }
+            return actions + state.handle(.outcome(needsBooking: needsBooking))
+        case .booked(.success(let settlement)):
+            let outcome = unbooked.removeFirst()
+            await noteSettled(outcome, settlement)
+            settled.fire()
+            return state.handle(.booked)
+        case .booked(.failure):
+            return state.handle(.bookingFailed)
         }
     }
 
-    /// True when the outcome is booked (or was already, by another instance).
-    private func book(_ outcome: BatchOutcome) async -> Bool {
-        guard let delivery = outcome.delivery else { return true }
-        let settlement: SharedRuns.Settlement
-        do {
-            settlement = try await runs.settle(outcome, delivery: delivery, at: clock.now())
-        } catch {
-            return false
+    private func perform(_ action: BatchConsumerState.Action, in group: inout TaskGroup<Void>) {
+        let input = input
+        let stream = stream
+        let loop = loop
+        switch action {
+        case .ensureGroup:
+            group.addTask(executorPreference: loop) {
+                do {
+                    try await stream.ensureGroup()
+                    input.yield(.event(.groupEnsured))
+                } catch {
+                    input.yield(.event(.groupFailed))
+                }
+            }
+        case .read(let count):
+            group.addTask(executorPreference: loop) {
+                let result: Result<BatchStream.Read, any Error>
+                do { result = .success(try await stream.read(count: count)) } catch { result = .failure(error) }
+                input.yield(.read(result, asked: count))
+            }
+        case .blockingRead(let count):
+            let blocking = blocking
+            group.addTask(executorPreference: loop) {
+                let result: Result<BatchStream.Read, any Error>
+                do { result = .success(try await blocking.read(count: count)) } catch { result = .failure(error) }
+                input.yield(.blockingRead(result))
+            }
+        case .cancelBlockingRead:
+            let blocking = blocking
+            group.addTask(executorPreference: loop) { await blocking.close() }
+        case .pollLater:
+            let interval = settings.pollInterval
+            group.addTask {
+                // Polled: without a connection of its own nothing signals an append.
+                do { try await Task.sleep(for: interval) } catch { return }
+                input.yield(.event(.pollDue))
+            }
+        case .claim(let count):
+            let cursor = claimCursor
+            group.addTask(executorPreference: loop) {
+                let result: Result<StreamReplies.Claim, any Error>
+                do { result = .success(try await stream.claim(count: count, cursor: cursor)) } catch { result = .failure(error) }
+                input.yield(.claim(result))
+            }
+        case .bookOldest:
+            guard let outcome = unbooked.first, let delivery = outcome.delivery else {
+                assertionFailure("booking without an outcome")
+                return
+            }
+            let runs = runs
+            let now = clock.now()
+            group.addTask(executorPreference: loop) {
+                let result: Result<SharedRuns.Settlement, any Error>
+                do { result = .success(try await runs.settle(outcome, delivery: delivery, at: now)) } catch { result = .failure(error) }
+                input.yield(.booked(result))
+            }
+        case .finish:
+            break
         }
-        held -= 1
+    }
+
+    // MARK: Batches
+
+    /// Hands the batches among `entries` to the batcher; returns how many it took.
+    private func deliver(_ entries: [StreamEntry], claimed: Bool) async -> Int {
+        var held = 0
+        for entry in entries {
+            guard let batch = BatchStream.batch(from: entry, claimed: claimed), let delivery = batch.delivery else {
+                counters.entriesRejected += 1
+                logger.error("stream entry is not a batch; acknowledged and dropped", metadata: ["sync.entry": "\(entry.id)"])
+                try? await stream.acknowledge(entry.id)
+                continue
+            }
+            if claimed { counters.batchesClaimed += 1 } else { counters.batchesRead += 1 }
+            if delivery.fence < currentFence {
+                // Kept: refreshing chats is idempotent, and the batch may be all that is left of a
+                // run the old leader listed before it died.
+                counters.batchesFromOldLeaders += 1
+                metrics.batchFromOldLeader()
+                logger.notice("batch from an earlier leader; processed anyway", metadata: [
+                    "sync.run_id": "\(batch.runID)", "sync.batch": "\(batch.number)",
+                    "sync.fence": "\(delivery.fence)", "sync.current_fence": "\(currentFence)",
+                ])
+            }
+            // Refused only once the batcher stopped: the entry stays pending for another instance.
+            if batcher.submit(batch) { held += 1 }
+        }
+        return held
+    }
+
+    private func noteLost(_ deleted: [String]) {
+        guard !deleted.isEmpty else { return }
+        counters.batchesLost += deleted.count
+        metrics.batchesLost(deleted.count)
+        logger.error("pending batches were trimmed from the stream before anyone processed them", metadata: [
+            "sync.entries": "\(deleted.prefix(10).joined(separator: ","))", "sync.count": "\(deleted.count)",
+        ])
+    }
+
+    private func count(_ outcome: BatchOutcome) {
+        guard outcome.result != .skipped else { return }
+        metrics.batchFinished(outcome)
+        totals.chatsRefreshed += outcome.chatsRefreshed
+        totals.chatsNotFound += outcome.chatsNotFound
+        totals.chatsFailed += outcome.chatsFailed
+        switch outcome.result {
+        case .written: totals.batchesDone += 1
+        case .deferred:
+            totals.batchesDone += 1
+            totals.batchesDeferred += 1
+        case .failed: totals.batchesFailed += 1
+        case .skipped: totals.batchesSkipped += 1
+        }
+    }
+
+    private func noteSettled(_ outcome: BatchOutcome, _ settlement: SharedRuns.Settlement) async {
         switch settlement {
-        case .counted(let state):
+        case .counted(let runState):
             counters.batchesSettled += 1
-            if state != .running && state != .queued { await runEnded(outcome.runID) }
+            if runState != .running && runState != .queued { await runEnded(outcome.runID) }
         case .duplicate:
             counters.batchesDuplicate += 1
             metrics.batchDuplicate()
         case .unknownRun:
             logger.warning("batch of a run without a record; acknowledged", metadata: ["sync.run_id": "\(outcome.runID)"])
         }
-        return true
     }
 
-    /// This instance booked a run's last batch: the run's end is logged and counted here.
-    private func runEnded(_ id: RunID) async {
+    /// This instance booked a run's last word (its last batch, or, for the producer, the final
+    /// append of a run whose batches were all back): the run's end is logged and counted here.
+    func runEnded(_ id: RunID) async {
         guard let run = try? await runs.run(id) else { return }
         metrics.runFinished(run)
+        switch run.state {
+        case .completed: totals.runsCompleted += 1
+        case .failed: totals.runsFailed += 1
+        case .cancelled: totals.runsCancelled += 1
+        case .queued, .running: break
+        }
         var logger = logger
         logger[metadataKey: "sync.run_id"] = "\(run.id)"
         logger[metadataKey: "sync.kind"] = "\(run.kind.rawValue)"

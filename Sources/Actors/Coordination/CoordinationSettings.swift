@@ -13,14 +13,18 @@ public struct CoordinationSettings: Sendable, Hashable {
     /// A batch delivered to an instance but not acknowledged for this long is claimed by another
     /// (`XAUTOCLAIM`): its reader is taken for dead. Longer than a batch can take.
     public var claimMinIdle: Duration = .seconds(60)
-    /// How often an idle batcher polls the stream. Never `BLOCK`: the one Redis connection is
-    /// pipelined and shared, a blocking read would stall every other command behind it.
+    /// How long an idle reader's blocking read (on a connection of its own) waits for an append
+    /// before it is sent again.
+    public var blockTime: Duration = .seconds(5)
+    /// How often an idle reader polls the stream when it has no connection for a blocking read
+    /// (and how often a paused producer retries its append). Never `BLOCK` on the shared
+    /// connection: it is pipelined, a blocking read would stall every other command behind it.
     public var pollInterval: Duration = .milliseconds(200)
     /// How often the leader looks for runs to produce and ticks to claim, and every instance
     /// forwards manual requests kept while Redis was away.
     public var maintenanceInterval: Duration = .milliseconds(500)
     /// Batches at most one instance holds (read, not yet acknowledged); nil: twice the batcher's
-    /// batches in flight.
+    /// current concurrency limit, following it as it adapts.
     public var holdLimit: Int?
     /// Batches of one run appended but not yet accounted for, per live instance, before the
     /// producer waits; nil: twice the hold limit. Capped at half the stream length, so trimming
@@ -42,14 +46,10 @@ public struct CoordinationSettings: Sendable, Hashable {
         self.instanceID = instanceID
     }
 
-    /// `holdLimit`, or its default for a batcher with `maxBatchesInFlight`.
-    func effectiveHoldLimit(maxBatchesInFlight: Int) -> Int {
-        max(1, holdLimit ?? 2 * maxBatchesInFlight)
-    }
-
-    /// The backlog one run may have with `liveInstances` instances reading.
-    func backlogLimit(liveInstances: Int, maxBatchesInFlight: Int) -> Int {
-        let perInstance = backlogPerInstance ?? 2 * effectiveHoldLimit(maxBatchesInFlight: maxBatchesInFlight)
+    /// The backlog one run may have with `liveInstances` instances reading, each holding up to
+    /// `holdLimit` batches.
+    func backlogLimit(liveInstances: Int, holdLimit: Int) -> Int {
+        let perInstance = backlogPerInstance ?? 2 * max(1, holdLimit)
         return max(1, min(perInstance * max(1, liveInstances), streamMaxLength / 2))
     }
 
@@ -63,6 +63,7 @@ public struct CoordinationSettings: Sendable, Hashable {
         precondition(streamMaxLength >= 2, "the stream must keep at least 2 entries")
         precondition(claimMinIdle > .zero, "claimMinIdle must be positive")
         precondition(pollInterval > .zero && maintenanceInterval > .zero, "poll intervals must be positive")
+        precondition(blockTime >= .milliseconds(1), "the block time must be at least 1 ms")
         precondition(appendGroupSize >= 1 && runIndexLimit >= 1, "limits must be at least 1")
         precondition(retention >= .seconds(60), "retention must be at least a minute")
     }

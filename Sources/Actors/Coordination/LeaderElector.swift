@@ -1,6 +1,7 @@
 import Logging
 import Metrics
 import Runtime
+import ServiceLifecycle
 
 /// Elects one leader among the instances sharing a Redis: `SET participants:v1:sync:leader
 /// <instance_id>:<token> NX PX <ttl>` with `INCR participants:v1:sync:fence` in the same script,
@@ -9,7 +10,11 @@ import Runtime
 ///
 /// Without Redis nobody is leader: acquisition fails, and a leader that cannot renew gives the
 /// lease up when its TTL has passed. Runs on the event loop with the supervisor.
-public actor LeaderElector {
+///
+/// A `Service` started before the batcher, the stream consumer and the scheduler, so it stops
+/// after them: graceful shutdown releases the lock once the producers stopped and the batches in
+/// hand finished, and the next leader carries the runs on at once instead of after the TTL.
+public actor LeaderElector: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
     public nonisolated let instanceID: String
@@ -19,6 +24,9 @@ public actor LeaderElector {
     private let logger: Logger
     private let metrics: any MetricsFactory
     private var released = false
+    /// Every change of leadership (the new lease, or nil), for the scheduler.
+    public nonisolated let leaseChanges: AsyncStream<LeaderLease?>
+    private let leaseChangeInput: AsyncStream<LeaderLease?>.Continuation
 
     public init(
         supervisor: RedisSupervisor, loop: EventLoop, instanceID: String, ttl: Duration,
@@ -33,16 +41,25 @@ public actor LeaderElector {
         self.random = random
         self.logger = logger
         metrics = metricsFactory
+        (leaseChanges, leaseChangeInput) = AsyncStream.makeStream(of: LeaderLease?.self, bufferingPolicy: .bufferingNewest(8))
     }
 
     /// The lease while this instance is leader and the lease has not run out.
     public var lease: LeaderLease? { keeper.currentLease(at: .now) }
 
-    /// Acquires, renews and gives up the lock until the task is cancelled or ``release()`` is
-    /// called. Cancellation does not release the lock: it expires after its TTL (that is how a
-    /// dying instance behaves, and what tests of a dead leader rely on).
+    /// Acquires, renews and gives up the lock until graceful shutdown, then releases it.
+    /// Cancellation does not release the lock: it expires after its TTL (that is how a dying
+    /// instance behaves, and what tests of a dead leader rely on).
     public func run() async {
         recordLeadership(false)
+        await cancelWhenGracefulShutdown {
+            await self.keepLease()
+        }
+        if !Task.isCancelled { await release() }
+        leaseChangeInput.finish()
+    }
+
+    private func keepLease() async {
         while !Task.isCancelled, !released {
             let now = ContinuousClock.now
             if let lost = keeper.expire(at: now) {
@@ -54,9 +71,9 @@ public actor LeaderElector {
             case .renew(let lease):
                 await renew(lease)
             case .wait(let until):
-                // Short naps keep shutdown and lease expiry prompt.
-                let nap = min(until - now, .milliseconds(100))
-                try? await Task.sleep(for: max(nap, .milliseconds(1)))
+                // Timed by the lease itself: renewal, expiry or the next try. Nothing else can
+                // signal these; shutdown cancels the wait.
+                do { try await Task.sleep(until: until, clock: .continuous) } catch { return }
             }
         }
     }
@@ -68,6 +85,7 @@ public actor LeaderElector {
         guard let lease = keeper.lease else { return false }
         keeper.released(now: .now)
         recordLeadership(false)
+        leaseChangeInput.yield(nil)
         let command = Self.eval(CoordinationScripts.release, keys: [CoordinationKeys.leader], arguments: [lease.value])
         let done = (try? await supervisor.send(command))?.int == 1
         logger.info("released the leader lock", metadata: ["sync.fence": "\(lease.fence)", "sync.released": "\(done)"])
@@ -96,6 +114,7 @@ public actor LeaderElector {
             if reply.first?.int == 1, let fence = reply.dropFirst().first?.int {
                 keeper.acquired(fence: fence, value: value, sentAt: sent)
                 recordLeadership(true)
+                leaseChangeInput.yield(keeper.lease)
                 count("acquired")
                 logger.notice("this instance is the sync leader", metadata: [
                     "sync.fence": "\(fence)", "sync.instance_id": "\(instanceID)",
@@ -133,6 +152,7 @@ public actor LeaderElector {
 
     private func stepDown(_ lease: LeaderLease, reason: String) {
         recordLeadership(false)
+        leaseChangeInput.yield(nil)
         count("lost")
         logger.warning("this instance is no longer the sync leader", metadata: [
             "sync.fence": "\(lease.fence)", "sync.reason": "\(reason)",

@@ -187,14 +187,7 @@ struct SharedRuns: Sendable {
     }
 
     /// How a producer ended.
-    enum ProducerEnd: String, Sendable {
-        /// Every batch handed over.
-        case finished
-        /// Listing failed; the run fails once its batches are back.
-        case failed
-        /// Given up by a new leader that cannot resume it (interval-style runs).
-        case interrupted
-    }
+    typealias ProducerEnd = SharedRunBooks.ProducerEnd
 
     /// Marks run `id`'s production ended, fenced by `lease`; the run's state afterwards, or nil
     /// when the lease or the run is not this producer's any more.

@@ -33,7 +33,9 @@ public actor RedisSupervisor: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let loop: EventLoop
     private let endpoint: RedisEndpoint
-    private let connectionOptions: RedisConnectionOptions
+    /// The options of every connection it opens; other connections to the same server (a
+    /// blocking stream reader) use them too.
+    public nonisolated let connectionOptions: RedisConnectionOptions
     private let sentinel: RedisSentinelSettings?
     private let logger: Logger
     private var machine: SupervisorStateMachine

@@ -1,20 +1,27 @@
 import Foundation
 import Logging
+import Metrics
+import Runtime
+import ServiceLifecycle
 import Synchronization
 
 /// Refreshes batches of chats: per batch one upstream `batchGet` and one `storeBatch` (one
-/// pipelined Redis write), with at most `maxBatchesInFlight` batches at once.
+/// pipelined Redis write), with as many batches in flight as a ``ConcurrencyLimit`` allows. The
+/// limit adapts to upstream's latency and overload answers (429, 5xx, timeouts), up to
+/// PARTICIPANTS_MAX_BATCHES_IN_FLIGHT.
 ///
-/// Producers hand batches over with ``submit(_:)``, which suspends while the bounded buffer is
-/// full; the batcher takes a batch from the buffer only when it has a free slot, so at any time at
-/// most `bufferCapacity + maxBatchesInFlight` batches are accepted but not finished. A slow
-/// upstream or a Redis outage (the store waits when its write-back buffer is full) therefore slows
-/// the producer instead of growing memory.
+/// Batches come from the ``BatchStreamConsumer`` through ``submit(_:)``, which never waits: the
+/// consumer holds at most twice the current limit, so what waits here is bounded by it. Every
+/// batch accepted is reported exactly once on ``outcomes``, in the order the batches finish.
 ///
 /// A failed upstream call is not retried here: the upstream client already retries each call
 /// within PARTICIPANTS_MAX_API_TIMEOUT, and the chats stay stale, so the next interval run picks
-/// the tracked ones up again. Every batch accepted is reported exactly once through `report`.
-public actor Batcher {
+/// the tracked ones up again.
+///
+/// A `Service`: it runs until graceful shutdown, by which time the consumer has stopped and waited
+/// for the batches it handed over (within the shutdown grace period); what is still here then is
+/// cancelled and reported as skipped (its stream entries stay pending for another instance).
+public actor Batcher: Service {
     /// What the batcher is doing right now.
     public struct Load: Sendable, Hashable {
         /// Accepted and waiting for a slot.
@@ -23,132 +30,223 @@ public actor Batcher {
         public var inFlight: Int
         /// The most batches ever in flight at once.
         public var peakInFlight: Int
+        /// The current concurrency limit.
+        public var limit: Int
+        /// ``close()`` was called: no more batches are taken.
+        var closed = false
     }
 
-    /// Why ``submit(_:)`` refused a batch.
-    public enum SubmitError: Error, Hashable {
-        /// The batcher is shutting down.
-        case closed
-        /// The submitting task was cancelled while waiting for room.
-        case cancelled
+    private enum Event: Sendable {
+        case batch(SyncBatch)
+        /// A batch finished (its outcome is already reported): what it says about upstream.
+        case finished(ConcurrencyLimit.Sample, startedWith: Int)
+        /// ``close()``: finish what was accepted, then return.
+        case close
     }
 
+    public nonisolated let unownedExecutor: UnownedSerialExecutor
+    private let loop: EventLoop
     private let upstream: any ParticipantsUpstream
     private let store: any ParticipantsStore
     private let clock: any SyncClock
-    private let maxBatchesInFlight: Int
     private let logger: Logger
-    private let queue: BoundedQueue<SyncBatch>
-    private let inFlight = Mutex((current: 0, peak: 0))
+    private let events: AsyncStream<Event>
+    private let eventInput: AsyncStream<Event>.Continuation
+    /// Every outcome, once; read by one consumer.
+    public nonisolated let outcomes: AsyncStream<BatchOutcome>
+    private let outcomeOutput: AsyncStream<BatchOutcome>.Continuation
+    private let limitGauge: Gauge
+    private var concurrency: ConcurrencyLimit
+    private var waiting: [SyncBatch] = []
+    private var running = 0
+    /// Read from other actors (the consumer sizes its holdings by the limit, the status route).
+    private let shared: Mutex<Load>
     private var started = false
+    private var closing = false
 
     /// How many error lines one batch contributes to its run at most.
     static let errorLinesPerBatch = 5
 
-    /// - Parameters:
-    ///   - bufferCapacity: batches accepted ahead of processing (at least 1).
-    ///   - maxBatchesInFlight: batches fetched or stored at once (at least 1).
     public init(
         upstream: any ParticipantsUpstream,
         store: any ParticipantsStore,
         clock: any SyncClock,
-        bufferCapacity: Int,
-        maxBatchesInFlight: Int,
+        loop: EventLoop,
+        concurrency: ConcurrencyLimit.Settings,
+        metricsFactory: any MetricsFactory = MetricsSystem.factory,
         logger: Logger
     ) {
-        precondition(maxBatchesInFlight >= 1, "the batcher needs at least one batch in flight")
+        unownedExecutor = loop.asUnownedSerialExecutor()
+        self.loop = loop
         self.upstream = upstream
         self.store = store
         self.clock = clock
-        self.maxBatchesInFlight = maxBatchesInFlight
         self.logger = logger
-        self.queue = BoundedQueue(capacity: bufferCapacity)
+        self.concurrency = ConcurrencyLimit(settings: concurrency)
+        (events, eventInput) = AsyncStream.makeStream(of: Event.self)
+        (outcomes, outcomeOutput) = AsyncStream.makeStream(of: BatchOutcome.self)
+        limitGauge = Gauge(label: "sync_batch_concurrency_limit", factory: metricsFactory)
+        shared = Mutex(Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit))
     }
 
-    /// Hands `batch` over, waiting while the buffer is full.
-    public nonisolated func submit(_ batch: SyncBatch) async throws(SubmitError) {
-        do {
-            try await queue.send(batch)
-        } catch {
-            switch error {
-            case .closed: throw .closed
-            case .cancelled: throw .cancelled
-            }
+    /// Hands `batch` over; false once the batcher has stopped (the batch is then not processed and
+    /// its stream entry stays pending).
+    @discardableResult
+    public nonisolated func submit(_ batch: SyncBatch) -> Bool {
+        let accepted = shared.withLock { load in
+            guard !load.closed else { return false }
+            load.queued += 1
+            return true
         }
+        guard accepted else { return false }
+        if case .terminated = eventInput.yield(.batch(batch)) {
+            shared.withLock { $0.queued -= 1 }
+            return false
+        }
+        return true
     }
 
-    /// Refuses further batches; ``run(report:)`` returns once the accepted ones are finished.
+    /// Stops taking batches; ``run()`` returns once the accepted ones are finished.
     public nonisolated func close() {
-        queue.close()
+        shared.withLock { $0.closed = true }
+        eventInput.yield(.close)
     }
 
     public nonisolated var load: Load {
-        let (current, peak) = inFlight.withLock { $0 }
-        return Load(queued: queue.count, inFlight: current, peakInFlight: peak)
+        shared.withLock { $0 }
     }
 
-    /// Processes batches until ``close()`` and the buffer is empty. When the calling task is
-    /// cancelled, the batches in flight are cancelled (an upstream call interrupted that way counts
-    /// as skipped, not failed) and the ones still queued are reported as skipped.
-    public func run(report: @escaping @Sendable (BatchOutcome) async -> Void) async {
+    /// The current concurrency limit (batches in flight allowed now).
+    public nonisolated var limit: Int {
+        shared.withLock { $0.limit }
+    }
+
+    // MARK: Service
+
+    public func run() async {
         precondition(!started, "Batcher.run may only be called once")
         started = true
+        limitGauge.record(concurrency.limit)
+        let loop = loop
         await withTaskGroup(of: Void.self) { group in
-            var running = 0
-            while true {
-                if running == maxBatchesInFlight {
-                    await group.next()
+            // Graceful shutdown ends the event stream; what is in flight then is cancelled below.
+            for await event in events.cancelOnGracefulShutdown() {
+                switch event {
+                case .batch(let batch):
+                    waiting.append(batch)
+                case .close:
+                    closing = true
+                case .finished(let sample, let startedWith):
                     running -= 1
+                    let before = concurrency.limit
+                    let limit = concurrency.record(sample, inFlight: startedWith)
+                    if limit != before {
+                        limitGauge.record(limit)
+                        logger.debug("batch concurrency limit changed", metadata: [
+                            "sync.limit": "\(limit)", "sync.previous_limit": "\(before)",
+                        ])
+                    }
+                    shared.withLock { load in
+                        load.inFlight = running
+                        load.limit = limit
+                    }
                 }
-                guard let batch = await queue.receive() else { break }
-                running += 1
-                inFlight.withLock { load in
-                    load.current += 1
-                    load.peak = max(load.peak, load.current)
+                // Started in arrival order while the limit has room.
+                while running < concurrency.limit, !waiting.isEmpty {
+                    let batch = waiting.removeFirst()
+                    running += 1
+                    let startedWith = running
+                    shared.withLock { load in
+                        load.queued -= 1
+                        load.inFlight = running
+                        load.peakInFlight = max(load.peakInFlight, running)
+                    }
+                    let input = eventInput
+                    let output = outcomeOutput
+                    group.addTask(executorPreference: loop) {
+                        let (outcome, sample) = await self.process(batch)
+                        // Reported from here, so a batch cancelled at shutdown is reported too.
+                        output.yield(outcome)
+                        input.yield(.finished(sample, startedWith: startedWith))
+                    }
                 }
-                group.addTask {
-                    let outcome = await self.process(batch)
-                    self.inFlight.withLock { $0.current -= 1 }
-                    await report(outcome)
-                }
+                if closing, running == 0, waiting.isEmpty { break }
             }
+            // Shutdown (or close with nothing left): what is in flight is cancelled and, like
+            // the batches still waiting, reported as skipped.
+            group.cancelAll()
             await group.waitForAll()
         }
-        queue.close()
-        for batch in queue.removeAll() {
-            await report(.skipped(batch))
+        shared.withLock { $0.closed = true }
+        eventInput.finish()
+        for batch in waiting {
+            outcomeOutput.yield(.skipped(batch))
         }
+        waiting.removeAll()
+        shared.withLock { load in
+            load.queued = 0
+            load.inFlight = 0
+        }
+        outcomeOutput.finish()
     }
 
-    /// One batch, end to end. Never throws: whatever happens is in the outcome, which carries
-    /// the batch's stream delivery, if any.
-    nonisolated func process(_ batch: SyncBatch) async -> BatchOutcome {
-        var outcome = await refresh(batch)
+    // MARK: One batch
+
+    /// One batch, end to end, and what it says about upstream's capacity. Never throws: whatever
+    /// happens is in the outcome, which carries the batch's stream delivery.
+    nonisolated func process(_ batch: SyncBatch) async -> (BatchOutcome, ConcurrencyLimit.Sample) {
+        var (outcome, sample) = await refresh(batch)
         outcome.delivery = batch.delivery
-        return outcome
+        return (outcome, sample)
     }
 
-    private nonisolated func refresh(_ batch: SyncBatch) async -> BatchOutcome {
+    private nonisolated func refresh(_ batch: SyncBatch) async -> (BatchOutcome, ConcurrencyLimit.Sample) {
         var requested: [ChatID] = []
         var requestedSet: Set<ChatID> = []
+        requested.reserveCapacity(batch.chats.count)
         for chat in batch.chats where requestedSet.insert(chat).inserted { requested.append(chat) }
-        let logger = batchLogger(batch)
 
         let response: BatchGetResponse
+        let callStarted = ContinuousClock.now
         do {
             response = try await upstream.batchGet(requested)
         } catch {
             if Task.isCancelled {
-                return BatchOutcome(
-                    runID: batch.runID, batchNumber: batch.number, result: .skipped, chatsSkipped: requested.count)
+                return (BatchOutcome(
+                    runID: batch.runID, batchNumber: batch.number, result: .skipped, chatsSkipped: requested.count), .ignored)
             }
-            logger.warning("batch failed upstream", metadata: ["error": "\(error)"])
-            return BatchOutcome(
+            batchLogger(batch).warning("batch failed upstream", metadata: ["error": "\(error)"])
+            let outcome = BatchOutcome(
                 runID: batch.runID, batchNumber: batch.number, result: .failed, chatsFailed: requested.count,
                 errors: ["batch \(batch.number) (\(requested.count) chats): \(error)"])
+            return (outcome, Self.sample(for: error))
         }
+        let latency = ContinuousClock.now - callStarted
 
         let answer = BatchAnswer(requested: requested, response: response)
+        var errors: [String] = []
+        if !response.rejected.isEmpty || !answer.missing.isEmpty || answer.unexpected > 0 {
+            errors = report(answer, response: response, batch: batch)
+        }
+
+        let fetchedAt = clock.now()
+        let entries = answer.found.map { ParticipantsEntry($0, fetchedAt: fetchedAt) }
+        var result = BatchOutcome.Result.written
+        if !entries.isEmpty || !answer.notFound.isEmpty,
+            await store.storeBatch(entries, notFound: answer.notFound) == .deferred
+        {
+            result = .deferred
+        }
+        let outcome = BatchOutcome(
+            runID: batch.runID, batchNumber: batch.number, result: result,
+            chatsRefreshed: entries.count, chatsNotFound: answer.notFound.count,
+            chatsFailed: answer.failedCount, errors: errors)
+        return (outcome, .answered(latency: latency))
+    }
+
+    /// Logs what was wrong with an answer and returns the run's error lines for it (bounded).
+    private nonisolated func report(_ answer: BatchAnswer, response: BatchGetResponse, batch: SyncBatch) -> [String] {
+        let logger = batchLogger(batch)
         var errors: [String] = []
         for rejected in response.rejected {
             logger.warning("upstream sent a malformed chat", metadata: ["error": "\(rejected)"])
@@ -164,23 +262,20 @@ public actor Batcher {
         if answer.unexpected > 0 {
             logger.notice("upstream answered for chats not asked for; ignored", metadata: ["sync.chats": "\(answer.unexpected)"])
         }
-
-        let fetchedAt = clock.now()
-        let entries = answer.found.map { ParticipantsEntry($0, fetchedAt: fetchedAt) }
-        var result = BatchOutcome.Result.written
-        if !entries.isEmpty || !answer.notFound.isEmpty,
-            await store.storeBatch(entries, notFound: answer.notFound) == .deferred
-        {
-            result = .deferred
-        }
         if errors.count > Self.errorLinesPerBatch {
             let more = errors.count - (Self.errorLinesPerBatch - 1)
             errors = errors.prefix(Self.errorLinesPerBatch - 1) + ["batch \(batch.number): \(more) more errors"]
         }
-        return BatchOutcome(
-            runID: batch.runID, batchNumber: batch.number, result: result,
-            chatsRefreshed: entries.count, chatsNotFound: answer.notFound.count,
-            chatsFailed: answer.failedCount, errors: errors)
+        return errors
+    }
+
+    /// What a failed call says about upstream's capacity: 429, 5xx, timeouts and an open
+    /// circuit are overload; a wrong token, a rejected request or a malformed body are not.
+    static func sample(for error: UpstreamError) -> ConcurrencyLimit.Sample {
+        switch error.code {
+        case .rateLimited, .server, .timeout, .circuitOpen: .overloaded
+        case .connection, .malformed, .unauthorized, .rejected: .ignored
+        }
     }
 
     private nonisolated func batchLogger(_ batch: SyncBatch) -> Logger {
@@ -188,42 +283,5 @@ public actor Batcher {
         logger[metadataKey: "sync.run_id"] = "\(batch.runID)"
         logger[metadataKey: "sync.batch"] = "\(batch.number)"
         return logger
-    }
-}
-
-/// A batch answer sorted against what was asked: each requested chat is found, not found or
-/// failed (malformed, or left out of a partial answer), exactly once.
-struct BatchAnswer {
-    /// Requested chats upstream returned, first occurrence of each.
-    var found: [UpstreamChat] = []
-    /// Requested chats upstream does not know (and did not also return).
-    var notFound: [ChatID] = []
-    /// Requested chats neither returned, reported unknown, nor sent malformed.
-    var missing: [ChatID] = []
-    /// Requested chats that are neither found nor not found: malformed or missing.
-    var failedCount = 0
-    /// Chats in the answer that were not asked for.
-    var unexpected = 0
-
-    init(requested: [ChatID], response: BatchGetResponse) {
-        let requestedSet = Set(requested)
-        var settled: Set<ChatID> = []
-        for chat in response.chats {
-            guard requestedSet.contains(chat.chatID) else {
-                unexpected += 1
-                continue
-            }
-            if settled.insert(chat.chatID).inserted { found.append(chat) }
-        }
-        for text in response.notFound {
-            guard let chat = ChatID(validating: text), requestedSet.contains(chat) else {
-                unexpected += 1
-                continue
-            }
-            if settled.insert(chat).inserted { notFound.append(chat) }
-        }
-        let malformed = Set(response.rejected.compactMap { $0.chatID.flatMap(ChatID.init(validating:)) })
-        missing = requested.filter { !settled.contains($0) && !malformed.contains($0) }
-        failedCount = requested.count - settled.count
     }
 }

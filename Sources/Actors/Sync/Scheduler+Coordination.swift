@@ -20,35 +20,6 @@ public struct SyncCoordination: Sendable {
 }
 
 extension Scheduler {
-    /// The parts that share the work: the election, the shared run records, the stream and
-    /// this instance's reader of it.
-    struct Coordinator: Sendable {
-        let settings: CoordinationSettings
-        let supervisor: RedisSupervisor
-        let elector: LeaderElector
-        let runs: SharedRuns
-        let stream: BatchStream
-        let consumer: BatchStreamConsumer
-
-        init(
-            _ coordination: SyncCoordination, batcher: Batcher, clock: any SyncClock, settings: Scheduler.Settings,
-            metrics: SyncMetrics, metricsFactory: any MetricsFactory, logger: Logger
-        ) {
-            self.settings = coordination.settings
-            supervisor = coordination.supervisor
-            elector = LeaderElector(
-                supervisor: coordination.supervisor, loop: coordination.loop,
-                instanceID: coordination.settings.instanceID, ttl: coordination.settings.lockTTL,
-                metricsFactory: metricsFactory, logger: logger)
-            runs = SharedRuns(supervisor: coordination.supervisor, settings: coordination.settings, errorLimit: settings.errorLimit)
-            stream = BatchStream(supervisor: coordination.supervisor, settings: coordination.settings)
-            consumer = BatchStreamConsumer(
-                supervisor: coordination.supervisor, loop: coordination.loop, runs: runs, batcher: batcher, clock: clock,
-                holdLimit: coordination.settings.effectiveHoldLimit(maxBatchesInFlight: settings.maxBatchesInFlight),
-                metrics: metrics, logger: logger)
-        }
-    }
-
     /// What the scheduler keeps about shared runs.
     struct SharedState {
         /// Scheduled instants seen and not yet claimed: claimed once this instance leads (and
@@ -60,8 +31,6 @@ extension Scheduler {
         var aliases: [RunID: RunID] = [:]
         /// Runs this instance produces, with the fence it produces them under.
         var producing: [RunID: Int64] = [:]
-        /// The lease the maintenance last saw, to log leadership changes once.
-        var leaseSeen: LeaderLease?
         /// The last state read of recent shared runs, answered while Redis cannot be read.
         var snapshots: [RunID: SyncRun] = [:]
         /// Live consumers counted for the backlog limit, and when.
@@ -78,16 +47,9 @@ extension Scheduler {
         await claimPendingTicks()
     }
 
-    /// Redis came back: the leader runs a catch-up (claimed like a tick, so instances that all saw
-    /// Redis come back start one between them).
-    func requestSharedCatchUp(trigger: String) async {
-        shared.pendingTicks[.catchUp] = clock.now()
-        await claimPendingTicks()
-    }
-
     /// Claims the pending ticks with the runs they start, while this instance leads.
     func claimPendingTicks() async {
-        guard let coordinator, let lease = await coordinator.elector.lease else { return }
+        guard let lease = await elector.lease else { return }
         for (slot, due) in shared.pendingTicks.sorted(by: { $0.value < $1.value }) {
             let kind: SyncRun.Kind = switch slot {
             case .full: .full
@@ -130,7 +92,7 @@ extension Scheduler {
             let factor = max(0, 1 - settings.intervalJitter)
             return .milliseconds(Int64(settings.updateInterval.timeInterval * factor * 1000))
         case .catchUp:
-            return coordinator?.settings.catchUpMinGap ?? .seconds(60)
+            return coordinationSettings.catchUpMinGap
         }
     }
 
@@ -144,7 +106,7 @@ extension Scheduler {
         if let creation = await createShared(.manualFull, trigger: trigger, lease: nil, tick: nil) {
             switch creation {
             case .started(let id), .joined(let id), .skipped(let id):
-                if let lease = await coordinator?.elector.lease { await adoptActiveRuns(lease) }
+                if let lease = await elector.lease { await adoptActiveRuns(lease) }
                 return id
             case .alreadyClaimed, .notLeader, .collision:
                 break
@@ -183,19 +145,18 @@ extension Scheduler {
     private func createShared(
         _ kind: SyncRun.Kind, trigger: String, lease: LeaderLease?, tick: SharedRuns.Tick?, id given: RunID? = nil
     ) async -> SharedRuns.Creation? {
-        guard let coordinator else { return nil }
         let now = clock.now()
         var id = given ?? RunID(kind: kind, startedAt: now, random: &random)
         for _ in 0..<4 {
             let creation: SharedRuns.Creation
             do {
-                creation = try await coordinator.runs.create(id, kind: kind, trigger: trigger, at: now, lease: lease, tick: tick)
+                creation = try await runs.create(id, kind: kind, trigger: trigger, at: now, lease: lease, tick: tick)
             } catch {
                 logger.debug("recording a shared run failed", metadata: ["error": "\(error)"])
                 return nil
             }
             guard creation == .collision else {
-                if case .started = creation { totalsRunStarted() }
+                if case .started = creation { runsStarted += 1 }
                 return creation
             }
             id = RunID(kind: kind, startedAt: now, random: &random)
@@ -203,42 +164,42 @@ extension Scheduler {
         return .collision
     }
 
-    private func totalsRunStarted() {
-        ledger.countRunStarted()
-    }
-
     // MARK: Leadership
 
-    /// Every maintenance interval: hand queued requests over, notice leadership changes, and
-    /// while leading claim ticks and take over the runs that need a producer.
+    /// Every maintenance interval: hand queued requests over and, while leading, claim ticks and
+    /// take over the runs that need a producer. Polled: a request recorded by another instance
+    /// (`queued` in Redis) signals nothing here.
     func maintainCoordination() async {
-        guard let coordinator else { return }
         while !Task.isCancelled {
             await forwardQueuedRequests()
-            let lease = await coordinator.elector.lease
-            if lease?.value != shared.leaseSeen?.value {
-                shared.leaseSeen = lease
-                if lease != nil {
-                    logger.info("leading the sync runs", metadata: ["sync.fence": "\(lease?.fence ?? 0)"])
-                }
-            }
-            if let lease {
+            if let lease = await elector.lease {
                 await claimPendingTicks()
                 await adoptActiveRuns(lease)
             }
-            try? await Task.sleep(for: coordinator.settings.maintenanceInterval)
+            do { try await Task.sleep(for: coordinationSettings.maintenanceInterval) } catch { return }
+        }
+    }
+
+    /// Acts on leadership at once: a new leader claims the ticks it kept and takes the runs over
+    /// without waiting for the next maintenance.
+    func followLeadership() async {
+        for await lease in elector.leaseChanges {
+            guard let lease else { continue }
+            logger.info("leading the sync runs", metadata: ["sync.fence": "\(lease.fence)"])
+            await claimPendingTicks()
+            await adoptActiveRuns(lease)
         }
     }
 
     /// Takes over every active run this leader does not produce yet: queued ones, and those an
     /// earlier leader was producing.
     func adoptActiveRuns(_ lease: LeaderLease) async {
-        guard let coordinator, lifecycle == .running || lifecycle == .idle else { return }
-        guard let active = try? await coordinator.runs.activeRuns() else { return }
+        guard lifecycle == .running || lifecycle == .idle else { return }
+        guard let active = try? await runs.activeRuns() else { return }
         for (slot, id) in active where shared.producing[id] != lease.fence {
             let adoption: SharedRuns.Adoption
             do {
-                adoption = try await coordinator.runs.adopt(id, slot: slot, lease: lease, at: clock.now())
+                adoption = try await runs.adopt(id, slot: slot, lease: lease, at: clock.now())
             } catch {
                 return
             }
@@ -246,7 +207,7 @@ extension Scheduler {
             case .adopted(let record, let previousFence):
                 guard shared.producing[id] != lease.fence else { continue }
                 shared.producing[id] = lease.fence
-                launchContinuation.yield(.shared(record, lease, previousFence: previousFence))
+                launchContinuation.yield(Launch(record: record, lease: lease, previousFence: previousFence))
             case .reaped:
                 logger.warning("failed a run whose batches never all came back", metadata: ["sync.run_id": "\(id)"])
             case .notLeader:
@@ -259,7 +220,7 @@ extension Scheduler {
 
     /// Whether `lease` is still this instance's valid lease.
     func isLeading(_ lease: LeaderLease) async -> Bool {
-        await coordinator?.elector.lease?.value == lease.value
+        await elector.lease?.value == lease.value
     }
 
     // MARK: Reading shared runs
@@ -270,7 +231,7 @@ extension Scheduler {
         if let queued = shared.queuedRequests.first(where: { $0.id == id }) { return queued }
         let resolved = shared.aliases[id] ?? id
         do {
-            let run = try await coordinator?.runs.run(resolved)
+            let run = try await runs.run(resolved)
             if let run { remember(run) }
             return run
         } catch {
@@ -287,36 +248,35 @@ extension Scheduler {
     }
 
     /// The shared runs (going, then ended) and the coordination status.
-    func sharedStatus() async -> (running: [SyncRun], recent: [SyncRun], coordination: CoordinationStatus?) {
-        guard let coordinator else { return ([], [], nil) }
+    func sharedStatus() async -> (running: [SyncRun], recent: [SyncRun], coordination: CoordinationStatus) {
         var redisError: String?
-        var runs: [SyncRun] = []
+        var recentRuns: [SyncRun] = []
         do {
-            runs = try await coordinator.runs.recent(limit: settings.historyLimit * 2)
-            for run in runs { remember(run) }
+            recentRuns = try await runs.recent(limit: settings.historyLimit * 2)
+            for run in recentRuns { remember(run) }
         } catch {
             redisError = "\(error)"
-            runs = shared.snapshots.values.sorted { $0.startedAt > $1.startedAt }
+            recentRuns = shared.snapshots.values.sorted { $0.startedAt > $1.startedAt }
         }
         var leader: CoordinationStatus.Leader?
         var stream: CoordinationStatus.Stream?
         do {
-            leader = try await coordinator.stream.leader()
-            stream = try await coordinator.stream.status()
+            leader = try await self.stream.leader()
+            stream = try await self.stream.status()
         } catch {
             redisError = redisError ?? "\(error)"
         }
-        let lease = await coordinator.elector.lease
-        let running = shared.queuedRequests + runs.filter { $0.state == .running || $0.state == .queued }.reversed()
-        let recent = Array(runs.filter { $0.state != .running && $0.state != .queued }.prefix(settings.historyLimit))
+        let lease = await elector.lease
+        let running = shared.queuedRequests + recentRuns.filter { $0.state == .running || $0.state == .queued }.reversed()
+        let recent = Array(recentRuns.filter { $0.state != .running && $0.state != .queued }.prefix(settings.historyLimit))
         let status = CoordinationStatus(
-            instanceID: coordinator.settings.instanceID,
+            instanceID: coordinationSettings.instanceID,
             isLeader: lease != nil,
             fence: lease?.fence,
             leader: leader,
-            lockTTLSeconds: coordinator.settings.lockTTL.timeInterval,
+            lockTTLSeconds: coordinationSettings.lockTTL.timeInterval,
             stream: stream,
-            consumer: await coordinator.consumer.status,
+            consumer: await consumer.status,
             producing: shared.producing.keys.map(\.rawValue).sorted(),
             pendingTicks: Dictionary(uniqueKeysWithValues: shared.pendingTicks.map { ($0.key.rawValue, $0.value) }),
             queuedRequests: shared.queuedRequests.map(\.id.rawValue),
@@ -326,11 +286,10 @@ extension Scheduler {
 
     /// Live instances reading the stream (counted at most every 5 s), for the backlog limit.
     func liveConsumers() async -> Int {
-        guard let coordinator else { return 1 }
         if let counted = shared.liveConsumersCountedAt, ContinuousClock.now - counted < .seconds(5) {
             return shared.liveConsumers
         }
-        if let live = try? await coordinator.stream.liveConsumers() {
+        if let live = try? await stream.liveConsumers() {
             shared.liveConsumers = max(1, live)
         }
         shared.liveConsumersCountedAt = ContinuousClock.now

@@ -3,8 +3,9 @@ import Logging
 import ServiceLifecycle
 
 extension Scheduler {
-    /// Starts runs as they are requested until graceful shutdown (or cancellation), then stops
-    /// producing and returns once every run has ended.
+    /// Keeps the schedule and produces the runs this instance takes over as leader until graceful
+    /// shutdown (or cancellation), then stops the producers: the next leader carries their runs
+    /// on from what Redis recorded.
     func produceUntilShutdown() async {
         await withTaskGroup(of: Void.self) { group in
             if settings.intervalRunsEnabled {
@@ -16,28 +17,14 @@ extension Scheduler {
             if settings.catchUpRunsEnabled, let changes = redisStateChanges {
                 group.addTask { await self.watchRedis(changes) }
             }
-            if let coordinator {
-                group.addTask { await coordinator.elector.run() }
-                group.addTask { await coordinator.consumer.run() }
-                group.addTask { await self.maintainCoordination() }
-            }
+            group.addTask { await self.maintainCoordination() }
+            group.addTask { await self.followLeadership() }
             for await launch in launches.cancelOnGracefulShutdown() {
-                switch launch {
-                case .local(let id):
-                    executing.insert(id)
-                    group.addTask { await self.execute(id) }
-                case .shared(let record, let lease, let previousFence):
-                    group.addTask { await self.produceShared(record, lease: lease, previousFence: previousFence) }
-                }
+                group.addTask { await self.produceShared(launch.record, lease: launch.lease, previousFence: launch.previousFence) }
             }
             beginStopping()
             group.cancelAll()
             await group.waitForAll()
-        }
-        // Graceful shutdown (not cancellation, which is how a dying instance behaves): hand the
-        // lead over now rather than after the lock's TTL; the next leader carries the runs on.
-        if let coordinator, !Task.isCancelled {
-            await coordinator.elector.release()
         }
     }
 
@@ -45,26 +32,9 @@ extension Scheduler {
         guard lifecycle == .running else { return }
         lifecycle = .stopping
         launchContinuation.finish()
-        batcher.close()
-        stopContinuation.yield()
-        stopContinuation.finish()
         nextIntervalRunAt = nil
         nextFullRunAt = nil
-        for run in ledger.running where !executing.contains(run.id) {
-            finish(run.id, end: .cancelled)
-        }
-        let load = batcher.load
-        logger.info("scheduler stopping", metadata: [
-            "sync.runs_going": "\(ledger.running.count)",
-            "sync.batches_queued": "\(load.queued)",
-            "sync.batches_in_flight": "\(load.inFlight)",
-        ])
-    }
-
-    /// Returns `shutdownGracePeriod` (real time) after shutdown began, or when cancelled.
-    func shutdownDeadline() async {
-        for await _ in stopSignal { break }
-        try? await Task.sleep(for: settings.shutdownGracePeriod)
+        logger.info("scheduler stopping", metadata: ["sync.producing": "\(shared.producing.count)"])
     }
 
     func intervalLoop() async {
@@ -78,11 +48,7 @@ extension Scheduler {
             } catch {
                 return
             }
-            if coordinator != nil {
-                await scheduledTick(.interval, due: due)
-            } else {
-                startRun(.interval, trigger: "schedule")
-            }
+            await scheduledTick(.interval, due: due)
         }
     }
 
@@ -99,11 +65,7 @@ extension Scheduler {
                 return
             }
             lastDue = due
-            if coordinator != nil {
-                await scheduledTick(.full, due: due)
-            } else {
-                startRun(.full, trigger: "schedule")
-            }
+            await scheduledTick(.full, due: due)
         }
     }
 

@@ -13,10 +13,9 @@ extension Scheduler {
         public var timeZone: TimeZone = TimeZone(identifier: "UTC")!
         /// PARTICIPANTS_BATCH_SIZE: chats per upstream batch call and per Redis pipeline.
         public var batchSize: Int = 50
-        /// Batches fetched or stored at once.
-        public var maxBatchesInFlight: Int = 4
-        /// Batches accepted ahead of processing; the producer waits beyond that.
-        public var bufferedBatches: Int = 8
+        /// PARTICIPANTS_MAX_BATCHES_IN_FLIGHT: the ceiling of the batcher's adaptive limit (for
+        /// the status route; the batcher has its own copy).
+        public var maxBatchesInFlight: Int = 64
         /// PARTICIPANTS_STALE_THRESHOLD: an interval run refreshes chats at least this old at the
         /// time the next interval run may start.
         public var staleThreshold: Duration = .seconds(60 * 60)
@@ -34,20 +33,17 @@ extension Scheduler {
         public var pageRetries: Int = 3
         /// The wait between page retries (on the sync clock).
         public var pageBackoff = Backoff(initial: .seconds(1), maximum: .seconds(30))
-        /// After graceful shutdown begins, how long (real time) the batches already accepted
-        /// may take; what is left then is cancelled and counted as skipped.
-        public var shutdownGracePeriod: Duration = .seconds(10)
         /// Ended runs kept for the status route.
         public var historyLimit: Int = 10
         /// Errors kept per run.
         public var errorLimit: Int = 20
-        /// A progress line is logged every this many batches of a run.
-        public var progressLogInterval: Int = 100
 
         public init() {}
 
-        /// The page size asked of upstream's chat list: at least a batch, at least 100.
-        public var pageSize: Int { max(batchSize, 100) }
+        /// The page size asked of upstream's chat list (at least a batch): by default the
+        /// contract's largest (1000, docs/UPSTREAM.md), so a full run makes one list call per
+        /// twenty batches of 50.
+        public var pageSize: Int = 1000
 
         func validate() {
             precondition(updateInterval > .zero, "updateInterval must be positive")
@@ -55,13 +51,11 @@ extension Scheduler {
             precondition((0...23).contains(fullUpdateHour), "fullUpdateHour must be within 0...23")
             precondition(batchSize >= 1, "batchSize must be at least 1")
             precondition(maxBatchesInFlight >= 1, "maxBatchesInFlight must be at least 1")
-            precondition(bufferedBatches >= 1, "bufferedBatches must be at least 1")
             precondition(staleThreshold >= .zero, "staleThreshold must not be negative")
             precondition(trackWindow > .zero, "trackWindow must be positive")
             precondition(selectionChunkSize >= 1, "selectionChunkSize must be at least 1")
             precondition(pageRetries >= 0, "pageRetries must not be negative")
-            precondition(shutdownGracePeriod >= .zero, "shutdownGracePeriod must not be negative")
-            precondition(historyLimit >= 1 && errorLimit >= 1 && progressLogInterval >= 1, "limits must be at least 1")
+            precondition(historyLimit >= 1 && errorLimit >= 1, "limits must be at least 1")
         }
     }
 }

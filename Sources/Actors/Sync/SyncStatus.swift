@@ -4,8 +4,8 @@ import Foundation
 /// recently, totals since start-up, the schedule, the batcher's load and the coordination
 /// between instances. Snake_case keys, ISO 8601 dates whatever the encoder's date strategy.
 ///
-/// With shared runs, `running` and `recent` are the cluster's runs as recorded in Redis, while
-/// `totals` and `batcher` are this instance's.
+/// `running` and `recent` are the cluster's runs as recorded in Redis, while `totals` and
+/// `batcher` are this instance's.
 public struct SyncStatus: Sendable, Hashable, Encodable {
     /// Since start-up, every run and what all of them did.
     public struct Totals: Sendable, Hashable, Encodable {
@@ -78,7 +78,9 @@ public struct SyncStatus: Sendable, Hashable, Encodable {
         public var queued: Int
         public var inFlight: Int
         public var peakInFlight: Int
-        public var bufferCapacity: Int
+        /// Batches in flight allowed now: the adaptive limit (docs/COORDINATION.md).
+        public var concurrencyLimit: Int
+        /// PARTICIPANTS_MAX_BATCHES_IN_FLIGHT: the limit's ceiling.
         public var maxInFlight: Int
         public var batchSize: Int
 
@@ -86,7 +88,7 @@ public struct SyncStatus: Sendable, Hashable, Encodable {
             case queued
             case inFlight = "in_flight"
             case peakInFlight = "peak_in_flight"
-            case bufferCapacity = "buffer_capacity"
+            case concurrencyLimit = "concurrency_limit"
             case maxInFlight = "max_in_flight"
             case batchSize = "batch_size"
         }
@@ -101,7 +103,6 @@ public struct SyncStatus: Sendable, Hashable, Encodable {
     public var totals: Totals
     public var schedule: Schedule
     public var batcher: BatcherLoad
-    /// Shared runs only: the leader, this instance and the batch stream
-    /// (see ``CoordinationStatus``); absent when the scheduler runs alone.
-    public var coordination: CoordinationStatus? = nil
+    /// The leader, this instance and the batch stream (see ``CoordinationStatus``).
+    public var coordination: CoordinationStatus
 }

@@ -48,6 +48,11 @@ public struct ParticipantsComponents: Sendable {
     public let coordinator: RefreshCoordinator
     public let reader: ParticipantsReader
     public let scheduler: Scheduler
+    /// The sync pipeline's other services (docs/COORDINATION.md): the leader election, the
+    /// batcher and this instance's reader of the shared batch stream.
+    public let elector: LeaderElector
+    public let batcher: Batcher
+    public let consumer: BatchStreamConsumer
     /// Applies other instances' writes to L1; nil when L1 is off (PARTICIPANTS_L1_SIZE=0).
     public let invalidationFeed: InvalidationFeed?
 }
@@ -128,14 +133,17 @@ public func buildServices(
             logger: logger)
         : nil
 
-    // Start order; shutdown runs in reverse: the frontends and the scheduler drain together
-    // first, then the cache and the health monitor stop, Redis closes, and the chat store last.
+    // Start order; shutdown runs in reverse: the frontends and the scheduler's producers drain
+    // together first; then the stream consumer settles the batches in hand (within the grace
+    // period), the batcher stops, and the elector releases the leader lock; then the cache and
+    // the health monitor stop, Redis closes, and the chat store last.
     var services: [any Service] = [chat.closer, supervisor, healthMonitor]
     var draining: [any Service] = [frontend]
     if let grpc { draining.append(grpc) }
     if let participants {
         services += [participants.cache]
         if let feed = participants.invalidationFeed { services.append(feed) }
+        services += [participants.elector, participants.batcher, participants.consumer]
         draining.insert(participants.scheduler, at: 0)
     }
     services.append(draining.count == 1 ? frontend : DrainingTogether(draining))
@@ -218,7 +226,6 @@ private func buildParticipants(
     schedulerSettings.batchSize = settings.batchSize
     schedulerSettings.maxBatchesInFlight = settings.maxBatchesInFlight
     schedulerSettings.staleThreshold = settings.staleThreshold
-    schedulerSettings.shutdownGracePeriod = ShutdownBudget(total: configuration.shutdownTimeout).drain
     // Manual full refreshes run even without background sync: they are an operator's request.
     schedulerSettings.intervalRunsEnabled = settings.backgroundSyncEnabled
     schedulerSettings.fullRunsEnabled = settings.backgroundSyncEnabled
@@ -230,11 +237,23 @@ private func buildParticipants(
     coordinationSettings.lockTTL = settings.leaderLockTTL
     coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
     tuneCoordination(&coordinationSettings)
+    let syncCoordination = SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings)
+    let syncLogger = logger.withLabel("sync")
+    let elector = LeaderElector(
+        supervisor: supervisor, loop: loop, instanceID: configuration.instanceID, ttl: settings.leaderLockTTL,
+        logger: syncLogger)
+    let batcher = Batcher(
+        upstream: upstream, store: cache, clock: syncClock, loop: loop,
+        concurrency: ConcurrencyLimit.Settings(mode: settings.batchConcurrency, maximum: settings.maxBatchesInFlight),
+        logger: syncLogger)
+    let consumer = BatchStreamConsumer(
+        supervisor: supervisor, loop: loop, settings: coordinationSettings, errorLimit: schedulerSettings.errorLimit,
+        batcher: batcher, clock: syncClock,
+        shutdownGracePeriod: ShutdownBudget(total: configuration.shutdownTimeout).drain, logger: syncLogger)
     let scheduler = Scheduler(
         settings: schedulerSettings, upstream: upstream, store: cache, clock: syncClock,
-        redisStateChanges: await supervisor.stateChanges(),
-        coordination: SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings),
-        logger: logger.withLabel("sync"))
+        redisStateChanges: await supervisor.stateChanges(), coordination: syncCoordination,
+        elector: elector, consumer: consumer, batcher: batcher, logger: syncLogger)
 
     logger.info("participants layer", metadata: [
         "participants.background_sync": "\(settings.backgroundSyncEnabled)",
@@ -247,7 +266,8 @@ private func buildParticipants(
     return ParticipantsComponents(
         cache: cache, upstream: upstream, coordinator: coordinator,
         reader: ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: settings.lazyUpdateEnabled),
-        scheduler: scheduler, invalidationFeed: invalidationFeed)
+        scheduler: scheduler, elector: elector, batcher: batcher, consumer: consumer,
+        invalidationFeed: invalidationFeed)
 }
 
 extension SyncControl {
