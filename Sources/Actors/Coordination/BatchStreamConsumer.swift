@@ -153,10 +153,11 @@ public actor BatchStreamConsumer: Service {
                     perform(action, in: &group)
                 }
             }
+            // A blocked read would hold the group for its block time: its connection goes first.
+            await blocking.close()
             group.cancelAll()
         }
         settled.fire()
-        await blocking.close()
     }
 
     // MARK: Events

@@ -235,6 +235,13 @@ extension Scheduler {
         try? await runs.recordError(id, message, at: clock.now())
     }
 
+    /// The page size asked of upstream: `pageSize`, at least a batch, and at most what one append
+    /// script takes (`appendGroupSize` batches), so that a page and the cursor after it are
+    /// appended in one atomic step and a new leader never lists a chat twice.
+    var listPageSize: Int {
+        max(settings.batchSize, min(settings.pageSize, settings.batchSize * coordinationSettings.appendGroupSize))
+    }
+
     /// One page of upstream's chat list, retried with backoff; authorization and other 4xx
     /// failures are not retried since another try cannot fix them. Each failed try is reported
     /// to `recordError`.
@@ -246,7 +253,7 @@ extension Scheduler {
             attempt += 1
             if Task.isCancelled { return .cancelled }
             do {
-                return .page(try await upstream.listChats(pageSize: max(settings.pageSize, settings.batchSize), pageToken: token))
+                return .page(try await upstream.listChats(pageSize: listPageSize, pageToken: token))
             } catch {
                 if Task.isCancelled { return .cancelled }
                 let message = "listing page \(number) failed (attempt \(attempt)): \(error)"

@@ -40,9 +40,9 @@ extension Scheduler {
 
         public init() {}
 
-        /// The page size asked of upstream's chat list (at least a batch): by default the
-        /// contract's largest (1000, docs/UPSTREAM.md), so a full run makes one list call per
-        /// twenty batches of 50.
+        /// The page size asked of upstream's chat list, at most: by default the contract's
+        /// largest (1000, docs/UPSTREAM.md). The producer asks for at most one append script's
+        /// worth of batches (16 × PARTICIPANTS_BATCH_SIZE: 800 chats with the defaults).
         public var pageSize: Int = 1000
 
         func validate() {
