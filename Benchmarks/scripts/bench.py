@@ -556,6 +556,8 @@ http {{
         batcher = find_dict_with(status, "max_in_flight") or {}
         result = {
             "role": role, "chats": chats, "env": extra_env, "state": run.get("state"), "seconds": seconds,
+            # The job's own started_at → finished_at: without the wait for a leader to pick the run up.
+            "job_seconds": run.get("duration_seconds"),
             "chats_refreshed": refreshed, "chats_failed": counts.get("chats_failed"),
             "chats_per_second": refreshed / seconds if seconds > 0 else None,
             "cpu_seconds": cpu["service"], "cpu_seconds_per_1k": cpu["service"] / (chats / 1000),
@@ -595,10 +597,11 @@ http {{
                     runs[role][chats].append(result)
                     log(f"  {role} {chats:,}: {self.describe_run(result)}")
         self.redis_cli(self.redis_port, "FLUSHALL")
-        chosen = {role: [median_run(runs[role][chats]) for chats in args.sync_sizes] for role in roles}
+        chosen = {role: [dict(median_run(runs[role][chats])) for chats in args.sync_sizes] for role in roles}
         for role in roles:
             for result, chats in zip(chosen[role], args.sync_sizes):
-                result["repeats"] = runs[role][chats]
+                if len(runs[role][chats]) > 1:
+                    result["repeats"] = runs[role][chats]
         self.results["sync"] = chosen["new"]
         if "baseline" in chosen:
             self.results["sync_baseline"] = {"binary": args.baseline_binary, "runs": chosen["baseline"]}
@@ -693,7 +696,8 @@ http {{
         fetched = stats.get("ids_requested", 0)
         result = {
             "chats": chats, "instances": instances, "asked": "serve-multi-1", "leaders": leaders,
-            "state": run.get("state"), "seconds": seconds, "chats_refreshed": counts.get("chats_refreshed"),
+            "state": run.get("state"), "seconds": seconds, "job_seconds": run.get("duration_seconds"),
+            "chats_refreshed": counts.get("chats_refreshed"),
             "chats_per_second": (counts.get("chats_refreshed") or 0) / seconds if seconds > 0 else None,
             "ids_requested": fetched, "chats_requested": stats.get("chats_requested"),
             "max_requests_per_chat": stats.get("max_requests_per_chat"),
@@ -709,7 +713,7 @@ http {{
         self.results["sync_multi"] = result
 
     def lines_of_code(self):
-        """`wc -l` of the sync pipeline's directories: the work tree now, and BENCH_LINES_BASE."""
+        """`wc -l` of the Swift files of the sync pipeline's directories: the work tree now, and BENCH_LINES_BASE."""
         root = repository_root()
         base = self.args.lines_base
         result = {"base": base, "base_commit": command_output(["git", "-C", root, "rev-parse", "--short", base]),
@@ -718,6 +722,8 @@ http {{
             now_files, now_lines = 0, 0
             for folder, _, files in os.walk(os.path.join(root, directory)):
                 for name in files:
+                    if not name.endswith(".swift"):
+                        continue  # editor and build leftovers are not code
                     with open(os.path.join(folder, name), "rb") as f:
                         now_lines += f.read().count(b"\n")
                     now_files += 1
@@ -727,6 +733,8 @@ http {{
                 raise RuntimeError(f"git ls-tree {base}: {listing.stderr.strip()}")
             base_files, base_lines = 0, 0
             for path in listing.stdout.splitlines():
+                if not path.endswith(".swift"):
+                    continue
                 blob = subprocess.run(["git", "-C", root, "show", f"{base}:{path}"], capture_output=True, timeout=30)
                 base_lines += blob.stdout.count(b"\n")
                 base_files += 1

@@ -15,6 +15,7 @@
 # PROFILE_CALL_GRAPH overrides perf's call-graph mode (sync: fp, read paths: dwarf,16384).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
+export PATH="/opt/swift/usr/bin:$PATH"
 mode="${1:-l1}"
 case "$mode" in
     l1|redis) seconds="${2:-5}" ;;
@@ -68,11 +69,18 @@ service=$!
 pids+=("$service")
 wait_for 300 "$work/service.log" curl -sf -o /dev/null "http://127.0.0.1:$http_port/ready"
 
+# The heaviest $1 symbols by self time and $2 by time with callees (user space), Swift names
+# demangled. Whole files go through awk (no early-closed pipe, which pipefail would turn into a
+# failure).
 report() {
+    local demangle=cat
+    command -v swift-demangle >/dev/null && demangle="swift-demangle --simplified"
+    perf report -i "$out" --no-children --sort symbol -g none >"$work/self.txt" 2>/dev/null
+    perf report -i "$out" --children --sort symbol -g none >"$work/children.txt" 2>/dev/null
     echo "== self time"
-    perf report -i "$out" --no-children --sort symbol -g none 2>/dev/null | grep -vE "^#|^$" | head -"$1" | cut -c1-160
+    grep -vE "^#|^$" "$work/self.txt" | awk -v n="$1" 'NR <= n' | $demangle | cut -c1-200
     echo "== with callees"
-    perf report -i "$out" --children --sort symbol -g none 2>/dev/null | grep -vE "^#|^$" | grep -v "\[k\]" | head -"$2" | cut -c1-160
+    grep -vE "^#|^$" "$work/children.txt" | grep -v "\[k\]" | awk -v n="$2" 'NR <= n' | $demangle | cut -c1-200
 }
 
 if [[ "$mode" == sync ]]; then

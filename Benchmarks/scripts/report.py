@@ -142,8 +142,10 @@ def markdown_table(results, chart_name=None):
     machine = results.get("machine", {})
     lines = []
     lines.append(f"Run of {results.get('started_at', '?')} on {machine.get('cores', '?')} cores "
-                 f"({machine.get('cpu', '?')}), commit `{machine.get('commit', '?')}`; every figure is the median "
-                 f"of {settings.get('repeats', '?')} runs taken round robin; {load_note(results)}")
+                 f"({machine.get('cpu', '?')}), commit `{machine.get('commit', '?')}`; "
+                 + (f"read path and batch write figures are medians of {settings.get('repeats', '?')} runs taken round "
+                    "robin; " if results.get("read_path") or results.get("batch_write") else "")
+                 + load_note(results))
     lines.append("")
     rows = goal_rows(results)
     if rows:
@@ -277,10 +279,12 @@ def sync_tables(results):
     latency = results.get("sync_latency")
     if latency:
         lines.append(f"Sync with upstream latency: a full refresh of {latency['chats']:,} chats, the stub answering "
-                     f"every call after {latency['latency']} ± {latency['latency_jitter']} (`PUT /admin/faults`); "
+                     f"every call (chat-list pages included) after {latency['latency']} ± {latency['latency_jitter']} "
+                     "(`PUT /admin/faults`); "
                      "adaptive is `PARTICIPANTS_BATCH_CONCURRENCY=adaptive` with the default "
                      "`PARTICIPANTS_MAX_BATCHES_IN_FLIGHT`, fixed-N is `PARTICIPANTS_BATCH_CONCURRENCY=fixed` with "
-                     f"`PARTICIPANTS_MAX_BATCHES_IN_FLIGHT=N`; median of {latency['repeats']} rounds taken round robin.")
+                     "`PARTICIPANTS_MAX_BATCHES_IN_FLIGHT=N`; "
+                     + (f"median of {latency['repeats']} rounds taken round robin." if latency["repeats"] > 1 else "one round."))
         lines.append("")
         lines += ["| setting | build | chats/s | ÷ best fixed | seconds | service CPU s | peak batches in flight |",
                   "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
@@ -320,7 +324,7 @@ def sync_tables(results):
 
     code = results.get("lines")
     if code:
-        lines.append(f"Lines of the sync pipeline (`wc -l`, every file): the work tree of this run and "
+        lines.append(f"Lines of the sync pipeline (`wc -l` of its Swift files): the work tree of this run and "
                      f"`{code.get('base_commit') or code['base']}`.")
         lines.append("")
         lines += ["| directory | files | lines | files at base | lines at base | change |",
