@@ -51,10 +51,11 @@ struct MultiInstanceTests {
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: true)
             feed = InvalidationFeed(
                 supervisor: supervisor, cache: cache, coordination: coordination, loop: loop, logger: MultiInstanceTests.logger)
-            let (supervisor, cache, feed) = (supervisor, cache, feed)
+            let (supervisor, cache, coordinator, feed) = (supervisor, cache, coordinator, feed)
             tasks = [
                 Task { try await supervisor.run() },
                 Task { try await cache.run() },
+                Task { try await coordinator.run() },
                 Task { try await feed.run() },
             ]
             _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }

@@ -134,7 +134,7 @@ public func buildServices(
     var draining: [any Service] = [frontend]
     if let grpc { draining.append(grpc) }
     if let participants {
-        services += [participants.cache]
+        services += [participants.cache, participants.coordinator]
         if let feed = participants.invalidationFeed { services.append(feed) }
         draining.insert(participants.scheduler, at: 0)
     }
