@@ -187,15 +187,21 @@ struct RefreshLockRaceTests {
 
     @Test func coldReadersSpreadOverTwoInstancesCauseExactlyOneUpstreamCallPerChat() async throws {
         let pair = try await Pair()
-        let rounds = 50
+        let rounds = 100
         var extraCalls: [String: Int] = [:]
         for round in 0..<rounds {
             let chat = Self.chat("cold-\(round)")
             let outcomes = await withTaskGroup(of: ReadOutcome.self) { group in
-                for instance in [pair.a, pair.b] {
-                    for _ in 0..<4 {
-                        let reader = instance.reader
-                        group.addTask { await reader.read(chat) }
+                for (index, instance) in [pair.a, pair.a, pair.a, pair.a, pair.b, pair.b, pair.b, pair.b].enumerated() {
+                    let (reader, supervisor) = (instance.reader, instance.supervisor)
+                    // Start times spread over a few Redis round trips, differently every round, so
+                    // that some rounds have a reader that missed before the holder's write take
+                    // the lock after its release. Round trips, not sleeps: they scale with the
+                    // machine's speed.
+                    let delay = (round * 3 + index) % 7
+                    group.addTask {
+                        for _ in 0..<delay { _ = try? await supervisor.send(RedisCommand("PING", [])) }
+                        return await reader.read(chat)
                     }
                 }
                 return await group.reduce(into: [ReadOutcome]()) { $0.append($1) }
