@@ -193,8 +193,9 @@ struct MultiInstanceTests {
         #expect(Self.source(await b.reader.read(chat)) == .memory)
 
         #expect(await cluster.stub.bump(chat: "chat-3") == 2)
-        guard case .fetched(let refreshed) = await b.coordinator.refresh(chat) else {
-            Issue.record("B's manual refresh failed")
+        let result = await b.coordinator.refresh(chat)
+        guard case .fetched(let refreshed) = result else {
+            Issue.record("B's manual refresh did not fetch: \(result)")
             await cluster.close()
             return
         }

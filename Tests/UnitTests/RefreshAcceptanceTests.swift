@@ -18,7 +18,8 @@ struct RefreshAcceptanceTests {
     static let replacedAt = now.addingTimeInterval(-60)
 
     enum Found: String, CaseIterable, CustomTestStringConvertible {
-        case nothing, marker, olderEntry, sameEntry, newerEntry, newerEntryAndMarker, newerButUnusable, fetchedThisMillisecond
+        case nothing, marker, olderEntry, sameEntry, newerEntry, newerEntryAndMarker, newerButUnusable
+        case fetchedThisMillisecond, fetchedNextMillisecond
         var testDescription: String { rawValue }
 
         var entry: ParticipantsEntry? {
@@ -28,6 +29,7 @@ struct RefreshAcceptanceTests {
             case .sameEntry: RefreshAcceptanceTests.entry(secondsBeforeNow: 60)
             case .newerEntry, .newerEntryAndMarker, .newerButUnusable: RefreshAcceptanceTests.entry(secondsBeforeNow: 1)
             case .fetchedThisMillisecond: RefreshAcceptanceTests.entry(secondsBeforeNow: 0)
+            case .fetchedNextMillisecond: RefreshAcceptanceTests.entry(secondsBeforeNow: -0.001)
             }
         }
         var usable: Bool { self != .newerButUnusable }
@@ -46,10 +48,19 @@ struct RefreshAcceptanceTests {
         case (.nothing, _): return adopt
         case (.entry, .olderEntry), (.entry, .sameEntry): return .fetch
         case (.entry, _): return adopt
-        // Only what was fetched since the call began (this millisecond included).
-        case (.callStart, .fetchedThisMillisecond): return adopt
+        // Only what was fetched after the call began. The call's own millisecond does not count
+        // here: no holder vouches for the entry, which may be from just before the call.
+        case (.callStart, .fetchedNextMillisecond): return adopt
         case (.callStart, _): return .fetch
         }
+    }
+
+    /// While a holder had the lock, an entry of the call's own millisecond is its result.
+    @Test func aWaiterTakesAnEntryOfTheCallsOwnMillisecond() {
+        let acceptance = RefreshAcceptance(.callStart, now: Self.now)
+        #expect(acceptance.accepts(Self.entry(secondsBeforeNow: 0), usable: true))
+        #expect(!acceptance.accepts(Self.entry(secondsBeforeNow: 0.002), usable: true))
+        #expect(!acceptance.accepts(Self.entry(secondsBeforeNow: 0), usable: false))
     }
 
     @Test("every baseline against everything found on taking the lock", arguments: baselines, Found.allCases)
