@@ -51,10 +51,11 @@ struct MultiInstanceTests {
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: true)
             feed = InvalidationFeed(
                 supervisor: supervisor, cache: cache, coordination: coordination, loop: loop, logger: MultiInstanceTests.logger)
-            let (supervisor, cache, feed) = (supervisor, cache, feed)
+            let (supervisor, cache, coordinator, feed) = (supervisor, cache, coordinator, feed)
             tasks = [
                 Task { try await supervisor.run() },
                 Task { try await cache.run() },
+                Task { try await coordinator.run() },
                 Task { try await feed.run() },
             ]
             _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
@@ -192,8 +193,9 @@ struct MultiInstanceTests {
         #expect(Self.source(await b.reader.read(chat)) == .memory)
 
         #expect(await cluster.stub.bump(chat: "chat-3") == 2)
-        guard case .fetched(let refreshed) = await b.coordinator.refresh(chat) else {
-            Issue.record("B's manual refresh failed")
+        let result = await b.coordinator.refresh(chat)
+        guard case .fetched(let refreshed) = result else {
+            Issue.record("B's manual refresh did not fetch: \(result)")
             await cluster.close()
             return
         }

@@ -27,6 +27,8 @@ struct ParticipantsReadPathTests {
         let supervisor: RedisSupervisor
         let supervisorTask: Task<Void, any Error>
         let cacheTask: Task<Void, any Error>
+        /// Runs the coordinator's background refreshes (lazy updates).
+        let coordinatorTask: Task<Void, any Error>
         let cache: ParticipantsCache
         let upstream: UpstreamClient
         let coordinator: RefreshCoordinator
@@ -62,11 +64,14 @@ struct ParticipantsReadPathTests {
                                 breakerFailureThreshold: 1000),
                 random: SeededRandom(seed: 2), logger: logger)
             coordinator = RefreshCoordinator(upstream: upstream, cache: cache, loop: loop, now: { clock.now }, logger: logger)
+            let coordinator = coordinator
+            coordinatorTask = Task { try await coordinator.run() }
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: lazyUpdate)
             _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
         }
 
         func close() async {
+            coordinatorTask.cancel()
             cacheTask.cancel()
             supervisorTask.cancel()
             await upstream.close()

@@ -91,11 +91,13 @@ public actor InvalidationFeed: Service {
     }
 
     /// Notes when an outage begins; the first poll after it checks the stream.
-    private func observe(_ change: RedisStateChange) {
+    private func observe(_ change: RedisStateChange) async {
         if change.to == .ready {
             wasReady = true
-            // Position at once rather than a poll interval later.
-            if lastSeen == nil || outageBegan != nil { Task { await self.pollOnce() } }
+            // Position at once rather than a poll interval later. Awaited here, in the loop
+            // that owns it: a round is bounded by the command timeout, and state changes that
+            // arrive meanwhile wait in the stream.
+            if lastSeen == nil || outageBegan != nil { await pollOnce() }
         } else if wasReady || lastSeen == nil {
             // Also an outage at start-up: L1 may fill from upstream before Redis is reachable.
             if outageBegan == nil { outageBegan = now() }
@@ -103,6 +105,8 @@ public actor InvalidationFeed: Service {
         }
     }
 
+    /// Polls because nothing can signal: the shared connection cannot subscribe, and a
+    /// blocking `XREAD` would hold it (docs/COORDINATION-L1.md, section 2).
     private func pollUntilCancelled() async {
         while !Task.isCancelled {
             do {

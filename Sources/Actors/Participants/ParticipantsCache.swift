@@ -40,17 +40,18 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// The last entry decoded from Redis per chat, with the bytes it came from (see
     /// ``decodeStored(_:of:)``).
     private var decodedFromRedis = LRUCache<ChatID, DecodedEntry>(capacity: ParticipantsCache.decodeMemoCapacity)
-    /// Entries not yet in Redis, newest per chat.
-    private var writeBack: [ChatID: ParticipantsEntry] = [:]
-    private var writeBackWaiters: [CheckedContinuation<Void, Never>] = []
-    private var flushing = false
+    /// Entries not yet in Redis, newest per chat; the actor only carries out its actions.
+    private var writeBack: WriteBackBuffer
+    /// The batch stores waiting for room in ``writeBack``, by the id it gave them.
+    private var writeBackWaiters: [WriteBackBuffer.WaiterID: WriteBackWaiter] = [:]
     /// Last time each chat was recorded as tracked, to throttle the writes.
     private var lastTracked: LRUCache<ChatID, Date>
     /// Tracked reads not yet written to Redis (chat → unix seconds).
     private var pendingTracks: [ChatID: Double] = [:]
     private var trackFlushScheduled = false
-    /// A write-back retry is pending (see ``scheduleWriteBackRetry()``).
-    private var writeBackRetryScheduled = false
+    /// Wakes the flush loop of ``run()``: tracks to write, or a write-back retry to make.
+    private let flushWakeups: AsyncStream<Void>
+    private let flushWakeup: AsyncStream<Void>.Continuation
     private let metrics = CacheMetrics()
 
     /// Chats whose last decoded Redis entry is kept: the hot set, a few kilobytes each.
@@ -76,16 +77,54 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         self.l1 = LRUCache(capacity: settings.l1Capacity)
         self.notFoundL1 = LRUCache(capacity: max(settings.l1Capacity / 4, 0))
         self.lastTracked = LRUCache(capacity: max(settings.l1Capacity, 10_000))
+        self.writeBack = WriteBackBuffer(limit: settings.writeBackLimit)
+        // One pending wake-up is enough: a woken loop handles everything due.
+        (flushWakeups, flushWakeup) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
     }
 
     // MARK: Service
 
-    /// Writes back what was kept while Redis was away, each time the supervisor becomes ready.
+    /// Writes back what was kept while Redis was away, each time the supervisor becomes ready;
+    /// writes tracked reads and retries refused writes when woken. Every flush runs here, so
+    /// none outlives the service. On shutdown, batch stores waiting for room stop waiting.
     public func run() async throws {
         let changes = await supervisor.stateChanges()
-        for await change in changes.cancelOnGracefulShutdown() where change.to == .ready {
-            await flushWriteBack()
+        await cancelWhenGracefulShutdown {
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    for await change in changes where change.to == .ready { await self.redisBecameReady() }
+                }
+                group.addTask { await self.flushWhenWoken() }
+                // Either ending (shutdown, or the supervisor stopped) ends both.
+                await group.next()
+                group.cancelAll()
+            }
+        }
+        flushWakeup.finish()
+        await perform(writeBack.handle(.shutdown))
+    }
+
+    private func redisBecameReady() async {
+        await perform(writeBack.handle(.redisReady))
+        await flushTracks()
+    }
+
+    /// Timed on purpose, the one timer of the cache: tracked reads are written a second after
+    /// the first of them (one `ZADD` per second, not one per read), and a write-back Redis
+    /// refused while staying ready (`-OOM`) is retried a second later, since nothing signals
+    /// when it accepts writes again. A wake-up arriving meanwhile waits in the stream.
+    private func flushWhenWoken() async {
+        for await _ in flushWakeups {
+            do {
+                try await Task.sleep(for: .seconds(1))
+            } catch {
+                return
+            }
             await flushTracks()
+            if writeBack.retryScheduled {
+                let ready = await supervisor.state == .ready
+                await perform(writeBack.handle(.retryDue(redisReady: ready)))
+            }
         }
     }
 
@@ -187,10 +226,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         pendingTracks[chat] = now.timeIntervalSince1970
         if !trackFlushScheduled {
             trackFlushScheduled = true
-            Task {
-                try? await Task.sleep(for: .seconds(1))
-                await self.flushTracks()
-            }
+            flushWakeup.yield()
         }
     }
 
@@ -202,8 +238,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     public func store(_ entry: ParticipantsEntry) async -> StoreOutcome {
         remember(entry)
         if await write([entry], notFound: []) { return .written }
-        keepForWriteBack([entry], waitForRoom: false)
-        scheduleWriteBackRetry()
+        await perform(writeBack.handle(.keep([entry], batch: false)))
         return .deferred
     }
 
@@ -217,8 +252,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         for entry in entries { remember(entry) }
         for chat in notFound { rememberNotFound(chat) }
         if await write(entries, notFound: notFound) { return .written }
-        scheduleWriteBackRetry()
-        await keepForWriteBackWaiting(entries)
+        await keepWaitingForRoom(entries)
         return .deferred
     }
 
@@ -226,7 +260,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         var result: [ChatID: Date] = [:]
         var unknown: [ChatID] = []
         for chat in chats {
-            if let entry = writeBack[chat] ?? l1.peek(chat) {
+            if let entry = writeBack.entry(for: chat) ?? l1.peek(chat) {
                 result[chat] = entry.fetchedAt
             } else {
                 unknown.append(chat)
@@ -397,123 +431,89 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         return max(1, Int(lifetime + jitter))
     }
 
-    private func keepForWriteBack(_ entries: [ParticipantsEntry], waitForRoom: Bool) {
-        for entry in entries {
-            if let current = writeBack[entry.chatID], current.fetchedAt >= entry.fetchedAt { continue }
-            if writeBack[entry.chatID] == nil, writeBack.count >= settings.writeBackLimit {
-                // Only single-chat stores get here (batches wait for room): the entry stays in L1.
-                metrics.writeBackOverflow.increment()
-                logger.warning("write-back buffer full; entry kept in L1 only", metadata: ["participants.chat_id": "\(entry.chatID)"])
-                continue
+    /// Keeps a batch for write-back, waiting for room while the buffer is full: backpressure on
+    /// the producer (the sync) until a flush makes room, or until its task is cancelled.
+    private func keepWaitingForRoom(_ entries: [ParticipantsEntry]) async {
+        var event = WriteBackBuffer.Event.keep(entries, batch: true)
+        while let wait = await perform(writeBack.handle(event)) {
+            await wait.waiter.wait()
+            writeBackWaiters[wait.id] = nil
+            if Task.isCancelled {
+                // Shutting down: what still finds no room stays in L1 only; counted, never silently.
+                await perform(writeBack.handle(.waiterCancelled(wait.id)))
+                event = .keep(wait.remaining, batch: false)
+            } else {
+                event = .keep(wait.remaining, batch: true)
             }
-            writeBack[entry.chatID] = entry
-        }
-        metrics.writeBackPending.record(writeBack.count)
-    }
-
-    private func keepForWriteBackWaiting(_ entries: [ParticipantsEntry]) async {
-        var remaining = entries[...]
-        while !remaining.isEmpty {
-            let room = settings.writeBackLimit - writeBack.count
-            if room <= 0 {
-                if Task.isCancelled {
-                    // Shutting down: the entries stay in L1 only; counted, never silently.
-                    metrics.writeBackOverflow.increment(by: remaining.count)
-                    logger.warning("shutdown while the write-back buffer is full; entries kept in L1 only", metadata: [
-                        "participants.entries": "\(remaining.count)",
-                    ])
-                    return
-                }
-                // Backpressure: a batch producer waits here until Redis takes the buffer.
-                await withTaskCancellationHandler {
-                    await withCheckedContinuation { continuation in
-                        // Re-checked here: a flush may have made room since the check above.
-                        if writeBack.count < settings.writeBackLimit || Task.isCancelled {
-                            continuation.resume()
-                        } else {
-                            writeBackWaiters.append(continuation)
-                        }
-                    }
-                } onCancel: {
-                    Task { await self.resumeAllWriteBackWaiters() }
-                }
-                continue
-            }
-            keepForWriteBack(Array(remaining.prefix(room)), waitForRoom: true)
-            remaining = remaining.dropFirst(room)
         }
     }
 
-    /// Writes the buffer to Redis in chunks, never over newer data another instance wrote.
-    private func flushWriteBack() async {
-        guard !flushing, !writeBack.isEmpty else { return }
-        flushing = true
-        defer { flushing = false }
-        let started = writeBack.count
-        var written = 0
-        while !writeBack.isEmpty {
-            let chunk = Array(writeBack.values.prefix(200))
-            let now = now()
-            let commands = chunk.map { entry in
-                RedisCommand("EVAL", arguments: [
-                    Array(ParticipantsKeys.writeIfNewerScript.utf8), Array("1".utf8),
-                    Array(ParticipantsKeys.entry(entry.chatID).utf8), EntryCodec.encodeForRedis(entry),
-                    Array(ISO8601Timestamp.string(from: entry.fetchedAt).utf8),
-                    Array(String(expireSeconds(for: entry, at: now)).utf8),
+    private struct PendingWait {
+        var id: WriteBackBuffer.WaiterID
+        var waiter: WriteBackWaiter
+        var remaining: [ParticipantsEntry]
+    }
+
+    /// Carries out the buffer's actions, feeding the results of writes back into it. Returns the
+    /// wait a batch store must make, its waiter already registered (before any suspension, so a
+    /// flush that makes room finds it).
+    @discardableResult
+    private func perform(_ actions: [WriteBackBuffer.Action]) async -> PendingWait? {
+        var queue = actions[...]
+        var pendingWait: PendingWait?
+        while let action = queue.popFirst() {
+            switch action {
+            case .writeChunk(let chunk):
+                let result = await writeChunk(chunk)
+                queue.append(contentsOf: writeBack.handle(result))
+            case .resumeWaiters(let ids):
+                for id in ids { writeBackWaiters.removeValue(forKey: id)?.resume() }
+            case .scheduleRetry:
+                flushWakeup.yield()
+            case .overflowed(let entries):
+                metrics.writeBackOverflow.increment(by: entries.count)
+                logger.warning("write-back buffer full; entries kept in L1 only", metadata: [
+                    "participants.entries": "\(entries.count)", "participants.chat_id": "\(entries[0].chatID)",
+                ])
+            case .wait(let id, let remaining):
+                let waiter = WriteBackWaiter()
+                writeBackWaiters[id] = waiter
+                pendingWait = PendingWait(id: id, waiter: waiter, remaining: remaining)
+            case .flushFinished(let written, let pending):
+                metrics.writeBackWritten.increment(by: written)
+                logger.info("wrote back entries kept while Redis was away", metadata: [
+                    "participants.written": "\(written)", "participants.pending": "\(pending)",
                 ])
             }
-            guard let replies = try? await supervisor.pipeline(commands) else { break }
-            var replaced: [ParticipantsEntry] = []
-            for (entry, reply) in zip(chunk, replies) where reply.errorMessage == nil {
-                if writeBack[entry.chatID]?.fetchedAt == entry.fetchedAt { writeBack[entry.chatID] = nil }
-                written += 1
-                if reply.int == 1 { replaced.append(entry) }
-            }
-            if let announcement = announce(replaced), (try? await supervisor.send(announcement)) == nil {
-                metrics.announceErrors.increment()
-            }
-            if replies.contains(where: { $0.errorMessage != nil }) { break }
-            resumeWriteBackWaiters()
         }
-        resumeWriteBackWaiters()
         metrics.writeBackPending.record(writeBack.count)
-        metrics.writeBackWritten.increment(by: written)
-        logger.info("wrote back entries kept while Redis was away", metadata: [
-            "participants.written": "\(written)", "participants.pending_before": "\(started)",
-            "participants.pending": "\(writeBack.count)",
-        ])
+        return pendingWait
     }
 
-    private func resumeAllWriteBackWaiters() {
-        let waiters = writeBackWaiters
-        writeBackWaiters.removeAll()
-        for waiter in waiters { waiter.resume() }
-    }
-
-    /// Redis may refuse writes while it stays `ready` (`-OOM` with noeviction): no state change
-    /// would ever flush the buffer then, so it is retried every second while Redis is ready and
-    /// the buffer is not empty. While Redis is not ready the retry stops; becoming ready flushes.
-    private func scheduleWriteBackRetry() {
-        guard !writeBackRetryScheduled else { return }
-        writeBackRetryScheduled = true
-        Task {
-            try? await Task.sleep(for: .seconds(1))
-            await self.retryWriteBack()
+    /// Writes one chunk of the buffer, never over newer data another instance wrote.
+    private func writeChunk(_ chunk: [ParticipantsEntry]) async -> WriteBackBuffer.Event {
+        // Shutting down: the rest stays pending (and in L1).
+        guard !Task.isCancelled else { return .flushFailed }
+        let now = now()
+        let commands = chunk.map { entry in
+            RedisCommand("EVAL", arguments: [
+                Array(ParticipantsKeys.writeIfNewerScript.utf8), Array("1".utf8),
+                Array(ParticipantsKeys.entry(entry.chatID).utf8), EntryCodec.encodeForRedis(entry),
+                Array(ISO8601Timestamp.string(from: entry.fetchedAt).utf8),
+                Array(String(expireSeconds(for: entry, at: now)).utf8),
+            ])
         }
-    }
-
-    private func retryWriteBack() async {
-        writeBackRetryScheduled = false
-        guard !writeBack.isEmpty, await supervisor.state == .ready else { return }
-        await flushWriteBack()
-        if !writeBack.isEmpty { scheduleWriteBackRetry() }
-    }
-
-    private func resumeWriteBackWaiters() {
-        guard writeBack.count < settings.writeBackLimit else { return }
-        let waiters = writeBackWaiters
-        writeBackWaiters.removeAll()
-        for waiter in waiters { waiter.resume() }
+        guard let replies = try? await supervisor.pipeline(commands) else { return .flushFailed }
+        var accepted: [ParticipantsEntry] = []
+        var replaced: [ParticipantsEntry] = []
+        for (entry, reply) in zip(chunk, replies) where reply.errorMessage == nil {
+            accepted.append(entry)
+            if reply.int == 1 { replaced.append(entry) }
+        }
+        if let announcement = announce(replaced), (try? await supervisor.send(announcement)) == nil {
+            metrics.announceErrors.increment()
+        }
+        return .chunkWritten(accepted: accepted, refused: min(chunk.count, replies.count) - accepted.count)
     }
 
     private func flushTracks() async {

@@ -28,6 +28,17 @@ public enum ParticipantsKeys {
     /// wait for the result in Redis. Value: the holder's token (instance id and a nonce).
     public static func refreshLock(_ chat: ChatID) -> String { chat.redisKey + ":lock" }
 
+    /// Takes the refresh lock and, when it took it, reads what a previous holder may have left,
+    /// in one round trip: the lock can be free because a holder just finished, and its result
+    /// must then be used instead of calling upstream again.
+    /// KEYS[1] the lock, KEYS[2] the entry, KEYS[3] the not-found marker (one hash tag, one slot);
+    /// ARGV[1] the token, ARGV[2] the lock's lifetime in milliseconds.
+    /// Returns `{0}` when the lock is held, `{1, entry or nil, marker exists (0/1)}` when taken.
+    public static let acquireRefreshLockScript = """
+        if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return {0} end
+        return {1, redis.call('GET', KEYS[2]), redis.call('EXISTS', KEYS[3])}
+        """
+
     /// Stream of L1 invalidations: one entry per cache write, fields `@instance` (the writer),
     /// then chat id → `fetched_at` pairs. Trimmed with `MAXLEN ~`.
     public static let invalidations = "participants:v1:sync:invalidations"

@@ -10,12 +10,21 @@ struct PeerRefreshLock: Sendable {
     let coordination: InstanceCoordination
 
     enum Acquisition: Sendable, Hashable {
-        /// Ours until released or expired; `token` releases it.
-        case acquired(token: String)
+        /// Ours until released or expired; `token` releases it. `found` is what Redis held
+        /// when the lock was taken: a previous holder may have finished just before.
+        case acquired(token: String, found: Found)
         /// Another instance refreshes the chat now.
         case heldByPeer
         /// Redis cannot arbitrate (not ready, refused): fetch without the lock.
         case unavailable(String)
+    }
+
+    /// A chat's result in Redis, as seen when the lock was taken.
+    struct Found: Sendable, Hashable {
+        /// The entry's bytes, if any.
+        var entry: [UInt8]?
+        /// The not-found marker exists.
+        var notFound: Bool
     }
 
     /// What a waiter sees of a chat in Redis.
@@ -28,18 +37,30 @@ struct PeerRefreshLock: Sendable {
         var lockHeld: Bool
     }
 
-    /// `SET <lock> <token> NX PX <ttl>`.
+    /// `SET <lock> <token> NX PX <ttl>` and, when it took the lock, the chat's entry and
+    /// not-found marker, in one script (``ParticipantsKeys/acquireRefreshLockScript``).
     func acquire(_ chat: ChatID) async -> Acquisition {
         let token = "\(coordination.instanceID):\(UInt64.random(in: 0...UInt64.max))"
         let milliseconds = max(1, Int64(coordination.refreshLockTTL.timeInterval * 1000))
+        let reply: RESPValue
         do {
-            let reply = try await supervisor.send(RedisCommand("SET", [
-                ParticipantsKeys.refreshLock(chat), token, "NX", "PX", String(milliseconds),
+            reply = try await supervisor.send(RedisCommand("EVAL", [
+                ParticipantsKeys.acquireRefreshLockScript, "3",
+                ParticipantsKeys.refreshLock(chat), ParticipantsKeys.entry(chat), ParticipantsKeys.notFound(chat),
+                token, String(milliseconds),
             ]))
-            return reply.isNull ? .heldByPeer : .acquired(token: token)
         } catch {
             return .unavailable("\(error)")
         }
+        guard let fields = reply.array, let taken = fields.first?.int else {
+            return .unavailable("unexpected reply to the lock script: \(reply)")
+        }
+        guard taken == 1 else { return .heldByPeer }
+        guard fields.count == 3 else {
+            // Ours, but what Redis holds is unknown: as before the script, fetch.
+            return .acquired(token: token, found: Found(entry: nil, notFound: false))
+        }
+        return .acquired(token: token, found: Found(entry: fields[1].bytes, notFound: fields[2].int == 1))
     }
 
     /// Deletes the lock if it is still ours; failures are left to the TTL.

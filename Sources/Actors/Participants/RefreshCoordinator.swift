@@ -2,6 +2,7 @@ import Foundation
 import Logging
 import Metrics
 import Runtime
+import ServiceLifecycle
 
 /// The result of refreshing one chat from upstream.
 public enum RefreshResult: Sendable, Hashable {
@@ -32,12 +33,17 @@ public enum RefreshBaseline: Sendable, Hashable {
 /// With several instances (a ``PeerRefreshLock`` from ``InstanceCoordination``) the single
 /// flight spans them: before calling upstream an instance takes the chat's lock in Redis
 /// (`SET NX PX`). The holder fetches, stores (entry or not-found marker) and releases the lock;
-/// the others poll Redis for the result instead of calling upstream. When the holder ends
+/// the others poll Redis for the result instead of calling upstream. Taking the lock also reads
+/// the chat's entry and not-found marker (one script): a lock found free may have just been
+/// released by a holder whose result is then used. When the holder ends
 /// without a result (upstream failed, or the lock expired), the waiters compete for the lock
 /// once more, so one of them tries upstream once; if that fails too they give up and the
 /// reader falls back to stale-if-error. Without Redis, or past the lock's lifetime, an
 /// instance fetches by itself: availability over strictness.
-public actor RefreshCoordinator {
+///
+/// A `Service`: background refreshes (``refreshInBackground(_:replacing:)``) run inside
+/// ``run()``, at most `maxBackgroundRefreshes` at once.
+public actor RefreshCoordinator: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let upstream: any ParticipantsUpstream
     private let cache: ParticipantsCache
@@ -46,6 +52,21 @@ public actor RefreshCoordinator {
     private let logger: Logger
     private var inFlight: [ChatID: Task<RefreshResult, Never>] = [:]
     private let metrics = RefreshMetrics()
+
+    /// A refresh asked for by ``refreshInBackground(_:replacing:)``, run by ``run()``.
+    private struct BackgroundRequest: Sendable {
+        var chat: ChatID
+        var baseline: RefreshBaseline
+    }
+
+    private let backgroundRequests: AsyncStream<BackgroundRequest>
+    private let backgroundInput: AsyncStream<BackgroundRequest>.Continuation
+    /// Chats queued or running in the background: a second request for one is dropped.
+    private var backgroundChats: Set<ChatID> = []
+    private let maxBackgroundRefreshes: Int
+
+    /// Background requests waiting for a slot; more are dropped (the stale copy is served meanwhile).
+    public static let backgroundQueueCapacity = 1024
 
     /// Lock rounds before a waiter gives up: the first holder's, then one more after it failed.
     static let lockRounds = 2
@@ -56,9 +77,14 @@ public actor RefreshCoordinator {
     public init(
         upstream: any ParticipantsUpstream, cache: ParticipantsCache, loop: EventLoop,
         supervisor: RedisSupervisor? = nil, coordination: InstanceCoordination? = nil,
+        maxBackgroundRefreshes: Int = 8,
         now: @escaping @Sendable () -> Date = { Date() }, logger: Logger
     ) {
+        precondition(maxBackgroundRefreshes > 0)
         self.unownedExecutor = loop.asUnownedSerialExecutor()
+        self.maxBackgroundRefreshes = maxBackgroundRefreshes
+        (backgroundRequests, backgroundInput) = AsyncStream.makeStream(
+            of: BackgroundRequest.self, bufferingPolicy: .bufferingOldest(Self.backgroundQueueCapacity))
         self.upstream = upstream
         self.cache = cache
         if let supervisor, let coordination {
@@ -76,40 +102,74 @@ public actor RefreshCoordinator {
             metrics.coalesced.increment()
             return await running.value
         }
-        let acceptAfter = acceptanceBound(baseline)
-        let task = Task { await self.coordinatedRefresh(chat, acceptAfter: acceptAfter) }
+        let acceptance = RefreshAcceptance(baseline, now: now())
+        // Unstructured on purpose: every concurrent caller joins this one refresh, so it must not
+        // be cancelled with the caller that started it. It never outlives that caller's call,
+        // which awaits it below (awaiting a task's value waits even when cancelled).
+        let task = Task { await self.coordinatedRefresh(chat, acceptance: acceptance) }
         inFlight[chat] = task
         let result = await task.value
         inFlight[chat] = nil
         return result
     }
 
-    /// Starts a refresh without waiting for it (lazy update of a stale entry).
+    /// Asks ``run()`` to refresh the chat without waiting for it (lazy update of a stale entry).
+    /// Dropped when the chat is already being refreshed or queued, when the queue is full, and
+    /// once the service stopped: the stale copy is served meanwhile.
     public func refreshInBackground(_ chat: ChatID, replacing baseline: RefreshBaseline = .callStart) {
-        guard inFlight[chat] == nil else { return }
-        Task { _ = await self.refresh(chat, replacing: baseline) }
+        guard inFlight[chat] == nil, !backgroundChats.contains(chat) else { return }
+        let result = backgroundInput.yield(BackgroundRequest(chat: chat, baseline: baseline))
+        if case .enqueued = result {
+            backgroundChats.insert(chat)
+        } else if case .dropped = result {
+            metrics.backgroundDropped.increment()
+        }
+        // `.terminated`: the service stopped; nothing refreshes in the background any more.
     }
 
     /// Chats being refreshed right now.
     public var inFlightCount: Int { inFlight.count }
 
-    // MARK: Across instances
+    // MARK: Service
 
-    /// What a peer's entry must be newer than, in stored milliseconds (Redis keeps no finer).
-    private func acceptanceBound(_ baseline: RefreshBaseline) -> Int64 {
-        switch baseline {
-        case .nothing: .min
-        case .entry(let fetchedAt): fetchedAt.storedMilliseconds
-        // An entry fetched in this very millisecond qualifies.
-        case .callStart: now().storedMilliseconds - 1
+    /// Runs the background refreshes, at most `maxBackgroundRefreshes` at once. On graceful
+    /// shutdown it takes no new ones (queued ones are dropped) and lets the running ones finish,
+    /// each bounded by the upstream call's deadline; a cancellation cancels them.
+    public func run() async throws {
+        await withTaskGroup(of: Void.self) { group in
+            var running = 0
+            for await request in backgroundRequests.cancelOnGracefulShutdown() {
+                if running >= maxBackgroundRefreshes {
+                    // Children are reaped only here, so `running` counts the unreaped ones: at
+                    // capacity, wait for one to end.
+                    await group.next()
+                    running -= 1
+                }
+                running += 1
+                group.addTask { await self.refreshQueued(request) }
+            }
+            backgroundInput.finish()
+            backgroundChats.removeAll()
         }
     }
 
-    private func coordinatedRefresh(_ chat: ChatID, acceptAfter: Int64) async -> RefreshResult {
+    private func refreshQueued(_ request: BackgroundRequest) async {
+        _ = await refresh(request.chat, replacing: request.baseline)
+        backgroundChats.remove(request.chat)
+    }
+
+    // MARK: Across instances
+
+    private func coordinatedRefresh(_ chat: ChatID, acceptance: RefreshAcceptance) async -> RefreshResult {
         guard let peerLock else { return await fetchAndStore(chat) }
         for _ in 1...Self.lockRounds {
             switch await peerLock.acquire(chat) {
-            case .acquired(let token):
+            case .acquired(let token, let found):
+                // The lock may be free because a holder just finished: use its result.
+                if let adopted = await adopt(found, of: chat, acceptance: acceptance) {
+                    await peerLock.release(chat, token: token)
+                    return adopted
+                }
                 let result = await fetchAndStore(chat)
                 await peerLock.release(chat, token: token)
                 return result
@@ -120,7 +180,7 @@ public actor RefreshCoordinator {
                 ])
                 return await fetchAndStore(chat)
             case .heldByPeer:
-                switch await waitForPeer(chat, lock: peerLock, acceptAfter: acceptAfter) {
+                switch await waitForPeer(chat, lock: peerLock, acceptance: acceptance) {
                 case .entry(let entry):
                     metrics.lockOutcome("peer_entry")
                     await cache.adopt(entry)
@@ -158,8 +218,29 @@ public actor RefreshCoordinator {
     }
 
     /// Polls Redis until the holder's result shows, the lock goes without one, or the lock's
-    /// lifetime passes.
-    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptAfter: Int64) async -> PeerOutcome {
+    /// lifetime passes. Polls because nothing can signal: the holder is another process, and
+    /// the shared connection cannot subscribe.
+    /// What Redis held when this instance took the lock, if it answers the caller: adopted into
+    /// L1 and returned. Nil when upstream must be called.
+    private func adopt(_ found: PeerRefreshLock.Found, of chat: ChatID, acceptance: RefreshAcceptance) async -> RefreshResult? {
+        let entry = found.entry.flatMap { try? EntryCodec.decodeFromRedis($0) }
+        var usable = false
+        if let entry { usable = await cache.isUsable(entry) }
+        switch acceptance.onTakingLock(entry: entry, usable: usable, notFound: found.notFound) {
+        case .adoptEntry(let entry):
+            metrics.lockOutcome("peer_entry_after_lock")
+            await cache.adopt(entry)
+            return .fetchedByPeer(entry)
+        case .adoptNotFound:
+            metrics.lockOutcome("peer_not_found_after_lock")
+            await cache.adoptNotFound(chat)
+            return .notFound
+        case .fetch:
+            return nil
+        }
+    }
+
+    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptance: RefreshAcceptance) async -> PeerOutcome {
         let deadline = ContinuousClock.now + lock.coordination.refreshLockTTL
         while ContinuousClock.now < deadline {
             do {
@@ -169,7 +250,7 @@ public actor RefreshCoordinator {
             }
             guard let view = await lock.peek(chat) else { return .cannotWait("redis cannot answer") }
             if let bytes = view.entry, let entry = try? EntryCodec.decodeFromRedis(bytes),
-                entry.fetchedAt.storedMilliseconds > acceptAfter, await cache.isUsable(entry)
+                acceptance.accepts(entry, usable: await cache.isUsable(entry))
             {
                 return .entry(entry)
             }
@@ -210,6 +291,7 @@ public actor RefreshCoordinator {
 struct RefreshMetrics: Sendable {
     let coalesced = Counter(label: "participants_refresh_coalesced_total")
     let upstreamFetches = Counter(label: "participants_refresh_upstream_fetches_total")
+    let backgroundDropped = Counter(label: "participants_refresh_background_dropped_total")
 
     func lockOutcome(_ outcome: String) {
         Counter(label: "participants_refresh_lock_total", dimensions: [("outcome", outcome)]).increment()

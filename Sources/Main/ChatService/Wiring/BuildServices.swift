@@ -141,7 +141,7 @@ public func buildServices(
     var draining: [any Service] = [frontend]
     if let grpc { draining.append(grpc) }
     if let participants {
-        services += [participants.cache]
+        services += [participants.cache, participants.coordinator]
         if let feed = participants.invalidationFeed { services.append(feed) }
         services += [participants.elector, participants.batcher, participants.consumer]
         draining.insert(participants.scheduler, at: 0)
