@@ -78,9 +78,9 @@ report() {
     perf report -i "$out" --no-children --sort symbol -g none >"$work/self.txt" 2>/dev/null
     perf report -i "$out" --children --sort symbol -g none >"$work/children.txt" 2>/dev/null
     echo "== self time"
-    grep -vE "^#|^$" "$work/self.txt" | awk -v n="$1" 'NR <= n' | $demangle | cut -c1-200
+    grep -vE "^#|^$" "$work/self.txt" | awk -v n="$1" 'NR <= n' | $demangle | cut -c1-200 | sed -E "s/[[:space:]]+$//"
     echo "== with callees"
-    grep -vE "^#|^$" "$work/children.txt" | grep -v "\[k\]" | awk -v n="$2" 'NR <= n' | $demangle | cut -c1-200
+    grep -vE "^#|^$" "$work/children.txt" | grep -v "\[k\]" | awk -v n="$2" 'NR <= n' | $demangle | cut -c1-200 | sed -E "s/[[:space:]]+$//"
 }
 
 if [[ "$mode" == sync ]]; then
