@@ -56,6 +56,7 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 SERVICE_ENV_PREFIXES = ("PARTICIPANTS_", "REDIS_", "HTTP_", "GRPC_", "CHAT_", "JWT_", "LOG_", "INSTANCE_ID",
                         "ADMIN_TOKEN", "SHUTDOWN_TIMEOUT")
 SYNC_STATES_ENDED = {"completed", "failed", "cancelled"}
+SYNC_STATES_GOING = {"queued", "running"}
 SYNC_DIRECTORIES = ("Sources/Actors/Sync", "Sources/Actors/Coordination")
 
 
@@ -520,6 +521,8 @@ http {{
             run = self.admin("GET", f"{url}/internal/participants/refresh/{job}")
             if run.get("state") in SYNC_STATES_ENDED:
                 return run, time.monotonic() - started
+            if run.get("state") not in SYNC_STATES_GOING:
+                raise RuntimeError(f"the refresh job is in a state this script does not know: {run}")
             if time.monotonic() - started > timeout:
                 raise RuntimeError(f"the refresh of {chats} chats did not end within {timeout:.0f} s: {run}")
             time.sleep(0.05)

@@ -9,7 +9,9 @@
 # BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (64), BENCH_BATCH_SIZE (50), BENCH_IN_FLIGHT (50),
 # BENCH_NO_README=1 (leave the README and docs/PERFORMANCE.md alone), BENCH_KEEP_WORKDIR=1 (keep logs after a failure).
 # Sync sections:
-#   BENCH_SYNC_REPEATS (1)       full refreshes per size and build; the median run by wall time is reported
+#   BENCH_SYNC_REPEATS (1)       full refreshes per size and build; the median run by wall time is reported.
+#                                Use 3 or more for an A/B: on the shared 2-core VM one 100k run's wall time
+#                                moved by 15 % between two runs of the same binary (its CPU seconds by 6 %).
 #   BENCH_BASELINE_BINARY        an older release chat-service (e.g. a worktree of the commit before a change,
 #                                built with `swift build -c release --product chat-service`): `sync` runs it
 #                                too, alternating old/new per size, and `sync-latency` runs its default; the
