@@ -34,10 +34,13 @@ public actor Batcher: Service {
         public var limit: Int
         /// ``close()`` was called: no more batches are taken.
         var closed = false
+        /// Submitted, not yet taken by the loop.
+        var inbox: [SyncBatch] = []
     }
 
     private enum Event: Sendable {
-        case batch(SyncBatch)
+        /// Batches were submitted (they wait in the inbox, so none is lost if the loop ends first).
+        case submitted
         /// A batch finished (its outcome is already reported): what it says about upstream.
         case finished(ConcurrencyLimit.Sample, startedWith: Int)
         /// ``close()``: finish what was accepted, then return.
@@ -96,13 +99,11 @@ public actor Batcher: Service {
         let accepted = shared.withLock { load in
             guard !load.closed else { return false }
             load.queued += 1
+            load.inbox.append(batch)
             return true
         }
         guard accepted else { return false }
-        if case .terminated = eventInput.yield(.batch(batch)) {
-            shared.withLock { $0.queued -= 1 }
-            return false
-        }
+        eventInput.yield(.submitted)
         return true
     }
 
@@ -132,8 +133,11 @@ public actor Batcher: Service {
             // Graceful shutdown ends the event stream; what is in flight then is cancelled below.
             for await event in events.cancelOnGracefulShutdown() {
                 switch event {
-                case .batch(let batch):
-                    waiting.append(batch)
+                case .submitted:
+                    waiting += shared.withLock { load in
+                        defer { load.inbox.removeAll() }
+                        return load.inbox
+                    }
                 case .close:
                     closing = true
                 case .finished(let sample, let startedWith):
@@ -177,7 +181,11 @@ public actor Batcher: Service {
             group.cancelAll()
             await group.waitForAll()
         }
-        shared.withLock { $0.closed = true }
+        waiting += shared.withLock { load in
+            load.closed = true
+            defer { load.inbox.removeAll() }
+            return load.inbox
+        }
         eventInput.finish()
         for batch in waiting {
             outcomeOutput.yield(.skipped(batch))
