@@ -769,6 +769,9 @@ http {{
             "wrk": command_output(["wrk", "--version"]).splitlines()[0] if shutil.which("wrk") else "",
             "commit": commit + ("-dirty" if dirty else ""),
         }
+        # The binary measured may not be the work tree's build (e.g. a copy): where it was built.
+        self.results["machine"]["binary"] = {"path": os.path.abspath(self.args.chat_service),
+                                             "commit": binary_commit(self.args.chat_service)}
         if self.args.baseline_binary:
             self.results["machine"]["baseline"] = {"binary": self.args.baseline_binary,
                                                    "commit": binary_commit(self.args.baseline_binary)}
