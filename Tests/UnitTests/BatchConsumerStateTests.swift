@@ -52,11 +52,11 @@ struct BatchConsumerStateTests {
         var state = Self.reading(holdLimit: 2)
         #expect(state.handle(.readCompleted(entries: 2, held: 2, asked: 2)) == [])
         // Processed: booking starts, the batch is still held until booked.
-        #expect(state.handle(.outcome(needsBooking: true)) == [.bookOldest])
+        #expect(state.handle(.outcome(needsBooking: true)) == [.book(count: 1)])
         #expect(state.held == 2)
         #expect(state.handle(.outcome(needsBooking: true)) == [])
         // Booked: room for one, and the second booking follows (oldest first).
-        #expect(state.handle(.booked) == [.bookOldest, .read(count: 1)])
+        #expect(state.handle(.booked(count: 1)) == [.book(count: 1), .read(count: 1)])
         #expect(state.held == 1)
     }
 
@@ -92,8 +92,8 @@ struct BatchConsumerStateTests {
         // A read is in flight: a claim tick waits for it.
         #expect(state.handle(.claimDue) == [])
         #expect(state.handle(.readCompleted(entries: 4, held: 4, asked: 4)) == [])
-        #expect(state.handle(.outcome(needsBooking: true)) == [.bookOldest])
-        #expect(state.handle(.booked) == [.claim(count: 1)])
+        #expect(state.handle(.outcome(needsBooking: true)) == [.book(count: 1)])
+        #expect(state.handle(.booked(count: 1)) == [.claim(count: 1)])
         // The claim scan goes on while its cursor has not wrapped.
         #expect(state.handle(.claimCompleted(held: 0, more: true)) == [.claim(count: 1)])
         #expect(state.handle(.claimCompleted(held: 0, more: false)) == [.read(count: 1)])
@@ -106,12 +106,13 @@ struct BatchConsumerStateTests {
         #expect(state.handle(.outcome(needsBooking: true)) == [])
         #expect(state.handle(.outcome(needsBooking: true)) == [])
         #expect(state.unbooked == 2)
-        #expect(state.handle(.redisReady) == [.bookOldest, .ensureGroup])
+        // Kept outcomes are booked together, in one pipeline.
+        #expect(state.handle(.redisReady) == [.book(count: 2), .ensureGroup])
         #expect(state.handle(.bookingFailed) == [])
         // Blocked until the next claim tick (or ready): no hot retry loop.
         #expect(state.handle(.groupEnsured) == [])
-        #expect(state.handle(.claimDue) == [.bookOldest])
-        #expect(state.handle(.booked) == [.bookOldest, .claim(count: 1)])
+        #expect(state.handle(.claimDue) == [.book(count: 2)])
+        #expect(state.handle(.booked(count: 2)) == [.claim(count: 2)])
     }
 
     @Test func theHoldLimitFollowsTheBatcher() {
@@ -130,8 +131,8 @@ struct BatchConsumerStateTests {
         #expect(state.handle(.shutdown) == [.cancelBlockingRead])
         #expect(state.handle(.blockingReadUnavailable) == [])
         #expect(state.handle(.claimDue) == [])
-        #expect(state.handle(.outcome(needsBooking: true)) == [.bookOldest])
-        #expect(state.handle(.booked) == [.finish])
+        #expect(state.handle(.outcome(needsBooking: true)) == [.book(count: 1)])
+        #expect(state.handle(.booked(count: 1)) == [.finish])
         #expect(state.phase == .finished)
     }
 

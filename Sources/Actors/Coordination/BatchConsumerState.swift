@@ -11,8 +11,9 @@
 ///   count, the next read follows at once; when a read came back short (the stream is drained), a
 ///   blocking read on a connection of its own waits for the next append of any instance. Only
 ///   without that connection does an idle reader poll (`pollLater`).
-/// - **One read at a time on the shared connection, one booking at a time**, oldest outcome first,
-///   so a run's books follow the order batches finished.
+/// - **One read at a time on the shared connection, one booking at a time**: the outcomes kept
+///   meanwhile are booked together, oldest first, in one pipeline, so a run's books follow the
+///   order batches finished.
 /// - **An outcome that cannot be booked is kept** (Redis away) and booked when Redis is back, or
 ///   at the next claim tick. A skipped batch (shutdown) is not booked: it stays pending for
 ///   another instance to claim.
@@ -57,8 +58,8 @@ struct BatchConsumerState: Sendable, Hashable {
         case claimFailed
         /// The batcher finished a batch: `booked` false for a skipped one (not processed).
         case outcome(needsBooking: Bool)
-        /// The oldest kept outcome was booked (or found booked already) / could not be.
-        case booked
+        /// The `count` oldest kept outcomes were booked (or found booked already) / could not be.
+        case booked(count: Int)
         case bookingFailed
         /// The batcher's concurrency limit changed: the hold limit follows it.
         case holdLimitChanged(Int)
@@ -80,8 +81,8 @@ struct BatchConsumerState: Sendable, Hashable {
         case pollLater
         /// `XAUTOCLAIM ... COUNT n`.
         case claim(count: Int)
-        /// Book the oldest kept outcome.
-        case bookOldest
+        /// Book the `count` oldest kept outcomes, in order, in one pipeline.
+        case book(count: Int)
         /// The reader is done.
         case finish
     }
@@ -94,6 +95,8 @@ struct BatchConsumerState: Sendable, Hashable {
     private(set) var groupReady = false
     private(set) var reading = false
     private(set) var booking = false
+    /// How many outcomes the booking in progress books.
+    private(set) var bookingCount = 0
     /// Entries the outstanding blocking read may deliver (0: none outstanding).
     private(set) var blockingCount = 0
     private(set) var blockingAvailable = true
@@ -108,6 +111,9 @@ struct BatchConsumerState: Sendable, Hashable {
     /// A read, claim or group creation failed while Redis stayed ready: wait for the next tick
     /// (claim or poll) or for Redis to be ready again, rather than retry in a hot loop.
     private(set) var readBlocked = false
+
+    /// Outcomes booked in one pipeline at most.
+    static let maxBookingsPerPipeline = 64
 
     init(holdLimit: Int) {
         precondition(holdLimit >= 1, "a reader must be able to hold a batch")
@@ -184,14 +190,16 @@ struct BatchConsumerState: Sendable, Hashable {
                 expect(held > 0, "an outcome for a batch not held")
                 held = max(0, held - 1)
             }
-        case .booked:
-            expect(booking && unbooked > 0 && held > 0, "booked without a booking")
+        case .booked(let count):
+            expect(booking && count == bookingCount && unbooked >= count && held >= count, "booked without a booking")
             booking = false
-            unbooked = max(0, unbooked - 1)
-            held = max(0, held - 1)
+            bookingCount = 0
+            unbooked = max(0, unbooked - count)
+            held = max(0, held - count)
         case .bookingFailed:
             expect(booking, "booking failed without a booking")
             booking = false
+            bookingCount = 0
             bookingBlocked = true
         case .holdLimitChanged(let limit):
             holdLimit = max(1, limit)
@@ -213,7 +221,8 @@ struct BatchConsumerState: Sendable, Hashable {
         var actions: [Action] = []
         if !booking, !bookingBlocked, unbooked > 0, phase != .waitingForRedis {
             booking = true
-            actions.append(.bookOldest)
+            bookingCount = min(unbooked, Self.maxBookingsPerPipeline)
+            actions.append(.book(count: bookingCount))
         }
         if phase == .stopping {
             if held == 0, !reading, !booking, blockingCount == 0 {

@@ -55,7 +55,7 @@ public actor BatchStreamConsumer: Service {
         case blockingRead(Result<BatchStream.Read, any Error>)
         case claim(Result<StreamReplies.Claim, any Error>)
         case outcome(BatchOutcome)
-        case booked(Result<SharedRuns.Settlement, any Error>)
+        case booked(Result<[SharedRuns.Settlement], any Error>)
     }
 
     private let inputs: AsyncStream<Input>
@@ -107,8 +107,8 @@ public actor BatchStreamConsumer: Service {
     nonisolated func nextSettlement(orAfter fallback: Duration) async {
         let settled = settled
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { try? await Task.sleep(for: fallback) }
-            group.addTask { await settled.wait() }
+            group.addTask(executorPreference: loop) { try? await Task.sleep(for: fallback) }
+            group.addTask(executorPreference: loop) { await settled.wait() }
             await group.next()
             group.cancelAll()
         }
@@ -125,22 +125,22 @@ public actor BatchStreamConsumer: Service {
         let claimInterval = claimInterval
         let grace = shutdownGracePeriod
         await withTaskGroup(of: Void.self) { group in
-            group.addTask {
+            group.addTask(executorPreference: loop) {
                 for await outcome in batcher.outcomes { input.yield(.outcome(outcome)) }
             }
-            group.addTask {
+            group.addTask(executorPreference: loop) {
                 for await change in changes {
                     input.yield(.event(change.to == .ready ? .redisReady : .redisLost))
                 }
             }
-            group.addTask {
+            group.addTask(executorPreference: loop) {
                 // Polled: a dead instance cannot say that it died.
                 while !Task.isCancelled {
                     do { try await Task.sleep(for: claimInterval) } catch { return }
                     input.yield(.event(.claimDue))
                 }
             }
-            group.addTask {
+            group.addTask(executorPreference: loop) {
                 do { try await gracefulShutdown() } catch { return }
                 input.yield(.event(.shutdown))
                 do { try await Task.sleep(for: grace) } catch { return }
@@ -207,11 +207,12 @@ public actor BatchStreamConsumer: Service {
             let needsBooking = outcome.result != .skipped && outcome.delivery != nil
             if needsBooking { unbooked.append(outcome) }
             return actions + state.handle(.outcome(needsBooking: needsBooking))
-        case .booked(.success(let settlement)):
-            let outcome = unbooked.removeFirst()
-            await noteSettled(outcome, settlement)
+        case .booked(.success(let settlements)):
+            let outcomes = unbooked.prefix(settlements.count)
+            unbooked.removeFirst(settlements.count)
+            for (outcome, settlement) in zip(outcomes, settlements) { await noteSettled(outcome, settlement) }
             settled.fire()
-            return state.handle(.booked)
+            return state.handle(.booked(count: settlements.count))
         case .booked(.failure):
             return state.handle(.bookingFailed)
         }
@@ -249,7 +250,7 @@ public actor BatchStreamConsumer: Service {
             group.addTask(executorPreference: loop) { await blocking.close() }
         case .pollLater:
             let interval = settings.pollInterval
-            group.addTask {
+            group.addTask(executorPreference: loop) {
                 // Polled: without a connection of its own nothing signals an append.
                 do { try await Task.sleep(for: interval) } catch { return }
                 input.yield(.event(.pollDue))
@@ -261,16 +262,17 @@ public actor BatchStreamConsumer: Service {
                 do { result = .success(try await stream.claim(count: count, cursor: cursor)) } catch { result = .failure(error) }
                 input.yield(.claim(result))
             }
-        case .bookOldest:
-            guard let outcome = unbooked.first, let delivery = outcome.delivery else {
-                assertionFailure("booking without an outcome")
+        case .book(let count):
+            let outcomes = Array(unbooked.prefix(count))
+            guard outcomes.count == count else {
+                assertionFailure("booking more outcomes than kept")
                 return
             }
             let runs = runs
             let now = clock.now()
             group.addTask(executorPreference: loop) {
-                let result: Result<SharedRuns.Settlement, any Error>
-                do { result = .success(try await runs.settle(outcome, delivery: delivery, at: now)) } catch { result = .failure(error) }
+                let result: Result<[SharedRuns.Settlement], any Error>
+                do { result = .success(try await runs.settle(outcomes, at: now)) } catch { result = .failure(error) }
                 input.yield(.booked(result))
             }
         case .finish:

@@ -226,8 +226,26 @@ struct SharedRuns: Sendable {
 
     /// Acknowledges the stream entry `outcome` came from and books the outcome on its run, once.
     func settle(_ outcome: BatchOutcome, delivery: StreamDelivery, at now: Date) async throws -> Settlement {
+        Self.settlement(try await supervisor.send(settleCommand(outcome, delivery: delivery, at: now)))
+    }
+
+    /// ``settle(_:delivery:at:)`` for each of `outcomes` (each with its delivery), in order, in
+    /// one pipeline: one round trip however many batches finished meanwhile.
+    func settle(_ outcomes: [BatchOutcome], at now: Date) async throws -> [Settlement] {
+        let commands = outcomes.compactMap { outcome in
+            outcome.delivery.map { settleCommand(outcome, delivery: $0, at: now) }
+        }
+        precondition(commands.count == outcomes.count, "every outcome settled needs its stream delivery")
+        let replies = try await supervisor.pipeline(commands)
+        if let refusal = replies.first(where: { $0.errorMessage != nil })?.errorMessage {
+            throw RedisError(code: .server, message: refusal)
+        }
+        return replies.map(Self.settlement)
+    }
+
+    private func settleCommand(_ outcome: BatchOutcome, delivery: StreamDelivery, at now: Date) -> RedisCommand {
         let id = outcome.runID
-        let command = LeaderElector.eval(
+        return LeaderElector.eval(
             CoordinationScripts.settleBatch,
             keys: [
                 CoordinationKeys.batches, CoordinationKeys.run(id), CoordinationKeys.runErrors(id),
@@ -238,10 +256,13 @@ struct SharedRuns: Sendable {
                 String(outcome.chatsNotFound), String(outcome.chatsFailed), id.rawValue,
                 ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(errorLimit), retentionSeconds,
             ] + outcome.errors.prefix(errorLimit).map { SharedRunRecord.errorLine($0, at: now) })
-        let reply = try await supervisor.send(command).array ?? []
-        switch reply.first?.string {
+    }
+
+    private static func settlement(_ reply: RESPValue) -> Settlement {
+        let parts = reply.array ?? []
+        switch parts.first?.string {
         case "counted":
-            return .counted(reply.dropFirst().first?.string.flatMap(SyncRun.State.init(rawValue:)) ?? .running)
+            return .counted(parts.dropFirst().first?.string.flatMap(SyncRun.State.init(rawValue:)) ?? .running)
         case "duplicate": return .duplicate
         default: return .unknownRun
         }

@@ -67,13 +67,11 @@ extension Scheduler {
         let id = record.run.id
         var token = record.cursor
         var pageNumber = record.run.pagesRead ?? 0
+        guard await isLeading(lease) else { return .lostLead }
+        var read = await readPage(pageNumber + 1, token: token, logger: logger) { await self.recordSharedError(id, $0) }
         while true {
-            guard await isLeading(lease) else { return .lostLead }
             pageNumber += 1
             let page: ChatListPage
-            let read = await readPage(pageNumber, token: token, logger: logger) { message in
-                await self.recordSharedError(id, message)
-            }
             switch read {
             case .cancelled:
                 return Task.isCancelled ? .cancelled : .lostLead
@@ -93,6 +91,12 @@ extension Scheduler {
             if let rest = accumulator.flush() { batches.append(rest) }
             let next = page.nextPageToken
             let stuck = next != nil && next == token
+            // The next page is listed while this one is appended: upstream's latency and the
+            // append overlap. Only the append moves the cursor, so a leader that dies here lists
+            // the next page again, never skips it.
+            let upcomingToken = stuck ? nil : next
+            let upcomingNumber = pageNumber + 1
+            async let upcoming = prefetch(upcomingToken, number: upcomingNumber, run: id, logger: logger)
             let progress = SharedRuns.Progress(
                 pagesRead: 1, chatsConsidered: page.chatIDs.count, idsRejected: page.rejectedIDs.count, cursor: next ?? "")
             let appended = await appendShared(
@@ -103,7 +107,15 @@ extension Scheduler {
             }
             guard let next else { return .finished }
             token = next
+            guard await isLeading(lease) else { return .lostLead }
+            read = await upcoming ?? .cancelled
         }
+    }
+
+    /// Page `number` at `token`; nil when there is no next page.
+    private func prefetch(_ token: String?, number: Int, run id: RunID, logger: Logger) async -> PageRead? {
+        guard let token else { return nil }
+        return await readPage(number, token: token, logger: logger) { await self.recordSharedError(id, $0) }
     }
 
     /// Interval and catch-up runs: the tracked chats that are or will soon be stale.

@@ -7,20 +7,21 @@ extension Scheduler {
     /// shutdown (or cancellation), then stops the producers: the next leader carries their runs
     /// on from what Redis recorded.
     func produceUntilShutdown() async {
+        let loop = loop
         await withTaskGroup(of: Void.self) { group in
             if settings.intervalRunsEnabled {
-                group.addTask { await self.intervalLoop() }
+                group.addTask(executorPreference: loop) { await self.intervalLoop() }
             }
             if settings.fullRunsEnabled {
-                group.addTask { await self.dailyLoop() }
+                group.addTask(executorPreference: loop) { await self.dailyLoop() }
             }
             if settings.catchUpRunsEnabled, let changes = redisStateChanges {
-                group.addTask { await self.watchRedis(changes) }
+                group.addTask(executorPreference: loop) { await self.watchRedis(changes) }
             }
-            group.addTask { await self.maintainCoordination() }
-            group.addTask { await self.followLeadership() }
+            group.addTask(executorPreference: loop) { await self.maintainCoordination() }
+            group.addTask(executorPreference: loop) { await self.followLeadership() }
             for await launch in launches.cancelOnGracefulShutdown() {
-                group.addTask { await self.produceShared(launch.record, lease: launch.lease, previousFence: launch.previousFence) }
+                group.addTask(executorPreference: loop) { await self.produceShared(launch.record, lease: launch.lease, previousFence: launch.previousFence) }
             }
             beginStopping()
             group.cancelAll()

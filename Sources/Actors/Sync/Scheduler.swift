@@ -42,6 +42,9 @@ public actor Scheduler: Service {
     }
 
     public nonisolated let unownedExecutor: UnownedSerialExecutor
+    /// The loop it runs on; its child tasks prefer it too, so nonisolated calls (the consumer's
+    /// settlement wait) do not hop through the global pool.
+    let loop: EventLoop
     // Internal rather than private: the Scheduler+… extensions use them.
     let settings: Settings
     let coordinationSettings: CoordinationSettings
@@ -92,6 +95,7 @@ public actor Scheduler: Service {
     ) {
         settings.validate()
         unownedExecutor = coordination.loop.asUnownedSerialExecutor()
+        loop = coordination.loop
         self.settings = settings
         coordinationSettings = coordination.settings
         self.upstream = upstream
