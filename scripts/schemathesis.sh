@@ -7,18 +7,26 @@
 # ADMIN_TOKEN and JWT_SECRET set, SQLite in a temporary folder), then runs every operation twice:
 # once with credentials (a user JWT for the userJWT scheme, the admin token for adminToken; see
 # the generated schemathesis.toml) and once without any. Checks: not_a_server_error,
-# status_code_conformance, content_type_conformance, response_schema_conformance. Nothing is
-# excluded: evhttp's own HTML answers (413, 400) are documented as text/html where they can occur.
+# status_code_conformance, content_type_conformance, response_schema_conformance, over every
+# phase (examples, coverage, fuzzing, stateful). evhttp's own HTML answers (413 for a body over
+# HTTP_MAX_BODY_SIZE, 400 for a request it cannot parse) are documented as text/html where they
+# can occur, so no check is switched off for them. One exclusion: the coverage phase also sends
+# methods no operation declares, and TRACE among them gets evhttp's 501 (the server never enables
+# TRACE or CONNECT; docs/DECISIONS.md), which not_a_server_error would count as a server error.
+# So the unexpected methods tried are PUT, DELETE, PATCH and OPTIONS (each answered 405 with
+# `Allow`), not TRACE.
 #
-# Bounds: CONTRACT_MAX_EXAMPLES examples per operation and phase (default 25), each run under
-# CONTRACT_TIMEOUT seconds (default 600); the whole script takes about 3-6 minutes on the 2-core
-# machine once the build is there. CONTRACT_SEED (default 17) makes a run repeatable.
+# Bounds: CONTRACT_MAX_EXAMPLES examples per operation (default 100), each pass under
+# CONTRACT_TIMEOUT seconds (default 600); the two passes take about 2-3 minutes on the 2-core
+# machine once the build is there. CONTRACT_SEED (default 17) makes a run repeatable. One worker:
+# with two, hypothesis on Python 3.11 sometimes fails inside `ast.parse` ("AST constructor
+# recursion depth mismatch"), an interpreter bug, not a finding.
 # Reports (JUnit, and the service's log) go to .build/contract/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="/opt/swift/usr/bin:$PATH"
 
-max_examples="${CONTRACT_MAX_EXAMPLES:-25}"
+max_examples="${CONTRACT_MAX_EXAMPLES:-100}"
 run_timeout="${CONTRACT_TIMEOUT:-600}"
 seed="${CONTRACT_SEED:-17}"
 schemathesis_version="4.32.5"
@@ -96,26 +104,29 @@ cmp docs/openapi.yaml "$work/served.yaml"
 
 user_token="$(JWT_SECRET="$jwt_secret" "$binary" mint-token --subject alice --ttl 7200)"
 export CONTRACT_USER_TOKEN="$user_token" CONTRACT_ADMIN_TOKEN="$admin_token"
-cat >"$work/authenticated.toml" <<'EOF'
+coverage='[phases.coverage]
+unexpected-methods = ["PUT", "DELETE", "PATCH", "OPTIONS"]'
+echo "$coverage" >"$work/anonymous.toml"
+cat >"$work/authenticated.toml" <<EOF
+$coverage
+
 [auth.openapi.userJWT]
-bearer = "${CONTRACT_USER_TOKEN}"
+bearer = "\${CONTRACT_USER_TOKEN}"
 
 [auth.openapi.adminToken]
-bearer = "${CONTRACT_ADMIN_TOKEN}"
+bearer = "\${CONTRACT_ADMIN_TOKEN}"
 EOF
 
 checks=not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance
 status=0
 for pass in authenticated anonymous; do
     echo "== schemathesis, $pass: every operation of $base/openapi.yaml"
-    config=()
-    [[ $pass == anonymous ]] || config=(--config-file "$work/$pass.toml")
-    timeout "$run_timeout" "$venv/bin/schemathesis" --no-color "${config[@]}" \
+    timeout "$run_timeout" "$venv/bin/schemathesis" --no-color --config-file "$work/$pass.toml" \
         run "$base/openapi.yaml" \
         --checks "$checks" \
         --max-examples "$max_examples" \
         --seed "$seed" \
-        --workers 2 \
+        --workers 1 \
         --request-timeout 15 \
         --suppress-health-check all \
         --generation-database none \
