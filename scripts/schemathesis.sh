@@ -107,11 +107,15 @@ grep -qi '^content-type: application/yaml' "$work/served.headers" \
 
 user_token="$(JWT_SECRET="$jwt_secret" "$binary" mint-token --subject alice --ttl 7200)"
 export CONTRACT_USER_TOKEN="$user_token" CONTRACT_ADMIN_TOKEN="$admin_token"
-coverage='[phases.coverage]
+# No cache: schemathesis would otherwise keep one in .schemathesis/ under the work tree.
+common='[cache]
+enabled = false
+
+[phases.coverage]
 unexpected-methods = ["PUT", "DELETE", "PATCH", "OPTIONS"]'
-echo "$coverage" >"$work/anonymous.toml"
+echo "$common" >"$work/anonymous.toml"
 cat >"$work/authenticated.toml" <<EOF
-$coverage
+$common
 
 [auth.openapi.userJWT]
 bearer = "\${CONTRACT_USER_TOKEN}"
