@@ -1,5 +1,5 @@
 # chat-service developer targets. `make run` and `make test` are the two the README promises.
-.PHONY: run test test-unit test-integration build clean compose-config chaos chaos-fast sanitize-thread sanitize-address bench bench-micro
+.PHONY: run test test-unit test-integration contract build clean compose-config chaos chaos-fast sanitize-thread sanitize-address bench bench-micro
 
 SHELL := /bin/bash
 SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
@@ -21,6 +21,9 @@ test-unit:      ## unit tests only, no servers
 
 test-integration: ## integration tests against real redis-server processes
 	scripts/test.sh --filter IntegrationTests
+
+contract:       ## schemathesis against a running service and docs/openapi.yaml (CI, after make test)
+	scripts/schemathesis.sh
 
 chaos:          ## every chaos scenario at full length, then docs/RELIABILITY.md from the figures
 	CHAOS=full scripts/chaos.sh

@@ -67,7 +67,20 @@ let package = Package(
             // Frontends and stores that bring NIO, gRPC or GRDB sit in the Actors folder (they are
             // domain actors) but build as targets of their own, so Actors itself depends on none.
             exclude: ["GRPC", "Stores"],
-            swiftSettings: strictSettings
+            swiftSettings: strictSettings,
+            // docs/openapi.yaml, compiled in for `GET /openapi.yaml`.
+            plugins: ["EmbedOpenAPIDocument"]
+        ),
+
+        // The build plugin that embeds docs/openapi.yaml, and the tool it runs.
+        .executableTarget(
+            name: "EmbedText",
+            path: "Sources/Tools/EmbedText"
+        ),
+        .plugin(
+            name: "EmbedOpenAPIDocument",
+            capability: .buildTool(),
+            dependencies: ["EmbedText"]
         ),
 
         // The gRPC API (docs/GRPC.md): code generated from proto/ by scripts/generate-grpc.sh

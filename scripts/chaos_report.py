@@ -222,8 +222,6 @@ def render(records, properties, mode, logs):
       "(an entry at least as new) and every chat a batch counted as refreshed is in Redis.")
     w("- **Lost**: acknowledged but missing from Redis at the end. Batches: planned minus done, failed and "
       "skipped must be zero.")
-    w("- The leader scenario needs multi-instance coordination (issue 4); it reports `not run` until that "
-      "work is in the build, then runs by itself (`ChaosCapabilities.leaderElection`).")
     return "\n".join(out) + "\n"
 
 

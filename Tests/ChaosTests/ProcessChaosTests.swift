@@ -3,15 +3,6 @@ import Foundation
 import Testing
 import TestSupport
 
-/// What this build can do, for scenarios that need features still being built.
-enum ChaosCapabilities {
-    /// Multi-instance coordination (issue 4: leader lock, shared batch stream). Detected by its
-    /// configuration variable, so the scenario turns itself on when that work is merged.
-    static var leaderElection: Bool {
-        EnvironmentVariable.all.contains { $0.name == "PARTICIPANTS_LEADER_LOCK_TTL" }
-    }
-}
-
 extension ChaosSuite {
     /// The service's own process: stopped with SIGTERM, or (with several instances) the leader
     /// killed, while a full run is going.
@@ -99,13 +90,6 @@ extension ChaosSuite {
         }
 
         @Test func leaderKilledDuringAFullRun() async throws {
-            guard ChaosCapabilities.leaderElection else {
-                var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
-                record.notes.append("not run: needs multi-instance coordination (issue 4: leader lock, shared batch stream), not in this build")
-                record.skipped = true
-                record.append()
-                return
-            }
             var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
             var settings = ChaosEnvironment.Settings()
             settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]  // see lockTTL below

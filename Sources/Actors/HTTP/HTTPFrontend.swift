@@ -26,8 +26,9 @@ public struct RouteRegistration: Sendable {
     }
 }
 
-/// The service's HTTP API (DESIGN §6): `/health`, `/ready`, `/metrics` and the routes other
-/// components register. Every route is counted by route, method and status, and timed.
+/// The service's HTTP API (DESIGN §6): `/health`, `/ready`, `/metrics`, `/openapi.yaml` (the
+/// API's description, docs/openapi.yaml) and the routes other components register. Every route
+/// is counted by route, method and status, and timed.
 public actor HTTPFrontend: Service {
     /// Where and how to listen.
     public struct Settings: Sendable {
@@ -123,6 +124,17 @@ public actor HTTPFrontend: Service {
 
     // MARK: Routes
 
+    /// Method and pattern of every route served, in registration order; a test holds
+    /// docs/openapi.yaml to it.
+    public func routeTable() -> [(method: HTTPMethod, pattern: String)] {
+        makeRouter().table
+    }
+
+    /// `GET /openapi.yaml`: docs/openapi.yaml as it is in the repository, compiled in by the
+    /// EmbedOpenAPIDocument build plugin.
+    static let openAPIDocument = HTTPResponse(
+        status: 200, headers: [("Content-Type", "application/yaml")], body: Array(OpenAPIDocument.text.utf8))
+
     private func makeRouter() -> HTTPRouter {
         var router = HTTPRouter()
         let add = { (router: inout HTTPRouter, method: HTTPMethod, pattern: String, handler: @escaping HTTPHandler) in
@@ -143,6 +155,7 @@ public actor HTTPFrontend: Service {
         add(&router, .GET, "/metrics") { _ in
             HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4")], body: metricsText())
         }
+        add(&router, .GET, "/openapi.yaml") { _ in Self.openAPIDocument }
         for route in extraRoutes {
             let metrics = RouteMetrics(route: route.pattern, method: route.method)
             router.add(

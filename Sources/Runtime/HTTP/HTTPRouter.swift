@@ -45,6 +45,10 @@ public struct HTTPRouter: Sendable {
     /// Node 0 is the root; children are indices, which keeps the tree a plain value.
     private var nodes: [Node] = [Node()]
 
+    /// Every route added, as its method and pattern, in the order added: what a published
+    /// description of the API must list (docs/openapi.yaml).
+    public private(set) var table: [(method: HTTPMethod, pattern: String)] = []
+
     public init() {}
 
     /// Adds a route: `router.add(.GET, "/v1/chats/{chat_id}/participants") { request in ... }`.
@@ -78,6 +82,7 @@ public struct HTTPRouter: Sendable {
         }
         precondition(nodes[nodeIndex].routes[method] == nil, "duplicate route \(method) \(pattern)")
         nodes[nodeIndex].routes[method] = Route(handler: handler, immediate: immediate, parameterNames: parameterNames)
+        table.append((method, pattern))
     }
 
     /// Routes `method` and a raw (percent-encoded, query-free) `path`. A path with an invalid
