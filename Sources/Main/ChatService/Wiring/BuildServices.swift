@@ -212,6 +212,11 @@ private func buildParticipants(
     var upstreamSettings = UpstreamClient.Settings()
     upstreamSettings.maxCallDuration = settings.maxAPITimeout
     upstreamSettings.perAttemptTimeout = min(settings.maxAPITimeout, upstreamSettings.perAttemptTimeout)
+    // One connection per batch the batcher may have in flight, plus room for reads, refreshes and
+    // the chat list: evhttp sends one request at a time per connection, so fewer connections
+    // would cap the adaptive limit below its ceiling (8 did: a 50 ms upstream ran at ~8 in flight
+    // whatever the limit said).
+    upstreamSettings.maxConnections = settings.maxBatchesInFlight + 8
     let upstream = try UpstreamClient(
         loop: loop, baseURL: settings.apiURL, token: settings.apiToken, settings: upstreamSettings,
         logger: logger.withLabel("upstream"))
