@@ -238,11 +238,16 @@ struct ServiceHTTPTests {
     @Test func redisKilledDuringAFullRunPausesItAndTheRunCompletesOnceRedisIsBack() async throws {
         // AOF with fsync per write: what Redis acknowledged before the kill survives it (the run's
         // record, its cursor, the stream), so the run carries on from where it was.
-        // 400 chats are 4 pages of upstream's list; the leader lists no further ahead than the
-        // batchers' backlog allows, so it is still listing when Redis dies.
-        let chats = 400
+        // 1000 chats in batches of 10 are 7 pages of upstream's list (160 chats a page) and 100
+        // batches; two in flight at 40 ms a call take about 2 s, and the leader lists no further
+        // ahead than the backlog allows (8 batches), so it is still listing when Redis dies.
+        let chats = 1000
         let app = try await App(
-            chats: chats, environment: ["PARTICIPANTS_LEADER_LOCK_TTL": "1s"],
+            chats: chats,
+            environment: [
+                "PARTICIPANTS_LEADER_LOCK_TTL": "1s", "PARTICIPANTS_BATCH_SIZE": "10",
+                "PARTICIPANTS_BATCH_CONCURRENCY": "fixed", "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "2",
+            ],
             redisConfig: ["appendonly yes", "appendfsync always"])
         await app.stub.updateFaults { $0.latency = .milliseconds(40) }
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
