@@ -40,7 +40,9 @@ sanitize-thread: ## tests under ThreadSanitizer (TSAN_FILTER, default the unit t
 
 sanitize-address: ## every suite under AddressSanitizer (ASAN_FILTER), in .build-asan
 	scripts/install-deps.sh
-	set -o pipefail; $(SWIFT_PATH) swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
+	@# The build runs the EmbedText plugin tool, itself built with AddressSanitizer: its
+	@# LeakSanitizer would fail the build over what the short-lived tool leaves at exit.
+	set -o pipefail; $(SWIFT_PATH) ASAN_OPTIONS="detect_leaks=0" swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
 	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
 		timeout 3000 swift test --skip-build --sanitize=address --scratch-path .build-asan $(ASAN_FILTER)
 
