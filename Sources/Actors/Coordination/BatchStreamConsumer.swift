@@ -7,7 +7,7 @@ import ServiceLifecycle
 /// This instance's reader of the shared batch stream: reads batches for the ``Batcher`` while it
 /// has room, claims batches other instances left pending too long, and, once a batch is
 /// processed, acknowledges it and books its outcome on its run in one script
-/// (``SharedRuns/settle(_:delivery:at:)``). What it holds and when it reads is decided by the pure
+/// (``SharedRuns/settle(_:at:)``, several outcomes in one pipeline). What it holds and when it reads is decided by the pure
 /// ``BatchConsumerState``; this actor carries the actions out and turns their results into events.
 ///
 /// Driven by events, not timers: a batch finished (room), a read that filled its count (more to
@@ -107,6 +107,7 @@ public actor BatchStreamConsumer: Service {
     nonisolated func nextSettlement(orAfter fallback: Duration) async {
         let settled = settled
         await withTaskGroup(of: Void.self) { group in
+            // Timed: another instance settling a batch signals nothing here.
             group.addTask(executorPreference: loop) { try? await Task.sleep(for: fallback) }
             group.addTask(executorPreference: loop) { await settled.wait() }
             await group.next()
@@ -143,6 +144,7 @@ public actor BatchStreamConsumer: Service {
             group.addTask(executorPreference: loop) {
                 do { try await gracefulShutdown() } catch { return }
                 input.yield(.event(.shutdown))
+                // Timed: the grace period is a deadline, not something anyone signals.
                 do { try await Task.sleep(for: grace) } catch { return }
                 input.yield(.event(.graceExpired))
             }

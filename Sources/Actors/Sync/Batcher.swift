@@ -32,6 +32,11 @@ public actor Batcher: Service {
         public var peakInFlight: Int
         /// The current concurrency limit.
         public var limit: Int
+    }
+
+    /// What other actors read and ``submit(_:)`` writes, under one lock.
+    private struct Shared {
+        var load: Load
         /// ``close()`` was called: no more batches are taken.
         var closed = false
         /// Submitted, not yet taken by the loop.
@@ -63,7 +68,7 @@ public actor Batcher: Service {
     private var waiting: [SyncBatch] = []
     private var running = 0
     /// Read from other actors (the consumer sizes its holdings by the limit, the status route).
-    private let shared: Mutex<Load>
+    private let shared: Mutex<Shared>
     private var started = false
     private var closing = false
 
@@ -89,17 +94,17 @@ public actor Batcher: Service {
         (events, eventInput) = AsyncStream.makeStream(of: Event.self)
         (outcomes, outcomeOutput) = AsyncStream.makeStream(of: BatchOutcome.self)
         limitGauge = Gauge(label: "sync_batch_concurrency_limit", factory: metricsFactory)
-        shared = Mutex(Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit))
+        shared = Mutex(Shared(load: Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit)))
     }
 
     /// Hands `batch` over; false once the batcher has stopped (the batch is then not processed and
     /// its stream entry stays pending).
     @discardableResult
     public nonisolated func submit(_ batch: SyncBatch) -> Bool {
-        let accepted = shared.withLock { load in
-            guard !load.closed else { return false }
-            load.queued += 1
-            load.inbox.append(batch)
+        let accepted = shared.withLock { shared in
+            guard !shared.closed else { return false }
+            shared.load.queued += 1
+            shared.inbox.append(batch)
             return true
         }
         guard accepted else { return false }
@@ -114,12 +119,12 @@ public actor Batcher: Service {
     }
 
     public nonisolated var load: Load {
-        shared.withLock { $0 }
+        shared.withLock { $0.load }
     }
 
     /// The current concurrency limit (batches in flight allowed now).
     public nonisolated var limit: Int {
-        shared.withLock { $0.limit }
+        shared.withLock { $0.load.limit }
     }
 
     // MARK: Service
@@ -134,9 +139,9 @@ public actor Batcher: Service {
             for await event in events.cancelOnGracefulShutdown() {
                 switch event {
                 case .submitted:
-                    waiting += shared.withLock { load in
-                        defer { load.inbox.removeAll() }
-                        return load.inbox
+                    waiting += shared.withLock { shared in
+                        defer { shared.inbox.removeAll() }
+                        return shared.inbox
                     }
                 case .close:
                     closing = true
@@ -150,9 +155,9 @@ public actor Batcher: Service {
                             "sync.limit": "\(limit)", "sync.previous_limit": "\(before)",
                         ])
                     }
-                    shared.withLock { load in
-                        load.inFlight = running
-                        load.limit = limit
+                    shared.withLock { shared in
+                        shared.load.inFlight = running
+                        shared.load.limit = limit
                     }
                 }
                 // Started in arrival order while the limit has room.
@@ -160,10 +165,10 @@ public actor Batcher: Service {
                     let batch = waiting.removeFirst()
                     running += 1
                     let startedWith = running
-                    shared.withLock { load in
-                        load.queued -= 1
-                        load.inFlight = running
-                        load.peakInFlight = max(load.peakInFlight, running)
+                    shared.withLock { shared in
+                        shared.load.queued -= 1
+                        shared.load.inFlight = running
+                        shared.load.peakInFlight = max(shared.load.peakInFlight, running)
                     }
                     let input = eventInput
                     let output = outcomeOutput
@@ -181,19 +186,19 @@ public actor Batcher: Service {
             group.cancelAll()
             await group.waitForAll()
         }
-        waiting += shared.withLock { load in
-            load.closed = true
-            defer { load.inbox.removeAll() }
-            return load.inbox
+        waiting += shared.withLock { shared in
+            shared.closed = true
+            defer { shared.inbox.removeAll() }
+            return shared.inbox
         }
         eventInput.finish()
         for batch in waiting {
             outcomeOutput.yield(.skipped(batch))
         }
         waiting.removeAll()
-        shared.withLock { load in
-            load.queued = 0
-            load.inFlight = 0
+        shared.withLock { shared in
+            shared.load.queued = 0
+            shared.load.inFlight = 0
         }
         outcomeOutput.finish()
     }

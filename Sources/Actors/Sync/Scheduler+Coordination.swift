@@ -176,6 +176,7 @@ extension Scheduler {
                 await claimPendingTicks()
                 await adoptActiveRuns(lease)
             }
+            // Polled (see the doc comment): a run recorded by another instance signals nothing here.
             do { try await Task.sleep(for: coordinationSettings.maintenanceInterval) } catch { return }
         }
     }

@@ -6,10 +6,6 @@ import Foundation
 struct SyncMetrics: Sendable {
     let factory: any MetricsFactory
 
-    func runStarted(_ kind: SyncRun.Kind) {
-        Gauge(label: "sync_run_in_progress", dimensions: [("kind", kind.rawValue)], factory: factory).record(1)
-    }
-
     func runFinished(_ run: SyncRun) {
         Gauge(label: "sync_run_in_progress", dimensions: [("kind", run.kind.rawValue)], factory: factory).record(0)
         Counter(

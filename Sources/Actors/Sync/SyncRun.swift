@@ -185,13 +185,6 @@ public struct SyncRun: Sendable, Hashable, Encodable {
         self.joinedRequests = 0
     }
 
-    /// Keeps `message`, dropping the oldest error beyond `limit`.
-    mutating func recordError(_ message: String, at date: Date, limit: Int) {
-        errorsTotal += 1
-        errors.append(ErrorRecord(at: date, message: message))
-        if errors.count > limit { errors.removeFirst(errors.count - limit) }
-    }
-
     enum CodingKeys: String, CodingKey {
         case id, kind, trigger, state, counts, failure
         case startedAt = "started_at"
