@@ -78,6 +78,20 @@ struct EventLoopTests {
         second.stop()
     }
 
+    @Test func theSerialExecutorIsOneObjectWhicheverThreadAsksFirst() async {
+        // A fresh loop asked for its executor by many threads at once: a lazily created
+        // executor could be created twice (and the loser's actors would check a different one).
+        let loop = EventLoop(name: "executor-loop")
+        let identities = await withTaskGroup(of: ObjectIdentifier.self) { group in
+            for _ in 0..<16 {
+                group.addTask { await Thread.runDetached { ObjectIdentifier(loop.serialExecutor) } }
+            }
+            return await group.reduce(into: Set<ObjectIdentifier>()) { $0.insert($1) }
+        }
+        #expect(identities.count == 1)
+        loop.stop()
+    }
+
     @Test func runExecutesOnTheLoop() async {
         let loop = EventLoop(name: "run-loop")
         let onLoop = await loop.run { [loop] in loop.inLoop }
