@@ -14,6 +14,7 @@ let package = Package(
         .library(name: "Runtime", targets: ["Runtime"]),
         .library(name: "Actors", targets: ["Actors"]),
         .library(name: "ChatService", targets: ["ChatService"]),
+        .library(name: "StubUpstream", targets: ["StubUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -126,7 +127,23 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
+        // The stub upstream: a fault-injecting stand-in for the upstream participants API and its
+        // synthetic dataset, run as `chat-service stub-upstream` and used in-process by the tests
+        // and the benchmarks. Beside ChatService under Sources/Main because, like it, it is a
+        // program the executable runs over Actors and Runtime; not part of production's wiring.
+        .target(
+            name: "StubUpstream",
+            dependencies: [
+                "Runtime",
+                "Actors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Main/StubUpstream",
+            swiftSettings: strictSettings
+        ),
+
+        // Configuration and wiring; testable, so the executable stays thin.
         .target(
             name: "ChatService",
             dependencies: [
@@ -148,6 +165,7 @@ let package = Package(
             name: "CLI",
             dependencies: [
                 "ChatService",
+                "StubUpstream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Main/CLI",
@@ -174,7 +192,7 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
+                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
@@ -182,7 +200,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
             ],
             swiftSettings: strictSettings
         ),
@@ -191,7 +209,7 @@ let package = Package(
         .testTarget(
             name: "GRPCTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
+                "Runtime", "Actors", "ChatService", "StubUpstream", "GRPCFrontend", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -204,7 +222,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "FaultInjection",
+                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "FaultInjection",
             ],
             swiftSettings: strictSettings
         ),

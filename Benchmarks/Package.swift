@@ -20,7 +20,7 @@ let rootIdentity = root.lastPathComponent.lowercased()
 
 /// The root package's `Runtime` module is renamed `ChatRuntime` here: package-benchmark imports
 /// the toolchain's own `Runtime` module (backtraces) when it can, and would find ours instead.
-/// A target that imports it lists the `Runtime` product next to `Actors` and `ChatService` and
+/// A target that imports it lists the `Runtime` product next to `Actors` and `StubUpstream` and
 /// writes `import ChatRuntime`.
 func chatService(_ product: String) -> Target.Dependency {
     .product(name: product, package: rootIdentity, moduleAliases: ["Runtime": "ChatRuntime"])
@@ -40,7 +40,7 @@ let package = Package(
         // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
         .executableTarget(
             name: "BenchBatchWrite",
-            dependencies: [chatService("Runtime"), chatService("Actors"), chatService("ChatService")],
+            dependencies: [chatService("Runtime"), chatService("Actors"), chatService("StubUpstream")],
             path: "Sources/BenchBatchWrite",
             swiftSettings: settings
         ),
@@ -49,10 +49,10 @@ let package = Package(
 
 // One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
 for (name, products) in [
-    ("Codec", ["Actors", "ChatService"]),
-    ("RESP", ["Runtime", "Actors", "ChatService"]),
+    ("Codec", ["Actors", "StubUpstream"]),
+    ("RESP", ["Runtime", "Actors", "StubUpstream"]),
     ("Supervisor", ["Actors"]),
-    ("L1Cache", ["Actors", "ChatService"]),
+    ("L1Cache", ["Actors", "StubUpstream"]),
 ] {
     package.targets.append(
         .executableTarget(

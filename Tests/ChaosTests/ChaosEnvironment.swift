@@ -4,6 +4,7 @@ import FaultInjection
 import Foundation
 import Logging
 import Runtime
+import StubUpstream
 import TestSupport
 
 /// What one chaos scenario runs against: a real redis-server behind a ``FaultProxy``, the stub

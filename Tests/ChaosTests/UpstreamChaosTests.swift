@@ -1,6 +1,6 @@
-import ChatService
 import FaultInjection
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 

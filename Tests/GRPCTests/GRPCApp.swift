@@ -8,6 +8,7 @@ import Logging
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import StubUpstream
 import Synchronization
 import Testing
 import TestSupport

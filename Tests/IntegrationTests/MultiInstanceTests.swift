@@ -1,8 +1,8 @@
 import Actors
-import ChatService
 import Foundation
 import Logging
 import Runtime
+import StubUpstream
 import Testing
 import TestSupport
 

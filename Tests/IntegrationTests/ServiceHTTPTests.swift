@@ -5,6 +5,7 @@ import Logging
 import Prometheus
 import Runtime
 import ServiceLifecycle
+import StubUpstream
 import Testing
 import TestSupport
 

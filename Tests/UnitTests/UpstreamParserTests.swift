@@ -1,6 +1,6 @@
-import ChatService
 import Foundation
 import Runtime
+import StubUpstream
 import Testing
 
 @testable import Actors
