@@ -172,11 +172,17 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Shared test helpers: real redis-server processes, the service as a subprocess, the
-        // read-load generator.
+        // Shared test helpers: real redis-server processes, the whole service in-process
+        // (InProcessService, with the stub upstream) and as a subprocess (ServiceProcess), the
+        // waits, the read-load generator.
         .target(
             name: "TestSupport",
-            dependencies: ["Runtime"],
+            dependencies: [
+                "Runtime", "Actors", "ChatService", "GRPCFrontend", "StubUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),

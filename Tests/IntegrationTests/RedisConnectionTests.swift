@@ -334,16 +334,6 @@ func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escapi
     return nil
 }
 
-/// Polls `condition` every few milliseconds for at most `timeout`.
-func eventually(within timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
-}
-
 extension RedisConnection {
     /// `send` as a value, for tasks that collect outcomes.
     func result(of command: RedisCommand) async -> Result<RESPValue, RedisError> {

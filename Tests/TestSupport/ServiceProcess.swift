@@ -99,13 +99,3 @@ public func httpRequest(
     }
     return (http.statusCode, String(decoding: data, as: UTF8.self))
 }
-
-/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
-public func eventually(timeout: Duration, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    repeat {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    } while ContinuousClock.now < deadline
-    return await condition()
-}
