@@ -114,16 +114,18 @@ enum ChaosScenario {
         switch fault.target {
         case .redis:
             bound = environment.redisRecoveryBound
-            _ = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
+            let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().healthRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = load.figures().healthRecovery(after: faultEnded).map { $0.milliseconds / 1000 }
+            record.recoverySeconds = recovered
+                ? load.figures().healthRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         case .upstream:
             bound = UpstreamClient.Settings().breakerOpenDuration + environment.configuration.participants.maxAPITimeout
-            _ = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
+            let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().upstreamRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = load.figures().upstreamRecovery(after: faultEnded).map { $0.milliseconds / 1000 }
+            record.recoverySeconds = recovered
+                ? load.figures().upstreamRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         }
         record.recoveryBoundSeconds = bound.milliseconds / 1000
         if let recovery = record.recoverySeconds {

@@ -145,10 +145,11 @@ extension ChaosSuite {
                 _ = await load.stop()
                 return
             }
-            _ = await eventually(timeout: .seconds(30)) {
+            let underWay = await eventually(timeout: .seconds(30)) {
                 let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)", port: survivorPort).json
                 return ((job["counts"] as? [String: Any])?["batches_done"] as? Int ?? 0) >= 3
             }
+            record.check(underWay, "the full refresh had not done 3 batches within 30 s before the kill")
             let killed = ContinuousClock.now
             leader.signal(SIGKILL)
             _ = await leader.waitForExit(timeout: .seconds(5))

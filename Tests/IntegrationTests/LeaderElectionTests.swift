@@ -20,7 +20,7 @@ struct LeaderElectionTests {
         let supervisorTask: Task<Void, any Error>
         let electorTask: Task<Void, Never>
 
-        init(_ name: String, redis: RedisServer, ttl: Duration) async {
+        init(_ name: String, redis: RedisServer, ttl: Duration) async throws {
             loop = EventLoop(name: "election-\(name)")
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
@@ -34,7 +34,7 @@ struct LeaderElectionTests {
             let elector = elector
             supervisorTask = Task { try await supervisor.run() }
             electorTask = Task { await elector.run() }
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         var lease: LeaderLease? {
@@ -46,7 +46,7 @@ struct LeaderElectionTests {
             electorTask.cancel()
             supervisorTask.cancel()
             await electorTask.value
-            _ = await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped }
+            #expect(await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped })
             loop.stop()
         }
 
@@ -66,12 +66,12 @@ struct LeaderElectionTests {
     /// Waits until exactly one of `nodes` leads; returns it.
     static func soleLeader(of nodes: [Node], timeout: Duration = .seconds(10)) async -> Node? {
         var leader: Node?
-        _ = await eventually(timeout: timeout) {
+        let found = await eventually(timeout: timeout) {
             let leading = await leaders(nodes)
             leader = leading.count == 1 ? leading[0] : nil
             return leader != nil
         }
-        return leader
+        return found ? leader : nil
     }
 
     @Test func oneLeaderAtATimeAndTheNextTakesOverWithinTheTTLWhenItDies() async throws {
@@ -81,7 +81,7 @@ struct LeaderElectionTests {
         // miss a renewal by accident, which a 1 s TTL allowed.
         let ttl = Duration.seconds(3)
         var nodes: [Node] = []
-        for name in ["a", "b", "c"] { nodes.append(await Node(name, redis: redis, ttl: ttl)) }
+        for name in ["a", "b", "c"] { nodes.append(try await Node(name, redis: redis, ttl: ttl)) }
 
         let first = try #require(await Self.soleLeader(of: nodes))
         let firstLease = try #require(await first.lease)
@@ -120,7 +120,7 @@ struct LeaderElectionTests {
     @Test func aLeaderWhoseLockWasTakenStepsDownAtItsNextRenewal() async throws {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
-        let node = await Node("a", redis: redis, ttl: .seconds(3))
+        let node = try await Node("a", redis: redis, ttl: .seconds(3))
         #expect(await eventually(timeout: .seconds(5)) { await node.lease != nil })
         // Someone else holds the lock now (e.g. after a partition healed).
         _ = try await redis.cli("SET", "participants:v1:sync:leader", "intruder:1", "PX", "60000")
@@ -136,7 +136,7 @@ struct LeaderElectionTests {
         let redis = try await RedisServer.start(extraConfig: ["appendonly yes", "appendfsync always"])
         defer { redis.cleanup() }
         let ttl = Duration.seconds(1)
-        let nodes = [await Node("a", redis: redis, ttl: ttl), await Node("b", redis: redis, ttl: ttl)]
+        let nodes = [try await Node("a", redis: redis, ttl: ttl), try await Node("b", redis: redis, ttl: ttl)]
         let leader = try #require(await Self.soleLeader(of: nodes))
         let fence = try #require(await leader.lease?.fence)
 

@@ -77,11 +77,12 @@ struct MultiProcessSyncTests {
 
         // One leader at a time, the same for both.
         var leaderName: String?
-        _ = await eventually(timeout: .seconds(15)) {
+        let oneLeads = await eventually(timeout: .seconds(15)) {
             let leading = await Self.leaders(instances)
             leaderName = leading.count == 1 ? leading[0] : nil
             return leaderName != nil
         }
+        try #require(oneLeads, "no sole leader within 15 s")
         let leader = try #require(instances.first { $0.name == leaderName })
         let other = try #require(instances.first { $0.name != leaderName })
         for _ in 0..<4 {
@@ -103,10 +104,11 @@ struct MultiProcessSyncTests {
         let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
         #expect(tookOver, "log:\n\(other.process.output().suffix(4000))")
         var job: [String: Any] = [:]
-        _ = await eventually(timeout: .seconds(90)) {
+        let ended = await eventually(timeout: .seconds(90)) {
             job = await other.admin("GET", "/internal/participants/refresh/\(jobID)")
             return (job["state"] as? String).map { $0 != "running" && $0 != "queued" } ?? false
         }
+        try #require(ended, "the refresh had not ended within 90 s: \(job)")
         #expect(job["state"] as? String == "completed", "job \(job)")
         let counts = job["counts"] as? [String: Any]
         #expect(counts?["chats_refreshed"] as? Int == chats)

@@ -67,7 +67,7 @@ struct ParticipantsReadPathTests {
             let coordinator = coordinator
             coordinatorTask = Task { try await coordinator.run() }
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: lazyUpdate)
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         func close() async {

@@ -54,7 +54,8 @@ struct ServiceBinaryTests {
         let base = "http://127.0.0.1:\(httpPort)"
         let ready = await eventually(timeout: .seconds(20)) { await httpGet("\(base)/ready")?.status == 200 }
         #expect(ready, "log:\n\(service.output())")
-        _ = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        let ok = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        #expect(ok, "/health never said ok; log:\n\(service.output())")
         let metrics = await httpGet("\(base)/metrics")
         #expect(metrics?.status == 200)
         #expect(metrics?.body.contains("redis_state") == true)

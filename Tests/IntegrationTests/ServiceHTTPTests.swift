@@ -165,7 +165,7 @@ struct ServiceHTTPTests {
             redisConfig: ["appendonly yes", "appendfsync always"])
         await app.stub.updateFaults { $0.latency = .milliseconds(40) }
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
-        _ = await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 }
+        try #require(await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 })
         let firstFence = try #require(await app.coordination()["fence"] as? Int)
         let cached = try #require(try await app.redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
             .split(separator: "\n").first.map { String($0.dropFirst("participants:v1:{".count).dropLast()) })

@@ -35,7 +35,7 @@ struct SharedRunsTests {
             runs = SharedRuns(supervisor: supervisor, settings: settings, errorLimit: 5)
             let supervisor = supervisor
             supervisorTask = Task { try await supervisor.run() }
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         func stream(as consumer: String, claimMinIdle: Duration = .seconds(60)) -> BatchStream {
@@ -58,7 +58,7 @@ struct SharedRunsTests {
 
         func close() async {
             supervisorTask.cancel()
-            _ = await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped }
+            #expect(await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped })
             loop.stop()
             redis.cleanup()
         }
