@@ -79,6 +79,8 @@ enum ChaosScenario {
         loadSettings.requestsPerSecondPerWorker = options.requestsPerSecondPerWorker
         let load = LoadGenerator(settings: loadSettings)
         load.start()
+        // The calm phase before the fault is part of the scenario (its reads are the baseline
+        // the report compares against), not a wait for anything.
         try await Task.sleep(for: options.calmPeriod)
         record.rssBeforeKilobytes = environment.residentKilobytes()
         await environment.bumpAllChats()
@@ -98,12 +100,14 @@ enum ChaosScenario {
         if options.fullRun {
             // Half-way: the full run fills L1 with every chat, so cold reads meet the fault
             // alone first.
+            // Within the fault, which lasts its set duration.
             try await Task.sleep(until: faultStarted + fault.duration / 2)
             let reply = await environment.admin("POST", "/internal/participants/refresh")
             jobID = reply.json["job_id"] as? String
             record.check(reply.status == 202 && jobID != nil, "the full refresh was not accepted during the fault: \(reply.status)")
         }
         let faultDeadline = faultStarted + fault.duration
+        // The fault is held for its duration: that is the fault injected.
         if faultDeadline > ContinuousClock.now { try await Task.sleep(until: faultDeadline) }
         record.failures += try await end()
         let faultEnded = ContinuousClock.now
@@ -155,6 +159,7 @@ enum ChaosScenario {
         record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
         record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
 
+        // The calm phase after the fault, measured like the one before it.
         try await Task.sleep(for: options.calmPeriod)
         let figures = await load.stop()
         record.take(figures)

@@ -33,7 +33,9 @@ extension ChaosSuite {
             loadSettings.requestTimeout = .seconds(5)
             let load = LoadGenerator(settings: loadSettings)
             load.start()
-            try await Task.sleep(for: .seconds(1))
+            // The resident size under load: once the load has made its first hundred reads.
+            let loaded = await eventually(timeout: .seconds(30)) { load.figures().hot().requests >= 100 }
+            record.check(loaded, "the load generator made no 100 reads within 30 s")
             record.rssBeforeKilobytes = environment.residentKilobytes()
             await environment.bumpAllChats()
             // Slow batches, so SIGTERM finds some in flight and some queued.

@@ -202,7 +202,7 @@ struct GracefulDrainTests {
             for _ in 0..<200 where readyWhileDraining == nil {
                 try idle.send("GET /ready HTTP/1.1\r\nHost: t\r\n\r\n")
                 let reply = try await offloadBlocking { try idle.readResponse() }
-                if reply.status == 503 { readyWhileDraining = reply } else { try await Task.sleep(for: .milliseconds(10)) }
+                if reply.status == 503 { readyWhileDraining = reply } else { try await Task.sleep(for: .milliseconds(10)) }  // polls /ready
             }
             let draining = try #require(readyWhileDraining, "/ready never answered 503 while the slow request was in flight")
             #expect(draining.bodyText.contains(#""draining""#))

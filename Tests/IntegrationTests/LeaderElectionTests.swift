@@ -88,12 +88,12 @@ struct LeaderElectionTests {
         #expect(firstLease.fence == 1)
         #expect(firstLease.value.hasPrefix("\(first.elector.instanceID):"))
         #expect(try await redis.cli("GET", "participants:v1:sync:leader") == firstLease.value)
-        // Renewed: still the one leader well past several TTLs, with the same fence.
-        for _ in 0..<6 {
-            try await Task.sleep(for: .milliseconds(500))
-            let leading = await Self.leaders(nodes)
-            #expect(leading.count == 1 && leading.first === first)
-        }
+        // Renewed: through four renewals (more than a TTL) the lock keeps its one holder, which
+        // still leads alone with the same fence.
+        let held = await redis.watchLeaderLock(renewals: 4)
+        #expect(held == [firstLease.value])
+        let leading = await Self.leaders(nodes)
+        #expect(leading.count == 1 && leading.first === first)
         #expect(await first.lease?.fence == 1)
 
         // The leader dies without releasing: another takes over once the lock expires.
@@ -143,12 +143,19 @@ struct LeaderElectionTests {
         await redis.kill()
         // The leader cannot renew: it gives the lease up once the TTL has passed.
         #expect(await eventually(timeout: ttl * 5) { await Self.leaders(nodes).isEmpty })
-        try await Task.sleep(for: .milliseconds(300))
+        // Every node has given Redis up (its retries spent), so every acquisition fails at once;
+        // nobody leads meanwhile.
+        #expect(await eventually(timeout: .seconds(10)) {
+            for node in nodes where await node.supervisor.state != .unavailable { return false }
+            return true
+        })
         #expect(await Self.leaders(nodes).isEmpty)
 
         try await redis.restart()
         let next = try #require(await Self.soleLeader(of: nodes, timeout: .seconds(15)))
-        #expect(try #require(await next.lease?.fence) > fence)
+        // Exactly one acquisition since the outage (the fence survived it, AOF): nobody took the
+        // lock while Redis was away.
+        #expect(try #require(await next.lease?.fence) == fence + 1)
         for node in nodes { await node.shutdown() }
     }
 }

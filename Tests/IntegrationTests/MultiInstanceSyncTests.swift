@@ -118,10 +118,11 @@ struct MultiInstanceSyncTests {
             #expect(leader?["fence"] as? Int == firstFence)
             #expect(await instance.coordination()["instance_id"] as? String == instance.instanceID)
         }
-        for _ in 0..<5 {
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(await cluster.leaders().map(\.instanceID) == [first.instanceID])
-        }
+        // Through three renewals (a whole TTL) the lock keeps its holder, which alone leads.
+        let held = try #require(await cluster.redis.watchLeaderLock(renewals: 3))
+        #expect(held.count == 1 && held.first?.hasPrefix("\(first.instanceID):") == true, "\(held)")
+        #expect(await cluster.leaders().map(\.instanceID) == [first.instanceID])
+        #expect(await first.coordination()["fence"] as? Int == firstFence)
 
         let died = ContinuousClock.now
         await first.kill()
@@ -173,6 +174,7 @@ struct MultiInstanceSyncTests {
         // stream taken by the others); then upstream is released for a while and hung again.
         var heldByTheLeader = 0
         for _ in 0..<20 {
+            // The fault: upstream hangs for 300 ms, then answers again for 300 ms.
             await cluster.stub.updateFaults { $0.hang = true }
             try await Task.sleep(for: .milliseconds(300))
             heldByTheLeader = try await cluster.pending(of: leader)

@@ -85,11 +85,14 @@ struct MultiProcessSyncTests {
         try #require(oneLeads, "no sole leader within 15 s")
         let leader = try #require(instances.first { $0.name == leaderName })
         let other = try #require(instances.first { $0.name != leaderName })
-        for _ in 0..<4 {
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(await Self.leaders(instances) == [leader.name])
-            #expect((await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name)
-        }
+        // Through three renewals (a whole TTL) the lock keeps its holder, which alone leads, and
+        // the other process names it.
+        let held = try #require(await redis.watchLeaderLock(renewals: 3))
+        #expect(held.count == 1 && held.first?.hasPrefix("\(leader.name):") == true, "\(held)")
+        #expect(await Self.leaders(instances) == [leader.name])
+        #expect(await eventually(timeout: .seconds(5)) {
+            (await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name
+        })
 
         // A full refresh asked of the follower, produced by the leader, processed by both.
         let jobID = try #require(await other.admin("POST", "/internal/participants/refresh")["job_id"] as? String)

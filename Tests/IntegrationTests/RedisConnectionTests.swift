@@ -320,6 +320,7 @@ func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escapi
         continuation.finish()
     }
     let timer = Task {
+        // The bound itself, not a wait for something to happen.
         try? await Task.sleep(for: timeout)
         continuation.yield(nil)
         continuation.finish()

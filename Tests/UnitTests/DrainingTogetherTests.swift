@@ -27,7 +27,7 @@ struct DrainingTogetherTests {
             let deadline = ContinuousClock.now + timeout
             while seen.withLock({ $0 }) < expected {
                 guard ContinuousClock.now < deadline else { return false }
-                try? await Task.sleep(for: .milliseconds(5))
+                try? await Task.sleep(for: .milliseconds(5))  // the poll interval
             }
             return true
         }
@@ -74,6 +74,7 @@ struct DrainingTogetherTests {
 
         func run() async throws {
             do {
+                // Runs until cancelled; the 30 s only bound a test that would never cancel it.
                 try await Task.sleep(for: .seconds(30))
             } catch {
                 cancelled.update { $0 = true }

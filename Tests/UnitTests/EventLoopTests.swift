@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import Runtime
 
@@ -58,10 +59,10 @@ struct EventLoopTests {
         loop.stop()
     }
 
-    @Test func jobsEnqueuedAfterStopStillRun() async {
+    @Test func jobsEnqueuedAfterStopStillRun() async throws {
         let loop = EventLoop(name: "stopped-loop")
         loop.stop()
-        try? await Task.sleep(for: .milliseconds(20))
+        try #require(await eventually(timeout: .seconds(5)) { loop.hasEndedDispatch })
         let counter = Counter(loop: loop)
         #expect(await counter.increment() == 1)
     }

@@ -202,6 +202,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// Whether libevent dispatch has ended after ``stop()``: jobs enqueued from now on take the
+    /// late path (see "Jobs enqueued after stop"). For tests that must reach that path.
+    var hasEndedDispatch: Bool { queue.withLock { $0.dispatchEnded } }
 }
 
 extension Array {
