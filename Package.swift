@@ -200,6 +200,7 @@ let package = Package(
             dependencies: [
                 "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
@@ -207,6 +208,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),

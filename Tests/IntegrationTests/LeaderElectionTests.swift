@@ -1,4 +1,6 @@
 import Logging
+import ServiceLifecycleTestKit
+import Synchronization
 import Testing
 import TestSupport
 
@@ -12,13 +14,16 @@ import TestSupport
 struct LeaderElectionTests {
     static let logger = Logger(label: "test.election")
 
-    /// One instance's supervisor and elector on their own loop.
+    /// One instance's supervisor and elector on their own loop. The elector runs under
+    /// ServiceLifecycleTestKit's graceful-shutdown manager, so ``shutdown()`` is the graceful
+    /// shutdown a ServiceGroup gives it on SIGTERM.
     final class Node: Sendable {
         let loop: EventLoop
         let supervisor: RedisSupervisor
         let elector: LeaderElector
         let supervisorTask: Task<Void, any Error>
         let electorTask: Task<Void, Never>
+        private let shutdownTrigger = TriggerBox()
 
         init(_ name: String, redis: RedisServer, ttl: Duration) async throws {
             loop = EventLoop(name: "election-\(name)")
@@ -33,7 +38,13 @@ struct LeaderElectionTests {
             let supervisor = supervisor
             let elector = elector
             supervisorTask = Task { try await supervisor.run() }
-            electorTask = Task { await elector.run() }
+            let shutdownTrigger = shutdownTrigger
+            electorTask = Task {
+                await testGracefulShutdown { trigger in
+                    shutdownTrigger.value.withLock { $0 = trigger }
+                    await elector.run()
+                }
+            }
             try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
@@ -50,11 +61,18 @@ struct LeaderElectionTests {
             loop.stop()
         }
 
-        /// Shuts down gracefully: releases the lock first.
-        func shutdown() async {
-            await elector.release()
+        /// Shuts down gracefully: the elector releases the lock and returns, then the rest stops.
+        func shutdown() async throws {
+            try #require(await eventually(timeout: .seconds(5)) { self.shutdownTrigger.value.withLock { $0 != nil } })
+            shutdownTrigger.value.withLock { $0 }?.triggerGracefulShutdown()
+            await electorTask.value
             await kill()
         }
+    }
+
+    /// The trigger of a node's graceful shutdown, handed out by `testGracefulShutdown`.
+    final class TriggerBox: Sendable {
+        let value = Mutex<GracefulShutdownTestTrigger?>(nil)
     }
 
     static func leaders(_ nodes: [Node]) async -> [Node] {
@@ -113,7 +131,8 @@ struct LeaderElectionTests {
         await second.kill()
         let last = try #require(survivors.first { $0 !== second })
         #expect(await eventually(timeout: .seconds(15)) { await last.lease?.fence == 3 })
-        await last.shutdown()
+        // Graceful shutdown releases the lock at once, long before its TTL would free it.
+        try await last.shutdown()
         #expect(try await redis.cli("EXISTS", "participants:v1:sync:leader") == "0")
     }
 
@@ -129,7 +148,7 @@ struct LeaderElectionTests {
         // Once free again, it leads again under a new fence.
         _ = try await redis.cli("DEL", "participants:v1:sync:leader")
         #expect(await eventually(timeout: .seconds(5)) { await node.lease?.fence == 2 })
-        await node.shutdown()
+        try await node.shutdown()
     }
 
     @Test func withoutRedisNobodyLeadsAndALeaderIsBackOnceRedisIs() async throws {
@@ -156,6 +175,6 @@ struct LeaderElectionTests {
         // Exactly one acquisition since the outage (the fence survived it, AOF): nobody took the
         // lock while Redis was away.
         #expect(try #require(await next.lease?.fence) == fence + 1)
-        for node in nodes { await node.shutdown() }
+        for node in nodes { try await node.shutdown() }
     }
 }

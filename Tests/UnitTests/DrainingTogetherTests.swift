@@ -1,5 +1,5 @@
-import Logging
 import ServiceLifecycle
+import ServiceLifecycleTestKit
 import Synchronization
 import Testing
 
@@ -89,11 +89,12 @@ struct DrainingTogetherTests {
         let together = DrainingTogether([
             DrainingService(rendezvous: rendezvous, metAll: met), DrainingService(rendezvous: rendezvous, metAll: met),
         ])
-        let group = ServiceGroup(services: [together], logger: Logger(label: "test.draining-together"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await together.run() }
+                trigger.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
         }
         // Each service waited for the other before finishing: both had the signal at once.
         #expect(met.current == [true, true])
