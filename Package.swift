@@ -11,7 +11,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "chat-service", targets: ["CLI"]),
-        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "ChatRuntime", targets: ["ChatRuntime"]),
         .library(name: "Actors", targets: ["Actors"]),
         .library(name: "ChatService", targets: ["ChatService"]),
     ],
@@ -44,13 +44,15 @@ let package = Package(
         ),
 
         // I/O substrate: event loop, Redis and HTTP plumbing. No domain words.
+        // Named ChatRuntime: the toolchain ships a module called Runtime (backtraces).
         .target(
-            name: "Runtime",
+            name: "ChatRuntime",
             dependencies: [
                 "CLibEvent",
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Sources/Runtime",
             swiftSettings: strictSettings
         ),
 
@@ -58,7 +60,7 @@ let package = Package(
         .target(
             name: "Actors",
             dependencies: [
-                "Runtime",
+                "ChatRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -107,7 +109,7 @@ let package = Package(
             name: "SQLiteChatStore",
             dependencies: [
                 "Actors",
-                "Runtime",
+                "ChatRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -130,7 +132,7 @@ let package = Package(
         .target(
             name: "ChatService",
             dependencies: [
-                "Runtime",
+                "ChatRuntime",
                 "Actors",
                 "GRPCFrontend",
                 "SQLiteChatStore",
@@ -158,7 +160,7 @@ let package = Package(
         // read-load generator.
         .target(
             name: "TestSupport",
-            dependencies: ["Runtime"],
+            dependencies: ["ChatRuntime"],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -167,14 +169,14 @@ let package = Package(
         // Glibc in a clean build, which would break TestSupport's plain-socket helpers.
         .target(
             name: "FaultInjection",
-            dependencies: ["Runtime", "CLibEvent"],
+            dependencies: ["ChatRuntime", "CLibEvent"],
             path: "Tests/FaultInjection",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
             ],
             swiftSettings: strictSettings
@@ -182,7 +184,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
             ],
             swiftSettings: strictSettings
         ),
@@ -191,7 +193,7 @@ let package = Package(
         .testTarget(
             name: "GRPCTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
+                "ChatRuntime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -204,7 +206,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "TestSupport", "FaultInjection",
+                "ChatRuntime", "Actors", "ChatService", "TestSupport", "FaultInjection",
             ],
             swiftSettings: strictSettings
         ),

@@ -3,7 +3,7 @@ import ChatService
 import FaultInjection
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import TestSupport
 
 /// What one chaos scenario runs against: a real redis-server behind a ``FaultProxy``, the stub

@@ -6,7 +6,7 @@ import GRPCFrontend
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import Prometheus
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 import Synchronization
 import Testing

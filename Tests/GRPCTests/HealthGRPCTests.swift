@@ -3,7 +3,7 @@ import Foundation
 import GRPCCore
 import GRPCFrontend
 import Prometheus
-import Runtime
+import ChatRuntime
 import Testing
 import TestSupport
 

@@ -2,7 +2,7 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import Testing
 import TestSupport
 

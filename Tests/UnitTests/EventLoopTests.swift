@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("EventLoop")
 struct EventLoopTests {

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import MetricsTestKit
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 import TestSupport
 import Testing

@@ -1,4 +1,4 @@
-import Runtime
+import ChatRuntime
 import Testing
 
 @testable import ChatService

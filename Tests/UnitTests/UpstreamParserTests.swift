@@ -1,6 +1,6 @@
 import ChatService
 import Foundation
-import Runtime
+import ChatRuntime
 import Testing
 
 @testable import Actors

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// This instance's reader of the shared batch stream: reads batches for the ``Batcher`` while it

@@ -1,6 +1,6 @@
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// Elects one leader among the instances sharing a Redis: `SET participants:v1:sync:leader

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 import Synchronization
 

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// Keeps this instance's L1 coherent with the other instances' writes: reads the invalidation

@@ -1,6 +1,6 @@
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// PINGs Redis every health-check interval while the supervisor is `ready`. A PING that fails,

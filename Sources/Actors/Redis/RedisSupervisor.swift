@@ -1,6 +1,6 @@
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// One observed change of the supervisor's state.

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Metrics
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// Plans the background sync (DESIGN §2) for every instance that shares a Redis: interval runs

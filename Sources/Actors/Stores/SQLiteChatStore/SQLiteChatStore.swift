@@ -2,7 +2,7 @@ import Actors
 import Foundation
 import GRDB
 import Logging
-import Runtime
+import ChatRuntime
 
 /// The embedded ``ChatStore``: one SQLite file (the system libsqlite3, through GRDB) in WAL
 /// mode. GRDB runs every statement on its own dispatch queues (one writer, a pool of readers),

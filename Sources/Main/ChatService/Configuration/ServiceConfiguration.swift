@@ -2,7 +2,7 @@ import Actors
 import Foundation
 import Logging
 import PostgresChatStore
-import Runtime
+import ChatRuntime
 
 /// The whole configuration of `chat-service serve`, read from the environment
 /// (see ``EnvironmentVariable/all`` for every variable, its default and meaning).

@@ -1,5 +1,5 @@
 import Logging
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 
 /// What `chat-service stub-upstream` does: serve a ``StubUpstream`` on its own event loop

@@ -3,7 +3,7 @@ import Foundation
 import GRPCFrontend
 import Logging
 import Prometheus
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 import UnixSignals
 
