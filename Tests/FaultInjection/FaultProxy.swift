@@ -1,3 +1,4 @@
+public import ChatRuntime
 import Foundation
 import CLibEvent
 import Synchronization

@@ -11,6 +11,7 @@ import ServiceLifecycle
 import Synchronization
 import Testing
 import TestSupport
+import SwiftProtobuf
 
 /// The whole service in-process (``buildServices``) against a real redis-server and the stub
 /// upstream, with gRPC on a free loopback port, called through grpc-swift's own client.

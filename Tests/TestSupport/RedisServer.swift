@@ -1,6 +1,6 @@
-import Foundation
-import Logging
-import ChatRuntime
+public import Foundation
+public import Logging
+public import ChatRuntime
 import Synchronization
 
 #if canImport(Glibc)
