@@ -4,6 +4,10 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    // As hummingbird does: a file sees only the modules it imports, and an import is internal
+    // unless it says `public import`, so a module's public API names what it exposes.
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -11,7 +15,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "chat-service", targets: ["CLI"]),
-        .library(name: "Runtime", targets: ["Runtime"]),
+        .library(name: "ChatRuntime", targets: ["ChatRuntime"]),
         .library(name: "Actors", targets: ["Actors"]),
         .library(name: "ChatService", targets: ["ChatService"]),
         .library(name: "StubUpstream", targets: ["StubUpstream"]),
@@ -45,13 +49,15 @@ let package = Package(
         ),
 
         // I/O substrate: event loop, Redis and HTTP plumbing. No domain words.
+        // Named ChatRuntime: the toolchain ships a module called Runtime (backtraces).
         .target(
-            name: "Runtime",
+            name: "ChatRuntime",
             dependencies: [
                 "CLibEvent",
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
+            path: "Sources/Runtime",
             swiftSettings: strictSettings
         ),
 
@@ -59,7 +65,7 @@ let package = Package(
         .target(
             name: "Actors",
             dependencies: [
-                "Runtime",
+                "ChatRuntime",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -108,7 +114,7 @@ let package = Package(
             name: "SQLiteChatStore",
             dependencies: [
                 "Actors",
-                "Runtime",
+                "ChatRuntime",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -134,10 +140,11 @@ let package = Package(
         .target(
             name: "StubUpstream",
             dependencies: [
-                "Runtime",
+                "ChatRuntime",
                 "Actors",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ],
             path: "Sources/Main/StubUpstream",
             swiftSettings: strictSettings
@@ -147,7 +154,7 @@ let package = Package(
         .target(
             name: "ChatService",
             dependencies: [
-                "Runtime",
+                "ChatRuntime",
                 "Actors",
                 "GRPCFrontend",
                 "SQLiteChatStore",
@@ -178,7 +185,7 @@ let package = Package(
         .target(
             name: "TestSupport",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "GRPCFrontend", "StubUpstream",
+                "ChatRuntime", "Actors", "ChatService", "GRPCFrontend", "StubUpstream",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -191,14 +198,14 @@ let package = Package(
         // Glibc in a clean build, which would break TestSupport's plain-socket helpers.
         .target(
             name: "FaultInjection",
-            dependencies: ["Runtime", "CLibEvent"],
+            dependencies: ["ChatRuntime", "CLibEvent"],
             path: "Tests/FaultInjection",
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
@@ -207,7 +214,7 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
@@ -217,7 +224,7 @@ let package = Package(
         .testTarget(
             name: "GRPCTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "StubUpstream", "GRPCFrontend", "TestSupport",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "GRPCFrontend", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -230,7 +237,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
-                "Runtime", "Actors", "ChatService", "StubUpstream", "TestSupport", "FaultInjection",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "FaultInjection",
             ],
             swiftSettings: strictSettings
         ),

@@ -14,16 +14,12 @@ let settings: [SwiftSetting] = [
 ]
 
 /// The root package's identity: SwiftPM names a path dependency after its directory (a clone
-/// or worktree may be called anything), and module aliases only apply through that identity.
+/// or worktree may be called anything).
 let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
 let rootIdentity = root.lastPathComponent.lowercased()
 
-/// The root package's `Runtime` module is renamed `ChatRuntime` here: package-benchmark imports
-/// the toolchain's own `Runtime` module (backtraces) when it can, and would find ours instead.
-/// A target that imports it lists the `Runtime` product next to `Actors` and `StubUpstream` and
-/// writes `import ChatRuntime`.
 func chatService(_ product: String) -> Target.Dependency {
-    .product(name: product, package: rootIdentity, moduleAliases: ["Runtime": "ChatRuntime"])
+    .product(name: product, package: rootIdentity)
 }
 
 let package = Package(
@@ -40,7 +36,7 @@ let package = Package(
         // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
         .executableTarget(
             name: "BenchBatchWrite",
-            dependencies: [chatService("Runtime"), chatService("Actors"), chatService("StubUpstream")],
+            dependencies: [chatService("ChatRuntime"), chatService("Actors"), chatService("StubUpstream")],
             path: "Sources/BenchBatchWrite",
             swiftSettings: settings
         ),
@@ -50,7 +46,7 @@ let package = Package(
 // One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
 for (name, products) in [
     ("Codec", ["Actors", "StubUpstream"]),
-    ("RESP", ["Runtime", "Actors", "StubUpstream"]),
+    ("RESP", ["ChatRuntime", "Actors", "StubUpstream"]),
     ("Supervisor", ["Actors"]),
     ("L1Cache", ["Actors", "StubUpstream"]),
 ] {

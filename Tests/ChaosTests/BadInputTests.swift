@@ -3,7 +3,7 @@ import ChatService
 import Foundation
 import Logging
 import Prometheus
-import Runtime
+import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
 import Testing

@@ -3,7 +3,7 @@ import ChatService
 import FaultInjection
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import StubUpstream
 import TestSupport
 

@@ -1,6 +1,6 @@
 import FaultInjection
 import Foundation
-import Runtime
+import ChatRuntime
 import Testing
 import TestSupport
 

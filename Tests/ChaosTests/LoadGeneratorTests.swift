@@ -1,6 +1,6 @@
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import Synchronization
 import Testing
 import TestSupport

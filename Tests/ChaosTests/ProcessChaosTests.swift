@@ -1,5 +1,6 @@
 import ChatService
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 

@@ -1,7 +1,7 @@
 import Foundation
 import CLibEvent
 
-@testable import Runtime
+@testable import ChatRuntime
 
 /// One end of a proxied connection: the client that connected to the proxy, or the target the
 /// proxy connected to for it.

@@ -9,6 +9,7 @@ import StubUpstream
 import Synchronization
 import Testing
 import TestSupport
+import SwiftProtobuf
 
 /// The gRPC tests' view of the whole service: ``InProcessService`` (the one whole-service
 /// fixture) with the gRPC API on a free loopback port, called through grpc-swift's own client,

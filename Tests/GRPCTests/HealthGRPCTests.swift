@@ -5,6 +5,8 @@ import GRPCFrontend
 import StubUpstream
 import Testing
 import TestSupport
+import ServiceLifecycle
+import SwiftProtobuf
 
 /// `grpc.health.v1.Health` over loopback, graceful shutdown with the rest of the service group,
 /// a port in use, and GRPC_ENABLED.

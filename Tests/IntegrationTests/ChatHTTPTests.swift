@@ -1,6 +1,7 @@
 import Actors
 import ChatService
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 

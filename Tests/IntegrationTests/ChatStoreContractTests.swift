@@ -2,7 +2,7 @@ import Actors
 import Foundation
 import Logging
 import PostgresChatStore
-import Runtime
+import ChatRuntime
 import SQLiteChatStore
 import Testing
 import TestSupport

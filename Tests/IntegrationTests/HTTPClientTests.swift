@@ -5,7 +5,7 @@ import Testing
 
 import TestSupport
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("HTTPClient", .timeLimit(.minutes(1)))
 struct HTTPClientTests {

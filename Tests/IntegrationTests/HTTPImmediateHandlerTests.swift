@@ -5,7 +5,7 @@ import Testing
 
 import TestSupport
 
-@testable import Runtime
+@testable import ChatRuntime
 
 /// Immediate handlers: answered inside the evhttp callback on the loop thread, or declined to
 /// the route's async handler.

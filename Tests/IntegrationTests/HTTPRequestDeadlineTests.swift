@@ -3,7 +3,7 @@ import Testing
 
 import TestSupport
 
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The whole-request deadline (``ServerConnection``): what evhttp's per-byte read timeout cannot
 /// stop, and what the deadline must leave alone.

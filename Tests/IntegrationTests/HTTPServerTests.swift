@@ -5,7 +5,7 @@ import Testing
 
 import TestSupport
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("HTTPServer", .timeLimit(.minutes(1)))
 struct HTTPServerTests {

@@ -2,7 +2,7 @@ import Logging
 import TestSupport
 import Testing
 
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The memory-safety rules of ``HiredisContext``: the wrapper stays alive while hiredis may call
 /// it, is released once the context is gone, and is never freed under its own callback.

@@ -5,7 +5,7 @@ import Testing
 import TestSupport
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// Leader election against a real redis-server: one leader at a time, fencing tokens that only
 /// grow, takeover after a leader dies (within the lock's TTL), release on shutdown, and no

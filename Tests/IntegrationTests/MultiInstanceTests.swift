@@ -1,7 +1,7 @@
 import Actors
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import StubUpstream
 import Testing
 import TestSupport

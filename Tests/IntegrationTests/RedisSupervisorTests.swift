@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The supervisor against a real redis-server that is killed, frozen and restarted.
 @Suite("RedisSupervisor", .serialized, .timeLimit(.minutes(2)))

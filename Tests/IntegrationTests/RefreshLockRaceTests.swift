@@ -1,7 +1,7 @@
 import Actors
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import Synchronization
 import Testing
 import TestSupport

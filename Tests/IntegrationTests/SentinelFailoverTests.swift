@@ -1,7 +1,8 @@
 import Actors
+import ChatService
 import Foundation
 import Logging
-import Runtime
+import ChatRuntime
 import Testing
 import TestSupport
 

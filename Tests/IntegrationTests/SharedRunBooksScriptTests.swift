@@ -3,7 +3,7 @@ import Testing
 import TestSupport
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The coordination scripts keep a run's books as ``SharedRunBooks`` says: the same events
 /// (appends, settlements in any order and with any results, the producer's end) driven through

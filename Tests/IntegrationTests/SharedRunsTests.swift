@@ -4,7 +4,7 @@ import Testing
 import TestSupport
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The coordination scripts against a real redis-server: tick claims, admission, fenced
 /// appends, adoption, settlement once per batch, claims of a dead reader's batches, trimming.

@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 
 #if canImport(Glibc)
 import Glibc

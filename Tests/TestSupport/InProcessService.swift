@@ -1,12 +1,12 @@
-import Actors
-import ChatService
+public import Actors
+public import ChatService
 import Foundation
 import GRPCFrontend
-import Logging
+public import Logging
 import Prometheus
-import Runtime
-import ServiceLifecycle
-import StubUpstream
+public import ChatRuntime
+public import ServiceLifecycle
+public import StubUpstream
 import Synchronization
 
 /// One whole chat-service in this process: ``buildServices`` on an event loop of its own, its

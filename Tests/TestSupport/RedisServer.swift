@@ -1,6 +1,6 @@
-import Foundation
-import Logging
-import Runtime
+public import Foundation
+public import Logging
+public import ChatRuntime
 import Synchronization
 
 #if canImport(Glibc)

@@ -1,4 +1,4 @@
-import Actors
+public import Actors
 
 /// Every state a ``RedisSupervisor`` publishes, in order, from the moment it is made.
 public actor StateLog {

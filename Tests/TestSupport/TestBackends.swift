@@ -1,6 +1,6 @@
-import Logging
-import Runtime
-import StubUpstream
+public import Logging
+import ChatRuntime
+public import StubUpstream
 
 /// What the whole service talks to, for tests that run it in-process: a real redis-server and
 /// the stub upstream on an event loop of its own. One set can serve several instances

@@ -1,6 +1,6 @@
 import Foundation
 import MetricsTestKit
-import Runtime
+import ChatRuntime
 import Synchronization
 import TestSupport
 import Testing

@@ -1,5 +1,5 @@
 import Actors
-import Runtime
+import ChatRuntime
 import Testing
 
 @Suite("Byte equality")

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The pure parts of multi-instance coordination: the invalidation stream's entry format, where
 /// to resume reading it after an outage, stream ids, sentinel addresses and replies.

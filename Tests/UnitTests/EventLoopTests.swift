@@ -3,7 +3,7 @@ import Synchronization
 import Testing
 import TestSupport
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("EventLoop")
 struct EventLoopTests {

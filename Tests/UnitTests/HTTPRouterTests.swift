@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("HTTPRouter", .timeLimit(.minutes(1)))
 struct HTTPRouterTests {

@@ -2,7 +2,7 @@ import ChatService
 import Foundation
 import Logging
 import Prometheus
-import Runtime
+import ChatRuntime
 import Testing
 import TestSupport
 

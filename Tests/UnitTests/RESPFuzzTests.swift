@@ -2,7 +2,7 @@ import CHiredis
 import Testing
 
 @testable import Actors
-@testable import Runtime
+@testable import ChatRuntime
 
 /// The reply path the connection uses (hiredis' reader, then ``RESPValue/init(reply:)``) fed
 /// generated, split, truncated and mutated byte streams: values round-trip whatever the chunking,

@@ -2,7 +2,7 @@ import Actors
 import CHiredis
 import Testing
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("RESPValue")
 struct RESPValueTests {

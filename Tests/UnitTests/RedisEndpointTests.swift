@@ -1,6 +1,6 @@
 import Testing
 
-@testable import Runtime
+@testable import ChatRuntime
 
 @Suite("RedisEndpoint")
 struct RedisEndpointTests {

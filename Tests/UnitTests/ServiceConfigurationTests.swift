@@ -1,7 +1,10 @@
-import Runtime
+import ChatRuntime
 import Testing
 
 @testable import ChatService
+import Actors
+import Foundation
+import Logging
 
 @Suite("ServiceConfiguration")
 struct ServiceConfigurationTests {

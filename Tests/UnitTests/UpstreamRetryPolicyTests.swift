@@ -1,6 +1,6 @@
 import Foundation
 import MetricsTestKit
-import Runtime
+import ChatRuntime
 import Testing
 
 @testable import Actors

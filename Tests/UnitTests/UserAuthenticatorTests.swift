@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 import Testing
 
 @testable import Actors

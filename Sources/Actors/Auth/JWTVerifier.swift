@@ -1,5 +1,5 @@
 import Crypto
-import Foundation
+public import Foundation
 
 /// Verifies HS256 JSON Web Tokens (RFC 7519) for user requests to `/v1/*`.
 ///

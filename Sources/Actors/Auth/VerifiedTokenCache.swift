@@ -1,4 +1,5 @@
 import Synchronization
+import Foundation
 
 /// User tokens that passed ``JWTVerifier`` recently, with the time window in which they stay
 /// acceptable, so a client sending the same token on every request pays one hash lookup instead

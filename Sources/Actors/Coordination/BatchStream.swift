@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 
 /// The shared batch stream `participants:v1:sync:batches` and its consumer group `batchers`:
 /// reading without `BLOCK` on the shared connection (``BlockingStreamReader`` blocks on its own), claiming what dead

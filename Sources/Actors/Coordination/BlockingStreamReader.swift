@@ -1,5 +1,5 @@
 import Logging
-import Runtime
+import ChatRuntime
 
 /// `XREADGROUP ... BLOCK` on a connection of its own, so that an idle reader of the batch stream
 /// learns of the next append of any instance at once instead of polling. A blocking command

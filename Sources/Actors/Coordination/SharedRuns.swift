@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 
 /// The runs every instance sees: records, admission, tick claims, fenced appends to the batch
 /// stream and batch settlement, all as scripts on Redis (see ``CoordinationScripts``). Holds no

@@ -1,4 +1,4 @@
-import Runtime
+import ChatRuntime
 
 /// One stream entry as Redis returned it.
 struct StreamEntry: Sendable, Hashable {

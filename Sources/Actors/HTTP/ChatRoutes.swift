@@ -1,6 +1,6 @@
 import Foundation
-import Logging
-import Runtime
+public import Logging
+import ChatRuntime
 
 /// The chat API (issue 8): a thin mapping of HTTP onto ``ChatCore``. Every route takes a user
 /// JWT; the token's `sub` is the acting user. Errors are `{"error": {"code", "message"}}`.

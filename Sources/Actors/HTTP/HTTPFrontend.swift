@@ -1,8 +1,8 @@
 import Foundation
-import Logging
+public import Logging
 import Metrics
-import Runtime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 import Synchronization
 
 /// One route another component contributes to the frontend.

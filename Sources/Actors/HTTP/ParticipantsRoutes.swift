@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 
 /// What the operator routes need from the sync layer (the Scheduler), as closures so the
 /// routes do not depend on how runs are organised.

@@ -1,5 +1,5 @@
 import Foundation
-import Runtime
+import ChatRuntime
 
 /// Serializes ``ParticipantsEntry`` for Redis and for HTTP responses.
 ///

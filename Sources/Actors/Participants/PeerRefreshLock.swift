@@ -1,4 +1,4 @@
-import Runtime
+import ChatRuntime
 
 /// The per-chat refresh lock shared by the instances (`participants:v1:{<chat>}:lock`): the
 /// instance that takes it calls upstream, the others wait and read the result from Redis.

@@ -1,4 +1,4 @@
-import Runtime
+import ChatRuntime
 
 /// Helpers for encoders that size their output first and write it with a ``ByteArrayWriter``:
 /// strings that need no escaping (nearly all) are copied as they are; one that does sends the

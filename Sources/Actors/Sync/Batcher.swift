@@ -1,8 +1,8 @@
 import Foundation
-import Logging
-import Metrics
-import Runtime
-import ServiceLifecycle
+public import Logging
+public import Metrics
+public import ChatRuntime
+public import ServiceLifecycle
 import Synchronization
 
 /// Refreshes batches of chats: per batch one upstream `batchGet` and one `storeBatch` (one

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import Synchronization
 
 /// A test clock: time stands still until a test moves it with ``advance(by:)`` or ``set(_:)``.

@@ -1,4 +1,4 @@
-import Runtime
+import ChatRuntime
 
 /// Bodies that break the participants contract, one kind at a time, for the malformed fault.
 enum StubMalformedBodies {

@@ -1,5 +1,5 @@
 import Actors
-import Runtime
+import ChatRuntime
 
 /// The admin routes: read the counts, change the faults and the data at run time. Never
 /// faulty, never behind the token (the stub listens on loopback unless told otherwise).

@@ -1,5 +1,5 @@
 import CLibEvent
-import Logging
+public import Logging
 
 /// An HTTP/1.1 client on libevent's evhttp, for one upstream base URL, running on one
 /// ``EventLoop``.

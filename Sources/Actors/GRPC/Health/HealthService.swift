@@ -1,5 +1,6 @@
-import GRPCCore
+public import GRPCCore
 import Synchronization
+import SwiftProtobuf
 
 /// The standard `grpc.health.v1.Health` service (Check, List, Watch), written against the
 /// vendored proto/grpc/health/v1/health.proto because grpc-swift-extras, which ships one, is not

@@ -1,7 +1,7 @@
-import GRPCCore
+public import GRPCCore
 import GRPCNIOTransportHTTP2Posix
-import Logging
-import ServiceLifecycle
+public import Logging
+public import ServiceLifecycle
 import Synchronization
 
 /// The gRPC server (grpc-swift 2 over NIO's HTTP/2, plaintext) as a swift-service-lifecycle

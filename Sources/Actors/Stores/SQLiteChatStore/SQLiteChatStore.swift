@@ -1,8 +1,8 @@
-import Actors
+public import Actors
 import Foundation
 import GRDB
-import Logging
-import Runtime
+public import Logging
+import ChatRuntime
 
 /// The embedded ``ChatStore``: one SQLite file (the system libsqlite3, through GRDB) in WAL
 /// mode. GRDB runs every statement on its own dispatch queues (one writer, a pool of readers),

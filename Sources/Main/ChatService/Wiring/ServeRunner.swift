@@ -3,7 +3,7 @@ import Foundation
 import Logging
 import Metrics
 import Prometheus
-import Runtime
+import ChatRuntime
 
 /// What `chat-service serve` does once the configuration is valid: bootstrap logging and
 /// metrics, start the loop, run the services until a signal, stop the loop.
