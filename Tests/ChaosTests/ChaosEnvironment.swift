@@ -87,7 +87,7 @@ final class ChaosEnvironment: Sendable {
         ]) { $1 }
         environment.merge(settings.environment) { $1 }
         let configuration = try ServiceConfiguration(environment: environment)
-        let service = try ServiceProcess(environment: environment)
+        let service = try ServiceProcess.serve(environment: environment)
         let environmentObject = ChaosEnvironment(
             settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, stub: stub,
             upstreamProxy: upstreamProxy, service: service, httpPort: httpPort, configuration: configuration,
@@ -141,7 +141,7 @@ final class ChaosEnvironment: Sendable {
         var environment = serviceEnvironment
         environment["HTTP_PORT"] = "\(port)"
         environment["INSTANCE_ID"] = instanceID
-        let service = try ServiceProcess(environment: environment)
+        let service = try ServiceProcess.serve(environment: environment)
         let healthy = await eventually(timeout: .seconds(30)) {
             guard let reply = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(3)), reply.status == 200 else { return false }
             return Self.object(reply.body)["status"] as? String == "ok"

@@ -7,7 +7,7 @@ import TestSupport
 /// other process finishes when the leader is killed with SIGKILL in the middle of it.
 @Suite("Many chat-service processes", .serialized, .timeLimit(.minutes(3)))
 struct MultiProcessSyncTests {
-    static let adminToken = "processes-admin-token"
+    static let adminToken = TestServiceEnvironment.adminToken
 
     struct Instance {
         let name: String
@@ -30,22 +30,17 @@ struct MultiProcessSyncTests {
         }
     }
 
-    static func start(_ name: String, redisPort: Int, stubPort: Int) throws -> Instance {
-        let httpPort = freeLoopbackPort()
-        let process = try ServiceProcess(environment: [
+    static func start(_ name: String, redis: RedisServer, stubBase: String) throws -> Instance {
+        let process = try ServiceProcess.serve(environment: [
             "INSTANCE_ID": name,
-            "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
-            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms", "REDIS_MAX_RETRIES": "2",
-            "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
-            "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
+            "REDIS_URL": redis.url,
+            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms",
+            "PARTICIPANTS_API_URL": stubBase,
             "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
             "PARTICIPANTS_BATCH_SIZE": "10",
             "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
-            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "\(httpPort)",
-            "ADMIN_TOKEN": adminToken,
-            "SHUTDOWN_TIMEOUT": "3s",
         ])
-        return Instance(name: name, process: process, base: "http://127.0.0.1:\(httpPort)")
+        return Instance(name: name, process: process, base: try #require(process.httpBase))
     }
 
     static func leaders(_ instances: [Instance]) async -> [String] {
@@ -58,22 +53,17 @@ struct MultiProcessSyncTests {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
         let chats = 3000
-        let stubPort = freeLoopbackPort()
-        let stub = try ServiceProcess(
-            arguments: ["stub-upstream", "--port", "\(stubPort)", "--chats", "\(chats)", "--participants-per-chat", "2", "--latency", "100ms"],
-            environment: [:])
+        let (stub, stubBase) = try await ServiceProcess.stubUpstream([
+            "--chats", "\(chats)", "--participants-per-chat", "2", "--latency", "100ms",
+        ])
         defer { stub.signal(SIGKILL) }
-        #expect(await eventually(timeout: .seconds(20)) { await httpGet("http://127.0.0.1:\(stubPort)/admin/stats") != nil })
 
         let instances = [
-            try Self.start("process-a", redisPort: redis.port, stubPort: stubPort),
-            try Self.start("process-b", redisPort: redis.port, stubPort: stubPort),
+            try Self.start("process-a", redis: redis, stubBase: stubBase),
+            try Self.start("process-b", redis: redis, stubBase: stubBase),
         ]
         defer { for instance in instances { instance.process.signal(SIGKILL) } }
-        for instance in instances {
-            let ready = await eventually(timeout: .seconds(20)) { await httpGet(instance.base + "/ready")?.status == 200 }
-            #expect(ready, "\(instance.name) not ready; log:\n\(instance.process.output())")
-        }
+        for instance in instances { try await instance.process.waitUntilAnswering("/ready", bodyContains: nil) }
 
         // One leader at a time, the same for both.
         var leaderName: String?

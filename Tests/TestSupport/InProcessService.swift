@@ -21,8 +21,8 @@ import Synchronization
 /// stopped by ``close()``), shared with other instances (``init(backends:environment:clock:tuneCoordination:logger:readiness:)``),
 /// or none when the caller points the environment elsewhere (Sentinel).
 public final class InProcessService: Sendable {
-    public static let jwtSecret = "test-jwt-secret"
-    public static let adminToken = "test-admin-token"
+    public static let jwtSecret = TestServiceEnvironment.jwtSecret
+    public static let adminToken = TestServiceEnvironment.adminToken
     /// A valid user token (subject `alice`) for ``jwtSecret``.
     public static let userToken = mintUserToken(subject: "alice", secret: jwtSecret, validFor: .seconds(3600))
     public static let logger = Logger(label: "test.service")
@@ -37,18 +37,6 @@ public final class InProcessService: Sendable {
         /// when it does, so a test that reads after it sees its own reads cached).
         case redisAndInvalidationFeed
     }
-
-    /// Variables every instance gets unless the caller overrides them: loopback only, free
-    /// ports, the test secrets, a short shutdown, and a Redis policy that fails and recovers
-    /// quickly.
-    public static let defaultEnvironment: [String: String] = [
-        "REDIS_RETRY_DELAY": "50ms", "REDIS_MAX_RETRY_DELAY": "100ms", "REDIS_MAX_RETRIES": "2",
-        "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
-        "PARTICIPANTS_MAX_API_TIMEOUT": "3s",
-        "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
-        "JWT_SECRET": jwtSecret, "ADMIN_TOKEN": adminToken,
-        "SHUTDOWN_TIMEOUT": "3s",
-    ]
 
     public let loop: EventLoop
     public let application: ChatServiceApplication
@@ -106,7 +94,7 @@ public final class InProcessService: Sendable {
         backends: TestBackends?, owningThem: Bool, environment extra: [String: String], clock: ManualSyncClock?,
         tuneCoordination: @escaping @Sendable (inout CoordinationSettings) -> Void, logger: Logger, readiness: Readiness
     ) async throws {
-        var environment = Self.defaultEnvironment.merging(backends?.environment ?? [:]) { $1 }
+        var environment = TestServiceEnvironment.defaults.merging(backends?.environment ?? [:]) { $1 }
         // A chat store path the caller names is the caller's to remove (a restart test reopens it).
         if extra["CHAT_SQLITE_PATH"] == nil {
             let path = temporarySQLitePath()
