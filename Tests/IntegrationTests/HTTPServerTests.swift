@@ -160,11 +160,18 @@ struct HTTPServerTests {
     }
 
     @Test func keepsServingAfterClientsLeaveBeforeTheirReply() async throws {
+        let startedHandlers = Atomic<Int>(0)
         let finishedHandlers = Atomic<Int>(0)
+        // The handlers hold until the test releases them (bounded), so both clients are surely
+        // gone before their replies, however slowly a loaded machine runs.
+        let released = Atomic<Bool>(false)
         let running = try await Self.start { router in
             router.add(.GET, "/slow") { _ in
-                // The slow handler the clients walk away from.
-                try? await Task.sleep(for: .milliseconds(200))
+                startedHandlers.add(1, ordering: .relaxed)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text(String(repeating: "z", count: 64 * 1024))
             }
@@ -180,11 +187,12 @@ struct HTTPServerTests {
         }
         // One client closes gracefully, one resets, both once their handlers run and before
         // they answer.
-        try #require(await eventually { await running.server.inFlight == 2 })
+        try #require(await eventually { startedHandlers.load(ordering: .relaxed) == 2 })
         try await offloadBlocking {
             polite.close()
             rude.close(reset: true)
         }
+        released.store(true, ordering: .relaxed)
         #expect(await eventually { finishedHandlers.load(ordering: .relaxed) == 2 })
         #expect(await eventually { await running.server.inFlight == 0 })
         let after = try await Self.exchange(port, "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

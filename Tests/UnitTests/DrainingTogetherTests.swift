@@ -2,6 +2,7 @@ import ServiceLifecycle
 import ServiceLifecycleTestKit
 import Synchronization
 import Testing
+import TestSupport
 
 @testable import ChatService
 
@@ -24,12 +25,7 @@ struct DrainingTogetherTests {
 
         /// Whether all arrived within `timeout`.
         func waitForAll(timeout: Duration) async -> Bool {
-            let deadline = ContinuousClock.now + timeout
-            while seen.withLock({ $0 }) < expected {
-                guard ContinuousClock.now < deadline else { return false }
-                try? await Task.sleep(for: .milliseconds(5))  // the poll interval
-            }
-            return true
+            await eventually(timeout: timeout, every: .milliseconds(5)) { self.seen.withLock { $0 } >= self.expected }
         }
     }
 
