@@ -1,4 +1,5 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import GRPCCore
@@ -6,7 +7,6 @@ import GRPCFrontend
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import StubUpstream
-import Synchronization
 import Testing
 import TestSupport
 import SwiftProtobuf
@@ -89,8 +89,8 @@ extension InProcessService {
 
 /// What a health Watch stream delivered so far, filled by a background task.
 final class WatchLog: Sendable {
-    private let statuses = Mutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
-    private let ended = Mutex<Result<Void, RPCError>?>(nil)
+    private let statuses = AnnotatedMutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
+    private let ended = AnnotatedMutex<Result<Void, RPCError>?>(nil)
 
     var received: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] { statuses.withLock { $0 } }
     var end: Result<Void, RPCError>? { ended.withLock { $0 } }

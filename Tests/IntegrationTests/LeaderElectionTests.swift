@@ -1,6 +1,5 @@
 import Logging
 import ServiceLifecycleTestKit
-import Synchronization
 import Testing
 import TestSupport
 
@@ -72,7 +71,7 @@ struct LeaderElectionTests {
 
     /// The trigger of a node's graceful shutdown, handed out by `testGracefulShutdown`.
     final class TriggerBox: Sendable {
-        let value = Mutex<GracefulShutdownTestTrigger?>(nil)
+        let value = AnnotatedMutex<GracefulShutdownTestTrigger?>(nil)
     }
 
     static func leaders(_ nodes: [Node]) async -> [Node] {

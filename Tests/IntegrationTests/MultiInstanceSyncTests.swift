@@ -6,7 +6,6 @@ import Prometheus
 import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
-import Synchronization
 import Testing
 import TestSupport
 
@@ -23,7 +22,7 @@ struct MultiInstanceSyncTests {
     final class Cluster: Sendable {
         let backends: TestBackends
         let clock: ManualSyncClock
-        let instances: Mutex<[InProcessService]>
+        let instances: AnnotatedMutex<[InProcessService]>
 
         init(
             chats: Int, instances count: Int, clockStart: Date = Date(), environment: [String: String] = [:],
@@ -32,7 +31,7 @@ struct MultiInstanceSyncTests {
             backends = try await TestBackends.start(
                 chats: chats, participantsPerChat: 2, redisConfig: redisConfig, logger: MultiInstanceSyncTests.logger)
             clock = ManualSyncClock(now: clockStart)
-            instances = Mutex([])
+            instances = AnnotatedMutex([])
             for index in 0..<count {
                 let instance = try await InProcessService(
                     backends: backends,

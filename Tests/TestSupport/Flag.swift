@@ -1,8 +1,8 @@
-import Synchronization
+import ChatRuntime
 
 /// A flag one task sets and another polls (with ``eventually(timeout:_:)``).
 public final class Flag: Sendable {
-    private let value = Mutex(false)
+    private let value = AnnotatedMutex(false)
 
     public init() {}
 

@@ -7,7 +7,6 @@ import Prometheus
 public import ChatRuntime
 public import ServiceLifecycle
 public import StubUpstream
-import Synchronization
 
 /// One whole chat-service in this process: ``buildServices`` on an event loop of its own, its
 /// `ServiceGroup` running, HTTP and gRPC on free loopback ports, a chat store file of its own.
@@ -215,7 +214,7 @@ public final class InProcessService: Sendable {
 
 /// How a service group's run ended, shared with the task that runs it.
 private final class GroupOutcome: Sendable {
-    let value = Mutex<Result<Void, any Error>?>(nil)
+    let value = AnnotatedMutex<Result<Void, any Error>?>(nil)
 }
 
 /// A whole-service fixture that could not start or become ready.

@@ -1,3 +1,4 @@
+import ChatRuntime
 import Foundation
 public import Logging
 import Synchronization
@@ -23,7 +24,7 @@ public final class PostgresServer: Sendable {
     public let directory: String
     private let binaries: String
     private let runAsPostgres: Bool
-    private let process = Mutex<ChildProcess?>(nil)
+    private let process = AnnotatedMutex<ChildProcess?>(nil)
     private let cleanedUp = Atomic<Bool>(false)
 
     public static let startTimeout: Duration = .seconds(30)

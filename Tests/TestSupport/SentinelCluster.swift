@@ -1,3 +1,4 @@
+import ChatRuntime
 import Foundation
 public import Logging
 import Synchronization
@@ -159,7 +160,7 @@ func redisCLI(port: Int, _ arguments: [String]) async throws -> String {
 final class SentinelProcess: Sendable {
     let port: Int
     private let directory: String
-    private let process = Mutex<ChildProcess?>(nil)
+    private let process = AnnotatedMutex<ChildProcess?>(nil)
     private let cleanedUp = Atomic<Bool>(false)
 
     static func start(masterName: String, masterPort: Int, logger: Logger) async throws -> SentinelProcess {

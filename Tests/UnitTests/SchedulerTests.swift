@@ -7,7 +7,6 @@ import TestSupport
 import Testing
 
 @testable import Actors
-import Synchronization
 
 /// The scheduler in the one mode it has: a leader-elected, shared pipeline over a real
 /// redis-server (started per test on a free loopback port), with in-memory upstream and store
