@@ -2,7 +2,6 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Prometheus
 import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
