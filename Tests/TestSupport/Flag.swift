@@ -1,6 +1,6 @@
 import ChatRuntime
 
-/// A flag one task sets and another polls (with ``eventually(timeout:_:)``).
+/// A flag one task sets and another polls (with ``eventually(timeout:every:_:)``).
 public final class Flag: Sendable {
     private let value = AnnotatedMutex(false)
 
