@@ -49,6 +49,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private let stopRequested = Atomic<Bool>(false)
     /// The loop's face as the serial executor of actors; see ``JobKind``.
     private(set) lazy var serialExecutor = LoopSerialExecutor(loop: self)
+    /// Where ``resolver`` reads its nameservers.
+    public let resolverSettings: ResolverSettings
+    private let resolverSlot = Mutex<DNSResolver?>(nil)
 
     private static let threadingEnabled: Void = {
         let result = evthread_use_pthreads()
@@ -56,9 +59,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     }()
 
     /// Creates the loop and starts its thread.
-    public init(name: String = "event-loop") {
+    /// - Parameter resolver: the nameservers of this loop's ``resolver``.
+    public init(name: String = "event-loop", resolver: ResolverSettings = .system) {
         _ = Self.threadingEnabled
         self.name = name
+        self.resolverSettings = resolver
         guard let base = Self.makeBase() else {
             fatalError("event_base_new failed")
         }
@@ -97,6 +102,18 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         while true {
             drain()
             lateWake.wait()
+        }
+    }
+
+    /// This loop's name resolver: every host name the loop's connections need is looked up
+    /// through it, never with a blocking call on the loop thread. Made on first use; it keeps
+    /// the loop alive, as the loop lives as long as the process anyway.
+    public var resolver: DNSResolver {
+        resolverSlot.withLock { slot in
+            if let slot { return slot }
+            let created = DNSResolver(loop: self, settings: resolverSettings)
+            slot = created
+            return created
         }
     }
 
