@@ -42,15 +42,15 @@ struct UnitHealthServiceTests {
         #expect(CallAuthenticator.bearerToken(other) == nil)
     }
 
-    @Test func adminTokenIsComparedExactly() {
-        let authenticator = CallAuthenticator(jwtSecret: nil, adminToken: "s3cret")
+    @Test func adminTokenIsComparedExactly() async {
+        let authenticator = CallAuthenticator(verifier: await TokenVerifier(secret: nil), adminToken: "s3cret")
         var right = Metadata()
         right.addString("Bearer s3cret", forKey: "authorization")
         var wrong = Metadata()
         wrong.addString("Bearer s3cret2", forKey: "authorization")
         #expect(throws: Never.self) { try authenticator.admin(right) }
         #expect(throws: RPCError.self) { try authenticator.admin(wrong) }
-        #expect(throws: RPCError.self) { try authenticator.user(right) }
+        await #expect(throws: RPCError.self) { try await authenticator.user(right) }
     }
 }
 
