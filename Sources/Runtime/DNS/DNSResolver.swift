@@ -139,6 +139,12 @@ private final class DNSLookup {
         request = nil
         defer { if let addresses { evutil_freeaddrinfo(addresses) } }
         guard completion != nil else { return }
+        if result == EAI_FAIL || result == EAI_AGAIN {
+            // evdns reports its own retries running out (resolv.conf's timeout and attempts)
+            // like a SERVFAIL.
+            finish(.failure(DNSResolutionError(code: .failed, host: host, message: "the nameservers did not answer or failed")))
+            return
+        }
         if result != 0 {
             let reason = result == EVUTIL_EAI_CANCEL ? "the lookup was cancelled" : String(cString: evutil_gai_strerror(result))
             finish(.failure(DNSResolutionError(code: .notFound, host: host, message: reason)))

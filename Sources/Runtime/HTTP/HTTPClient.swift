@@ -183,7 +183,7 @@ public actor HTTPClient {
                 throw HTTPClientError(code: .timeout, message: "no response within \(timeout): \(error)")
             case .cancelled:
                 throw HTTPClientError(code: .cancelled, message: "the task was cancelled")
-            case .notFound:
+            case .notFound, .failed:
                 throw HTTPClientError(code: .nameResolutionFailed, message: "\(error)")
             }
         }
