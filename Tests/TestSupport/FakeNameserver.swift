@@ -27,7 +27,9 @@ public final class FakeNameserver: Sendable {
     /// - Parameters:
     ///   - addresses: name (lower case, no trailing dot) → IPv4 address answered for it.
     ///   - silent: swallow every query.
-    public init(addresses: [String: String] = [:], silent: Bool = false) throws {
+    ///   - queryTimeoutSeconds: resolv.conf's `timeout:` (one attempt): how long evdns waits
+    ///     for an answer before it gives up by itself.
+    public init(addresses: [String: String] = [:], silent: Bool = false, queryTimeoutSeconds: Int = 1) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         precondition(descriptor >= 0, "socket() failed: errno \(errno)")
         var address = sockaddr_in()
@@ -49,9 +51,10 @@ public final class FakeNameserver: Sendable {
         port = Int(UInt16(bigEndian: address.sin_port))
         state = Mutex(State(addresses: addresses, silent: silent))
         resolvConf = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString).conf").path
-        // One try of one second per query: a silent server costs a lookup about that long, in
-        // evdns' own accounting; callers bound it further with their own timeouts.
-        try "nameserver 127.0.0.1:\(port)\noptions timeout:1 attempts:1\n".write(toFile: resolvConf, atomically: true, encoding: .utf8)
+        // One try per query: a silent server costs a lookup that long in evdns' own accounting;
+        // callers bound it further with their own timeouts.
+        try "nameserver 127.0.0.1:\(port)\noptions timeout:\(queryTimeoutSeconds) attempts:1\n"
+            .write(toFile: resolvConf, atomically: true, encoding: .utf8)
         let thread = Thread { [self] in serve() }
         thread.name = "fake-nameserver"
         thread.start()
