@@ -49,6 +49,8 @@ public actor HTTPClient {
     private var inFlight: [UInt64: HTTPClientRequest] = [:]
     private var nextRequestID: UInt64 = 0
     private var isClosed = false
+    /// evhttp connections made so far (each with its own SSL object for https); for tests.
+    private(set) var connectionsOpened = 0
 
     /// - Parameters:
     ///   - baseURL: `http[s]://host[:port][/prefix]`; the host a name, an IPv4 address or an
@@ -192,6 +194,7 @@ public actor HTTPClient {
             throw HTTPClientError(code: .connectFailed, message: "cannot set up a connection to \(target.host):\(target.port)")
         }
         connections.append(connection)
+        connectionsOpened += 1
         connection.isBusy = true
         logger.debug("HTTP client connection opened", metadata: [
             "http.upstream": "\(baseURL)", "http.address": "\(addresses[0])", "http.connections": "\(connections.count)",
