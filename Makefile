@@ -34,8 +34,7 @@ chaos-fast:     ## the chaos scenarios with short faults (CI); report in .build/
 sanitize-thread: ## tests under ThreadSanitizer (TSAN_FILTER, default the unit tests), in .build-tsan
 	scripts/install-deps.sh
 	set -o pipefail; $(SWIFT_PATH) swift build --build-tests --sanitize=thread --scratch-path .build-tsan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
-	{ cat scripts/chaos-tsan.supp; grep -rlE --include='*.swift' 'Mutex<|Mutex\(' Sources Tests | xargs -n1 basename | sort -u | sed 's/^/race:/'; } > .build-tsan/suppressions.txt
-	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-tsan/debug/chat-service TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/.build-tsan/suppressions.txt" \
+	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-tsan/debug/chat-service TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
 		timeout 3000 swift test --skip-build --sanitize=thread --scratch-path .build-tsan $(TSAN_FILTER)
 
 sanitize-address: ## every suite under AddressSanitizer (ASAN_FILTER), in .build-asan

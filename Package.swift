@@ -4,6 +4,10 @@ import PackageDescription
 let strictSettings: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
+    // As hummingbird does: a file sees only the modules it imports, and an import is internal
+    // unless it says `public import`, so a module's public API names what it exposes.
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
 let package = Package(
@@ -47,12 +51,16 @@ let package = Package(
             providers: [.apt(["libhiredis-dev"])]
         ),
 
+        // ThreadSanitizer annotations for the synchronisation it cannot see (AnnotatedMutex).
+        .target(name: "CThreadSanitizer", path: "Sources/CThreadSanitizer"),
+
         // I/O substrate: event loop, Redis and HTTP plumbing. No domain words.
         // Named ChatRuntime: the toolchain ships a module called Runtime (backtraces).
         .target(
             name: "ChatRuntime",
             dependencies: [
                 "CLibEvent",
+                "CThreadSanitizer",
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -97,6 +105,7 @@ let package = Package(
             name: "GRPCFrontend",
             dependencies: [
                 "Actors",
+                "ChatRuntime",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -125,6 +134,7 @@ let package = Package(
             name: "PostgresChatStore",
             dependencies: [
                 "Actors",
+                "ChatRuntime",
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -52,6 +52,8 @@ rm -f "$CODEGEN/Package.swift.new"
     2>&1 | { grep -vE "^\[[0-9]+/[0-9]+\] " || true; }
 PLUGINS="$(cd "$CODEGEN" && swift build --show-bin-path)"
 
+# UseAccessLevelOnImports: the package builds with InternalImportsByDefault, so the generated
+# public types need `public import` of the modules they expose.
 # google/protobuf/*.proto (Timestamp) come with protoc's include directory.
 PROTOS=(
     chat/v1/participants.proto
@@ -67,9 +69,11 @@ protoc \
     --swift_out="$OUT" \
     --swift_opt=Visibility=Public \
     --swift_opt=FileNaming=PathToUnderscores \
+    --swift_opt=UseAccessLevelOnImports=true \
     --grpc-swift_out="$OUT" \
     --grpc-swift_opt=Visibility=Public \
     --grpc-swift_opt=FileNaming=PathToUnderscores \
+    --grpc-swift_opt=UseAccessLevelOnImports=true \
     --grpc-swift_opt=Client=true \
     --grpc-swift_opt=Server=true \
     "${PROTOS[@]}"

@@ -1,6 +1,7 @@
 import Actors
 import Foundation
 import TestSupport
+import ChatService
 
 /// A fault a scenario injects: ``begin`` starts it and returns what ends it; the end returns
 /// the failures of any check it makes on its own (e.g. "the data survived the restart").

@@ -2,7 +2,7 @@ import Foundation
 import CLibEvent
 import Synchronization
 
-@testable import ChatRuntime
+@testable public import ChatRuntime
 
 /// A TCP proxy on 127.0.0.1 that sits between the service and a dependency (Redis, the
 /// upstream API) and misbehaves on request: latency, dropped connections, a black hole, a reply

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCFrontend
 import Testing
 import TestSupport
+import SwiftProtobuf
 
 /// `chat.v1.ChatService` through grpc-swift's client over loopback, on the embedded SQLite store:
 /// every RPC, membership, idempotency, pagination, validation, auth, and Redis killed.

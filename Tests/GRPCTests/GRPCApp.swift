@@ -8,9 +8,9 @@ import Logging
 import Prometheus
 import ChatRuntime
 import ServiceLifecycle
-import Synchronization
 import Testing
 import TestSupport
+import SwiftProtobuf
 
 /// The whole service in-process (``buildServices``) against a real redis-server and the stub
 /// upstream, with gRPC on a free loopback port, called through grpc-swift's own client.
@@ -132,8 +132,8 @@ final class GRPCApp: Sendable {
 
 /// What a health Watch stream delivered so far, filled by a background task.
 final class WatchLog: Sendable {
-    private let statuses = Mutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
-    private let ended = Mutex<Result<Void, RPCError>?>(nil)
+    private let statuses = AnnotatedMutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
+    private let ended = AnnotatedMutex<Result<Void, RPCError>?>(nil)
 
     var received: [Grpc_Health_V1_HealthCheckResponse.ServingStatus] { statuses.withLock { $0 } }
     var end: Result<Void, RPCError>? { ended.withLock { $0 } }
@@ -166,7 +166,7 @@ final class WatchLog: Sendable {
 
 /// A flag one task sets and another polls.
 final class Flag: Sendable {
-    private let value = Mutex(false)
+    private let value = AnnotatedMutex(false)
     var isSet: Bool { value.withLock { $0 } }
     func set() { value.withLock { $0 = true } }
 }

@@ -6,6 +6,8 @@ import Prometheus
 import ChatRuntime
 import Testing
 import TestSupport
+import ServiceLifecycle
+import SwiftProtobuf
 
 /// `grpc.health.v1.Health` over loopback, graceful shutdown with the rest of the service group,
 /// a port in use, and GRPC_ENABLED.

@@ -5,6 +5,7 @@ import GRPCCore
 import GRPCFrontend
 import Testing
 import TestSupport
+import SwiftProtobuf
 
 /// `chat.v1.ParticipantsService` through grpc-swift's client over loopback: every RPC, the
 /// status codes of the HTTP API's errors, authentication, and reads with Redis killed.

@@ -4,6 +4,7 @@ import GRPCCore
 import Testing
 
 @testable import GRPCFrontend
+import SwiftProtobuf
 
 /// The health service's state and the metadata parsing, without a network.
 @Suite("gRPC health service and auth (in-process)")

@@ -97,6 +97,9 @@ struct HTTPSUpstreamTests {
             let response = try await client.execute(method: .GET, path: "/v1/chats/chat-\(round)/participants", timeout: .seconds(5))
             #expect(response.status == 200, "round \(round): \(fixture.terminator.log())")
             try #require(await eventually(timeout: .seconds(5)) { fixture.terminator.closedConnections >= round })
+            // The client has seen the close (a request racing it would fail, and the upstream
+            // client would retry it).
+            try #require(await eventually(timeout: .seconds(5)) { await client.liveConnections == 0 })
         }
         #expect(fixture.terminator.acceptedConnections == 3)
         #expect(await client.connectionsOpened == 3, "a closed connection was reconnected in place")

@@ -220,7 +220,7 @@ struct HTTPServerTests {
     }
 
     @Test func servesTwoHundredConcurrentRequests() async throws {
-        let active = Mutex((now: 0, peak: 0))
+        let active = AnnotatedMutex((now: 0, peak: 0))
         let running = try await Self.start { router in
             router.add(.GET, "/work/{n}") { request in
                 active.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }

@@ -5,7 +5,6 @@ import Logging
 import Prometheus
 import ChatRuntime
 import ServiceLifecycle
-import Synchronization
 import Testing
 import TestSupport
 
@@ -21,7 +20,7 @@ struct MultiInstanceSyncTests {
 
     /// Set once.
     final class Flag: Sendable {
-        private let value = Mutex(false)
+        private let value = AnnotatedMutex(false)
         var isSet: Bool { value.withLock { $0 } }
         func set() { value.withLock { $0 = true } }
     }
@@ -125,7 +124,7 @@ struct MultiInstanceSyncTests {
         let stub: StubUpstream
         let stubPort: Int
         let clock: ManualSyncClock
-        let stacks: Mutex<[Stack]>
+        let stacks: AnnotatedMutex<[Stack]>
 
         init(
             chats: Int, instances: Int, clockStart: Date = Date(), environment: [String: String] = [:],
@@ -138,7 +137,7 @@ struct MultiInstanceSyncTests {
                 logger: MultiInstanceSyncTests.logger)
             stubPort = try await stub.start(port: 0)
             clock = ManualSyncClock(now: clockStart)
-            stacks = Mutex([])
+            stacks = AnnotatedMutex([])
             for index in 0..<instances {
                 let stack = try await Stack(
                     "instance-\(index)", redis: redis, stubPort: stubPort, clock: clock, environment: environment, tune: tune)

@@ -3,7 +3,6 @@ import ChatService
 import Foundation
 import Logging
 import ChatRuntime
-import Synchronization
 import Testing
 import TestSupport
 
@@ -15,7 +14,7 @@ struct ParticipantsReadPathTests {
 
     /// A settable wall clock shared by the cache and the coordinator.
     final class TestClock: Sendable {
-        private let current = Mutex(Date(timeIntervalSince1970: 1_795_000_000))
+        private let current = AnnotatedMutex(Date(timeIntervalSince1970: 1_795_000_000))
         var now: Date { current.withLock { $0 } }
         func advance(by duration: Duration) { current.withLock { $0 = $0.addingTimeInterval(duration.timeInterval) } }
     }

@@ -2,7 +2,6 @@ import Actors
 import Foundation
 import Logging
 import ChatRuntime
-import Synchronization
 import Testing
 import TestSupport
 
@@ -16,7 +15,7 @@ struct RefreshLockRaceTests {
 
     /// Knows every chat except those named `missing-*`; counts calls per chat.
     final class CountingUpstream: ParticipantsUpstream {
-        private let calls = Mutex<[ChatID: Int]>([:])
+        private let calls = AnnotatedMutex<[ChatID: Int]>([:])
 
         func count(_ chat: ChatID) -> Int { calls.withLock { $0[chat] ?? 0 } }
 
@@ -40,7 +39,7 @@ struct RefreshLockRaceTests {
 
     /// A settable wall clock shared by both instances.
     final class TestClock: Sendable {
-        private let current = Mutex(Date(timeIntervalSince1970: 1_795_000_000))
+        private let current = AnnotatedMutex(Date(timeIntervalSince1970: 1_795_000_000))
         var now: Date { current.withLock { $0 } }
         func advance(by duration: Duration) { current.withLock { $0 = $0.addingTimeInterval(duration.timeInterval) } }
     }

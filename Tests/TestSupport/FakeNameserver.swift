@@ -1,5 +1,5 @@
+import ChatRuntime
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -15,7 +15,7 @@ public final class FakeNameserver: Sendable {
     /// `nameserver 127.0.0.1:<port>` with evdns' retry options; removed with the server.
     public let resolvConf: String
     private let descriptor: Int32
-    private let state: Mutex<State>
+    private let state: AnnotatedMutex<State>
 
     private struct State {
         var addresses: [String: String]
@@ -49,7 +49,7 @@ public final class FakeNameserver: Sendable {
         setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         self.descriptor = descriptor
         port = Int(UInt16(bigEndian: address.sin_port))
-        state = Mutex(State(addresses: addresses, silent: silent))
+        state = AnnotatedMutex(State(addresses: addresses, silent: silent))
         resolvConf = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString).conf").path
         // One try per query: a silent server costs a lookup that long in evdns' own accounting;
         // callers bound it further with their own timeouts.

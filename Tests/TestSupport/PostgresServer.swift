@@ -1,5 +1,6 @@
+import ChatRuntime
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -23,7 +24,7 @@ public final class PostgresServer: Sendable {
     public let directory: String
     private let binaries: String
     private let runAsPostgres: Bool
-    private let process = Mutex<ChildProcess?>(nil)
+    private let process = AnnotatedMutex<ChildProcess?>(nil)
     private let cleanedUp = Atomic<Bool>(false)
 
     public static let startTimeout: Duration = .seconds(30)

@@ -1,6 +1,6 @@
-import Foundation
-import Logging
-import ChatRuntime
+public import Foundation
+public import Logging
+public import ChatRuntime
 import Synchronization
 
 #if canImport(Glibc)
@@ -23,7 +23,7 @@ public final class RedisServer: Sendable {
     private let executable: String
     private let configPath: String
     private let logger: Logger
-    private let process = Mutex<ChildProcess?>(nil)
+    private let process = AnnotatedMutex<ChildProcess?>(nil)
     private let cleanedUp = Atomic<Bool>(false)
 
     /// How long start and restart wait for the server to answer PING.

@@ -1,5 +1,5 @@
+import ChatRuntime
 import Foundation
-import Synchronization
 
 /// A loopback TCP server that misbehaves on purpose, for HTTP client tests: it never answers,
 /// or closes mid-response. Blocking sockets on threads of its own; every wait is bounded.
@@ -14,7 +14,7 @@ public final class ScriptedTCPServer: Sendable {
     public let port: Int
     private let listener: Int32
     private let behavior: Behavior
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     private struct State {
         var stopped = false

@@ -1,5 +1,6 @@
+import ChatRuntime
 import Foundation
-import Logging
+public import Logging
 import Synchronization
 
 #if canImport(Glibc)
@@ -161,7 +162,7 @@ func redisCLI(port: Int, _ arguments: [String]) async throws -> String {
 final class SentinelProcess: Sendable {
     let port: Int
     private let directory: String
-    private let process = Mutex<ChildProcess?>(nil)
+    private let process = AnnotatedMutex<ChildProcess?>(nil)
     private let cleanedUp = Atomic<Bool>(false)
 
     static func start(masterName: String, masterPort: Int, logger: Logger) async throws -> SentinelProcess {

@@ -1,5 +1,5 @@
+import ChatRuntime
 import Foundation
-import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -10,7 +10,7 @@ import Glibc
 /// initdb instead of one per test. The server is killed and its directory removed when the
 /// process exits (and it dies with the process on a crash: `--pdeathsig`).
 public enum SharedPostgresServer {
-    private static let state = Mutex<Task<PostgresServer, any Error>?>(nil)
+    private static let state = AnnotatedMutex<Task<PostgresServer, any Error>?>(nil)
 
     /// The URL of a new, empty database on the shared server.
     public static func database() async throws -> String {
@@ -34,7 +34,7 @@ public enum SharedPostgresServer {
     }
 
     /// Set once the server has started, for the exit handler (which cannot await).
-    private static let started = Mutex<PostgresServer?>(nil)
+    private static let started = AnnotatedMutex<PostgresServer?>(nil)
 
     private static func cleanUpAtExit() {
         started.withLock { $0?.cleanup() }

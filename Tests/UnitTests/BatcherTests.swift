@@ -1,7 +1,6 @@
 import Foundation
 import MetricsTestKit
 import ChatRuntime
-import Synchronization
 import TestSupport
 import Testing
 

@@ -1,3 +1,4 @@
+import ChatRuntime
 import Foundation
 import Synchronization
 import Testing
@@ -57,7 +58,7 @@ struct ChatCoreTests {
     final class ScriptedParticipants: ChatParticipantsSource {
         let answers: [String: ChatParticipants]
         let asked = Atomic<Int>(0)
-        let tracked = Mutex<[ChatID]>([])
+        let tracked = AnnotatedMutex<[ChatID]>([])
 
         init(_ answers: [String: ChatParticipants] = [:]) { self.answers = answers }
 

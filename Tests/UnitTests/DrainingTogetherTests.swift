@@ -1,6 +1,6 @@
+import ChatRuntime
 import Logging
 import ServiceLifecycle
-import Synchronization
 import Testing
 
 @testable import ChatService
@@ -11,7 +11,7 @@ import Testing
 struct DrainingTogetherTests {
     /// Counts the services that have seen graceful shutdown; lets each wait for the others.
     final class Rendezvous: Sendable {
-        private let seen = Mutex(0)
+        private let seen = AnnotatedMutex(0)
         let expected: Int
 
         init(expected: Int) {
@@ -35,10 +35,10 @@ struct DrainingTogetherTests {
 
     /// A value shared between a test and its services.
     final class Shared<Value: Sendable>: Sendable {
-        private let value: Mutex<Value>
+        private let value: AnnotatedMutex<Value>
 
         init(_ value: Value) {
-            self.value = Mutex(value)
+            self.value = AnnotatedMutex(value)
         }
 
         func update(_ body: (inout Value) -> Void) {

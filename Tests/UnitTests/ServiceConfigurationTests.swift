@@ -2,6 +2,9 @@ import ChatRuntime
 import Testing
 
 @testable import ChatService
+import Actors
+import Foundation
+import Logging
 
 @Suite("ServiceConfiguration")
 struct ServiceConfigurationTests {

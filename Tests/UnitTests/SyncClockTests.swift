@@ -1,5 +1,5 @@
+import ChatRuntime
 import Foundation
-import Synchronization
 import Testing
 
 @testable import Actors
@@ -84,7 +84,7 @@ struct SyncClockTests {
 
 /// Values appended from several tasks.
 final class WakeLog: Sendable {
-    private let storage = Mutex<[Int]>([])
+    private let storage = AnnotatedMutex<[Int]>([])
     func append(_ value: Int) { storage.withLock { $0.append(value) } }
     var values: [Int] { storage.withLock { $0 } }
 }

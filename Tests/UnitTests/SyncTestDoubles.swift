@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 import Logging
-import Synchronization
 
 @testable import Actors
 
@@ -34,10 +34,10 @@ final class AsyncGate: Sendable {
         var waiters: [(id: UInt64, continuation: CheckedContinuation<Void, any Error>)] = []
     }
 
-    private let state: Mutex<State>
+    private let state: AnnotatedMutex<State>
 
     init(open: Bool = false) {
-        state = Mutex(State(open: open))
+        state = AnnotatedMutex(State(open: open))
     }
 
     var waiting: Int { state.withLock { $0.waiters.count } }
@@ -96,12 +96,12 @@ final class FakeUpstream: ParticipantsUpstream {
         var peakInFlight = 0
     }
 
-    let state: Mutex<State>
+    let state: AnnotatedMutex<State>
     let batchGate: AsyncGate
     let listGate: AsyncGate
 
     init(chats: [ChatID], batchGate: AsyncGate = AsyncGate(open: true), listGate: AsyncGate = AsyncGate(open: true)) {
-        state = Mutex(State(known: chats, knownSet: Set(chats)))
+        state = AnnotatedMutex(State(known: chats, knownSet: Set(chats)))
         self.batchGate = batchGate
         self.listGate = listGate
     }
@@ -183,7 +183,7 @@ final class FakeStore: ParticipantsStore {
         var writing = 0
     }
 
-    let state = Mutex(State())
+    let state = AnnotatedMutex(State())
     let gate: AsyncGate
 
     init(gate: AsyncGate = AsyncGate(open: true)) {
@@ -240,7 +240,7 @@ final class FakeStore: ParticipantsStore {
 
 /// A count shared between tasks.
 final class SyncTestCounter: Sendable {
-    private let storage = Mutex(0)
+    private let storage = AnnotatedMutex(0)
     func increment() { storage.withLock { $0 += 1 } }
     var value: Int { storage.withLock { $0 } }
 }

@@ -1,9 +1,9 @@
-import ChatRuntime
+public import ChatRuntime
 import Foundation
 import JWTKit
-import Logging
+public import Logging
 import Metrics
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// The identity provider's signing keys (JWT_JWKS_URL): fetched from its JWKS with the
 /// service's own HTTP client on the loop (http or https), kept in memory, and fetched again

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The registered claims of a user token that chat-service looks at.
 public struct JWTClaims: Sendable, Hashable {

@@ -1,5 +1,5 @@
-import Foundation
-import ChatRuntime
+public import Foundation
+public import ChatRuntime
 
 /// Checks `Authorization: Bearer <JWT>` on user routes (`/v1/*`) with the ``TokenVerifier``.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 import JWTKit
 
 /// Verifies user tokens (JWT, RFC 7519) with vapor/jwt-kit, for the HTTP routes and gRPC alike.

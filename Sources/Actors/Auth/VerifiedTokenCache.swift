@@ -1,4 +1,5 @@
-import Synchronization
+import ChatRuntime
+import Foundation
 
 /// User tokens that passed ``TokenVerifier`` recently, with the time window in which they stay
 /// acceptable, so a client sending the same token on every request pays one hash lookup instead
@@ -41,11 +42,11 @@ final class VerifiedTokenCache: Sendable {
 
     /// The most tokens kept.
     let capacity: Int
-    private let tokens: Mutex<LRUCache<Key, Window>>
+    private let tokens: AnnotatedMutex<LRUCache<Key, Window>>
 
     init(capacity: Int) {
         self.capacity = capacity
-        tokens = Mutex(LRUCache(capacity: capacity))
+        tokens = AnnotatedMutex(LRUCache(capacity: capacity))
     }
 
     /// The window of `token` if it verified recently; marks it as recently used.

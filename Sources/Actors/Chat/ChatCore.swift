@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The chat domain: creating chats, membership, posting and reading messages. Both the HTTP
 /// routes (``ChatRoutes``) and the gRPC handlers are thin mappings over it.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A chat hosted by this service: created through the chat API and kept in the ``ChatStore``.
 /// Chats that only the upstream participants API knows have no such record.

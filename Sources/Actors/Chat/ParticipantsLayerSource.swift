@@ -1,4 +1,4 @@
-import Synchronization
+import ChatRuntime
 
 /// The participants layer behind the chat core: ``ParticipantsReader``'s read path (L1, Redis,
 /// upstream, stale-if-error), bounded by `timeout`. Past the bound, or when nothing answers,
@@ -54,10 +54,10 @@ func firstOf<Value: Sendable>(
 
 /// Resumes a continuation with whichever result comes first.
 private final class ResumeOnce<Value: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Value?, Never>?>
+    private let continuation: AnnotatedMutex<CheckedContinuation<Value?, Never>?>
 
     init(_ continuation: CheckedContinuation<Value?, Never>) {
-        self.continuation = Mutex(continuation)
+        self.continuation = AnnotatedMutex(continuation)
     }
 
     func resume(_ value: Value?) {

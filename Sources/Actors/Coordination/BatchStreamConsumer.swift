@@ -1,8 +1,8 @@
 import Foundation
-import Logging
-import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import Logging
+public import Metrics
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// This instance's reader of the shared batch stream: reads batches for the ``Batcher`` while it
 /// has room, claims batches other instances left pending too long, and, once a batch is

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// What `GET /internal/participants/status` shows of the coordination between instances (the
 /// `sync.coordination` object): who leads with which fence, this instance, the shared stream and

@@ -1,7 +1,7 @@
-import Logging
-import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import Logging
+public import Metrics
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// Elects one leader among the instances sharing a Redis: `SET participants:v1:sync:leader
 /// <instance_id>:<token> NX PX <ttl>` with `INCR participants:v1:sync:fence` in the same script,

@@ -1,4 +1,4 @@
-import Synchronization
+import ChatRuntime
 
 /// A signal many tasks can wait for: ``fire()`` wakes every task waiting at that moment.
 /// Cancelling a waiting task wakes it at once. Used where one actor must wake another that it
@@ -9,7 +9,7 @@ final class Pulse: Sendable {
         var nextID = 0
     }
 
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     /// Returns at the next ``fire()``, or when the calling task is cancelled.
     func wait() async {

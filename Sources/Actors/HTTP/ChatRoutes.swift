@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 import ChatRuntime
 
 /// The chat API (issue 8): a thin mapping of HTTP onto ``ChatCore``. Every route takes a user

@@ -1,9 +1,8 @@
 import Foundation
-import Logging
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
-import Synchronization
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// One route another component contributes to the frontend.
 public struct RouteRegistration: Sendable {
@@ -205,7 +204,7 @@ final class RouteMetrics: Sendable {
     private let route: String
     private let method: String
     private let duration: Metrics.Timer
-    private let requests = Mutex<[Int: Counter]>([:])
+    private let requests = AnnotatedMutex<[Int: Counter]>([:])
 
     init(route: String, method: HTTPMethod) {
         self.route = route

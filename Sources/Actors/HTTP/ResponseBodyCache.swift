@@ -1,4 +1,4 @@
-import Synchronization
+import ChatRuntime
 
 /// Encoded bodies of `GET /v1/chats/{chat_id}/participants`, one per chat, reused for as long as
 /// the cache hands out the same entry: a hot chat is encoded once per refresh instead of once
@@ -19,11 +19,11 @@ public final class ResponseBodyCache: Sendable {
 
     /// The most chats kept.
     public let capacity: Int
-    private let bodies: Mutex<LRUCache<ChatID, Body>>
+    private let bodies: AnnotatedMutex<LRUCache<ChatID, Body>>
 
     public init(capacity: Int) {
         self.capacity = capacity
-        bodies = Mutex(LRUCache(capacity: capacity))
+        bodies = AnnotatedMutex(LRUCache(capacity: capacity))
     }
 
     /// The response body for `entry`, encoded now or reused.

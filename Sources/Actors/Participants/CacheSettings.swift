@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// How long entries live and when they count as stale (PARTICIPANTS_* variables).
 ///

@@ -1,8 +1,8 @@
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// Keeps this instance's L1 coherent with the other instances' writes: reads the invalidation
 /// stream (`participants:v1:sync:invalidations`) every poll interval with a non-blocking

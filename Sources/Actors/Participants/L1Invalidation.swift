@@ -1,5 +1,5 @@
-import Foundation
-import ChatRuntime
+public import Foundation
+public import ChatRuntime
 
 /// One entry of the invalidation stream: an instance wrote these chats' entries to Redis,
 /// fetched at these times. Other instances evict older L1 copies of them.

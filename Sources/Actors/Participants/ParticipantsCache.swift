@@ -1,8 +1,8 @@
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// What the cache holds for a chat.
 public enum CacheLookup: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A chat's participants as cached in Redis and in memory, with the time they were fetched.
 public struct ParticipantsEntry: Codable, Sendable, Hashable {

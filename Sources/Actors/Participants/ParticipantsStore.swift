@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Where refreshed participants go: Redis (shared by every instance) and this instance's L1.
 /// ``ParticipantsCache`` is the implementation; the Batcher and Scheduler only see this.

@@ -1,8 +1,8 @@
-import Foundation
-import Logging
+public import Foundation
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// The result of refreshing one chat from upstream.
 public enum RefreshResult: Sendable, Hashable {

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The entries ``ParticipantsCache`` could not write to Redis, as a pure value: no I/O, no
 /// clock, no tasks. The cache feeds it events and carries out the actions it returns.

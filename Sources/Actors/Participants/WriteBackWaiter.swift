@@ -1,4 +1,4 @@
-import Synchronization
+import ChatRuntime
 
 /// One batch store suspended until the write-back buffer has room. Resumed exactly once: by
 /// the cache when a flush made room (or at shutdown), or by its own task's cancellation.
@@ -12,7 +12,7 @@ final class WriteBackWaiter: Sendable {
         var resumed = false
     }
 
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     /// Returns once ``resume()`` was called or the calling task was cancelled.
     func wait() async {

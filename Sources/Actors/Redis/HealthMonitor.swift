@@ -1,7 +1,7 @@
-import Logging
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// PINGs Redis every health-check interval while the supervisor is `ready`. A PING that fails,
 /// or answers later than `lateAfter`, makes the supervisor drop the connection and reconnect:

@@ -1,7 +1,7 @@
-import Logging
+public import Logging
 import Metrics
-import ChatRuntime
-import ServiceLifecycle
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// One observed change of the supervisor's state.
 public struct RedisStateChange: Sendable, Hashable {

@@ -1,5 +1,5 @@
+import ChatRuntime
 import Metrics
-import Synchronization
 
 /// The counters of one metric by the value of one dimension (`participants_cache_reads_total`
 /// by `result`), each handle made on first use and kept: making a handle goes through the metrics
@@ -7,7 +7,7 @@ import Synchronization
 final class CounterFamily: Sendable {
     private let label: String
     private let dimension: String
-    private let counters = Mutex<[String: Counter]>([:])
+    private let counters = AnnotatedMutex<[String: Counter]>([:])
 
     init(label: String, dimension: String) {
         self.label = label

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Builds JSON text directly into a byte buffer.
 ///

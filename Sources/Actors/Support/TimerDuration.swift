@@ -1,4 +1,4 @@
-import Metrics
+public import Metrics
 
 extension Metrics.Timer {
     /// Records a `Duration` measured with a Swift clock.

@@ -1,9 +1,8 @@
 import Foundation
-import Logging
-import Metrics
-import ChatRuntime
-import ServiceLifecycle
-import Synchronization
+public import Logging
+public import Metrics
+public import ChatRuntime
+public import ServiceLifecycle
 
 /// Refreshes batches of chats: per batch one upstream `batchGet` and one `storeBatch` (one
 /// pipelined Redis write), with as many batches in flight as a ``ConcurrencyLimit`` allows. The
@@ -68,7 +67,7 @@ public actor Batcher: Service {
     private var waiting: [SyncBatch] = []
     private var running = 0
     /// Read from other actors (the consumer sizes its holdings by the limit, the status route).
-    private let shared: Mutex<Shared>
+    private let shared: AnnotatedMutex<Shared>
     private var started = false
     private var closing = false
 
@@ -94,7 +93,7 @@ public actor Batcher: Service {
         (events, eventInput) = AsyncStream.makeStream(of: Event.self)
         (outcomes, outcomeOutput) = AsyncStream.makeStream(of: BatchOutcome.self)
         limitGauge = Gauge(label: "sync_batch_concurrency_limit", factory: metricsFactory)
-        shared = Mutex(Shared(load: Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit)))
+        shared = AnnotatedMutex(Shared(load: Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit)))
     }
 
     /// Hands `batch` over; false once the batcher has stopped (the batch is then not processed and

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// When the daily full refresh happens: at `hour`:00 local time in `timeZone`.
 ///

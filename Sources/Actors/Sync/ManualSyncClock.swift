@@ -1,5 +1,5 @@
-import Foundation
-import Synchronization
+public import Foundation
+import ChatRuntime
 
 /// A test clock: time stands still until a test moves it with ``advance(by:)`` or ``set(_:)``.
 ///
@@ -20,11 +20,11 @@ public final class ManualSyncClock: SyncClock {
         var sleepers: [Sleeper] = []
     }
 
-    private let state: Mutex<State>
+    private let state: AnnotatedMutex<State>
 
     /// A clock that reads `now` until moved.
     public init(now: Date) {
-        state = Mutex(State(now: now))
+        state = AnnotatedMutex(State(now: now))
     }
 
     public func now() -> Date {

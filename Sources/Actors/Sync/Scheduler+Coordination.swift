@@ -1,7 +1,7 @@
 import Foundation
 import Logging
 import Metrics
-import ChatRuntime
+public import ChatRuntime
 
 /// Wiring for a scheduler that shares its work with other instances through Redis
 /// (docs/COORDINATION.md).

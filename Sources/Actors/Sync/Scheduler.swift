@@ -1,8 +1,8 @@
 import Foundation
-import Logging
-import Metrics
+public import Logging
+public import Metrics
 import ChatRuntime
-import ServiceLifecycle
+public import ServiceLifecycle
 
 /// Plans the background sync (DESIGN §2) for every instance that shares a Redis: interval runs
 /// over the tracked chats, the daily full run over every chat upstream lists, manual full runs,

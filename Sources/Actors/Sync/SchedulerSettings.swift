@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 extension Scheduler {
     /// How the scheduler plans its runs. The defaults are DESIGN §3's.

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// The wall clock the sync layer plans by: the daily full run happens at an hour of the day and
 /// entries carry wall-clock `fetched_at` times, so runs are planned in `Date`s rather than on a

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// A sync run's identifier: `<kind>-<UTC start, basic ISO 8601>-<4 hex digits>`, e.g.
 /// `full-20261125T030000Z-ab12`. Readable in logs and sortable by start within a kind; the random

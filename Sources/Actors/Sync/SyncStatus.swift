@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// What `GET /internal/participants/status` shows of the sync layer: runs going, runs ended
 /// recently, totals since start-up, the schedule, the batcher's load and the coordination

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 
 /// Reads a `Retry-After` header value (RFC 9110 §10.2.3): delay seconds (`120`) or an
 /// HTTP-date (`Wed, 21 Oct 2015 07:28:00 GMT`), relative to `now`.

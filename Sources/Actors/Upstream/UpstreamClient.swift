@@ -1,7 +1,7 @@
 import Foundation
-import Logging
-import Metrics
-import ChatRuntime
+public import Logging
+public import Metrics
+public import ChatRuntime
 
 /// The upstream participants API (DESIGN §5) over HTTP: ``ParticipantsUpstream`` on an
 /// ``HTTPClient`` with keep-alive connections, on the event loop.

@@ -1,5 +1,5 @@
-import Foundation
-import ChatRuntime
+public import Foundation
+public import ChatRuntime
 
 /// When an upstream call tries again, and when it gives up: the pure half of ``UpstreamClient``,
 /// with no I/O and no clock, so every rule is unit-tested on its own.

@@ -42,16 +42,16 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     public let name: String
     let base: OpaquePointer
     private var wakeEvent: OpaquePointer?
-    private let queue = Mutex(Queue())
+    private let queue = AnnotatedMutex(Queue())
     private let lateWake = DispatchSemaphore(value: 0)
     private let started = DispatchSemaphore(value: 0)
-    private let loopThreadID = Mutex<pthread_t?>(nil)
+    private let loopThreadID = AnnotatedMutex<pthread_t?>(nil)
     private let stopRequested = Atomic<Bool>(false)
     /// The loop's face as the serial executor of actors; see ``JobKind``.
     private(set) lazy var serialExecutor = LoopSerialExecutor(loop: self)
     /// Where ``resolver`` reads its nameservers.
     public let resolverSettings: ResolverSettings
-    private let resolverSlot = Mutex<DNSResolver?>(nil)
+    private let resolverSlot = AnnotatedMutex<DNSResolver?>(nil)
 
     private static let threadingEnabled: Void = {
         let result = evthread_use_pthreads()
@@ -164,7 +164,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// The threads of every loop started in this process (a loop's thread lives as long as the
     /// process, so none is ever removed).
-    private static let loopThreads = Mutex<[pthread_t]>([])
+    private static let loopThreads = AnnotatedMutex<[pthread_t]>([])
 
     /// True when called on the thread of any event loop. Code that blocks (a database call, file
     /// I/O) must never run there: every connection of that loop would wait for it.

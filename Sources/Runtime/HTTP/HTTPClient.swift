@@ -1,5 +1,5 @@
 import CLibEvent
-import Logging
+public import Logging
 
 /// An HTTP/1.1 client on libevent's evhttp, for one upstream base URL (`http://` or
 /// `https://`), running on one ``EventLoop``.
@@ -51,6 +51,8 @@ public actor HTTPClient {
     private var isClosed = false
     /// evhttp connections made so far (each with its own SSL object for https); for tests.
     private(set) var connectionsOpened = 0
+    /// Connections open and fit for another request; for tests.
+    var liveConnections: Int { connections.filter { !$0.isRetired }.count }
 
     /// - Parameters:
     ///   - baseURL: `http[s]://host[:port][/prefix]`; the host a name, an IPv4 address or an

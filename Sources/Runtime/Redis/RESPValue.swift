@@ -1,4 +1,4 @@
-import CHiredis
+public import CHiredis
 
 /// One Redis reply (RESP2), copied out of hiredis so it outlives the C reply object.
 public enum RESPValue: Sendable, Hashable {

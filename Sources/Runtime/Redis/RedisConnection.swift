@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 /// One connection to Redis: a hiredis async context on an ``EventLoop``.
 ///

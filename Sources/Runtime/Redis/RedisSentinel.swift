@@ -1,4 +1,4 @@
-import Logging
+public import Logging
 
 /// Redis Sentinel discovery: which sentinels to ask, and for which master.
 ///

@@ -1,6 +1,6 @@
-import Actors
-import Foundation
-import GRPCCore
+public import Actors
+public import Foundation
+public import GRPCCore
 
 /// The caller of a user RPC, from its verified token.
 public struct CallerIdentity: Sendable, Hashable {

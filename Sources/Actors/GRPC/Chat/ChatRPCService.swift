@@ -1,5 +1,6 @@
-import Actors
-import GRPCCore
+public import Actors
+public import GRPCCore
+import SwiftProtobuf
 
 /// `chat.v1.ChatService`: the chat routes of the HTTP API (ChatRoutes) over gRPC, a thin mapping
 /// onto ``ChatCore`` with its errors mapped to status codes (docs/GRPC.md). The caller is the

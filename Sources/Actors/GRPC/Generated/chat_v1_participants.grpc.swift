@@ -14,7 +14,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/grpc/grpc-swift
 
-import GRPCCore
+public import GRPCCore
 import GRPCProtobuf
 
 // MARK: - chat.v1.ParticipantsService

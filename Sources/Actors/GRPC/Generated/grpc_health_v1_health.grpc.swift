@@ -27,7 +27,7 @@
 // For information on using the generated types, please see the documentation:
 //   https://github.com/grpc/grpc-swift
 
-import GRPCCore
+public import GRPCCore
 import GRPCProtobuf
 
 // MARK: - grpc.health.v1.Health

@@ -1,4 +1,4 @@
-import Actors
+public import Actors
 
 /// Keeps one health entry up to date while the server runs; ``GRPCFrontend`` runs each feed as a
 /// child task and cancels it when the server stops.

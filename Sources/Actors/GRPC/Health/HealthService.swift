@@ -1,5 +1,6 @@
-import GRPCCore
-import Synchronization
+public import GRPCCore
+import ChatRuntime
+import SwiftProtobuf
 
 /// The standard `grpc.health.v1.Health` service (Check, List, Watch), written against the
 /// vendored proto/grpc/health/v1/health.proto because grpc-swift-extras, which ships one, is not
@@ -28,14 +29,14 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol, S
         var continuation: AsyncStream<ServingStatus>.Continuation
     }
 
-    private let state: Mutex<State>
+    private let state: AnnotatedMutex<State>
 
     /// - Parameter services: the API services' names with their initial status; the server's own
     ///   entry starts NOT_SERVING until ``markServing()``.
     public init(services: [String: ServingStatus] = [:]) {
         var statuses = services
         statuses[Self.server] = .notServing
-        state = Mutex(State(statuses: statuses))
+        state = AnnotatedMutex(State(statuses: statuses))
     }
 
     /// The listener is up: the server's own entry turns SERVING (unless shutting down).

@@ -1,4 +1,4 @@
-import Actors
+public import Actors
 
 /// What the participants RPCs need from the participants layer: the read path, the refresh
 /// coordinator (through the reader) and the sync control of the operator routes.

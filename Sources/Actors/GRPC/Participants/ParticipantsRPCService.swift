@@ -1,5 +1,6 @@
 import Actors
-import GRPCCore
+public import GRPCCore
+import SwiftProtobuf
 
 /// `chat.v1.ParticipantsService`: the participants reads and operator refreshes of the HTTP API
 /// (ParticipantsRoutes) over gRPC, with the same validation and errors mapped to status codes

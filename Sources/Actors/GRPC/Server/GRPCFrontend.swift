@@ -1,8 +1,8 @@
-import GRPCCore
+public import GRPCCore
+import ChatRuntime
 import GRPCNIOTransportHTTP2Posix
-import Logging
-import ServiceLifecycle
-import Synchronization
+public import Logging
+public import ServiceLifecycle
 
 /// The gRPC server (grpc-swift 2 over NIO's HTTP/2, plaintext) as a swift-service-lifecycle
 /// `Service`: serves the registered services until graceful shutdown, then reports NOT_SERVING,
@@ -137,7 +137,7 @@ private final class BoundPortPromise: Sendable {
         var waiters: [CheckedContinuation<Int, any Error>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = AnnotatedMutex(State())
 
     func value() async throws -> Int {
         try await withCheckedThrowingContinuation { continuation in

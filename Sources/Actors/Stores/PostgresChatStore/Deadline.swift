@@ -1,5 +1,5 @@
+import ChatRuntime
 import Actors
-import Synchronization
 
 /// The result of `operation`, or a ``ChatStoreError`` when `timeout` passes first; the
 /// operation is then cancelled (postgres-nio drops a pending connection lease on cancellation)
@@ -27,10 +27,10 @@ func withDeadline<Value: Sendable>(
 
 /// Resumes a continuation with whichever result comes first.
 private final class FirstResult<Value: Sendable>: Sendable {
-    private let continuation: Mutex<CheckedContinuation<Value, any Error>?>
+    private let continuation: AnnotatedMutex<CheckedContinuation<Value, any Error>?>
 
     init(_ continuation: CheckedContinuation<Value, any Error>) {
-        self.continuation = Mutex(continuation)
+        self.continuation = AnnotatedMutex(continuation)
     }
 
     /// True when this call resumed the continuation.

@@ -1,6 +1,6 @@
-import Actors
+public import Actors
 import Foundation
-import Logging
+public import Logging
 import PostgresNIO
 
 /// The ``ChatStore`` for deployments: PostgreSQL through postgres-nio's `PostgresClient` pool.

@@ -1,7 +1,7 @@
-import Actors
+public import Actors
 import Foundation
 import GRDB
-import Logging
+public import Logging
 import ChatRuntime
 
 /// The embedded ``ChatStore``: one SQLite file (the system libsqlite3, through GRDB) in WAL

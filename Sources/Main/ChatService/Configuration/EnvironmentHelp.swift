@@ -1,3 +1,4 @@
+import Foundation
 /// The environment section of `chat-service --help`, generated from ``EnvironmentVariable/all``.
 public enum EnvironmentHelp {
     public static let text: String = {

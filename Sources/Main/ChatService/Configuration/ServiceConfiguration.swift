@@ -1,8 +1,8 @@
-import Actors
-import Foundation
-import Logging
-import PostgresChatStore
-import ChatRuntime
+public import Actors
+public import Foundation
+public import Logging
+public import PostgresChatStore
+public import ChatRuntime
 
 /// The whole configuration of `chat-service serve`, read from the environment
 /// (see ``EnvironmentVariable/all`` for every variable, its default and meaning).

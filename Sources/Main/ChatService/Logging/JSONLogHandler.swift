@@ -1,5 +1,5 @@
 import Foundation
-import Logging
+public import Logging
 
 /// Writes one JSON object a line to standard error (LOG_FORMAT=json), for log shippers:
 /// `{"ts":"...","level":"info","label":"...","message":"...", <metadata keys>}`.

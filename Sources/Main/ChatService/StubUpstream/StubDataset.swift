@@ -1,4 +1,4 @@
-import Actors
+public import Actors
 
 /// The stub upstream's synthetic chats: deterministic, computed on demand, so a million chats
 /// cost only the versions that were bumped.

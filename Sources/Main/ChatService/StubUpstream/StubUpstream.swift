@@ -1,6 +1,6 @@
 import Actors
-import Logging
-import ChatRuntime
+public import Logging
+public import ChatRuntime
 
 /// A stand-in for the upstream participants API (DESIGN §5), for demos, tests and benchmarks:
 /// deterministic synthetic data (``StubDataset``), injectable faults (``StubFaults``) and

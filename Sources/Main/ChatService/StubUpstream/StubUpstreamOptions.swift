@@ -1,5 +1,5 @@
 import Actors
-import Logging
+public import Logging
 
 /// The command line of `chat-service stub-upstream`, as text and numbers, checked and turned
 /// into ``StubUpstream/Settings``. Lives here, not in the CLI, so it is testable.

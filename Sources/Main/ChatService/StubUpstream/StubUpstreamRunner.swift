@@ -1,6 +1,7 @@
 import Logging
 import ChatRuntime
 import ServiceLifecycle
+import UnixSignals
 
 /// What `chat-service stub-upstream` does: serve a ``StubUpstream`` on its own event loop
 /// until SIGINT or SIGTERM, then shut it down (hanging requests included) and return.

@@ -1,4 +1,4 @@
-import Actors
+public import Actors
 import Logging
 import PostgresChatStore
 import SQLiteChatStore

@@ -1,11 +1,11 @@
-import Actors
+public import Actors
 import Foundation
-import GRPCFrontend
-import Logging
-import Prometheus
-import ChatRuntime
-import ServiceLifecycle
-import UnixSignals
+public import GRPCFrontend
+public import Logging
+public import Prometheus
+public import ChatRuntime
+public import ServiceLifecycle
+public import UnixSignals
 
 /// The running parts of one chat-service process, built by ``buildServices(configuration:loop:metrics:logger:)``.
 public struct ChatServiceApplication: Sendable {

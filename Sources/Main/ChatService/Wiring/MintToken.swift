@@ -1,5 +1,5 @@
 import Actors
-import Foundation
+public import Foundation
 
 /// A user JWT (HS256) for demos and tests: `sub`, `iat` and `exp` claims.
 public func mintUserToken(subject: String, secret: String, validFor: Duration, now: Date = .now) -> String {
