@@ -200,6 +200,9 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "ChatRuntime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                // Mints RS256, ES256 and EdDSA tokens, as an identity provider would.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
