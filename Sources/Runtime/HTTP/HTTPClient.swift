@@ -259,6 +259,12 @@ public actor HTTPClient {
                     continuation.resume(returning: .cancelled)
                     return
                 }
+                // Checked again inside the body (as elsewhere on the loop): a connection may have
+                // been released between the caller's look and this wait.
+                if connections.contains(where: { !$0.isBusy && !$0.isRetired }) || connections.count + opening < maxConnections {
+                    continuation.resume(returning: .woken)
+                    return
+                }
                 let timer = LoopTimer(loop: loop) { [self] in waiters.end(id, with: .timedOut) }
                 timer.schedule(after: deadline - ContinuousClock.now)
                 waiters.add(id, continuation: continuation, timer: timer)
