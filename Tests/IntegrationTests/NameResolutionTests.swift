@@ -132,6 +132,35 @@ struct NameResolutionTests {
         #expect(ContinuousClock.now - started < .seconds(10))
     }
 
+    /// A name with only an IPv6 address (an AAAA record), for Redis and the HTTP client alike.
+    @Test func ipv6OnlyNamesWorkForRedisAndHTTP() async throws {
+        let redis = try await RedisServer.start(extraConfig: ["bind 127.0.0.1 ::1"])
+        defer { redis.cleanup() }
+        let nameserver = try FakeNameserver(addresses: ["redis6.test": "::1", "upstream6.test": "::1"])
+        defer { nameserver.stop() }
+        let loop = Self.loop(nameserver, "resolve-ipv6")
+        defer { loop.stop() }
+        #expect(try await loop.resolver.resolve("redis6.test", timeout: .seconds(5)) == ["::1"])
+
+        let connection = try await RedisConnection.connect(
+            to: RedisEndpoint(host: "redis6.test", port: redis.port), on: loop,
+            options: RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(2)), logger: Self.logger)
+        #expect(try await connection.send(.ping).string == "PONG")
+        await connection.close()
+
+        var router = HTTPRouter()
+        router.add(.GET, "/where") { request in .text(request.headers["host"] ?? "") }
+        let server = HTTPServer(loop: loop, router: router, logger: Self.logger)
+        let port = try await server.start(host: "::1", port: 0)
+        for base in ["http://upstream6.test:\(port)", "http://[::1]:\(port)"] {
+            let client = try HTTPClient(loop: loop, baseURL: base, logger: Self.logger)
+            let response = try await client.execute(method: .GET, path: "/where", timeout: .seconds(5))
+            #expect(response.status == 200, "\(base)")
+            await client.close()
+        }
+        await server.stop()
+    }
+
     @Test func theHTTPClientConnectsToANamedHostAndReportsANameWithoutAddress() async throws {
         let nameserver = try FakeNameserver(addresses: ["upstream.test": "127.0.0.1"])
         defer { nameserver.stop() }

@@ -5,8 +5,8 @@ import Foundation
 import Glibc
 #endif
 
-/// A DNS server on a UDP socket on 127.0.0.1, for tests of name resolution: it answers A
-/// queries for the names it is given and NXDOMAIN for others, or, while ``isSilent``, swallows
+/// A DNS server on a UDP socket on 127.0.0.1, for tests of name resolution: it answers A (or,
+/// for an IPv6 address, AAAA) queries for the names it is given and NXDOMAIN for others, or, while ``isSilent``, swallows
 /// every query (a resolver that never answers). ``resolvConf`` is a file naming it, for an
 /// ``EventLoop``'s resolver or the service's DNS_RESOLV_CONF. Call ``stop()`` when done: the
 /// serving thread keeps the server alive until then.
@@ -25,7 +25,8 @@ public final class FakeNameserver: Sendable {
     }
 
     /// - Parameters:
-    ///   - addresses: name (lower case, no trailing dot) → IPv4 address answered for it.
+    ///   - addresses: name (lower case, no trailing dot) → the IPv4 or IPv6 address answered
+    ///     for it (as an A or an AAAA record).
     ///   - silent: swallow every query.
     ///   - queryTimeoutSeconds: resolv.conf's `timeout:` (one attempt): how long evdns waits
     ///     for an answer before it gives up by itself.
@@ -126,17 +127,24 @@ public final class FakeNameserver: Sendable {
         return Question(name: labels.joined(separator: ".").lowercased(), type: type, end: offset + 4)
     }
 
-    /// The reply to `query`: the A record for `address` (A queries), no record (AAAA and
-    /// others, for a known name), or NXDOMAIN (an unknown name).
+    /// The reply to `query`: the A record of an IPv4 `address` (A queries) or the AAAA record of
+    /// an IPv6 one (AAAA queries), no record (the other type, for a known name), or NXDOMAIN (an
+    /// unknown name).
     private static func answer(_ query: [UInt8], question: Question, address: String?) -> [UInt8] {
         var reply = Array(query[0..<question.end])
-        let answers = address != nil && question.type == 1 ? 1 : 0
+        let isIPv6 = address?.contains(":") == true
+        let answers = address != nil && question.type == (isIPv6 ? 28 : 1) ? 1 : 0
         reply[2] = 0x81  // response, recursion desired
         reply[3] = address == nil ? 0x83 : 0x80  // recursion available; NXDOMAIN or NOERROR
         reply[6] = 0
         reply[7] = UInt8(answers)
         for index in 8..<12 { reply[index] = 0 }
-        if answers == 1, let address {
+        if answers == 1, let address, isIPv6 {
+            var raw = in6_addr()
+            inet_pton(AF_INET6, address, &raw)
+            let bytes = withUnsafeBytes(of: raw) { Array($0) }
+            reply += [0xC0, 0x0C, 0x00, 0x1C, 0x00, 0x01, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10] + bytes
+        } else if answers == 1, let address {
             var raw = in_addr()
             inet_pton(AF_INET, address, &raw)
             let bytes = withUnsafeBytes(of: raw.s_addr) { Array($0) }
