@@ -5,7 +5,7 @@ SHELL := /bin/bash
 SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
 # What the sanitizer targets run (chaos scenarios are skipped, as in `make test`). AddressSanitizer:
 # every suite. ThreadSanitizer: the unit tests by default; `make sanitize-thread TSAN_FILTER=` runs
-# every suite, where a few timing-bound integration tests (leader TTLs, HTTP drain windows) can
+# every suite (CI runs the default), where a few timing-bound integration tests (leader TTLs, HTTP drain windows) can
 # miss their windows under TSan's slowdown on a loaded machine (docs/RELIABILITY.md).
 ASAN_FILTER ?=
 TSAN_FILTER ?= --filter UnitTests
