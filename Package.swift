@@ -26,7 +26,10 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
-        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
+        // 4.x: what jwt-kit 5 needs.
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.5.2"),
+        // User tokens (issue 14): HS256, and RS256, ES256 and EdDSA keys from a JWKS.
+        .package(url: "https://github.com/vapor/jwt-kit.git", from: "5.7.1"),
         .package(url: "https://github.com/grpc/grpc-swift-2.git", from: "2.4.3"),
         .package(url: "https://github.com/grpc/grpc-swift-nio-transport.git", from: "2.9.2"),
         .package(url: "https://github.com/grpc/grpc-swift-protobuf.git", from: "2.4.1"),
@@ -36,11 +39,12 @@ let package = Package(
         .package(url: "https://github.com/groue/GRDB.swift.git", from: "7.10.0"),
     ],
     targets: [
-        // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev).
+        // C libraries, found through pkg-config (Debian: libevent-dev, libhiredis-dev). CLibEvent
+        // also links libevent's OpenSSL bufferevents and OpenSSL (libssl-dev), for HTTPS upstream.
         .systemLibrary(
             name: "CLibEvent",
             pkgConfig: "libevent_pthreads",
-            providers: [.apt(["libevent-dev"])]
+            providers: [.apt(["libevent-dev", "libssl-dev"])]
         ),
         .systemLibrary(
             name: "CHiredis",
@@ -74,6 +78,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ],
             // Frontends and stores that bring NIO, gRPC or GRDB sit in the Actors folder (they are
             // domain actors) but build as targets of their own, so Actors itself depends on none.
@@ -222,6 +227,9 @@ let package = Package(
             dependencies: [
                 "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
+                // Mints RS256, ES256 and EdDSA tokens, as an identity provider would.
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

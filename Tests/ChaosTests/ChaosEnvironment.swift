@@ -27,6 +27,9 @@ final class ChaosEnvironment: Sendable {
         /// Overrides of the service's environment.
         var environment: [String: String] = [:]
         var instanceID = "chaos-1"
+        /// Name Redis and upstream by host (`redis.chaos.test`, `upstream.chaos.test`), looked
+        /// up through ``ChaosEnvironment/nameserver`` (DNS_RESOLV_CONF), instead of by address.
+        var namedHosts = false
     }
 
     static let jwtSecret = "chaos-jwt-secret"
@@ -51,6 +54,8 @@ final class ChaosEnvironment: Sendable {
     let stub: StubUpstream
     let upstreamProxy: FaultProxy
     let service: ServiceProcess
+    /// The nameserver answering for the hosts when ``Settings/namedHosts`` is on.
+    let nameserver: FakeNameserver?
     let httpPort: Int
     let configuration: ServiceConfiguration
     /// The environment the service was started with.
@@ -71,9 +76,16 @@ final class ChaosEnvironment: Sendable {
         let stubPort = try await stub.start(port: 0)
         let upstreamProxy = try await FaultProxy.start(loop: loop, targetPort: stubPort)
         let httpPort = freeLoopbackPort()
+        // With named hosts, evdns' own per-query timeout (5 s) is above every bound of the
+        // service, so only the service's bounds end a lookup nobody answers.
+        let nameserver = settings.namedHosts
+            ? try FakeNameserver(addresses: ["redis.chaos.test": "127.0.0.1", "upstream.chaos.test": "127.0.0.1"], queryTimeoutSeconds: 5)
+            : nil
+        let redisHost = nameserver == nil ? "127.0.0.1" : "redis.chaos.test"
+        let upstreamHost = nameserver == nil ? "127.0.0.1" : "upstream.chaos.test"
         var environment = redisPolicy.merging([
-            "REDIS_URL": "redis://127.0.0.1:\(redisProxy.port)/0",
-            "PARTICIPANTS_API_URL": "http://127.0.0.1:\(upstreamProxy.port)",
+            "REDIS_URL": "redis://\(redisHost):\(redisProxy.port)/0",
+            "PARTICIPANTS_API_URL": "http://\(upstreamHost):\(upstreamProxy.port)",
             "PARTICIPANTS_MAX_API_TIMEOUT": "2s",
             "PARTICIPANTS_BATCH_SIZE": "25",
             "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
@@ -85,13 +97,14 @@ final class ChaosEnvironment: Sendable {
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "info",
         ]) { $1 }
+        if let nameserver { environment["DNS_RESOLV_CONF"] = nameserver.resolvConf }
         environment.merge(settings.environment) { $1 }
         let configuration = try ServiceConfiguration(environment: environment)
         let service = try ServiceProcess.serve(environment: environment)
         let environmentObject = ChaosEnvironment(
             settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, stub: stub,
-            upstreamProxy: upstreamProxy, service: service, httpPort: httpPort, configuration: configuration,
-            serviceEnvironment: environment)
+            upstreamProxy: upstreamProxy, service: service, nameserver: nameserver, httpPort: httpPort,
+            configuration: configuration, serviceEnvironment: environment)
         let healthy = await eventually(timeout: .seconds(30)) { await environmentObject.healthStatus() == "ok" }
         guard healthy else {
             let output = service.output()
@@ -103,9 +116,10 @@ final class ChaosEnvironment: Sendable {
 
     private init(
         settings: Settings, loop: EventLoop, redis: RedisServer, redisProxy: FaultProxy, stub: StubUpstream,
-        upstreamProxy: FaultProxy, service: ServiceProcess, httpPort: Int, configuration: ServiceConfiguration,
-        serviceEnvironment: [String: String]
+        upstreamProxy: FaultProxy, service: ServiceProcess, nameserver: FakeNameserver?, httpPort: Int,
+        configuration: ServiceConfiguration, serviceEnvironment: [String: String]
     ) {
+        self.nameserver = nameserver
         self.serviceEnvironment = serviceEnvironment
         self.settings = settings
         self.loop = loop
@@ -131,6 +145,7 @@ final class ChaosEnvironment: Sendable {
         await upstreamProxy.close()
         await stub.shutdown()
         redis.cleanup()
+        nameserver?.stop()
         loop.stop()
     }
 

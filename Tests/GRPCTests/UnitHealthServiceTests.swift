@@ -1,6 +1,8 @@
 import Actors
+import ChatRuntime
 import Foundation
 import GRPCCore
+import Logging
 import Testing
 
 @testable import GRPCFrontend
@@ -43,15 +45,46 @@ struct UnitHealthServiceTests {
         #expect(CallAuthenticator.bearerToken(other) == nil)
     }
 
-    @Test func adminTokenIsComparedExactly() {
-        let authenticator = CallAuthenticator(jwtSecret: nil, adminToken: "s3cret")
+    @Test func adminTokenIsComparedExactly() async {
+        let authenticator = CallAuthenticator(verifier: await TokenVerifier(secret: nil), adminToken: "s3cret")
         var right = Metadata()
         right.addString("Bearer s3cret", forKey: "authorization")
         var wrong = Metadata()
         wrong.addString("Bearer s3cret2", forKey: "authorization")
         #expect(throws: Never.self) { try authenticator.admin(right) }
         #expect(throws: RPCError.self) { try authenticator.admin(wrong) }
-        #expect(throws: RPCError.self) { try authenticator.user(right) }
+        await #expect(throws: RPCError.self) { try await authenticator.user(right) }
+    }
+
+    /// A token that needs the identity provider's keys before any fetch succeeded: UNAVAILABLE
+    /// (HTTP's 503 auth_unavailable), never accepted; `alg: none` stays UNAUTHENTICATED.
+    @Test func providerTokensBeforeTheKeysArriveAreUnavailable() async throws {
+        let loop = EventLoop(name: "grpc-auth-jwks")
+        defer { loop.stop() }
+        // Nothing listens there, and no fetch is made: the provider has no keys.
+        let provider = try JWKSProvider(url: "http://127.0.0.1:9/certs", loop: loop, logger: Logger(label: "test.grpc-auth"))
+        let authenticator = CallAuthenticator(verifier: await TokenVerifier(secret: nil, provider: provider), adminToken: nil)
+        func metadata(header: String) -> Metadata {
+            let encode = { (text: String) in
+                Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                    .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+            }
+            var metadata = Metadata()
+            metadata.addString("Bearer \(encode(header)).\(encode(#"{"sub":"u"}"#)).c2ln", forKey: "authorization")
+            return metadata
+        }
+        do {
+            _ = try await authenticator.user(metadata(header: #"{"alg":"RS256","kid":"k1"}"#))
+            Issue.record("a token was accepted without the provider's keys")
+        } catch {
+            #expect(error.code == .unavailable, "\(error)")
+        }
+        do {
+            _ = try await authenticator.user(metadata(header: #"{"alg":"none"}"#))
+            Issue.record("alg none was accepted")
+        } catch {
+            #expect(error.code == .unauthenticated, "\(error)")
+        }
     }
 }
 

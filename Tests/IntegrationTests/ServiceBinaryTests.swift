@@ -66,6 +66,14 @@ struct ServiceBinaryTests {
         ("GRPC_HOST", "grpc.example"),
         ("PARTICIPANTS_UPDATE_INTERVAL", "15 minutes"),
         ("REDIS_URL", "mysql://127.0.0.1"),
+        // Issue 14: a scheme other than http/https, an unreadable or non-PEM CA file, a JWKS URL
+        // that is not an http(s) URL, a resolver file that cannot be read.
+        ("PARTICIPANTS_API_URL", "ftp://upstream.example"),
+        ("PARTICIPANTS_API_CA_FILE", "/nonexistent/ca.pem"),
+        ("PARTICIPANTS_API_CA_FILE", "/etc/hosts"),
+        ("JWT_JWKS_URL", "not a url"),
+        ("JWT_JWKS_URL", "ldap://idp.example/certs"),
+        ("DNS_RESOLV_CONF", "/nonexistent/resolv.conf"),
     ])
     func badVariableExits78NamingIt(variable: String, value: String) async throws {
         var environment = Self.baseEnvironment(redisPort: freeLoopbackPort())

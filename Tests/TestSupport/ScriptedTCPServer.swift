@@ -20,6 +20,7 @@ public final class ScriptedTCPServer: Sendable {
         var stopped = false
         var accepted = 0
         var requestHeads = 0
+        var firstChunks: [[UInt8]] = []
     }
 
     /// Binds `127.0.0.1` on a free port and starts accepting.
@@ -49,6 +50,10 @@ public final class ScriptedTCPServer: Sendable {
     public var acceptedConnections: Int { state.withLock { $0.accepted } }
     /// Request heads read so far, over all connections.
     public var requestsSeen: Int { state.withLock { $0.requestHeads } }
+
+    /// The first bytes each connection sent (one read), in accept order: what a client says
+    /// before any answer, such as a TLS ClientHello.
+    public var firstChunks: [[UInt8]] { state.withLock { $0.firstChunks } }
 
     /// Stops accepting and closes every connection within about 50 ms. Idempotent.
     public func stop() {
@@ -84,6 +89,7 @@ public final class ScriptedTCPServer: Sendable {
     private func serve(_ connection: Int32) {
         defer { Glibc.close(connection) }
         var received: [UInt8] = []
+        var sawBytes = false
         let headEnd = Array("\r\n\r\n".utf8)
         while !isStopped {
             var poller = pollfd(fd: connection, events: Int16(POLLIN), revents: 0)
@@ -91,6 +97,10 @@ public final class ScriptedTCPServer: Sendable {
             var chunk = [UInt8](repeating: 0, count: 4096)
             let count = chunk.withUnsafeMutableBytes { recv(connection, $0.baseAddress, $0.count, 0) }
             guard count > 0 else { return }
+            if received.isEmpty && !sawBytes {
+                sawBytes = true
+                state.withLock { $0.firstChunks.append(Array(chunk[..<count])) }
+            }
             received.append(contentsOf: chunk[..<count])
             while let head = received.firstRange(of: headEnd) {
                 received.removeSubrange(..<head.upperBound)

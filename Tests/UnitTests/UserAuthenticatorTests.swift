@@ -31,77 +31,88 @@ struct UserAuthenticatorTests {
         return decoded?["error"]?["message"]
     }
 
-    @Test func acceptsAValidTokenAndRemembersIt() {
-        let users = UserAuthenticator(secret: Self.secret)
+    @Test func acceptsAValidTokenAndRemembersIt() async {
+        let users = await UserAuthenticator(secret: Self.secret)
         let request = Self.request(authorization: "Bearer \(Self.token())")
-        #expect(users.reject(request, now: Self.now) == nil)
+        #expect(await users.reject(request, now: Self.now) == nil)
         #expect(users.rememberedTokens == 1)
-        #expect(users.reject(request, now: Self.now.addingTimeInterval(60)) == nil)
+        #expect(await users.reject(request, now: Self.now.addingTimeInterval(60)) == nil)
         #expect(users.rememberedTokens == 1)
     }
 
-    @Test func aRememberedTokenIsRefusedOnceExpiredWithTheVerifiersReason() {
-        let users = UserAuthenticator(secret: Self.secret)
+    @Test func aRememberedTokenIsRefusedOnceExpiredWithTheVerifiersReason() async {
+        let users = await UserAuthenticator(secret: Self.secret)
         let request = Self.request(authorization: "Bearer \(Self.token(expiresIn: 600))")
-        #expect(users.reject(request, now: Self.now) == nil)
+        #expect(await users.reject(request, now: Self.now) == nil)
         // exp + 30 s leeway: still fine one second before, refused at that second.
-        #expect(users.reject(request, now: Self.now.addingTimeInterval(629)) == nil)
-        let refused = users.reject(request, now: Self.now.addingTimeInterval(630))
+        #expect(await users.reject(request, now: Self.now.addingTimeInterval(629)) == nil)
+        let refused = await users.reject(request, now: Self.now.addingTimeInterval(630))
         #expect(refused?.status == 401)
         #expect(Self.errorMessage(refused) == "invalid token: token expired")
     }
 
-    @Test func aTokenNotYetValidIsRefusedThenAcceptedInItsWindow() {
-        let users = UserAuthenticator(secret: Self.secret)
+    @Test func aTokenNotYetValidIsRefusedThenAcceptedInItsWindow() async {
+        let users = await UserAuthenticator(secret: Self.secret)
         let request = Self.request(authorization: "Bearer \(Self.token(notBeforeIn: 120))")
-        #expect(users.reject(request, now: Self.now)?.status == 401)
+        #expect(await users.reject(request, now: Self.now)?.status == 401)
         #expect(users.rememberedTokens == 0)
-        #expect(users.reject(request, now: Self.now.addingTimeInterval(100)) == nil)
+        #expect(await users.reject(request, now: Self.now.addingTimeInterval(100)) == nil)
         #expect(users.rememberedTokens == 1)
         // Remembered, but the window still applies before nbf - leeway.
-        #expect(users.reject(request, now: Self.now)?.status == 401)
+        #expect(await users.reject(request, now: Self.now)?.status == 401)
     }
 
-    @Test func refusedTokensAreNeverRemembered() {
-        let users = UserAuthenticator(secret: Self.secret)
+    @Test func refusedTokensAreNeverRemembered() async {
+        let users = await UserAuthenticator(secret: Self.secret)
         let forged = Self.request(authorization: "Bearer \(Self.token(secret: "another-secret"))")
         for _ in 0..<3 {
-            #expect(users.reject(forged, now: Self.now)?.status == 401)
+            #expect(await users.reject(forged, now: Self.now)?.status == 401)
         }
         #expect(users.rememberedTokens == 0)
         let expired = Self.request(authorization: "Bearer \(Self.token(expiresIn: -3600))")
-        #expect(users.reject(expired, now: Self.now)?.status == 401)
+        #expect(await users.reject(expired, now: Self.now)?.status == 401)
         #expect(users.rememberedTokens == 0)
     }
 
-    @Test func aTamperedCopyOfARememberedTokenIsRefused() {
-        let users = UserAuthenticator(secret: Self.secret)
+    @Test func aTamperedCopyOfARememberedTokenIsRefused() async {
+        let users = await UserAuthenticator(secret: Self.secret)
         let token = Self.token()
-        #expect(users.reject(Self.request(authorization: "Bearer \(token)"), now: Self.now) == nil)
+        #expect(await users.reject(Self.request(authorization: "Bearer \(token)"), now: Self.now) == nil)
         var tampered = Array(token.utf8)
         tampered[tampered.count - 2] = tampered[tampered.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let request = Self.request(authorization: "Bearer \(String(decoding: tampered, as: UTF8.self))")
-        #expect(users.reject(request, now: Self.now)?.status == 401)
+        #expect(await users.reject(request, now: Self.now)?.status == 401)
     }
 
-    @Test func theCacheIsBounded() {
-        let users = UserAuthenticator(secret: Self.secret, tokenCacheCapacity: 3)
+    @Test func theCacheIsBounded() async {
+        let users = await UserAuthenticator(secret: Self.secret, tokenCacheCapacity: 3)
         for seconds in 0..<10 {
             let request = Self.request(authorization: "Bearer \(Self.token(expiresIn: Double(600 + seconds)))")
-            #expect(users.reject(request, now: Self.now) == nil)
+            #expect(await users.reject(request, now: Self.now) == nil)
         }
         #expect(users.rememberedTokens == 3)
     }
 
-    @Test func withoutACacheEveryRequestIsVerified() {
-        let users = UserAuthenticator(secret: Self.secret, tokenCacheCapacity: 0)
-        #expect(users.reject(Self.request(authorization: "Bearer \(Self.token())"), now: Self.now) == nil)
+    @Test func withoutACacheEveryRequestIsVerified() async {
+        let users = await UserAuthenticator(secret: Self.secret, tokenCacheCapacity: 0)
+        #expect(await users.reject(Self.request(authorization: "Bearer \(Self.token())"), now: Self.now) == nil)
         #expect(users.rememberedTokens == 0)
     }
 
-    @Test func withoutASecretEverythingIsRefused() {
-        let users = UserAuthenticator(secret: nil)
-        #expect(users.reject(Self.request(authorization: "Bearer \(Self.token())"), now: Self.now)?.status == 401)
+    @Test func theImmediatePathAcceptsOnlyRememberedTokensInTheirWindow() async {
+        let users = await UserAuthenticator(secret: Self.secret)
+        let request = Self.request(authorization: "Bearer \(Self.token(expiresIn: 600))")
+        #expect(!users.isRemembered(request, now: Self.now))
+        #expect(await users.reject(request, now: Self.now) == nil)
+        #expect(users.isRemembered(request, now: Self.now))
+        #expect(!users.isRemembered(request, now: Self.now.addingTimeInterval(630)))
+        #expect(!users.isRemembered(Self.request(authorization: "Bearer \(Self.token(secret: "another-secret"))"), now: Self.now))
+        #expect(!users.isRemembered(Self.request(authorization: nil), now: Self.now))
+    }
+
+    @Test func withoutASecretEverythingIsRefused() async {
+        let users = await UserAuthenticator(secret: nil)
+        #expect(await users.reject(Self.request(authorization: "Bearer \(Self.token())"), now: Self.now)?.status == 401)
     }
 
     @Test(arguments: [
@@ -117,7 +128,7 @@ struct UserAuthenticatorTests {
         #expect(bearerToken(Self.request(authorization: header)) == nil)
     }
 
-    @Test func noHeaderNoToken() {
+    @Test func noHeaderNoToken() async {
         #expect(bearerToken(Self.request(authorization: nil)) == nil)
     }
 }
@@ -125,7 +136,7 @@ struct UserAuthenticatorTests {
 /// The verified-token cache on its own.
 @Suite("VerifiedTokenCache")
 struct VerifiedTokenCacheTests {
-    @Test func windowsIncludeTheLeeway() {
+    @Test func windowsIncludeTheLeeway() async {
         let claims = JWTClaims(
             expiresAt: Date(timeIntervalSince1970: 1000), notBefore: Date(timeIntervalSince1970: 500))
         let window = VerifiedTokenCache.Window(claims: claims, leewaySeconds: 30)
@@ -137,7 +148,7 @@ struct VerifiedTokenCacheTests {
         #expect(VerifiedTokenCache.Window(claims: JWTClaims(), leewaySeconds: 30).contains(-1e18))
     }
 
-    @Test func keysCompareWholeTokens() {
+    @Test func keysCompareWholeTokens() async {
         let cache = VerifiedTokenCache(capacity: 8)
         cache.remember("abc.def.ghi", window: .init(expiresAt: 1))
         #expect(cache.window(of: "abc.def.ghi") == .init(expiresAt: 1))

@@ -1,14 +1,15 @@
 import ChatRuntime
 import Foundation
 
-/// User tokens that passed ``JWTVerifier`` recently, with the time window in which they stay
+/// User tokens that passed ``TokenVerifier`` recently, with the time window in which they stay
 /// acceptable, so a client sending the same token on every request pays one hash lookup instead
-/// of an HMAC, two base64 decodes and a JSON parse.
+/// of a signature check, two base64 decodes and a JSON parse.
 ///
 /// Sound because whether a token is accepted depends only on its bytes and the clock: for one
-/// secret the signature check always gives the same answer, and the window (`nbf` and `exp`,
+/// key the signature check always gives the same answer, and the window (`nbf` and `exp`,
 /// leeway included) is checked again on every hit, so a token is refused from the very second
-/// the verifier would refuse it. Refused tokens are never kept, so a wrong token always costs
+/// the verifier would refuse it. One exception, accepted: a token signed by a provider key that
+/// the provider has since retired stays accepted until its `exp` (or until it leaves the cache). Refused tokens are never kept, so a wrong token always costs
 /// a full check. Keys compare in constant time, so the cache adds no timing signal about the
 /// tokens it holds. Bounded: past `capacity` the least recently used token goes.
 final class VerifiedTokenCache: Sendable {
@@ -26,7 +27,7 @@ final class VerifiedTokenCache: Sendable {
             self.subject = subject
         }
 
-        /// The window in which ``JWTVerifier`` accepts a token carrying `claims`.
+        /// The window in which ``TokenVerifier`` accepts a token carrying `claims`.
         init(claims: JWTClaims, leewaySeconds: Double) {
             self.init(
                 notBefore: claims.notBefore.map { $0.timeIntervalSince1970 - leewaySeconds } ?? -.infinity,

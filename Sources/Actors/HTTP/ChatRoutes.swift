@@ -98,7 +98,7 @@ public struct ChatRoutes: Sendable {
         _ body: (String, ChatID) async throws(ChatError) -> HTTPResponse
     ) async -> HTTPResponse {
         let user: String
-        switch users.authenticate(request) {
+        switch await users.authenticate(request) {
         case .success(let subject): user = subject
         case .failure(let rejection): return rejection.response
         }

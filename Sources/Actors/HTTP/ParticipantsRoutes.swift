@@ -88,18 +88,18 @@ public struct ParticipantsRoutes: Sendable {
     // MARK: Handlers
 
     /// The read route's immediate path, in the HTTP server's callback on the loop thread: a
-    /// fresh L1 hit (the common case) is answered without a task or an actor hop; the rest
-    /// (stale, Redis, upstream, refusals) is declined to ``read(_:)`` before any other work, so
-    /// a declined request is not authenticated twice.
+    /// fresh L1 hit (the common case) for a token verified recently is answered without a task
+    /// or an actor hop; the rest (stale, Redis, upstream, a token not seen yet, refusals) is
+    /// declined to ``read(_:)``, which verifies the token in full.
     func readFromMemory(_ request: HTTPRequest) -> HTTPResponse? {
         guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
-        if let rejection = users.reject(request) { return rejection }
+        guard users.isRemembered(request) else { return nil }
         reader.trackFromMemory(chat)
         return .json(bytes: bodies.body(for: entry, stale: false, source: .memory))
     }
 
     func read(_ request: HTTPRequest) async -> HTTPResponse {
-        if let rejection = users.reject(request) { return rejection }
+        if let rejection = await users.reject(request) { return rejection }
         guard let chat = Self.chatID(request) else { return Self.invalidChatID }
         switch await reader.read(chat) {
         case .entry(let entry, let stale, let source):

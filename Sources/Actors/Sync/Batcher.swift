@@ -286,7 +286,7 @@ public actor Batcher: Service {
     static func sample(for error: UpstreamError) -> ConcurrencyLimit.Sample {
         switch error.code {
         case .rateLimited, .server, .timeout, .circuitOpen: .overloaded
-        case .connection, .malformed, .unauthorized, .rejected: .ignored
+        case .connection, .dns, .tls, .malformed, .unauthorized, .rejected: .ignored
         }
     }
 

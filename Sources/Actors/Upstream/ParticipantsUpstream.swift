@@ -16,6 +16,11 @@ public struct UpstreamError: Error, Sendable, Hashable, CustomStringConvertible 
         case timeout
         /// Connection refused, reset or closed mid-answer.
         case connection
+        /// The upstream's host name could not be resolved (no address, or no answer in time).
+        case dns
+        /// The TLS handshake failed or upstream's certificate did not verify. Never retried,
+        /// and never followed by a plain-HTTP attempt.
+        case tls
         /// A 5xx answer, after retries.
         case server
         /// 429 past the call's deadline, or too often.

@@ -45,7 +45,9 @@ public actor UpstreamClient: ParticipantsUpstream {
     public private(set) var statistics = Statistics()
 
     /// - Parameters:
-    ///   - baseURL: `http://host[:port][/prefix]` with a numeric host (PARTICIPANTS_API_URL).
+    ///   - baseURL: `http[s]://host[:port][/prefix]` (PARTICIPANTS_API_URL).
+    ///   - tls: how an `https` upstream is verified (PARTICIPANTS_API_CA_FILE); nil trusts the
+    ///     system's CA store.
     ///   - token: sent as `Authorization: Bearer <token>` when non-nil and non-empty
     ///     (PARTICIPANTS_API_TOKEN).
     ///   - random: the jitter source; tests pass a ``SeededRandom``.
@@ -53,14 +55,14 @@ public actor UpstreamClient: ParticipantsUpstream {
     ///     its own.
     /// - Throws: ``HTTPClientError/Code/invalidURL`` for a base URL the HTTP client cannot use.
     public init(
-        loop: EventLoop, baseURL: String, token: String?, settings: Settings = Settings(),
+        loop: EventLoop, baseURL: String, token: String?, tls: TLSClientContext? = nil, settings: Settings = Settings(),
         random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
         metricsFactory: any MetricsFactory = MetricsSystem.factory, logger: Logger
     ) throws(HTTPClientError) {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.baseURL = baseURL
         self.settings = settings
-        self.http = try HTTPClient(loop: loop, baseURL: baseURL, maxConnections: settings.maxConnections, logger: logger)
+        self.http = try HTTPClient(loop: loop, baseURL: baseURL, tls: tls, maxConnections: settings.maxConnections, logger: logger)
         self.policy = UpstreamRetryPolicy(maxAttempts: settings.maxAttempts, backoff: settings.backoff)
         var headers = [("Accept", "application/json")]
         if let token, !token.isEmpty { headers.append(("Authorization", "Bearer \(token)")) }
@@ -228,7 +230,7 @@ public actor UpstreamClient: ParticipantsUpstream {
 
     private static func verdict(for code: UpstreamError.Code) -> BreakerVerdict {
         switch code {
-        case .timeout, .connection, .server, .rateLimited: .failing
+        case .timeout, .connection, .dns, .tls, .server, .rateLimited: .failing
         case .unauthorized, .rejected: .healthy
         case .malformed: .failing  // not HTTP, or an oversized answer
         case .circuitOpen: .unknown

@@ -98,6 +98,11 @@ public struct UpstreamRetryPolicy: Sendable, Hashable {
             Failure(error: UpstreamError(code: .timeout, message: "no answer in time: \(error.message)"), isRetryable: true)
         case .connectFailed, .connectionClosed:
             Failure(error: UpstreamError(code: .connection, message: error.message), isRetryable: true)
+        case .nameResolutionFailed:
+            Failure(error: UpstreamError(code: .dns, message: error.message), isRetryable: true)
+        case .tlsFailed:
+            // The same certificate would come back.
+            Failure(error: UpstreamError(code: .tls, message: error.message), isRetryable: false)
         case .invalidResponse:
             // Not HTTP, or over the size limit: the same bytes would come back.
             Failure(error: UpstreamError(code: .malformed, message: error.message), isRetryable: false)

@@ -53,6 +53,9 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     /// would be created by whichever read came first, racing with the others. Not a `let`
     /// because it refers back to `self`.
     private(set) var serialExecutor: LoopSerialExecutor!
+    /// Where ``resolver`` reads its nameservers.
+    public let resolverSettings: ResolverSettings
+    private let resolverSlot = AnnotatedMutex<DNSResolver?>(nil)
 
     private static let threadingEnabled: Void = {
         let result = evthread_use_pthreads()
@@ -60,9 +63,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     }()
 
     /// Creates the loop and starts its thread.
-    public init(name: String = "event-loop") {
+    /// - Parameter resolver: the nameservers of this loop's ``resolver``.
+    public init(name: String = "event-loop", resolver: ResolverSettings = .system) {
         _ = Self.threadingEnabled
         self.name = name
+        self.resolverSettings = resolver
         guard let base = Self.makeBase() else {
             fatalError("event_base_new failed")
         }
@@ -102,6 +107,18 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         while true {
             drain()
             lateWake.wait()
+        }
+    }
+
+    /// This loop's name resolver: every host name the loop's connections need is looked up
+    /// through it, never with a blocking call on the loop thread. Made on first use; it keeps
+    /// the loop alive, as the loop lives as long as the process anyway.
+    public var resolver: DNSResolver {
+        resolverSlot.withLock { slot in
+            if let slot { return slot }
+            let created = DNSResolver(loop: self, settings: resolverSettings)
+            slot = created
+            return created
         }
     }
 

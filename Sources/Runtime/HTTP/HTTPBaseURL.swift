@@ -1,8 +1,10 @@
-/// The parts of an ``HTTPClient`` base URL: `http://host[:port][/prefix]`.
+/// The parts of an ``HTTPClient`` base URL: `http[s]://host[:port][/prefix]`.
 ///
-/// Only plain `http` is supported (the client talks to services on loopback or a private
-/// network). The host should be numeric: evhttp resolves names with a blocking call on the loop.
+/// The host may be a name (looked up through the loop's ``DNSResolver`` before every new
+/// connection), an IPv4 address or an IPv6 address in brackets.
 struct HTTPBaseURL: Sendable, Hashable {
+    /// `https`: TLS, with the server's certificate and name verified.
+    var isTLS: Bool
     /// The host to connect to, without IPv6 brackets.
     var host: String
     var port: UInt16
@@ -13,8 +15,17 @@ struct HTTPBaseURL: Sendable, Hashable {
     var hostHeader: String
 
     init?(_ text: String) {
-        let scheme = "http://"
-        guard text.count > scheme.count, text.prefix(scheme.count).lowercased() == scheme else { return nil }
+        let lowered = text.prefix(8).lowercased()
+        let scheme: String
+        if lowered.hasPrefix("https://") {
+            scheme = "https://"
+        } else if lowered.hasPrefix("http://") {
+            scheme = "http://"
+        } else {
+            return nil
+        }
+        guard text.count > scheme.count else { return nil }
+        isTLS = scheme == "https://"
         let rest = text.dropFirst(scheme.count)
         let slash = rest.firstIndex(of: "/") ?? rest.endIndex
         let authority = rest[..<slash]
@@ -43,12 +54,12 @@ struct HTTPBaseURL: Sendable, Hashable {
             hostPart = authority
             portPart = nil
         }
-        guard !hostPart.isEmpty else { return nil }
+        guard !hostPart.isEmpty, !hostPart.contains(where: { $0.isWhitespace || "/?#%".contains($0) }) else { return nil }
         if let portPart {
             guard let port = UInt16(portPart), port > 0 else { return nil }
             self.port = port
         } else {
-            self.port = 80
+            self.port = isTLS ? 443 : 80
         }
         self.host = String(hostPart)
         self.pathPrefix = prefix

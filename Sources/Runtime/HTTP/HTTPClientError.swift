@@ -3,6 +3,11 @@ public struct HTTPClientError: Error, Sendable, CustomStringConvertible {
     public enum Code: Sendable, Hashable {
         /// The TCP connection could not be made (refused, unreachable).
         case connectFailed
+        /// The host name has no address (the resolver said so, or failed).
+        case nameResolutionFailed
+        /// The TLS handshake failed or the server's certificate did not verify; also a TLS
+        /// setting that cannot be used. Never followed by a plain-HTTP attempt.
+        case tlsFailed
         /// No complete response within the request's timeout (queueing and connecting included).
         case timeout
         /// The server closed the connection before the response was complete.

@@ -120,10 +120,16 @@ final class HTTPClientRequest {
         if let response {
             let status = Int(evhttp_request_get_response_code(response))
             if status == 0 {
-                result = .failure(HTTPClientError(code: .connectFailed, message: "cannot connect to \(connection.address)"))
+                if let reason = connection.tlsFailure() {
+                    result = .failure(HTTPClientError(code: .tlsFailed, message: "\(connection.address): \(reason)"))
+                } else {
+                    result = .failure(HTTPClientError(code: .connectFailed, message: "cannot connect to \(connection.address)"))
+                }
             } else {
                 result = .success(HTTPClientResponse(status: status, headers: EvhttpMessage.headers(of: response), body: EvhttpMessage.body(of: response)))
             }
+        } else if let reason = connection.tlsFailure() {
+            result = .failure(HTTPClientError(code: .tlsFailed, message: "\(connection.address): \(reason)"))
         } else {
             result = .failure(Self.error(for: reportedError))
         }

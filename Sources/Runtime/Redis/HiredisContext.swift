@@ -57,10 +57,11 @@ final class HiredisContext {
 
     /// Starts a non-blocking connect to `host:port` and attaches it to `loop`.
     ///
-    /// hiredis 0.14 resolves host names synchronously here, on the loop thread; use IP
-    /// addresses or names the resolver answers quickly (/etc/hosts) to keep the loop responsive.
+    /// hiredis 0.14 would resolve a host name synchronously here, on the loop thread: `host` must
+    /// be an address (``RedisConnection`` looks names up through the loop's ``DNSResolver``).
     static func connect(host: String, port: Int, loop: EventLoop, handler: @escaping (Event) -> Void) throws(RedisError) -> HiredisContext {
         loop.preconditionInLoop()
+        precondition(NumericHost.isNumeric(host), "hiredis would resolve \(host) on the loop thread")
         guard let context = redisAsyncConnect(host, Int32(port)) else {
             throw RedisError(code: .connectFailed, message: "hiredis could not allocate a context")
         }

@@ -149,8 +149,25 @@ public actor RedisConnection {
             throw error
         }
         let deadline = ContinuousClock.now + options.connectTimeout
+        // The name is looked up here, on every connect, through the loop's resolver: hiredis
+        // would resolve it with a blocking getaddrinfo on the loop thread. The lookup counts
+        // against the connect timeout, and its failure is a connect failure.
+        let address: String
         do {
-            context = try HiredisContext.connect(host: endpoint.host, port: endpoint.port, loop: loop) { [weak self] event in
+            address = try await loop.resolver.resolve(endpoint.host, timeout: deadline - ContinuousClock.now).first ?? endpoint.host
+        } catch {
+            let failure = RedisError(
+                code: error.code == .timeout ? .connectTimeout : .connectFailed,
+                message: "cannot connect to \(endpoint.redactedDescription): \(error)")
+            finish(failure)
+            throw failure
+        }
+        if case .closed(let reason) = state {
+            // close() ran while the name was looked up.
+            throw reason
+        }
+        do {
+            context = try HiredisContext.connect(host: address, port: endpoint.port, loop: loop) { [weak self] event in
                 self?.assumeIsolated { $0.handle(event) }
             }
         } catch {

@@ -20,7 +20,7 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
     public func createChat(
         request: ServerRequest<Chat_V1_CreateChatRequest>, context: ServerContext
     ) async throws -> ServerResponse<Chat_V1_Chat> {
-        let user = try caller(request.metadata)
+        let user = try await caller(request.metadata)
         let message = request.message
         let view = try await mapped { () async throws(ChatError) in
             try await core.createChat(by: user, title: message.title.isEmpty ? nil : message.title, members: message.members)
@@ -31,7 +31,7 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
     public func postMessage(
         request: ServerRequest<Chat_V1_PostMessageRequest>, context: ServerContext
     ) async throws -> ServerResponse<Chat_V1_PostMessageResponse> {
-        let user = try caller(request.metadata)
+        let user = try await caller(request.metadata)
         let message = request.message
         let chat = try RPCErrors.chatID(message.chatID)
         let key = message.idempotencyKey.isEmpty ? nil : message.idempotencyKey
@@ -47,7 +47,7 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
     public func listMessages(
         request: ServerRequest<Chat_V1_ListMessagesRequest>, context: ServerContext
     ) async throws -> ServerResponse<Chat_V1_ListMessagesResponse> {
-        let user = try caller(request.metadata)
+        let user = try await caller(request.metadata)
         let message = request.message
         let chat = try RPCErrors.chatID(message.chatID)
         var before: MessageID?
@@ -68,8 +68,8 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
     // MARK: Helpers
 
     /// The acting user: the token's subject. A valid token without one is refused, as over HTTP.
-    private func caller(_ metadata: Metadata) throws(RPCError) -> String {
-        guard let subject = try authenticator.user(metadata).subject, !subject.isEmpty else {
+    private func caller(_ metadata: Metadata) async throws(RPCError) -> String {
+        guard let subject = try await authenticator.user(metadata).subject, !subject.isEmpty else {
             throw RPCError(code: .unauthenticated, message: "the token has no subject (sub)")
         }
         return subject

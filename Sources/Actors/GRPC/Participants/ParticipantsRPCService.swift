@@ -21,7 +21,7 @@ public struct ParticipantsRPCService: Chat_V1_ParticipantsService.ServiceProtoco
     public func getParticipants(
         request: ServerRequest<Chat_V1_GetParticipantsRequest>, context: ServerContext
     ) async throws -> ServerResponse<Chat_V1_ChatParticipants> {
-        _ = try authenticator.user(request.metadata)
+        _ = try await authenticator.user(request.metadata)
         let backend = try enabledBackend()
         let chat = try RPCErrors.chatID(request.message.chatID)
         switch await backend.reader.read(chat) {
@@ -37,7 +37,7 @@ public struct ParticipantsRPCService: Chat_V1_ParticipantsService.ServiceProtoco
     public func batchGetParticipants(
         request: ServerRequest<Chat_V1_BatchGetParticipantsRequest>, context: ServerContext
     ) async throws -> ServerResponse<Chat_V1_BatchGetParticipantsResponse> {
-        _ = try authenticator.user(request.metadata)
+        _ = try await authenticator.user(request.metadata)
         let backend = try enabledBackend()
         let chats = try Self.distinctChatIDs(request.message.chatIds, limit: backend.batchLimit)
         let reader = backend.reader

@@ -81,12 +81,29 @@ struct EnvironmentReader {
         return text
     }
 
+    /// An `http://` or `https://` URL with a host, without a trailing slash.
     func httpURL(_ name: String) throws(ConfigurationError) -> String {
         let text = try requiredString(name)
         // `http://:80` parses with an empty host: refused too (found by the environment property tests).
-        guard let url = URL(string: text), url.scheme == "http", let host = url.host, !host.isEmpty else {
-            throw ConfigurationError(variable: name, value: text, expected: "an http://host[:port][/path] URL")
+        guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
+            let host = url.host, !host.isEmpty
+        else {
+            throw ConfigurationError(variable: name, value: text, expected: "an http://host[:port][/path] or https://host[:port][/path] URL")
         }
         return text.hasSuffix("/") ? String(text.dropLast()) : text
+    }
+
+    /// An optional ``httpURL(_:)``: nil when unset.
+    func optionalHTTPURL(_ name: String) throws(ConfigurationError) -> String? {
+        raw(name) == nil ? nil : try httpURL(name)
+    }
+
+    /// The path of a file this process can read, or nil when unset.
+    func readableFile(_ name: String) throws(ConfigurationError) -> String? {
+        guard let path = raw(name) else { return nil }
+        guard FileManager.default.isReadableFile(atPath: path) else {
+            throw ConfigurationError(variable: name, value: path, expected: "the path of a readable file")
+        }
+        return path
     }
 }

@@ -50,6 +50,20 @@ public struct ServiceConfiguration: Sendable {
         public var leaderLockTTL: Duration
         public var apiURL: String
         public var apiToken: String?
+        /// PARTICIPANTS_API_CA_FILE: the CAs trusted for an https upstream; nil: the system's.
+        public var apiCAFile: String?
+    }
+
+    /// How user tokens are verified (``TokenVerifier``).
+    public struct UserTokens: Sendable {
+        /// JWT_SECRET: HS256 tokens.
+        public var secret: String?
+        /// JWT_JWKS_URL: RS256, ES256 and EdDSA tokens, with the provider's published keys.
+        public var jwksURL: String?
+        /// JWT_ISSUER.
+        public var issuer: String?
+        /// JWT_AUDIENCE.
+        public var audience: String?
     }
 
     /// The chat API's store and limits (issue 8).
@@ -91,7 +105,11 @@ public struct ServiceConfiguration: Sendable {
     public var http: HTTP
     public var grpc: GRPC
     public var adminToken: String?
-    public var jwtSecret: String?
+    public var userTokens: UserTokens
+    /// JWT_SECRET.
+    public var jwtSecret: String? { userTokens.secret }
+    /// DNS_RESOLV_CONF: where the event loop's resolver finds its nameservers.
+    public var resolver: ResolverSettings
     public var shutdownTimeout: Duration
     /// This instance's name in logs and `/internal/participants/status`.
     public var instanceID: String
@@ -144,7 +162,8 @@ public struct ServiceConfiguration: Sendable {
             notFoundTTL: try env.duration("PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
             leaderLockTTL: try env.duration("PARTICIPANTS_LEADER_LOCK_TTL", minimum: .seconds(1), maximum: .seconds(3600)),
             apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
-            apiToken: env.string("PARTICIPANTS_API_TOKEN"))
+            apiToken: env.string("PARTICIPANTS_API_TOKEN"),
+            apiCAFile: try Self.loadableCAFile(env.readableFile("PARTICIPANTS_API_CA_FILE"), variable: "PARTICIPANTS_API_CA_FILE"))
 
         chat = ChatSettings(
             store: try Self.chatStore(env),
@@ -163,7 +182,12 @@ public struct ServiceConfiguration: Sendable {
             host: try env.ipAddress("GRPC_HOST"),
             port: try env.integer("GRPC_PORT", in: 0...65_535))
         adminToken = env.string("ADMIN_TOKEN")
-        jwtSecret = env.string("JWT_SECRET")
+        userTokens = UserTokens(
+            secret: env.string("JWT_SECRET"),
+            jwksURL: try env.optionalHTTPURL("JWT_JWKS_URL"),
+            issuer: env.string("JWT_ISSUER"),
+            audience: env.string("JWT_AUDIENCE"))
+        resolver = ResolverSettings(resolvConfPath: try Self.resolvConf(env))
         instanceID = env.string("INSTANCE_ID") ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         shutdownTimeout = try env.duration("SHUTDOWN_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600))
 
@@ -188,6 +212,27 @@ public struct ServiceConfiguration: Sendable {
         default:
             return .sqlite(path: try env.requiredString("CHAT_SQLITE_PATH"))
         }
+    }
+
+    /// A CA file OpenSSL can load: unreadable or not PEM certificates stop start-up here, not
+    /// at the first upstream call.
+    private static func loadableCAFile(_ path: String?, variable: String) throws(ConfigurationError) -> String? {
+        guard let path else { return nil }
+        do {
+            _ = try TLSClientContext(caFile: path)
+        } catch {
+            throw ConfigurationError(variable: variable, value: path, expected: "a PEM file of CA certificates (\(error.message))")
+        }
+        return path
+    }
+
+    /// DNS_RESOLV_CONF; a file set explicitly must be readable (evdns would silently fall back
+    /// to a nameserver on 127.0.0.1), the default may be missing (a minimal container).
+    private static func resolvConf(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
+        if env.environment["DNS_RESOLV_CONF"].map({ !$0.isEmpty }) == true {
+            return try env.readableFile("DNS_RESOLV_CONF") ?? ResolverSettings.system.resolvConfPath
+        }
+        return try env.requiredString("DNS_RESOLV_CONF")
     }
 
     private static func batchConcurrency(_ env: EnvironmentReader) throws(ConfigurationError) -> ConcurrencyLimit.Mode {
@@ -226,8 +271,11 @@ public struct ServiceConfiguration: Sendable {
         if redis.retryDelay > redis.maxRetryDelay {
             warnings.append("REDIS_RETRY_DELAY is above REDIS_MAX_RETRY_DELAY: every backoff step is the cap")
         }
-        if jwtSecret == nil && !participants.integrationDisabled {
-            warnings.append("JWT_SECRET is not set: every /v1 request answers 401")
+        if userTokens.secret == nil && userTokens.jwksURL == nil {
+            warnings.append("neither JWT_SECRET nor JWT_JWKS_URL is set: every /v1 request answers 401")
+        }
+        if let secret = userTokens.secret, secret.utf8.count < 32 {
+            warnings.append("JWT_SECRET is shorter than 32 bytes: RFC 7518 §3.2 asks for at least 32 for HS256")
         }
         if adminToken == nil {
             warnings.append("ADMIN_TOKEN is not set: every /internal request answers 403")
@@ -284,7 +332,12 @@ public struct ServiceConfiguration: Sendable {
             "GRPC_HOST": grpc.host,
             "GRPC_PORT": "\(grpc.port)",
             "ADMIN_TOKEN": adminToken == nil ? "(none)" : "***",
-            "JWT_SECRET": jwtSecret == nil ? "(none)" : "***",
+            "JWT_SECRET": userTokens.secret == nil ? "(none)" : "***",
+            "JWT_JWKS_URL": userTokens.jwksURL ?? "(none)",
+            "JWT_ISSUER": userTokens.issuer ?? "(none)",
+            "JWT_AUDIENCE": userTokens.audience ?? "(none)",
+            "PARTICIPANTS_API_CA_FILE": participants.apiCAFile ?? "(none)",
+            "DNS_RESOLV_CONF": resolver.resolvConfPath,
             "INSTANCE_ID": instanceID,
             "SHUTDOWN_TIMEOUT": formatDuration(shutdownTimeout),
             "LOG_LEVEL": logLevel.rawValue,

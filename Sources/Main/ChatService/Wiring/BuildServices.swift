@@ -87,8 +87,14 @@ public func buildServices(
         lateAfter: redis.commandTimeout,
         logger: logger.withLabel("health"))
 
-    // One authenticator, so its cache of verified tokens serves the participants and chat routes.
-    let users = UserAuthenticator(secret: configuration.jwtSecret)
+    // One verifier for HTTP and gRPC, and one authenticator, so its cache of verified tokens
+    // serves the participants and chat routes.
+    let tokens = configuration.userTokens
+    let jwks = try tokens.jwksURL.map { url throws(HTTPClientError) in
+        try JWKSProvider(url: url, loop: loop, logger: logger.withLabel("jwks"))
+    }
+    let verifier = await TokenVerifier(secret: tokens.secret, provider: jwks, issuer: tokens.issuer, audience: tokens.audience)
+    let users = UserAuthenticator(verifier: verifier)
     var participants: ParticipantsComponents?
     var routes = ParticipantsRoutes.disabledRegistrations
     var participantsBackend: ParticipantsBackend?
@@ -129,8 +135,8 @@ public func buildServices(
 
     let grpc = configuration.grpc.enabled
         ? buildGRPC(
-            configuration: configuration, supervisor: supervisor, participants: participantsBackend, chat: chat.core,
-            logger: logger)
+            configuration: configuration, verifier: verifier, supervisor: supervisor, participants: participantsBackend,
+            chat: chat.core, logger: logger)
         : nil
 
     // Start order; shutdown runs in reverse: the frontends and the scheduler's producers drain
@@ -138,6 +144,8 @@ public func buildServices(
     // period), the batcher stops, and the elector releases the leader lock; then the cache and
     // the health monitor stop, Redis closes, and the chat store last.
     var services: [any Service] = [chat.closer, supervisor, healthMonitor]
+    // The key set is fetched from the start; until it arrives provider tokens answer 503.
+    if let jwks { services.append(jwks) }
     var draining: [any Service] = [frontend]
     if let grpc { draining.append(grpc) }
     if let participants {
@@ -160,10 +168,10 @@ public func buildServices(
 
 /// The gRPC API over the same actors as the HTTP routes (docs/GRPC.md).
 private func buildGRPC(
-    configuration: ServiceConfiguration, supervisor: RedisSupervisor, participants: ParticipantsBackend?,
-    chat: ChatCore, logger: Logger
+    configuration: ServiceConfiguration, verifier: TokenVerifier, supervisor: RedisSupervisor,
+    participants: ParticipantsBackend?, chat: ChatCore, logger: Logger
 ) -> GRPCFrontend {
-    let authenticator = CallAuthenticator(jwtSecret: configuration.jwtSecret, adminToken: configuration.adminToken)
+    let authenticator = CallAuthenticator(verifier: verifier, adminToken: configuration.adminToken)
     let health = HealthService(services: [
         ParticipantsRPCService.healthName: .notServing,
         // The chat API serves whenever the process does: it degrades inside (store errors are
@@ -217,8 +225,11 @@ private func buildParticipants(
     // would cap the adaptive limit below its ceiling (8 did: a 50 ms upstream ran at ~8 in flight
     // whatever the limit said).
     upstreamSettings.maxConnections = settings.maxBatchesInFlight + 8
+    // https: the certificate and host name are verified against PARTICIPANTS_API_CA_FILE, or the
+    // system's CAs; the configuration already checked that the file loads.
+    let tls = try settings.apiCAFile.map { path throws(TLSConfigurationError) in try TLSClientContext(caFile: path) }
     let upstream = try UpstreamClient(
-        loop: loop, baseURL: settings.apiURL, token: settings.apiToken, settings: upstreamSettings,
+        loop: loop, baseURL: settings.apiURL, token: settings.apiToken, tls: tls, settings: upstreamSettings,
         logger: logger.withLabel("upstream"))
     let coordinator = RefreshCoordinator(
         upstream: upstream, cache: cache, loop: loop, supervisor: supervisor, coordination: coordination,

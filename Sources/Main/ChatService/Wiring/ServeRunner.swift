@@ -23,7 +23,7 @@ public enum ServeRunner {
             logger.warning("configuration: \(warning)")
         }
 
-        let loop = EventLoop(name: "chat-service-io")
+        let loop = EventLoop(name: "chat-service-io", resolver: configuration.resolver)
         let application = try await buildServices(configuration: configuration, loop: loop, metrics: registry, logger: logger)
         defer { loop.stop() }
         try await application.run(logger: logger)
