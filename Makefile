@@ -1,5 +1,5 @@
 # chat-service developer targets. `make run` and `make test` are the two the README promises.
-.PHONY: run test test-unit test-integration contract build clean compose-config chaos chaos-fast sanitize-thread sanitize-address bench bench-micro
+.PHONY: run test format lint test-unit test-integration contract build clean compose-config chaos chaos-fast sanitize-thread sanitize-address bench bench-micro
 
 SHELL := /bin/bash
 SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
@@ -10,8 +10,18 @@ SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
 ASAN_FILTER ?=
 TSAN_FILTER ?= --filter UnitTests
 
+# Everything swift-format formats and checks (.swift-format); generated gRPC code opts out by its
+# own swift-format-ignore-file comment.
+FORMAT_PATHS := Package.swift Sources Tests Plugins Benchmarks/Package.swift Benchmarks/Sources Benchmarks/Benchmarks
+
 run:            ## run the service on 127.0.0.1:8082 with a local redis-server
 	scripts/run-local.sh
+
+format:         ## formats the Swift code in place (swift-format, .swift-format)
+	$(SWIFT_PATH) swift format format --in-place --recursive --parallel $(FORMAT_PATHS)
+
+lint:           ## fails when a Swift file is not formatted as `make format` would (CI)
+	$(SWIFT_PATH) swift format lint --strict --recursive --parallel $(FORMAT_PATHS)
 
 test:           ## the whole default test suite (what CI runs); chaos scenarios are skipped
 	scripts/test.sh

@@ -225,7 +225,8 @@ let package = Package(
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore",
+                "PostgresChatStore",
                 .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 // Mints RS256, ES256 and EdDSA tokens, as an identity provider would.
                 .product(name: "JWTKit", package: "jwt-kit"),

@@ -26,7 +26,7 @@ let package = Package(
     name: "chat-service-benchmarks",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "bench-batch-write", targets: ["BenchBatchWrite"]),
+        .executable(name: "bench-batch-write", targets: ["BenchBatchWrite"])
     ],
     dependencies: [
         .package(path: ".."),
@@ -39,7 +39,7 @@ let package = Package(
             dependencies: [chatService("ChatRuntime"), chatService("Actors"), chatService("StubUpstream")],
             path: "Sources/BenchBatchWrite",
             swiftSettings: settings
-        ),
+        )
     ]
 )
 

@@ -1,12 +1,12 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import Logging
-import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 extension ChaosSuite {
     /// A flood of generated hostile requests against the whole service in-process (the real
@@ -55,7 +55,10 @@ extension ChaosSuite {
                         let fast = index % 2 == 0
                         let interval: Duration = fast ? .milliseconds(500) : slowDrip
                         group.addTask {
-                            let result = (try? await offloadBlocking { SlowlorisClient.drip(port: port, interval: interval, limit: slowlorisLimit) })
+                            let result =
+                                (try? await offloadBlocking {
+                                    SlowlorisClient.drip(port: port, interval: interval, limit: slowlorisLimit)
+                                })
                                 ?? SlowlorisClient.Result(closedAfter: .zero, status: nil)
                             return (fast, result)
                         }
@@ -70,7 +73,9 @@ extension ChaosSuite {
                 for thread in 0..<threads {
                     group.addTask {
                         (try? await offloadBlocking {
-                            Self.flood(count: total / threads, seed: UInt64(thread + 1), port: port, chats: chats, maxBody: maxBody)
+                            Self.flood(
+                                count: total / threads, seed: UInt64(thread + 1), port: port, chats: chats,
+                                maxBody: maxBody)
                         }) ?? (BadInputCounts(), ["thread \(thread) failed to run"])
                     }
                 }
@@ -99,16 +104,26 @@ extension ChaosSuite {
             record.badInput = counts
             record.faultSeconds = (ContinuousClock.now - started).milliseconds / 1000
 
-            record.check(counts.requests == total / threads * threads, "only \(counts.requests) of \(total) requests were made")
-            record.check(counts.violations == 0, "\(counts.violations) requests broke their expectation; e.g. \(samples.prefix(10).joined(separator: " | "))")
+            record.check(
+                counts.requests == total / threads * threads, "only \(counts.requests) of \(total) requests were made")
+            record.check(
+                counts.violations == 0,
+                "\(counts.violations) requests broke their expectation; e.g. \(samples.prefix(10).joined(separator: " | "))"
+            )
             record.check(counts.serverErrors == 0, "\(counts.serverErrors) requests got a 5xx")
-            record.check(counts.silent == 0, "\(counts.silent) requests got neither an answer nor a close within \(Self.requestTimeout * 2)")
+            record.check(
+                counts.silent == 0,
+                "\(counts.silent) requests got neither an answer nor a close within \(Self.requestTimeout * 2)")
             let health = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(5))
-            record.check(health?.status == 200, "/health answered \(health.map { String($0.status) } ?? "nothing") after the flood")
+            record.check(
+                health?.status == 200,
+                "/health answered \(health.map { String($0.status) } ?? "nothing") after the flood")
             let read = await httpGet(
                 "http://127.0.0.1:\(port)/v1/chats/chat-1/participants",
                 headers: ["Authorization": "Bearer \(ChaosEnvironment.userToken)"], timeout: .seconds(5))
-            record.check(read?.status == 200, "a valid read answered \(read.map { String($0.status) } ?? "nothing") after the flood")
+            record.check(
+                read?.status == 200,
+                "a valid read answered \(read.map { String($0.status) } ?? "nothing") after the flood")
             if counts.notImplemented > 0 {
                 record.notes.append(
                     "\(counts.notImplemented) requests with a method the service does not implement got evhttp's own 501 "
@@ -123,7 +138,9 @@ extension ChaosSuite {
         static let implementedMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
         static func methodToken(of bytes: [UInt8]) -> String {
-            String(decoding: bytes.prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") }.prefix(32), as: UTF8.self)
+            String(
+                decoding: bytes.prefix { $0 != UInt8(ascii: " ") && $0 != UInt8(ascii: "\r") }.prefix(32), as: UTF8.self
+            )
         }
 
         /// One thread's share: `count` generated requests, one connection each.

@@ -77,7 +77,8 @@ struct BadRequestGenerator {
 
     private mutating func validRead() -> BadRequest {
         let path = oneOf(["/health", "/ready", "/v1/chats/\(knownChat())/participants"])
-        return request("valid_read", "GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n", .success)
+        return request(
+            "valid_read", "GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n", .success)
     }
 
     private mutating func badToken() -> BadRequest {
@@ -87,7 +88,9 @@ struct BadRequestGenerator {
             "Authorization: Bearer a.b.c\r\n", "Authorization: Bearer \(adminToken)\r\n",
             "Authorization: \(String(repeating: "Bearer ", count: 50))\r\n",
         ])
-        return request("bad_token", "GET /v1/chats/\(knownChat())/participants HTTP/1.1\r\nHost: x\r\n\(authorization)\r\n", .rejection)
+        return request(
+            "bad_token", "GET /v1/chats/\(knownChat())/participants HTTP/1.1\r\nHost: x\r\n\(authorization)\r\n",
+            .rejection)
     }
 
     private mutating func oddChatID() -> BadRequest {
@@ -100,7 +103,9 @@ struct BadRequestGenerator {
             "%E2%80%AE1-tahc", "\u{00e9}t\u{00e9}",
         ])
         let path = oneOf(["/v1/chats/\(id)/participants", "/v1/chats/\(id)/participants/extra", "/v1/chats/\(id)"])
-        return request("odd_chat_id", "GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n", .successOrRejection)
+        return request(
+            "odd_chat_id", "GET \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n",
+            .successOrRejection)
     }
 
     private mutating func malformedRequestLine() -> BadRequest {
@@ -110,14 +115,17 @@ struct BadRequestGenerator {
             "GET health HTTP/1.1", "GET http://%zz/ HTTP/1.1", "GET /\(String(repeating: "a", count: 9000)) HTTP/1.1",
             " GET /health HTTP/1.1", "GET /health HTTP/1.1 extra", "\u{0}\u{1}\u{2}", "HTTP/1.1 200 OK",
             "GET /he\u{0}alth HTTP/1.1", "GET /health?\(String(repeating: "%", count: 30)) HTTP/1.1",
-            "GET /health?a=%zz HTTP/1.1", String(decoding: randomBytes(count: 1 + Int(random.next() % 200)), as: UTF8.self),
+            "GET /health?a=%zz HTTP/1.1",
+            String(decoding: randomBytes(count: 1 + Int(random.next() % 200)), as: UTF8.self),
         ])
         return request("malformed_request_line", "\(line)\r\nHost: x\r\n\r\n", .rejection)
     }
 
     private mutating func hugeHeader() -> BadRequest {
         let size = 9000 + Int(random.next() % 40_000)
-        return request("huge_header", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: size))\r\n\r\n", .rejection)
+        return request(
+            "huge_header", "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: \(String(repeating: "b", count: size))\r\n\r\n",
+            .rejection)
     }
 
     private mutating func manyHeaders() -> BadRequest {
@@ -129,15 +137,22 @@ struct BadRequestGenerator {
     }
 
     private mutating func hugeBody() -> BadRequest {
-        let path = oneOf(["/internal/participants/refresh", "/internal/chats/chat-1/participants/refresh", "/v1/chats/chat-1/participants"])
+        let path = oneOf([
+            "/internal/participants/refresh", "/internal/chats/chat-1/participants/refresh",
+            "/v1/chats/chat-1/participants",
+        ])
         if random.next() % 2 == 0 {
             // Declared too large: refused before the body is read.
-            let text = "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: \(maxBodySize + 1 + Int(random.next() % 1_000_000_000))\r\n\r\n"
+            let text =
+                "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Length: \(maxBodySize + 1 + Int(random.next() % 1_000_000_000))\r\n\r\n"
             return BadRequest(category: "huge_body", bytes: Array(text.utf8), halfClose: true, expectation: .rejection)
         }
         let size = maxBodySize + 1 + Int(random.next() % 65_536)
-        let head = "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(size)\r\n\r\n"
-        return BadRequest(category: "huge_body", bytes: Array(head.utf8) + [UInt8](repeating: UInt8(ascii: "{"), count: size), halfClose: false, expectation: .rejection)
+        let head =
+            "POST \(path) HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: \(size)\r\n\r\n"
+        return BadRequest(
+            category: "huge_body", bytes: Array(head.utf8) + [UInt8](repeating: UInt8(ascii: "{"), count: size),
+            halfClose: false, expectation: .rejection)
     }
 
     private mutating func invalidUTF8() -> BadRequest {
@@ -145,23 +160,32 @@ struct BadRequestGenerator {
         var bytes: [UInt8]
         switch random.next() % 3 {
         case 0:
-            bytes = Array("GET /v1/chats/".utf8) + junk + Array("/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n".utf8)
+            bytes =
+                Array("GET /v1/chats/".utf8) + junk
+                + Array("/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n".utf8)
             return BadRequest(category: "invalid_utf8", bytes: bytes, halfClose: false, expectation: .rejection)
         case 1:
             bytes = Array("GET /health HTTP/1.1\r\nHost: x\r\nX-Junk: ".utf8) + junk + Array("\r\n\r\n".utf8)
-            return BadRequest(category: "invalid_utf8", bytes: bytes, halfClose: false, expectation: .successOrRejection)
+            return BadRequest(
+                category: "invalid_utf8", bytes: bytes, halfClose: false, expectation: .successOrRejection)
         default:
-            bytes = Array("GET /v1/chats/chat-1/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".utf8) + junk + Array("\r\n\r\n".utf8)
+            bytes =
+                Array("GET /v1/chats/chat-1/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ".utf8) + junk
+                + Array("\r\n\r\n".utf8)
             return BadRequest(category: "invalid_utf8", bytes: bytes, halfClose: false, expectation: .rejection)
         }
     }
 
     private mutating func badJSON() -> BadRequest {
         let body = oneOf([
-            "{", "}", "[1,2", #"{"a":}"#, "null", "\u{0}", #"{"job":"\#(randomText(length: 30))"}"#, String(repeating: "[", count: 5000),
+            "{", "}", "[1,2", #"{"a":}"#, "null", "\u{0}", #"{"job":"\#(randomText(length: 30))"}"#,
+            String(repeating: "[", count: 5000),
             String(decoding: randomBytes(count: 1 + Int(random.next() % 300)), as: UTF8.self),
         ])
-        let contentType = oneOf(["application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", "", "application/json; charset=utf-16"])
+        let contentType = oneOf([
+            "application/json", "text/plain", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+            "", "application/json; charset=utf-16",
+        ])
         let (path, token) = oneOf([
             ("/internal/participants/refresh", "wrong-admin-token"),
             ("/internal/chats/chat-1/participants/refresh", "wrong-admin-token"),
@@ -171,32 +195,45 @@ struct BadRequestGenerator {
         ])
         let typeLine = contentType.isEmpty ? "" : "Content-Type: \(contentType)\r\n"
         let bodyBytes = Array(body.utf8)
-        let text = "POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\(typeLine)Content-Length: \(bodyBytes.count)\r\n\r\n"
-        return BadRequest(category: "bad_json", bytes: Array(text.utf8) + bodyBytes, halfClose: false, expectation: .rejection)
+        let text =
+            "POST \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(token)\r\n\(typeLine)Content-Length: \(bodyBytes.count)\r\n\r\n"
+        return BadRequest(
+            category: "bad_json", bytes: Array(text.utf8) + bodyBytes, halfClose: false, expectation: .rejection)
     }
 
     private mutating func wrongMethod() -> BadRequest {
-        let method = oneOf(["PUT", "DELETE", "PATCH", "OPTIONS", "POST", "FOO", "TRACE", "CONNECT", "PROPFIND", "GETT", "G"])
-        let path = oneOf(["/health", "/ready", "/metrics", "/v1/chats/chat-1/participants", "/internal/participants/status"])
+        let method = oneOf([
+            "PUT", "DELETE", "PATCH", "OPTIONS", "POST", "FOO", "TRACE", "CONNECT", "PROPFIND", "GETT", "G",
+        ])
+        let path = oneOf([
+            "/health", "/ready", "/metrics", "/v1/chats/chat-1/participants", "/internal/participants/status",
+        ])
         let body = ["PUT", "PATCH", "POST"].contains(method) ? "Content-Length: 2\r\n\r\n{}" : "\r\n"
-        return request("wrong_method", "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\(body)", .rejection)
+        return request(
+            "wrong_method", "\(method) \(path) HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\(body)",
+            .rejection)
     }
 
     private mutating func badFraming() -> BadRequest {
         let head = "POST /internal/participants/refresh HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong\r\n"
         let framing = oneOf([
-            "Content-Length: -1\r\n\r\n", "Content-Length: abc\r\n\r\n", "Content-Length: 5\r\nContent-Length: 7\r\n\r\n12345",
+            "Content-Length: -1\r\n\r\n", "Content-Length: abc\r\n\r\n",
+            "Content-Length: 5\r\nContent-Length: 7\r\n\r\n12345",
             "Transfer-Encoding: chunked\r\n\r\nzz\r\n", "Transfer-Encoding: chunked\r\n\r\n5\r\n12",
             "Transfer-Encoding: chunked\r\n\r\nFFFFFFFFFFFFFFFFFF\r\n", "Transfer-Encoding: gzip\r\n\r\nxx",
             "Content-Length: 10\r\n\r\n12", "Content-Length: 99999999999999999999999\r\n\r\n",
         ])
-        return BadRequest(category: "bad_framing", bytes: Array((head + framing).utf8), halfClose: true, expectation: .rejection)
+        return BadRequest(
+            category: "bad_framing", bytes: Array((head + framing).utf8), halfClose: true, expectation: .rejection)
     }
 
     private mutating func truncated() -> BadRequest {
-        let whole = Array("GET /v1/chats/\(knownChat())/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n".utf8)
+        let whole = Array(
+            "GET /v1/chats/\(knownChat())/participants HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \(userToken)\r\n\r\n"
+                .utf8)
         let cut = Int(random.next() % UInt64(whole.count - 1))
-        return BadRequest(category: "truncated", bytes: Array(whole.prefix(cut)), halfClose: true, expectation: .rejection)
+        return BadRequest(
+            category: "truncated", bytes: Array(whole.prefix(cut)), halfClose: true, expectation: .rejection)
     }
 
     private mutating func trailingGarbage() -> BadRequest {

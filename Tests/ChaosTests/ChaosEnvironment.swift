@@ -1,9 +1,9 @@
 import Actors
+import ChatRuntime
 import ChatService
 import FaultInjection
 import Foundation
 import Logging
-import ChatRuntime
 import StubUpstream
 import TestSupport
 
@@ -72,14 +72,18 @@ final class ChaosEnvironment: Sendable {
         let redis = try await RedisServer.start(extraConfig: settings.redisConfig)
         let redisProxy = try await FaultProxy.start(loop: loop, targetPort: redis.port)
         let stub = StubUpstream(
-            settings: .init(chats: settings.chats, participantsPerChat: 5, maxHang: .seconds(60)), loop: loop, logger: logger)
+            settings: .init(chats: settings.chats, participantsPerChat: 5, maxHang: .seconds(60)), loop: loop,
+            logger: logger)
         let stubPort = try await stub.start(port: 0)
         let upstreamProxy = try await FaultProxy.start(loop: loop, targetPort: stubPort)
         let httpPort = freeLoopbackPort()
         // With named hosts, evdns' own per-query timeout (5 s) is above every bound of the
         // service, so only the service's bounds end a lookup nobody answers.
-        let nameserver = settings.namedHosts
-            ? try FakeNameserver(addresses: ["redis.chaos.test": "127.0.0.1", "upstream.chaos.test": "127.0.0.1"], queryTimeoutSeconds: 5)
+        let nameserver =
+            settings.namedHosts
+            ? try FakeNameserver(
+                addresses: ["redis.chaos.test": "127.0.0.1", "upstream.chaos.test": "127.0.0.1"], queryTimeoutSeconds: 5
+            )
             : nil
         let redisHost = nameserver == nil ? "127.0.0.1" : "redis.chaos.test"
         let upstreamHost = nameserver == nil ? "127.0.0.1" : "upstream.chaos.test"
@@ -158,7 +162,9 @@ final class ChaosEnvironment: Sendable {
         environment["INSTANCE_ID"] = instanceID
         let service = try ServiceProcess.serve(environment: environment)
         let healthy = await eventually(timeout: .seconds(30)) {
-            guard let reply = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(3)), reply.status == 200 else { return false }
+            guard let reply = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(3)),
+                reply.status == 200
+            else { return false }
             return Self.object(reply.body)["status"] as? String == "ok"
         }
         guard healthy else {
@@ -178,7 +184,9 @@ final class ChaosEnvironment: Sendable {
 
     func read(_ chat: String) async -> (status: Int, json: [String: Any]) {
         let headers = ["Authorization": "Bearer \(Self.userToken)"]
-        guard let reply = await httpGet(base + "/v1/chats/\(chat)/participants", headers: headers, timeout: .seconds(10)) else {
+        guard
+            let reply = await httpGet(base + "/v1/chats/\(chat)/participants", headers: headers, timeout: .seconds(10))
+        else {
             return (0, [:])
         }
         return (reply.status, Self.object(reply.body))
@@ -188,7 +196,9 @@ final class ChaosEnvironment: Sendable {
     func admin(_ method: String, _ path: String, port: Int? = nil) async -> (status: Int, json: [String: Any]) {
         let headers = ["Authorization": "Bearer \(Self.adminToken)"]
         let url = "http://127.0.0.1:\(port ?? httpPort)" + path
-        guard let reply = await httpRequest(method, url, headers: headers, timeout: .seconds(15)) else { return (0, [:]) }
+        guard let reply = await httpRequest(method, url, headers: headers, timeout: .seconds(15)) else {
+            return (0, [:])
+        }
         return (reply.status, Self.object(reply.body))
     }
 
@@ -199,7 +209,9 @@ final class ChaosEnvironment: Sendable {
             guard reply.status == 200 else { throw ChaosError("warming \(chat) answered \(reply.status)") }
         }
         let inRedis = await entries(hotChats).count
-        guard inRedis == hotChats.count else { throw ChaosError("only \(inRedis) of \(hotChats.count) hot chats reached Redis") }
+        guard inRedis == hotChats.count else {
+            throw ChaosError("only \(inRedis) of \(hotChats.count) hot chats reached Redis")
+        }
     }
 
     /// The job's JSON once it has ended; nil if it is still queued or running after `timeout`.
@@ -220,7 +232,8 @@ final class ChaosEnvironment: Sendable {
         var result: [String: ParticipantsEntry] = [:]
         for start in stride(from: 0, to: chats.count, by: 100) {
             let slice = Array(chats[start..<min(start + 100, chats.count)])
-            guard let output = try? await redis.cli(arguments: ["MGET"] + slice.map { "participants:v1:{\($0)}" }) else { continue }
+            guard let output = try? await redis.cli(arguments: ["MGET"] + slice.map { "participants:v1:{\($0)}" })
+            else { continue }
             let lines = output.split(separator: "\n", omittingEmptySubsequences: false)
             for (chat, line) in zip(slice, lines) {
                 if let entry = try? EntryCodec.decodeFromRedis(Array(line.utf8)) { result[chat] = entry }
@@ -233,7 +246,8 @@ final class ChaosEnvironment: Sendable {
     /// 0 when Redis does not answer.
     func chatsInRedis(atLeast version: Int64) async -> Int {
         let keys = allChats.map { "participants:v1:{\($0)}" }
-        let output = try? await redis.cli(arguments: ["EVAL", Self.countScript, "\(keys.count)"] + keys + ["\(version)"])
+        let output = try? await redis.cli(
+            arguments: ["EVAL", Self.countScript, "\(keys.count)"] + keys + ["\(version)"])
         return output.flatMap { Int($0.trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
     }
 
@@ -261,8 +275,10 @@ final class ChaosEnvironment: Sendable {
 
     /// VmRSS of the service in kB, from /proc.
     func residentKilobytes() -> Int? {
-        guard let status = try? String(contentsOfFile: "/proc/\(service.process.processIdentifier)/status", encoding: .utf8),
-              let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+        guard
+            let status = try? String(
+                contentsOfFile: "/proc/\(service.process.processIdentifier)/status", encoding: .utf8),
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
         else { return nil }
         return Int(line.split(separator: " ").dropFirst().first ?? "")
     }

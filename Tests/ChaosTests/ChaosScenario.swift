@@ -1,7 +1,7 @@
 import Actors
+import ChatService
 import Foundation
 import TestSupport
-import ChatService
 
 /// A fault a scenario injects: ``begin`` starts it and returns what ends it; the end returns
 /// the failures of any check it makes on its own (e.g. "the data survived the restart").
@@ -52,7 +52,9 @@ enum ChaosScenario {
     ///   and every planned batch is done, failed or skipped;
     /// - RSS grew by less than the bound.
     /// The record is appended to `$CHAOS_REPORT`; its `failures` list what did not hold.
-    static func run(_ name: String, fault: Fault, options: ScenarioOptions = ScenarioOptions()) async throws -> ScenarioRecord {
+    static func run(_ name: String, fault: Fault, options: ScenarioOptions = ScenarioOptions()) async throws
+        -> ScenarioRecord
+    {
         var record = ScenarioRecord(scenario: name)
         let environment = try await ChaosEnvironment.start(options.settings)
         do {
@@ -105,7 +107,9 @@ enum ChaosScenario {
             try await Task.sleep(until: faultStarted + fault.duration / 2)
             let reply = await environment.admin("POST", "/internal/participants/refresh")
             jobID = reply.json["job_id"] as? String
-            record.check(reply.status == 202 && jobID != nil, "the full refresh was not accepted during the fault: \(reply.status)")
+            record.check(
+                reply.status == 202 && jobID != nil,
+                "the full refresh was not accepted during the fault: \(reply.status)")
         }
         let faultDeadline = faultStarted + fault.duration
         // The fault is held for its duration: that is the fault injected.
@@ -122,20 +126,23 @@ enum ChaosScenario {
             let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().healthRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = recovered
+            record.recoverySeconds =
+                recovered
                 ? load.figures().healthRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         case .upstream:
             bound = UpstreamClient.Settings().breakerOpenDuration + environment.configuration.participants.maxAPITimeout
             let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().upstreamRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = recovered
+            record.recoverySeconds =
+                recovered
                 ? load.figures().upstreamRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         }
         record.recoveryBoundSeconds = bound.milliseconds / 1000
         if let recovery = record.recoverySeconds {
-            record.check(recovery <= (bound + options.recoverySlack).milliseconds / 1000,
-                         "recovery took \(recovery) s, policy bound \(bound) + slack \(options.recoverySlack)")
+            record.check(
+                recovery <= (bound + options.recoverySlack).milliseconds / 1000,
+                "recovery took \(recovery) s, policy bound \(bound) + slack \(options.recoverySlack)")
         } else {
             record.failures.append("no recovery observed after the fault ended")
         }
@@ -155,10 +162,13 @@ enum ChaosScenario {
         if converged { record.writesConvergedSeconds = (ContinuousClock.now - faultEnded).milliseconds / 1000 }
         record.manualRefreshesLost = await lostManualRefreshes(acknowledged, in: environment)
         record.batches.chatsLost = max(0, record.batches.chatsRefreshed - (await environment.chatsInRedis(atLeast: 2)))
-        record.check(record.manualRefreshesLost == 0,
-                     "\(record.manualRefreshesLost) acknowledged manual refreshes are not in Redis 20 s after the fault")
-        record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
-        record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
+        record.check(
+            record.manualRefreshesLost == 0,
+            "\(record.manualRefreshesLost) acknowledged manual refreshes are not in Redis 20 s after the fault")
+        record.check(
+            record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
+        record.check(
+            record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
 
         // The calm phase after the fault, measured like the one before it.
         try await Task.sleep(for: options.calmPeriod)

@@ -1,7 +1,7 @@
 import FaultInjection
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 extension ChaosSuite {
     /// The resolver stops answering while Redis and upstream are named by host: established
@@ -11,7 +11,8 @@ extension ChaosSuite {
     @Suite("DNS faults", .timeLimit(.minutes(5)))
     struct DNSFaults {
         @Test func dnsStopsAnswering() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(4), full: .seconds(10))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(4), full: .seconds(10))) {
+                environment in
                 let nameserver = try #require(environment.nameserver)
                 nameserver.setSilent(true)
                 // Every connection must be made again, and looked up again.
@@ -27,7 +28,8 @@ extension ChaosSuite {
             }
             var options = ScenarioOptions()
             options.settings.namedHosts = true
-            let record = try await ChaosScenario.run("DNS stops answering (Redis and upstream named by host)", fault: fault, options: options)
+            let record = try await ChaosScenario.run(
+                "DNS stops answering (Redis and upstream named by host)", fault: fault, options: options)
             #expect(record.failures.isEmpty, "\(record.failureSummary)")
         }
     }

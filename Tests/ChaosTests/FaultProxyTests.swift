@@ -1,8 +1,8 @@
+import ChatRuntime
 import FaultInjection
 import Foundation
-import ChatRuntime
-import Testing
 import TestSupport
+import Testing
 
 /// The fault proxy in front of a real redis-server, one mode at a time. Fast; runs in `make test`.
 @Suite("FaultProxy", .serialized, .timeLimit(.minutes(2)))
@@ -54,7 +54,10 @@ struct FaultProxyTests {
                 let remaining = deadline - ContinuousClock.now
                 guard remaining > .zero else { return .timedOut(received) }
                 var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let milliseconds = Int32(max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+                let milliseconds = Int32(
+                    max(
+                        1,
+                        remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
                 guard poll(&poller, 1, milliseconds) > 0 else { continue }
                 var chunk = [UInt8](repeating: 0, count: 65_536)
                 let read = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }

@@ -1,9 +1,9 @@
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import Synchronization
-import Testing
 import TestSupport
+import Testing
 
 /// The load generator against a scripted HTTP server: it counts reads by hot/cold, status class
 /// and source, probes /health, and computes recovery from what it saw. Fast; runs in `make test`.
@@ -18,7 +18,9 @@ struct LoadGeneratorTests {
     static func server(loop: EventLoop, script: Script) async throws -> (HTTPServer, Int) {
         var router = HTTPRouter()
         router.add(.GET, "/health") { _ in
-            .json(bytes: Array((script.healthy.load(ordering: .relaxed) ? #"{"status":"ok"}"# : #"{"status":"degraded"}"#).utf8))
+            .json(
+                bytes: Array(
+                    (script.healthy.load(ordering: .relaxed) ? #"{"status":"ok"}"# : #"{"status":"degraded"}"#).utf8))
         }
         router.add(.GET, "/v1/chats/{chat_id}/participants") { request in
             guard request.headers["authorization"] == "Bearer token" else {
@@ -41,7 +43,8 @@ struct LoadGeneratorTests {
         let loop = EventLoop(name: "load-generator-test")
         let script = Script()
         let (server, port) = try await Self.server(loop: loop, script: script)
-        var settings = LoadGenerator.Settings(port: port, token: "token", hotChats: ["hot-1", "hot-2"], coldChats: ["cold-1", "cold-2", "cold-3"])
+        var settings = LoadGenerator.Settings(
+            port: port, token: "token", hotChats: ["hot-1", "hot-2"], coldChats: ["cold-1", "cold-2", "cold-3"])
         settings.workers = 2
         settings.requestsPerSecondPerWorker = 50
         settings.coldShare = 0.5
@@ -49,23 +52,27 @@ struct LoadGeneratorTests {
         load.start()
         // Healthy until both classes and the prober have been counted; then the fault until the
         // load has met it; then healthy again until it has seen the recovery.
-        try #require(await eventually {
-            let figures = load.figures()
-            return figures.hot().requests > 10 && figures.cold().success > 5 && !figures.probes.isEmpty
-        })
+        try #require(
+            await eventually {
+                let figures = load.figures()
+                return figures.hot().requests > 10 && figures.cold().success > 5 && !figures.probes.isEmpty
+            })
         script.healthy.store(false, ordering: .relaxed)
         script.coldStatus.store(503, ordering: .relaxed)
-        try #require(await eventually {
-            let figures = load.figures()
-            return figures.cold().serverErrors > 0 && figures.probes.contains { $0.healthStatus == "degraded" }
-        })
+        try #require(
+            await eventually {
+                let figures = load.figures()
+                return figures.cold().serverErrors > 0 && figures.probes.contains { $0.healthStatus == "degraded" }
+            })
         let faultEnded = ContinuousClock.now
         script.healthy.store(true, ordering: .relaxed)
         script.coldStatus.store(200, ordering: .relaxed)
-        try #require(await eventually {
-            let figures = load.figures()
-            return figures.healthRecovery(after: faultEnded) != nil && figures.upstreamRecovery(after: faultEnded) != nil
-        })
+        try #require(
+            await eventually {
+                let figures = load.figures()
+                return figures.healthRecovery(after: faultEnded) != nil
+                    && figures.upstreamRecovery(after: faultEnded) != nil
+            })
         let figures = await load.stop()
 
         let hot = figures.hot()
@@ -87,15 +94,17 @@ struct LoadGeneratorTests {
     }
 
     @Test func aServerThatIsGoneCountsAsNoAnswerAndFailedProbes() async throws {
-        var settings = LoadGenerator.Settings(port: try ScriptedTCPServer.unusedPort(), token: "t", hotChats: ["hot-1"], coldChats: [])
+        var settings = LoadGenerator.Settings(
+            port: try ScriptedTCPServer.unusedPort(), token: "t", hotChats: ["hot-1"], coldChats: [])
         settings.workers = 1
         settings.requestsPerSecondPerWorker = 20
         let load = LoadGenerator(settings: settings)
         load.start()
-        try #require(await eventually {
-            let figures = load.figures()
-            return figures.hot().requests > 0 && !figures.probes.isEmpty
-        })
+        try #require(
+            await eventually {
+                let figures = load.figures()
+                return figures.hot().requests > 0 && !figures.probes.isEmpty
+            })
         let figures = await load.stop()
         #expect(figures.hot().requests > 0)
         #expect(figures.hot().failures == figures.hot().requests)

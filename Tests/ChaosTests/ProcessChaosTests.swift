@@ -1,8 +1,8 @@
 import ChatService
 import Foundation
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 extension ChaosSuite {
     /// The service's own process: stopped with SIGTERM, or (with several instances) the leader
@@ -28,7 +28,8 @@ extension ChaosSuite {
         private static func sigterm(_ environment: ChaosEnvironment, into record: inout ScenarioRecord) async throws {
             try await environment.warmHotChats()
             var loadSettings = LoadGenerator.Settings(
-                port: environment.httpPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats, coldChats: [])
+                port: environment.httpPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats,
+                coldChats: [])
             loadSettings.workers = 3
             loadSettings.requestsPerSecondPerWorker = 60
             loadSettings.requestTimeout = .seconds(5)
@@ -56,11 +57,14 @@ extension ChaosSuite {
 
             let signalled = ContinuousClock.now
             environment.service.signal(SIGTERM)
-            let exit = await environment.service.waitForExit(timeout: environment.configuration.shutdownTimeout + .seconds(10))
+            let exit = await environment.service.waitForExit(
+                timeout: environment.configuration.shutdownTimeout + .seconds(10))
             record.faultSeconds = (ContinuousClock.now - signalled).milliseconds / 1000
             record.check(exit == 0, "SIGTERM ended the process with \(exit.map(String.init) ?? "no exit")")
             record.processAlive = false
-            record.notes.append("SIGTERM: the process exited \(exit.map(String.init) ?? "-") after \(String(format: "%.2f", record.faultSeconds)) s")
+            record.notes.append(
+                "SIGTERM: the process exited \(exit.map(String.init) ?? "-") after \(String(format: "%.2f", record.faultSeconds)) s"
+            )
 
             let figures = await load.stop()
             let beforeSignal = LoadFigures(
@@ -68,7 +72,8 @@ extension ChaosSuite {
                 probes: figures.probes.filter { $0.startedAt + $0.latency < signalled })
             record.take(beforeSignal)
             record.notes.append("reads and probes counted up to SIGTERM; afterwards the listener is closed by design")
-            record.check(beforeSignal.failedProbes.isEmpty, "\(beforeSignal.failedProbes.count) /health probes got no 200")
+            record.check(
+                beforeSignal.failedProbes.isEmpty, "\(beforeSignal.failedProbes.count) /health probes got no 200")
             record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
             record.check(record.hot.failures == 0, "\(record.hot.failures) hot reads got no answer")
 
@@ -87,15 +92,18 @@ extension ChaosSuite {
             record.notes.append("SIGTERM: \(run.leftInTheStream) batches left in the stream for the next leader")
             let inRedis = await environment.chatsInRedis(atLeast: 2)
             record.batches.chatsLost = max(0, record.batches.chatsRefreshed - inRedis)
-            record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
+            record.check(
+                record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
             record.check(record.batches.deferred == 0, "\(record.batches.deferred) batches were only in memory at exit")
-            record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
+            record.check(
+                record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
         }
 
         @Test func leaderKilledDuringAFullRun() async throws {
             var record = ScenarioRecord(scenario: "leader instance SIGKILLed during a full run")
             var settings = ChaosEnvironment.Settings()
-            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]  // see lockTTL below
+            // The lock TTL: see lockTTL below.
+            settings.environment = ["PARTICIPANTS_BATCH_SIZE": "10", "PARTICIPANTS_LEADER_LOCK_TTL": "3s"]
             settings.instanceID = "chaos-a"
             let environment = try await ChaosEnvironment.start(settings)
             var second: ServiceProcess?
@@ -119,7 +127,8 @@ extension ChaosSuite {
         /// holds `<instance_id>:<token>`, run records are shared in Redis so either instance
         /// answers for a job, and batches a dead instance held are claimed by the others.
         private static func killLeader(
-            _ environment: ChaosEnvironment, other: (service: ServiceProcess, port: Int), into record: inout ScenarioRecord
+            _ environment: ChaosEnvironment, other: (service: ServiceProcess, port: Int),
+            into record: inout ScenarioRecord
         ) async throws {
             let lockKey = "participants:v1:sync:leader"
             var holder = ""
@@ -137,8 +146,10 @@ extension ChaosSuite {
             let survivorID = leaderIsFirst ? "chaos-b" : "chaos-a"
 
             try await environment.warmHotChats()
-            let load = LoadGenerator(settings: LoadGenerator.Settings(
-                port: survivorPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats, coldChats: environment.coldChats))
+            let load = LoadGenerator(
+                settings: LoadGenerator.Settings(
+                    port: survivorPort, token: ChaosEnvironment.userToken, hotChats: environment.hotChats,
+                    coldChats: environment.coldChats))
             load.start()
             await environment.bumpAllChats()
             await environment.stub.updateFaults { $0.latency = .milliseconds(250) }
@@ -149,7 +160,8 @@ extension ChaosSuite {
                 return
             }
             let underWay = await eventually(timeout: .seconds(30)) {
-                let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)", port: survivorPort).json
+                let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)", port: survivorPort)
+                    .json
                 return ((job["counts"] as? [String: Any])?["batches_done"] as? Int ?? 0) >= 3
             }
             record.check(underWay, "the full refresh had not done 3 batches within 30 s before the kill")
@@ -165,8 +177,9 @@ extension ChaosSuite {
             let lockTTL = Duration.seconds(3)
             record.recoveryBoundSeconds = lockTTL.milliseconds / 1000
             if let recovery = record.recoverySeconds {
-                record.check(recovery <= (lockTTL + .seconds(5)).milliseconds / 1000,
-                             "the survivor took the lock \(recovery) s after the leader died (TTL \(lockTTL), slack 5 s)")
+                record.check(
+                    recovery <= (lockTTL + .seconds(5)).milliseconds / 1000,
+                    "the survivor took the lock \(recovery) s after the leader died (TTL \(lockTTL), slack 5 s)")
             }
             await environment.stub.clearFaults()
             let job = await environment.waitForJob(jobID, timeout: .seconds(180), port: survivorPort)
@@ -174,11 +187,14 @@ extension ChaosSuite {
             if let job { record.batches = ChaosScenario.batches(of: job) }
             let inRedis = await environment.chatsInRedis(atLeast: 2)
             record.batches.chatsLost = max(0, record.batches.chatsRefreshed - inRedis)
-            record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
-            record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
+            record.check(
+                record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
+            record.check(
+                record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
             let figures = await load.stop()
             record.take(figures)
-            record.check(figures.failedProbes.isEmpty, "\(figures.failedProbes.count) /health probes of the survivor got no 200")
+            record.check(
+                figures.failedProbes.isEmpty, "\(figures.failedProbes.count) /health probes of the survivor got no 200")
             record.check(record.hot.serverErrors == 0, "\(record.hot.serverErrors) hot reads got a 5xx")
         }
     }
@@ -209,7 +225,8 @@ struct SharedRunRecord {
         }
         let pending = Int(value("pending") ?? "0") ?? 0
         let undelivered = try await redis.cli(
-            "EVAL", "return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')", "1", key, value("last-delivered-id") ?? "0-0")
+            "EVAL", "return #redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+')", "1", key,
+            value("last-delivered-id") ?? "0-0")
         let left = pending + (Int(undelivered.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0)
         return SharedRunRecord(state: state, counts: counts, leftInTheStream: left)
     }

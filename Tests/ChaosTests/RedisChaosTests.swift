@@ -1,7 +1,7 @@
 import FaultInjection
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 extension ChaosSuite {
     /// Redis killed, frozen, flapping, black-holed, out of memory and restarted, each under read
@@ -9,7 +9,8 @@ extension ChaosSuite {
     @Suite("Redis faults", .timeLimit(.minutes(5)))
     struct RedisFaults {
         @Test func redisKilledThenRestarted() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(5))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(5))) {
+                environment in
                 await environment.redis.kill()
                 return {
                     try await environment.redis.restart()
@@ -21,7 +22,8 @@ extension ChaosSuite {
         }
 
         @Test func redisFrozenThenThawed() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) {
+                environment in
                 environment.redis.freeze()
                 return {
                     environment.redis.thaw()
@@ -33,7 +35,8 @@ extension ChaosSuite {
         }
 
         @Test func redisFlappingEverySecond() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(6), full: .seconds(30))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(6), full: .seconds(30))) {
+                environment in
                 let proxy = environment.redisProxy
                 let flapping = Task {
                     var down = true
@@ -56,7 +59,8 @@ extension ChaosSuite {
         }
 
         @Test func redisBlackholed() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) {
+                environment in
                 await environment.redisProxy.setMode(.blackhole)
                 return {
                     await environment.redisProxy.setMode(.pass)
@@ -68,7 +72,8 @@ extension ChaosSuite {
         }
 
         @Test func redisOutOfMemory() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(3), full: .seconds(10))) {
+                environment in
                 // noeviction and a limit below what Redis already uses: every write is refused
                 // with -OOM while reads go on.
                 _ = try await environment.redis.cli("CONFIG", "SET", "maxmemory-policy", "noeviction")
@@ -77,7 +82,7 @@ extension ChaosSuite {
                 do {
                     refused = try await environment.redis.cli("SET", "chaos:probe", "1")
                 } catch {
-                    refused = "\(error)"  // redis-cli 7 exits 1 on an error reply
+                    refused = "\(error)" // redis-cli 7 exits 1 on an error reply
                 }
                 return {
                     _ = try await environment.redis.cli("CONFIG", "SET", "maxmemory", "0")
@@ -89,7 +94,8 @@ extension ChaosSuite {
         }
 
         @Test func redisRestartedWithAOFKeepsItsData() async throws {
-            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(2), full: .seconds(5))) { environment in
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(2), full: .seconds(5))) {
+                environment in
                 let before = await environment.entries(environment.allChats).count
                 await environment.redis.stop()
                 return {

@@ -25,7 +25,9 @@ enum SlowlorisClient {
         address.sin_port = UInt16(port).bigEndian
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                Glibc.connect(socket, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { return Result(closedAfter: .zero, status: nil) }
 
@@ -43,11 +45,16 @@ enum SlowlorisClient {
             while ContinuousClock.now < nextDrip {
                 let remaining = nextDrip - ContinuousClock.now
                 var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-                let milliseconds = Int32(max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+                let milliseconds = Int32(
+                    max(
+                        1,
+                        remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
                 guard poll(&poller, 1, milliseconds) > 0 else { continue }
                 var chunk = [UInt8](repeating: 0, count: 4096)
                 let count = chunk.withUnsafeMutableBytes { recv(socket, $0.baseAddress, $0.count, 0) }
-                if count <= 0 { return Result(closedAfter: ContinuousClock.now - started, status: status(in: received)) }
+                if count <= 0 {
+                    return Result(closedAfter: ContinuousClock.now - started, status: status(in: received))
+                }
                 received += chunk[..<count]
             }
             pending = [UInt8(ascii: "a")]

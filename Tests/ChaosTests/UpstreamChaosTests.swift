@@ -1,8 +1,8 @@
 import FaultInjection
 import Foundation
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 extension ChaosSuite {
     /// The upstream API timing out, failing, rate-limiting, sending garbage and dripping, each
@@ -47,17 +47,21 @@ extension ChaosSuite {
         }
 
         @Test func upstream429s() async throws {
-            try await Self.run("upstream 429 with Retry-After", Self.stubFault {
-                $0.rate429 = 1
-                $0.retryAfterSeconds = 1
-            })
+            try await Self.run(
+                "upstream 429 with Retry-After",
+                Self.stubFault {
+                    $0.rate429 = 1
+                    $0.retryAfterSeconds = 1
+                })
         }
 
         @Test func upstreamMalformedJSON() async throws {
-            try await Self.run("upstream malformed JSON", Self.stubFault {
-                $0.malformedRate = 1
-                $0.malformedKind = .mixed
-            })
+            try await Self.run(
+                "upstream malformed JSON",
+                Self.stubFault {
+                    $0.malformedRate = 1
+                    $0.malformedKind = .mixed
+                })
         }
 
         @Test func upstreamSlowDrip() async throws {
@@ -71,7 +75,7 @@ extension ChaosSuite {
                 let cutting = Task {
                     while !Task.isCancelled {
                         if await proxy.mode == .pass { await proxy.setMode(.cutReply(afterBytes: 120)) }
-                        try? await Task.sleep(for: .milliseconds(5))  // polls for the cut to have fired
+                        try? await Task.sleep(for: .milliseconds(5)) // polls for the cut to have fired
                     }
                 }
                 return {

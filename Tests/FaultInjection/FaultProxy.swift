@@ -1,5 +1,5 @@
-import Foundation
 import CLibEvent
+import Foundation
 import Synchronization
 
 @testable public import ChatRuntime
@@ -125,8 +125,9 @@ public actor FaultProxy {
             return
         }
         nextConnectionID += 1
-        guard let connection = FaultProxyConnection(
-            id: nextConnectionID, clientSocket: socket, targetPort: targetPort, proxy: self, loop: loop)
+        guard
+            let connection = FaultProxyConnection(
+                id: nextConnectionID, clientSocket: socket, targetPort: targetPort, proxy: self, loop: loop)
         else {
             statistics.targetConnectFailures += 1
             return

@@ -1,5 +1,5 @@
-import Foundation
 import CLibEvent
+import Foundation
 
 @testable import ChatRuntime
 
@@ -37,7 +37,9 @@ final class FaultProxyConnection {
     private var client: OpaquePointer?
     private var target: OpaquePointer?
     private let contexts: [FaultProxySide: FaultProxyCallbackContext]
-    private var delayed: [FaultProxySide: [(due: ContinuousClock.Instant, bytes: [UInt8])]] = [.client: [], .target: []]
+    private var delayed: [FaultProxySide: [(due: ContinuousClock.Instant, bytes: [UInt8])]] = [
+        .client: [], .target: [],
+    ]
     private var delayTimers: [FaultProxySide: LoopTimer] = [:]
     /// One side is gone: the other is closed once what it still has to write is written.
     private(set) var closingAfterFlush = false
@@ -60,7 +62,8 @@ final class FaultProxyConnection {
             return nil
         }
         self.client = client
-        let targetSocket = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let targetSocket = socket(
+            AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard targetSocket >= 0, let target = bufferevent_socket_new(loop.base, targetSocket, closeOnFree) else {
             if targetSocket >= 0 { Glibc.close(targetSocket) }
             bufferevent_free(client)
@@ -220,14 +223,18 @@ final class FaultProxyConnection {
 
     private func armDelayTimer(for side: FaultProxySide) {
         guard let due = delayed[side]?.first?.due else { return }
-        let timer = delayTimers[side] ?? {
-            let context = contexts[side]!
-            let timer = LoopTimer(loop: loop) {
-                context.proxy.assumeIsolated { $0.delayedChunksDue(connectionID: context.connectionID, side: context.side) }
-            }
-            delayTimers[side] = timer
-            return timer
-        }()
+        let timer =
+            delayTimers[side]
+            ?? {
+                let context = contexts[side]!
+                let timer = LoopTimer(loop: loop) {
+                    context.proxy.assumeIsolated {
+                        $0.delayedChunksDue(connectionID: context.connectionID, side: context.side)
+                    }
+                }
+                delayTimers[side] = timer
+                return timer
+            }()
         timer.schedule(after: due - ContinuousClock.now)
     }
 

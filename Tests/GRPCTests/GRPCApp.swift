@@ -7,9 +7,9 @@ import GRPCFrontend
 import GRPCNIOTransportHTTP2Posix
 import Logging
 import StubUpstream
-import Testing
-import TestSupport
 import SwiftProtobuf
+import TestSupport
+import Testing
 
 /// The gRPC tests' view of the whole service: ``InProcessService`` (the one whole-service
 /// fixture) with the gRPC API on a free loopback port, called through grpc-swift's own client,
@@ -26,10 +26,12 @@ enum GRPCApp {
     static func start(chats: Int = 30, environment extra: [String: String] = [:]) async throws -> InProcessService {
         let app = try await InProcessService.start(
             chats: chats,
-            environment: ["PARTICIPANTS_BATCH_SIZE": "7", "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false"].merging(extra) { $1 },
+            environment: ["PARTICIPANTS_BATCH_SIZE": "7", "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false"].merging(extra)
+            { $1 },
             logger: logger)
         if let grpc = app.application.grpc, app.application.participants != nil {
-            guard await eventually(timeout: .seconds(10), { grpc.health.status(of: participantsHealth) == .serving }) else {
+            guard await eventually(timeout: .seconds(10), { grpc.health.status(of: participantsHealth) == .serving })
+            else {
                 await app.close()
                 throw InProcessServiceError("the participants health entry was not SERVING within 10 s")
             }

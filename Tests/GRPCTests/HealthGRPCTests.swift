@@ -2,11 +2,11 @@ import ChatService
 import Foundation
 import GRPCCore
 import GRPCFrontend
-import StubUpstream
-import Testing
-import TestSupport
 import ServiceLifecycle
+import StubUpstream
 import SwiftProtobuf
+import TestSupport
+import Testing
 
 /// `grpc.health.v1.Health` over loopback, graceful shutdown with the rest of the service group,
 /// a port in use, and GRPC_ENABLED.
@@ -17,10 +17,13 @@ struct HealthGRPCTests {
         try await app.withClient { client in
             let health = Grpc_Health_V1_Health.Client(wrapping: client)
             #expect(try await health.check(.with { $0.service = "" }, options: GRPCApp.bounded).status == .serving)
-            #expect(try await health.check(.with { $0.service = GRPCApp.participantsHealth }, options: GRPCApp.bounded).status == .serving)
-            #expect(await GRPCApp.failure {
-                _ = try await health.check(.with { $0.service = "no.such.Service" }, options: GRPCApp.bounded)
-            } == .notFound)
+            #expect(
+                try await health.check(.with { $0.service = GRPCApp.participantsHealth }, options: GRPCApp.bounded)
+                    .status == .serving)
+            #expect(
+                await GRPCApp.failure {
+                    _ = try await health.check(.with { $0.service = "no.such.Service" }, options: GRPCApp.bounded)
+                } == .notFound)
             let list = try await health.list(Grpc_Health_V1_HealthListRequest(), options: GRPCApp.bounded)
             #expect(list.statuses[""]?.status == .serving)
             #expect(list.statuses[GRPCApp.participantsHealth]?.status == .serving)
@@ -48,7 +51,8 @@ struct HealthGRPCTests {
             await app.stub.updateFaults { $0.latency = .milliseconds(800) }
             let participants = Chat_V1_ParticipantsService.Client(wrapping: client)
             let slowRead = Task {
-                try await participants.getParticipants(.with { $0.chatID = "chat-7" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
+                try await participants.getParticipants(
+                    .with { $0.chatID = "chat-7" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
             }
             #expect(await eventually(timeout: .seconds(10)) { await app.stub.statistics.totalRequests == 1 })
             await app.group.triggerGracefulShutdown()
@@ -77,7 +81,8 @@ struct HealthGRPCTests {
             var options = CallOptions.defaults
             options.timeout = .seconds(2)
             try await app.withClient { client in
-                _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(.with { $0.service = "" }, options: options)
+                _ = try await Grpc_Health_V1_Health.Client(wrapping: client).check(
+                    .with { $0.service = "" }, options: options)
             }
         }
         #expect(refused == .unavailable || refused == .deadlineExceeded, "port \(port): \(String(describing: refused))")
@@ -91,7 +96,8 @@ struct HealthGRPCTests {
             "GRPC_PORT": "\(taken.port)", "SHUTDOWN_TIMEOUT": "2s",
         ]
         do {
-            let service = try await InProcessService(backends: nil, environment: environment, logger: GRPCApp.logger, readiness: .started)
+            let service = try await InProcessService(
+                backends: nil, environment: environment, logger: GRPCApp.logger, readiness: .started)
             await service.close()
             Issue.record("the service started with its gRPC port taken")
         } catch let error as InProcessServiceError {

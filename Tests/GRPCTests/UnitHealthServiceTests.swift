@@ -3,10 +3,10 @@ import ChatRuntime
 import Foundation
 import GRPCCore
 import Logging
+import SwiftProtobuf
 import Testing
 
 @testable import GRPCFrontend
-import SwiftProtobuf
 
 /// The health service's state and the metadata parsing, without a network.
 @Suite("gRPC health service and auth (in-process)")
@@ -28,10 +28,11 @@ struct UnitHealthServiceTests {
         #expect(health.status(of: "") == .notServing)
     }
 
-    @Test(arguments: [
-        ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER   abc  ", "abc"), ("  Bearer abc", "abc"),
-        ("Bearer\tabc", nil), ("Basic abc", nil), ("Bearer", nil), ("Bearer   ", nil), ("abc", nil), ("", nil),
-    ] as [(String, String?)])
+    @Test(
+        arguments: [
+            ("Bearer abc", "abc"), ("bearer abc", "abc"), ("BEARER   abc  ", "abc"), ("  Bearer abc", "abc"),
+            ("Bearer\tabc", nil), ("Basic abc", nil), ("Bearer", nil), ("Bearer   ", nil), ("abc", nil), ("", nil),
+        ] as [(String, String?)])
     func bearerTokens(header: String, token: String?) {
         var metadata = Metadata()
         metadata.addString(header, forKey: "authorization")
@@ -62,8 +63,10 @@ struct UnitHealthServiceTests {
         let loop = EventLoop(name: "grpc-auth-jwks")
         defer { loop.stop() }
         // Nothing listens there, and no fetch is made: the provider has no keys.
-        let provider = try JWKSProvider(url: "http://127.0.0.1:9/certs", loop: loop, logger: Logger(label: "test.grpc-auth"))
-        let authenticator = CallAuthenticator(verifier: await TokenVerifier(secret: nil, provider: provider), adminToken: nil)
+        let provider = try JWKSProvider(
+            url: "http://127.0.0.1:9/certs", loop: loop, logger: Logger(label: "test.grpc-auth"))
+        let authenticator = CallAuthenticator(
+            verifier: await TokenVerifier(secret: nil, provider: provider), adminToken: nil)
         func metadata(header: String) -> Metadata {
             let encode = { (text: String) in
                 Data(text.utf8).base64EncodedString().replacingOccurrences(of: "+", with: "-")
@@ -91,10 +94,11 @@ struct UnitHealthServiceTests {
 /// The wire form of entries, without a network.
 @Suite("gRPC participants messages (in-process)")
 struct UnitParticipantsMessageTests {
-    @Test(arguments: [
-        (1_764_000_000.1234, 1_764_000_000, 123_000_000), (1_764_000_000.9996, 1_764_000_001, 0),
-        (0.0, 0, 0), (-0.25, -1, 750_000_000),
-    ] as [(Double, Int64, Int32)])
+    @Test(
+        arguments: [
+            (1_764_000_000.1234, 1_764_000_000, 123_000_000), (1_764_000_000.9996, 1_764_000_001, 0),
+            (0.0, 0, 0), (-0.25, -1, 750_000_000),
+        ] as [(Double, Int64, Int32)])
     func fetchedAtCarriesWholeMilliseconds(seconds: Double, wholeSeconds: Int64, nanos: Int32) {
         let timestamp = Chat_V1_ChatParticipants.milliseconds(Date(timeIntervalSince1970: seconds))
         #expect(timestamp.seconds == wholeSeconds)

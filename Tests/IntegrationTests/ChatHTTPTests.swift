@@ -2,8 +2,8 @@ import Actors
 import ChatService
 import Foundation
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// The chat API through the real HTTP server, the whole service in-process (``buildServices``)
 /// with a real redis-server, the stub upstream and each store: endpoints, membership,
@@ -50,7 +50,9 @@ struct ChatHTTPTests {
         #expect(read.json["chat_id"] as? String == chat)
 
         // Not a member yet: 403 on every chat route.
-        for (method, path) in [("GET", "/v1/chats/\(chat)"), ("GET", "/v1/chats/\(chat)/messages"), ("POST", "/v1/chats/\(chat)/messages")] {
+        for (method, path) in [
+            ("GET", "/v1/chats/\(chat)"), ("GET", "/v1/chats/\(chat)/messages"), ("POST", "/v1/chats/\(chat)/messages"),
+        ] {
             let refused = await app.call(method, path, as: "bob", json: ["text": "hi"])
             #expect(refused.status == 403, "\(method) \(path)")
             #expect(ServiceHTTPTests.errorCode(refused.json) == "not_a_member")
@@ -60,24 +62,29 @@ struct ChatHTTPTests {
         let added = await app.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"])
         #expect(added.status == 201)
         #expect(added.json["added"] as? Bool == true)
-        #expect(await app.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"]).status == 200)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"]).status == 200)
 
         let posted = await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "hi alice"])
         #expect(posted.status == 201)
         #expect(posted.json["author_id"] as? String == "bob")
         #expect(posted.json["text"] as? String == "hi alice")
         #expect(posted.json["id"] is String)
-        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "hi bob"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "hi bob"]).status == 201)
 
         let listed = await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice")
         #expect(listed.status == 200)
         #expect(Self.texts(listed.json) == ["hi bob", "hi alice"])
         // Hosted chats' members are not in upstream's lists: ids only, flagged, never an error.
         #expect(listed.json["authors_resolved"] as? Bool == false)
-        #expect(Self.memberIDs(await app.call("GET", "/v1/chats/\(chat)", as: "bob").json).sorted() == ["alice", "bob"])
+        #expect(
+            Self.memberIDs(await app.call("GET", "/v1/chats/\(chat)", as: "bob").json).sorted() == ["alice", "bob"])
 
         // Unknown and malformed chats.
-        #expect(ServiceHTTPTests.errorCode(await app.call("GET", "/v1/chats/c-unknown", as: "alice").json) == "chat_not_found")
+        #expect(
+            ServiceHTTPTests.errorCode(await app.call("GET", "/v1/chats/c-unknown", as: "alice").json)
+                == "chat_not_found")
         #expect(await app.call("GET", "/v1/chats/c-unknown/messages", as: "alice").status == 404)
         #expect(await app.call("GET", "/v1/chats/a%20b/messages", as: "alice").status == 400)
 
@@ -95,7 +102,9 @@ struct ChatHTTPTests {
         defer { location.remove() }
         let app = try await Self.app(location)
         let forged = mintUserToken(subject: "alice", secret: "another-secret", validFor: .seconds(60))
-        let expired = mintUserToken(subject: "alice", secret: ServiceHTTPTests.jwtSecret, validFor: .seconds(60), now: Date().addingTimeInterval(-3600))
+        let expired = mintUserToken(
+            subject: "alice", secret: ServiceHTTPTests.jwtSecret, validFor: .seconds(60),
+            now: Date().addingTimeInterval(-3600))
         let routes = [
             ("POST", "/v1/chats"), ("GET", "/v1/chats/c-1"), ("POST", "/v1/chats/c-1/members"),
             ("POST", "/v1/chats/c-1/messages"), ("GET", "/v1/chats/c-1/messages"),
@@ -118,15 +127,20 @@ struct ChatHTTPTests {
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         let key = ["Idempotency-Key": "order-42"]
 
-        let first = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: key)
+        let first = await app.call(
+            "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: key)
         #expect(first.status == 201)
-        let again = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: key)
+        let again = await app.call(
+            "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: key)
         #expect(again.status == 200)
         #expect(again.json["id"] as? String == first.json["id"] as? String)
-        let reused = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay twice"], headers: key)
+        let reused = await app.call(
+            "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay twice"], headers: key)
         #expect(reused.status == 422)
         #expect(ServiceHTTPTests.errorCode(reused.json) == "idempotency_key_reused")
-        let badKey = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"], headers: ["Idempotency-Key": "has space"])
+        let badKey = await app.call(
+            "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "pay"],
+            headers: ["Idempotency-Key": "has space"])
         #expect(badKey.status == 400)
         #expect(Self.texts(await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["pay"])
         await app.close()
@@ -139,7 +153,9 @@ struct ChatHTTPTests {
         let app = try await Self.app(location, extra: ["CHAT_MESSAGE_MAX_BYTES": "16"])
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         for index in 0..<7 {
-            #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "m\(index)"]).status == 201)
+            #expect(
+                await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "m\(index)"]).status
+                    == 201)
         }
         var seen: [String] = []
         var path = "/v1/chats/\(chat)/messages?limit=3"
@@ -162,10 +178,14 @@ struct ChatHTTPTests {
             #expect(ServiceHTTPTests.errorCode(reply.json) == "invalid_argument")
         }
         // The size limit (16 bytes here), empty texts and malformed bodies.
-        let large = await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": String(repeating: "é", count: 9)])
+        let large = await app.call(
+            "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": String(repeating: "é", count: 9)])
         #expect(large.status == 413)
         #expect(ServiceHTTPTests.errorCode(large.json) == "message_too_large")
-        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": String(repeating: "é", count: 8)]).status == 201)
+        #expect(
+            await app.call(
+                "POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": String(repeating: "é", count: 8)]
+            ).status == 201)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": ""]).status == 400)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": 5]).status == 400)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", raw: "{not json").status == 400)
@@ -178,10 +198,12 @@ struct ChatHTTPTests {
         let location = try await StoreKind.sqlite.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location)
-        let posted = await app.call("POST", "/v1/chats/chat-3/messages", as: "u-3-1", json: ["text": "from upstream's member"])
+        let posted = await app.call(
+            "POST", "/v1/chats/chat-3/messages", as: "u-3-1", json: ["text": "from upstream's member"])
         #expect(posted.status == 201)
         #expect((posted.json["author"] as? [String: Any])?["display_name"] as? String == "User 1 of chat 3 (v1)")
-        #expect(await app.call("POST", "/v1/chats/chat-3/messages", as: "alice", json: ["text": "intruder"]).status == 403)
+        #expect(
+            await app.call("POST", "/v1/chats/chat-3/messages", as: "alice", json: ["text": "intruder"]).status == 403)
 
         let listed = await app.call("GET", "/v1/chats/chat-3/messages", as: "u-3-2")
         #expect(listed.status == 200)
@@ -189,8 +211,11 @@ struct ChatHTTPTests {
         #expect(listed.json["participants_available"] as? Bool == true)
 
         // A member added here joins upstream's list for this service.
-        #expect(await app.call("POST", "/v1/chats/chat-3/members", as: "u-3-0", json: ["user_id": "alice"]).status == 201)
-        #expect(await app.call("POST", "/v1/chats/chat-3/messages", as: "alice", json: ["text": "now a member"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/chat-3/members", as: "u-3-0", json: ["user_id": "alice"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/chat-3/messages", as: "alice", json: ["text": "now a member"]).status
+                == 201)
         let view = await app.call("GET", "/v1/chats/chat-3", as: "alice")
         #expect(view.json["hosted"] as? Bool == false)
         #expect(Set(Self.memberIDs(view.json)) == ["u-3-0", "u-3-1", "u-3-2", "u-3-3", "alice"])
@@ -204,7 +229,8 @@ struct ChatHTTPTests {
         let location = try await StoreKind.sqlite.newLocation()
         defer { location.remove() }
         let app = try await Self.app(location, extra: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
-        let chat = try #require(await app.call("POST", "/v1/chats", as: "alice", json: ["members": ["bob"]]).json["chat_id"] as? String)
+        let chat = try #require(
+            await app.call("POST", "/v1/chats", as: "alice", json: ["members": ["bob"]]).json["chat_id"] as? String)
         #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "hi"]).status == 201)
         #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "carol").status == 403)
         #expect(await app.call("GET", "/v1/chats/chat-3/messages", as: "u-3-0").status == 404)
@@ -227,12 +253,16 @@ struct ChatHTTPTests {
         let created = await app.call("POST", "/v1/chats", as: "alice")
         #expect(created.status == 201)
         let chat = try #require(created.json["chat_id"] as? String)
-        #expect(await app.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"]).status == 201)
-        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "no redis"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "no redis"]).status == 201)
         #expect(Self.texts(await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["no redis"])
         #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "mallory").status == 403)
         // Upstream still answers: a cold upstream chat works through it.
-        #expect(await app.call("POST", "/v1/chats/chat-6/messages", as: "u-6-0", json: ["text": "via upstream"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/chat-6/messages", as: "u-6-0", json: ["text": "via upstream"]).status
+                == 201)
 
         await app.stub.shutdown()
         let warm = await app.call("POST", "/v1/chats/chat-5/messages", as: "u-5-1", json: ["text": "last known"])
@@ -242,7 +272,9 @@ struct ChatHTTPTests {
         let cold = await app.call("POST", "/v1/chats/chat-7/messages", as: "u-7-0", json: ["text": "unknown"])
         #expect(cold.status == 503)
         #expect(ServiceHTTPTests.errorCode(cold.json) == "membership_unknown")
-        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "still fine"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "still fine"]).status
+                == 201)
         let page = await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice")
         #expect(page.status == 200)
         #expect(page.json["participants_available"] as? Bool == false)
@@ -257,7 +289,8 @@ struct ChatHTTPTests {
         let app = try await Self.app(location, extra: ["CHAT_PARTICIPANTS_TIMEOUT": "1s"])
         let chat = try #require(await app.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
         app.redis.freeze()
-        #expect(await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "frozen"]).status == 201)
+        #expect(
+            await app.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "frozen"]).status == 201)
         let upstreamChat = await app.call("POST", "/v1/chats/chat-8/messages", as: "u-8-0", json: ["text": "frozen"])
         #expect(upstreamChat.status == 201 || upstreamChat.status == 503, "answered: \(upstreamChat.status)")
         #expect(await app.call("GET", "/v1/chats/\(chat)/messages", as: "alice").status == 200)
@@ -289,7 +322,8 @@ struct ChatHTTPTests {
         defer { location.remove() }
         let first = try await Self.app(location)
         let chat = try #require(await first.call("POST", "/v1/chats", as: "alice").json["chat_id"] as? String)
-        #expect(await first.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "kept"]).status == 201)
+        #expect(
+            await first.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "kept"]).status == 201)
         await first.close()
 
         let second = try await Self.app(location)
@@ -308,7 +342,8 @@ struct ChatHTTPTests {
         #expect(await b.call("POST", "/v1/chats/\(chat)/members", as: "alice", json: ["user_id": "bob"]).status == 201)
         #expect(await a.call("POST", "/v1/chats/\(chat)/messages", as: "bob", json: ["text": "from a"]).status == 201)
         #expect(await b.call("POST", "/v1/chats/\(chat)/messages", as: "alice", json: ["text": "from b"]).status == 201)
-        #expect(Self.texts(await a.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["from b", "from a"])
+        #expect(
+            Self.texts(await a.call("GET", "/v1/chats/\(chat)/messages", as: "alice").json) == ["from b", "from a"])
         #expect(Self.texts(await b.call("GET", "/v1/chats/\(chat)/messages", as: "bob").json) == ["from b", "from a"])
         // One idempotency key across instances: one message.
         let key = ["Idempotency-Key": "k-shared"]
@@ -334,13 +369,15 @@ struct ChatHTTPTests {
 extension InProcessService {
     /// A request as `user` (a fresh token), with a JSON body.
     func call(
-        _ method: String, _ path: String, as user: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
+        _ method: String, _ path: String, as user: String, json: Any? = nil, raw: String? = nil,
+        headers: [String: String] = [:]
     ) async -> (status: Int, json: [String: Any]) {
         await call(method, path, token: ChatHTTPTests.token(user), json: json, raw: raw, headers: headers)
     }
 
     func call(
-        _ method: String, _ path: String, token: String?, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
+        _ method: String, _ path: String, token: String?, json: Any? = nil, raw: String? = nil,
+        headers: [String: String] = [:]
     ) async -> (status: Int, json: [String: Any]) {
         var headers = headers
         if let token { headers["Authorization"] = "Bearer \(token)" }
@@ -353,7 +390,9 @@ extension InProcessService {
                 body = try? JSONSerialization.data(withJSONObject: json)
             }
         }
-        guard let reply = await httpRequest(method, httpBase + path, headers: headers, body: body, timeout: .seconds(15)) else {
+        guard
+            let reply = await httpRequest(method, httpBase + path, headers: headers, body: body, timeout: .seconds(15))
+        else {
             return (0, [:])
         }
         return (reply.status, Self.object(reply.body))

@@ -1,11 +1,11 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
 import PostgresChatStore
-import ChatRuntime
 import SQLiteChatStore
-import Testing
 import TestSupport
+import Testing
 
 /// The stores the contract runs against: SQLite on a temporary file, PostgreSQL on a real
 /// server (one per test process, a database per test).
@@ -27,7 +27,8 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible, Sendable {
             case .sqlite:
                 return OpenStore(store: try await SQLiteChatStore.open(path: path, logger: StoreKind.logger), close: {})
             case .postgres:
-                let store = try await PostgresChatStore.open(url: try PostgresURL(parsing: path), logger: StoreKind.logger)
+                let store = try await PostgresChatStore.open(
+                    url: try PostgresURL(parsing: path), logger: StoreKind.logger)
                 return OpenStore(store: store, close: { await store.close() })
             }
         }
@@ -71,7 +72,8 @@ struct ChatStoreContractTests {
     static let otherChat = ChatID(validating: "c-contract-2")!
     static let t0 = Date(chatStoreMilliseconds: 1_764_000_000_123)
 
-    static func draft(_ text: String, chat: ChatID = chat, author: String = "alice", key: String? = nil) -> MessageDraft {
+    static func draft(_ text: String, chat: ChatID = chat, author: String = "alice", key: String? = nil) -> MessageDraft
+    {
         MessageDraft(chatID: chat, authorID: author, text: text, createdAt: t0, idempotencyKey: key)
     }
 
@@ -81,15 +83,22 @@ struct ChatStoreContractTests {
             let chat = Chat(id: Self.chat, title: "Zürich 🚲", createdBy: "alice", createdAt: Self.t0)
             let alice = ChatMember(chatID: Self.chat, userID: "alice", addedBy: "alice", addedAt: Self.t0)
             #expect(try await store.createChat(chat, members: [alice]))
-            #expect(try await store.createChat(Chat(id: Self.chat, title: nil, createdBy: "mallory", createdAt: Self.t0), members: []) == false)
+            #expect(
+                try await store.createChat(
+                    Chat(id: Self.chat, title: nil, createdBy: "mallory", createdAt: Self.t0), members: []) == false)
             #expect(try await store.chat(Self.chat) == chat)
             #expect(try await store.chat(Self.otherChat) == nil)
 
-            #expect(try await store.membership(of: "alice", in: Self.chat) == StoreMembership(chat: chat, isMember: true))
-            #expect(try await store.membership(of: "bob", in: Self.chat) == StoreMembership(chat: chat, isMember: false))
-            #expect(try await store.membership(of: "alice", in: Self.otherChat) == StoreMembership(chat: nil, isMember: false))
+            #expect(
+                try await store.membership(of: "alice", in: Self.chat) == StoreMembership(chat: chat, isMember: true))
+            #expect(
+                try await store.membership(of: "bob", in: Self.chat) == StoreMembership(chat: chat, isMember: false))
+            #expect(
+                try await store.membership(of: "alice", in: Self.otherChat)
+                    == StoreMembership(chat: nil, isMember: false))
 
-            let bob = ChatMember(chatID: Self.chat, userID: "bob", addedBy: "alice", addedAt: Self.t0.addingTimeInterval(1))
+            let bob = ChatMember(
+                chatID: Self.chat, userID: "bob", addedBy: "alice", addedAt: Self.t0.addingTimeInterval(1))
             #expect(try await store.addMember(bob))
             #expect(try await store.addMember(bob) == false)
             #expect(try await store.members(of: Self.chat) == [alice, bob])
@@ -98,7 +107,9 @@ struct ChatStoreContractTests {
             // Members of a chat the store does not host (one only upstream knows).
             let carol = ChatMember(chatID: Self.otherChat, userID: "carol", addedBy: "dave", addedAt: Self.t0)
             #expect(try await store.addMember(carol))
-            #expect(try await store.membership(of: "carol", in: Self.otherChat) == StoreMembership(chat: nil, isMember: true))
+            #expect(
+                try await store.membership(of: "carol", in: Self.otherChat)
+                    == StoreMembership(chat: nil, isMember: true))
         }
     }
 
@@ -136,8 +147,10 @@ struct ChatStoreContractTests {
             #expect(try await store.appendMessage(Self.draft("hello", key: "k1")) == .replayed(first))
             #expect(try await store.appendMessage(Self.draft("changed", key: "k1")) == .keyReused(first))
             // The same key from another author, or in another chat, is another message.
-            guard case .created(let bobs) = try await store.appendMessage(Self.draft("hello", author: "bob", key: "k1")),
-                case .created(let elsewhere) = try await store.appendMessage(Self.draft("hello", chat: Self.otherChat, key: "k1"))
+            guard
+                case .created(let bobs) = try await store.appendMessage(Self.draft("hello", author: "bob", key: "k1")),
+                case .created(let elsewhere) = try await store.appendMessage(
+                    Self.draft("hello", chat: Self.otherChat, key: "k1"))
             else {
                 Issue.record("same key, other scope, not created")
                 return
@@ -203,7 +216,9 @@ struct ChatStoreContractTests {
         defer { location.remove() }
         let first = try await location.open()
         let chat = Chat(id: Self.chat, title: nil, createdBy: "alice", createdAt: Self.t0)
-        #expect(try await first.store.createChat(chat, members: [ChatMember(chatID: Self.chat, userID: "alice", addedBy: "alice", addedAt: Self.t0)]))
+        #expect(
+            try await first.store.createChat(
+                chat, members: [ChatMember(chatID: Self.chat, userID: "alice", addedBy: "alice", addedAt: Self.t0)]))
         _ = try await first.store.appendMessage(Self.draft("before restart", key: "r1"))
         await first.close()
 

@@ -1,7 +1,7 @@
 import ChatService
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 14's report, replayed against the real binary: a resolver that never answers (a
 /// nameserver that swallows every query, named by DNS_RESOLV_CONF), the upstream and Redis both
@@ -31,7 +31,9 @@ struct DNSStallTests {
         ])
         let base = "http://127.0.0.1:\(httpPort)"
         try #require(
-            await eventually(timeout: .seconds(20)) { await httpGet("\(base)/health", timeout: .seconds(1))?.status == 200 },
+            await eventually(timeout: .seconds(20)) {
+                await httpGet("\(base)/health", timeout: .seconds(1))?.status == 200
+            },
             "the service never answered /health; log:\n\(service.output())")
         // Redis' name is being looked up (and never answered) all along.
         try #require(await eventually(timeout: .seconds(10)) { nameserver.queries.contains("redis.never.test") })
@@ -41,7 +43,7 @@ struct DNSStallTests {
         let read = Task {
             await httpGet(
                 "\(base)/v1/chats/chat-1/participants", headers: ["Authorization": "Bearer \(token)"],
-                timeout: .seconds(5))  // PARTICIPANTS_MAX_API_TIMEOUT plus slack for a loaded machine
+                timeout: .seconds(5)) // PARTICIPANTS_MAX_API_TIMEOUT plus slack for a loaded machine
         }
         var probes = 0
         var unanswered: [Int] = []
@@ -55,8 +57,11 @@ struct DNSStallTests {
         }
         let answer = await read.value
         #expect(probes >= 5)
-        #expect(unanswered.isEmpty, "/health probes \(unanswered) of \(probes) got no 200 within 1 s; log:\n\(service.output())")
-        let status = try #require(answer?.status, "the cold read got no answer within its bound; log:\n\(service.output())")
+        #expect(
+            unanswered.isEmpty,
+            "/health probes \(unanswered) of \(probes) got no 200 within 1 s; log:\n\(service.output())")
+        let status = try #require(
+            answer?.status, "the cold read got no answer within its bound; log:\n\(service.output())")
         #expect(status == 503, "\(answer?.body ?? "")")
         #expect(answer?.body.contains("participants_unavailable") == true, "\(answer?.body ?? "")")
         #expect(service.output().contains("upstream.never.test"), "the log does not name the unresolved upstream host")

@@ -1,7 +1,7 @@
 import ChatService
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// SIGTERM on the real binary, with a real redis-server and the stub upstream as subprocesses:
 /// in-flight requests are answered, new connections refused, a full run in progress ends
@@ -54,8 +54,10 @@ struct GracefulDrainTests {
         }
 
         func admin(_ method: String, _ path: String) async -> (status: Int, json: [String: Any])? {
-            guard let reply = await httpRequest(
-                method, base + path, headers: ["Authorization": "Bearer \(GracefulDrainTests.adminToken)"], timeout: .seconds(10))
+            guard
+                let reply = await httpRequest(
+                    method, base + path, headers: ["Authorization": "Bearer \(GracefulDrainTests.adminToken)"],
+                    timeout: .seconds(10))
             else { return nil }
             return (reply.status, GracefulDrainTests.object(reply.body))
         }
@@ -150,7 +152,9 @@ struct GracefulDrainTests {
     }
 
     /// Waits until the run `jobID` has at least `batches` batches done; false after `timeout`.
-    static func waitForBatches(_ deployment: ProcessDeployment, jobID: String, atLeast batches: Int, timeout: Duration) async -> Bool {
+    static func waitForBatches(_ deployment: ProcessDeployment, jobID: String, atLeast batches: Int, timeout: Duration)
+        async -> Bool
+    {
         await eventually(timeout: timeout) {
             guard let run = await deployment.admin("GET", "/internal/participants/refresh/\(jobID)")?.json,
                 let counts = run["counts"] as? [String: Any]
@@ -175,9 +179,12 @@ struct GracefulDrainTests {
             let token = mintUserToken(subject: "drain", secret: Self.jwtSecret, validFor: .seconds(600))
             let slow = Task {
                 await httpGet(
-                    "\(deployment.base)/v1/chats/chat-7/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
+                    "\(deployment.base)/v1/chats/chat-7/participants", headers: ["Authorization": "Bearer \(token)"],
+                    timeout: .seconds(30))
             }
-            let reachedUpstream = await eventually(timeout: .seconds(10)) { await deployment.stubRequests(forChat: "chat-7") >= 1 }
+            let reachedUpstream = await eventually(timeout: .seconds(10)) {
+                await deployment.stubRequests(forChat: "chat-7") >= 1
+            }
             try #require(reachedUpstream, "the cold read never reached the stub; log:\n\(deployment.service.output())")
 
             deployment.service.signal(SIGTERM)
@@ -188,9 +195,14 @@ struct GracefulDrainTests {
             for _ in 0..<200 where readyWhileDraining == nil {
                 try idle.send("GET /ready HTTP/1.1\r\nHost: t\r\n\r\n")
                 let reply = try await offloadBlocking { try idle.readResponse() }
-                if reply.status == 503 { readyWhileDraining = reply } else { try await Task.sleep(for: .milliseconds(10)) }  // polls /ready
+                if reply.status == 503 {
+                    readyWhileDraining = reply
+                } else {
+                    try await Task.sleep(for: .milliseconds(10))
+                } // polls /ready
             }
-            let draining = try #require(readyWhileDraining, "/ready never answered 503 while the slow request was in flight")
+            let draining = try #require(
+                readyWhileDraining, "/ready never answered 503 while the slow request was in flight")
             #expect(draining.bodyText.contains(#""draining""#))
             #expect(draining.header("Connection")?.lowercased() == "close")
 
@@ -200,7 +212,8 @@ struct GracefulDrainTests {
             }
 
             let reply = await slow.value
-            #expect(reply?.status == 200, "the in-flight request was not answered; log:\n\(deployment.service.output())")
+            #expect(
+                reply?.status == 200, "the in-flight request was not answered; log:\n\(deployment.service.output())")
             #expect(reply?.body.contains(#""chat_id":"chat-7""#) == true)
 
             let status = await deployment.service.waitForExit(timeout: deployment.shutdownTimeout + Self.exitSlack)
@@ -234,10 +247,13 @@ struct GracefulDrainTests {
             #expect(run.state == "running", "a 1000-chat run at 500 ms a call cannot have completed: \(run)")
             let planned = try #require(run.counts["batches_planned"])
             #expect(planned >= 2)
-            let settled = run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
+            let settled =
+                run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
                 + run.counts["batches_skipped", default: 0]
             let left = try await deployment.batchesLeftInTheStream()
-            #expect(planned == settled + left, "planned \(planned), settled \(settled), left in the stream \(left): \(run.counts)")
+            #expect(
+                planned == settled + left,
+                "planned \(planned), settled \(settled), left in the stream \(left): \(run.counts)")
             #expect(settled >= 2, "the batches in hand were not finished: \(run.counts)")
             // What the run counts as refreshed is what Redis holds: nothing was lost on the way out.
             #expect(try await deployment.storedEntries() == run.counts["chats_refreshed"])
@@ -252,7 +268,8 @@ struct GracefulDrainTests {
     @Test func aHangingUpstreamCannotHoldTheDrainPastShutdownTimeout() async throws {
         // Batches of 10: a page of 100 chats makes 10 batches, more than the 4 in flight, so
         // batches are in flight whenever upstream starts hanging.
-        try await Self.withDeployment(chats: 1000, stubLatency: "300ms", shutdownTimeout: .seconds(3), batchSize: 10) { deployment in
+        try await Self.withDeployment(chats: 1000, stubLatency: "300ms", shutdownTimeout: .seconds(3), batchSize: 10) {
+            deployment in
 
             let started = try #require(await deployment.admin("POST", "/internal/participants/refresh"))
             let jobID = try #require(started.json["job_id"] as? String)
@@ -260,18 +277,22 @@ struct GracefulDrainTests {
             try #require(progressed, "the full run made no progress; log:\n\(deployment.service.output())")
 
             // From now on upstream never answers: the batches in flight and a cold read hang.
-            let hang = await httpRequest("PUT", "\(deployment.stubBase)/admin/faults", body: Data(#"{"hang":true}"#.utf8))
+            let hang = await httpRequest(
+                "PUT", "\(deployment.stubBase)/admin/faults", body: Data(#"{"hang":true}"#.utf8))
             try #require(hang?.status == 200)
             let token = mintUserToken(subject: "drain", secret: Self.jwtSecret, validFor: .seconds(600))
             let coldRead = Task {
                 await httpGet(
-                    "\(deployment.base)/v1/chats/chat-999/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
+                    "\(deployment.base)/v1/chats/chat-999/participants", headers: ["Authorization": "Bearer \(token)"],
+                    timeout: .seconds(30))
             }
             let parked = await eventually(timeout: .seconds(10)) {
                 guard await deployment.stubRequests(forChat: "chat-999") >= 1 else { return false }
                 return await deployment.stubHanging() >= 3
             }
-            try #require(parked, "the cold read and the batches in flight did not all hang; log:\n\(deployment.service.output())")
+            try #require(
+                parked, "the cold read and the batches in flight did not all hang; log:\n\(deployment.service.output())"
+            )
 
             let status = await deployment.terminate()
             #expect(status == 0, "no clean exit within SHUTDOWN_TIMEOUT; log:\n\(deployment.service.output())")
@@ -283,7 +304,8 @@ struct GracefulDrainTests {
             // in the stream for another instance; nothing is lost from the accounting.
             let run = try await deployment.runCounts(jobID)
             let planned = try #require(run.counts["batches_planned"])
-            let settled = run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
+            let settled =
+                run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
                 + run.counts["batches_skipped", default: 0]
             let left = try await deployment.batchesLeftInTheStream()
             #expect(left >= 1, "the hanging batches should be left for another instance: \(run.counts)")

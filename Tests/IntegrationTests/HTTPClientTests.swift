@@ -1,8 +1,7 @@
 import Foundation
 import Logging
-import Testing
-
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -14,12 +13,18 @@ struct HTTPClientTests {
     static func startPeer(on loop: EventLoop) async throws -> (HTTPServer, Int) {
         var router = HTTPRouter()
         router.add(.GET, "/v1/items/{id}") { request in
-            .json(["id": request.pathParameters["id"] ?? "", "q": request.query["q"] ?? "", "host": request.headers["host"] ?? ""])
+            .json([
+                "id": request.pathParameters["id"] ?? "", "q": request.query["q"] ?? "",
+                "host": request.headers["host"] ?? "",
+            ])
         }
         router.add(.POST, "/v1/echo") { request in
             HTTPResponse(
                 status: 201,
-                headers: [("Content-Type", request.headers["content-type"] ?? "none"), ("X-Length", request.headers["content-length"] ?? "none")],
+                headers: [
+                    ("Content-Type", request.headers["content-type"] ?? "none"),
+                    ("X-Length", request.headers["content-length"] ?? "none"),
+                ],
                 body: request.body)
         }
         router.add(.GET, "/v1/connection") { request in .text("\(request.remotePort)") }
@@ -58,7 +63,8 @@ struct HTTPClientTests {
         #expect(fields == ["id": "7", "q": "a b", "host": "127.0.0.1:\(port)"])
 
         let payload = Array(#"{"hello":"world"}"#.utf8)
-        let post = try await client.execute(method: .POST, path: "/echo", headers: [("X-Trace", "1")], body: payload, timeout: .seconds(5))
+        let post = try await client.execute(
+            method: .POST, path: "/echo", headers: [("X-Trace", "1")], body: payload, timeout: .seconds(5))
         #expect(post.status == 201)
         #expect(post.body == payload)
         #expect(post.headers["Content-Type"] == "application/json")
@@ -94,12 +100,15 @@ struct HTTPClientTests {
         let serverLoop = EventLoop(name: "http-client-peer")
         let clientLoop = EventLoop(name: "http-client")
         let (server, port) = try await Self.startPeer(on: serverLoop)
-        let client = try HTTPClient(loop: clientLoop, baseURL: "http://127.0.0.1:\(port)", maxConnections: 8, logger: Self.logger)
+        let client = try HTTPClient(
+            loop: clientLoop, baseURL: "http://127.0.0.1:\(port)", maxConnections: 8, logger: Self.logger)
         let peerPorts = try await withThrowingTaskGroup(of: String.self) { group in
             for _ in 0..<1000 {
                 group.addTask {
                     let response = try await client.execute(method: .GET, path: "/v1/connection", timeout: .seconds(30))
-                    guard response.status == 200 else { throw HTTPClientError(code: .invalidResponse, message: "status \(response.status)") }
+                    guard response.status == 200 else {
+                        throw HTTPClientError(code: .invalidResponse, message: "status \(response.status)")
+                    }
                     return String(decoding: response.body, as: UTF8.self)
                 }
             }
@@ -146,10 +155,12 @@ struct HTTPClientTests {
     }
 
     @Test func reportsAServerThatClosesMidResponseOrAnswersGarbage() async throws {
-        let truncating = try ScriptedTCPServer(behavior: .answerThenClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
+        let truncating = try ScriptedTCPServer(
+            behavior: .answerThenClose("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial"))
         let garbage = try ScriptedTCPServer(behavior: .answerThenClose("this is not http\r\n\r\n"))
         let loop = EventLoop(name: "http-client")
-        let truncatingClient = try HTTPClient(loop: loop, baseURL: "http://127.0.0.1:\(truncating.port)", logger: Self.logger)
+        let truncatingClient = try HTTPClient(
+            loop: loop, baseURL: "http://127.0.0.1:\(truncating.port)", logger: Self.logger)
         let garbageClient = try HTTPClient(loop: loop, baseURL: "http://127.0.0.1:\(garbage.port)", logger: Self.logger)
         await Self.expectFailure(.connectionClosed) { () throws(HTTPClientError) in
             try await truncatingClient.execute(method: .GET, path: "/", timeout: .seconds(5))
@@ -167,10 +178,13 @@ struct HTTPClientTests {
     @Test func closeAndCancellationEndRequestsInFlight() async throws {
         let silent = try ScriptedTCPServer(behavior: .neverAnswer)
         let loop = EventLoop(name: "http-client")
-        let client = try HTTPClient(loop: loop, baseURL: "http://127.0.0.1:\(silent.port)", maxConnections: 1, logger: Self.logger)
+        let client = try HTTPClient(
+            loop: loop, baseURL: "http://127.0.0.1:\(silent.port)", maxConnections: 1, logger: Self.logger)
 
         let cancelled = Task {
-            await Self.outcome { () throws(HTTPClientError) in try await client.execute(method: .GET, path: "/cancel", timeout: .seconds(30)) }
+            await Self.outcome { () throws(HTTPClientError) in
+                try await client.execute(method: .GET, path: "/cancel", timeout: .seconds(30))
+            }
         }
         #expect(await eventually { silent.requestsSeen == 1 })
         cancelled.cancel()
@@ -178,10 +192,14 @@ struct HTTPClientTests {
 
         // One on the wire, one queued behind it on the single connection: close fails both.
         let first = Task {
-            await Self.outcome { () throws(HTTPClientError) in try await client.execute(method: .GET, path: "/1", timeout: .seconds(30)) }
+            await Self.outcome { () throws(HTTPClientError) in
+                try await client.execute(method: .GET, path: "/1", timeout: .seconds(30))
+            }
         }
         let second = Task {
-            await Self.outcome { () throws(HTTPClientError) in try await client.execute(method: .GET, path: "/2", timeout: .seconds(30)) }
+            await Self.outcome { () throws(HTTPClientError) in
+                try await client.execute(method: .GET, path: "/2", timeout: .seconds(30))
+            }
         }
         #expect(await eventually { silent.requestsSeen == 2 })
         await client.close()
@@ -196,7 +214,9 @@ struct HTTPClientTests {
 
     @Test func rejectsBadURLsAndPaths() async throws {
         let loop = EventLoop(name: "http-client")
-        #expect(throws: HTTPClientError.self) { _ = try HTTPClient(loop: loop, baseURL: "ftp://x", logger: Self.logger) }
+        #expect(throws: HTTPClientError.self) {
+            _ = try HTTPClient(loop: loop, baseURL: "ftp://x", logger: Self.logger)
+        }
         let client = try HTTPClient(loop: loop, baseURL: "http://127.0.0.1:1", logger: Self.logger)
         await Self.expectFailure(.invalidURL) { () throws(HTTPClientError) in
             try await client.execute(method: .GET, path: "no-slash", timeout: .seconds(1))

@@ -1,9 +1,8 @@
 import Foundation
 import Logging
 import Synchronization
-import Testing
-
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -16,15 +15,18 @@ struct HTTPImmediateHandlerTests {
         let immediateCalls = Calls()
         let asyncCalls = Calls()
         var router = HTTPRouter()
-        router.add(.GET, "/items/{id}", immediate: { request in
-            immediateCalls.count.add(1, ordering: .relaxed)
-            loop.preconditionInLoop()
-            guard request.pathParameters["id"] == "fast" else { return nil }
-            return .text("immediate \(request.headers["x-tag"] ?? "")")
-        }, handler: { request in
-            asyncCalls.count.add(1, ordering: .relaxed)
-            return .text("async \(request.pathParameters["id"] ?? "")")
-        })
+        router.add(
+            .GET, "/items/{id}",
+            immediate: { request in
+                immediateCalls.count.add(1, ordering: .relaxed)
+                loop.preconditionInLoop()
+                guard request.pathParameters["id"] == "fast" else { return nil }
+                return .text("immediate \(request.headers["x-tag"] ?? "")")
+            },
+            handler: { request in
+                asyncCalls.count.add(1, ordering: .relaxed)
+                return .text("async \(request.pathParameters["id"] ?? "")")
+            })
         let server = HTTPServer(loop: loop, router: router, logger: Logger(label: "test.immediate"))
         let port = try await server.start(host: "127.0.0.1", port: 0)
 
@@ -33,7 +35,8 @@ struct HTTPImmediateHandlerTests {
         #expect(String(decoding: fast.body, as: UTF8.self) == "immediate t1")
         let slow = try await Self.get(port, "/items/slow", tag: "t2")
         #expect(String(decoding: slow.body, as: UTF8.self) == "async slow")
-        let head = try await Self.exchange(port, "HEAD /items/fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", hasBody: false)
+        let head = try await Self.exchange(
+            port, "HEAD /items/fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", hasBody: false)
         #expect(head.status == 200)
         #expect(head.header("content-length") == String("immediate ".utf8.count))
 
@@ -63,7 +66,9 @@ struct HTTPImmediateHandlerTests {
         var router = HTTPRouter()
         router.add(.GET, "/a", immediate: { _ in .text("immediate") }, handler: { _ in .text("unused") })
         router.add(.GET, "/b") { _ in .text("deferred reply") }
-        router.add(.GET, "/c") { _ in HTTPResponse(status: 200, headers: [("Date", "Thu, 01 Jan 1970 00:00:00 GMT")], body: []) }
+        router.add(.GET, "/c") { _ in
+            HTTPResponse(status: 200, headers: [("Date", "Thu, 01 Jan 1970 00:00:00 GMT")], body: [])
+        }
         let server = HTTPServer(loop: loop, router: router, logger: Logger(label: "test.immediate"))
         let port = try await server.start(host: "127.0.0.1", port: 0)
         for (path, body) in [("/a", "immediate"), ("/b", "deferred reply"), ("/c", "")] {

@@ -1,7 +1,6 @@
 import Foundation
-import Testing
-
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -20,7 +19,7 @@ struct HTTPRequestDeadlineTests {
         let closedAfterBytes = try await offloadBlocking { () -> Int? in
             let connection = try RawHTTPConnection(port: port)
             try connection.send("GET / HTTP/1.1\r\nHost: t\r\nX-Slow: ")
-            for sent in 1...40 {  // 4 s at most: well past the deadline, under the read timeout
+            for sent in 1...40 { // 4 s at most: well past the deadline, under the read timeout
                 if connection.waitForClose(within: .milliseconds(100)) { return sent }
                 guard (try? connection.send("a")) != nil else { return sent }
             }

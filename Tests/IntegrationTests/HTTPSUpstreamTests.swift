@@ -1,9 +1,8 @@
-import ChatService
 import Foundation
 import Logging
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -24,15 +23,19 @@ struct HTTPSUpstreamTests {
 
         init(idleTimeout: Duration? = nil) async throws {
             loop = EventLoop(name: "https-upstream")
-            stub = StubUpstream(settings: .init(chats: 20, participantsPerChat: 2, maxBatch: 5), loop: loop, logger: HTTPSUpstreamTests.logger)
+            stub = StubUpstream(
+                settings: .init(chats: 20, participantsPerChat: 2, maxBatch: 5), loop: loop,
+                logger: HTTPSUpstreamTests.logger)
             stubPort = try await stub.start(port: 0)
             certificates = try TestCertificates.make()
-            terminator = try await TLSTerminator.start(backendPort: stubPort, certificates: certificates, idleTimeout: idleTimeout)
+            terminator = try await TLSTerminator.start(
+                backendPort: stubPort, certificates: certificates, idleTimeout: idleTimeout)
         }
 
         func client(host: String = "localhost", caFile: String? = nil) throws -> HTTPClient {
             let tls = try TLSClientContext(caFile: caFile ?? certificates.caFile)
-            return try HTTPClient(loop: loop, baseURL: "https://\(host):\(terminator.port)", tls: tls, logger: HTTPSUpstreamTests.logger)
+            return try HTTPClient(
+                loop: loop, baseURL: "https://\(host):\(terminator.port)", tls: tls, logger: HTTPSUpstreamTests.logger)
         }
 
         func stubRequests() async -> Int { await stub.statistics.totalRequests }
@@ -59,7 +62,8 @@ struct HTTPSUpstreamTests {
         let fixture = try await Fixture()
         let client = try fixture.client()
         for _ in 0..<3 {
-            let response = try await client.execute(method: .GET, path: "/v1/chats/chat-1/participants", timeout: .seconds(5))
+            let response = try await client.execute(
+                method: .GET, path: "/v1/chats/chat-1/participants", timeout: .seconds(5))
             #expect(response.status == 200)
             #expect(String(decoding: response.body, as: UTF8.self).contains("\"chat-1\""))
         }
@@ -77,7 +81,8 @@ struct HTTPSUpstreamTests {
         let client = try fixture.client()
         for round in 1...3 {
             let response = try await client.execute(
-                method: .GET, path: "/v1/chats/chat-\(round)/participants", headers: [("Connection", "close")], timeout: .seconds(5))
+                method: .GET, path: "/v1/chats/chat-\(round)/participants", headers: [("Connection", "close")],
+                timeout: .seconds(5))
             #expect(response.status == 200, "round \(round)")
         }
         let after = try await client.execute(method: .GET, path: "/v1/chats/chat-4/participants", timeout: .seconds(5))
@@ -95,7 +100,8 @@ struct HTTPSUpstreamTests {
         let fixture = try await Fixture(idleTimeout: .milliseconds(300))
         let client = try fixture.client()
         for round in 1...3 {
-            let response = try await client.execute(method: .GET, path: "/v1/chats/chat-\(round)/participants", timeout: .seconds(5))
+            let response = try await client.execute(
+                method: .GET, path: "/v1/chats/chat-\(round)/participants", timeout: .seconds(5))
             #expect(response.status == 200, "round \(round): \(fixture.terminator.log())")
             try #require(await eventually(timeout: .seconds(5)) { fixture.terminator.closedConnections >= round })
             // The client has seen the close (a request racing it would fail, and the upstream

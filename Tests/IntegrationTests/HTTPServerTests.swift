@@ -1,9 +1,8 @@
 import Foundation
 import Logging
 import Synchronization
-import Testing
-
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -21,7 +20,9 @@ struct HTTPServerTests {
         }
     }
 
-    static func start(limits: HTTPServerLimits = .init(), _ configure: (inout HTTPRouter) -> Void) async throws -> Running {
+    static func start(limits: HTTPServerLimits = .init(), _ configure: (inout HTTPRouter) -> Void) async throws
+        -> Running
+    {
         let loop = EventLoop(name: "http-server-test")
         var router = HTTPRouter()
         configure(&router)
@@ -59,16 +60,18 @@ struct HTTPServerTests {
                 guard let input = try? JSONDecoder().decode(Input.self, from: Data(request.body)) else {
                     return .error(status: 400, code: "bad_json", message: "body is not JSON")
                 }
-                return .json(Echo(
-                    id: request.pathParameters["id"] ?? "", n: input.n, tag: request.query["tag"],
-                    auth: request.headers["authorization"], remote: request.remoteAddress), status: 201)
+                return .json(
+                    Echo(
+                        id: request.pathParameters["id"] ?? "", n: input.n, tag: request.query["tag"],
+                        auth: request.headers["authorization"], remote: request.remoteAddress), status: 201)
             }
         }
         let body = #"{"n":5}"#
         let response = try await Self.exchange(
             running.port,
             "POST /v1/echo/a%20b?tag=x+y HTTP/1.1\r\nHost: t\r\nAUTHORIZATION: Bearer abc\r\n"
-                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)")
+                + "Content-Type: application/json\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        )
         #expect(response.status == 201)
         #expect(response.header("content-type") == "application/json")
         let echo = try JSONDecoder().decode(Echo.self, from: Data(response.body))
@@ -83,12 +86,14 @@ struct HTTPServerTests {
         }
         let port = running.port
 
-        let notFound = try await Self.exchange(port, "GET /nothing/here HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        let notFound = try await Self.exchange(
+            port, "GET /nothing/here HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(notFound.status == 404)
         #expect(notFound.header("Content-Type") == "application/json")
         #expect(Self.errorCode(notFound) == "not_found")
 
-        let notAllowed = try await Self.exchange(port, "DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        let notAllowed = try await Self.exchange(
+            port, "DELETE /items/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(notAllowed.status == 405)
         #expect(notAllowed.header("Allow") == "GET, HEAD, POST")
         #expect(Self.errorCode(notAllowed) == "method_not_allowed")
@@ -97,7 +102,8 @@ struct HTTPServerTests {
         #expect(badPath.status == 400)
         #expect(Self.errorCode(badPath) == "invalid_path")
 
-        let badQuery = try await Self.exchange(port, "GET /items/1?q=%G0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        let badQuery = try await Self.exchange(
+            port, "GET /items/1?q=%G0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(badQuery.status == 400)
         #expect(Self.errorCode(badQuery) == "invalid_query")
 
@@ -129,7 +135,7 @@ struct HTTPServerTests {
             do {
                 return try connection.readResponse().status
             } catch RawSocketError.closedEarly {
-                return 0  // closed without an answer: also a rejection
+                return 0 // closed without an answer: also a rejection
             }
         }
         #expect(outcome == 0 || (400..<500).contains(outcome), "got \(outcome)")
@@ -170,7 +176,7 @@ struct HTTPServerTests {
                 startedHandlers.add(1, ordering: .relaxed)
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                    try? await Task.sleep(for: .milliseconds(10)) // polls the release
                 }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text(String(repeating: "z", count: 64 * 1024))
@@ -209,7 +215,7 @@ struct HTTPServerTests {
             router.add(.GET, "/slow") { _ in
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                    try? await Task.sleep(for: .milliseconds(10)) // polls the release
                 }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text("late")
@@ -228,7 +234,7 @@ struct HTTPServerTests {
         released.store(true, ordering: .relaxed)
         #expect(await eventually { finishedHandlers.load(ordering: .relaxed) == 1 })
         #expect(await eventually { await running.server.inFlight == 0 })
-        await running.server.stop()  // idempotent
+        await running.server.stop() // idempotent
         running.loop.stop()
     }
 
@@ -236,7 +242,9 @@ struct HTTPServerTests {
         let active = AnnotatedMutex((now: 0, peak: 0))
         let running = try await Self.start { router in
             router.add(.GET, "/work/{n}") { request in
-                active.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                active.withLock {
+                    $0.now += 1; $0.peak = max($0.peak, $0.now)
+                }
                 // Work that takes a while, so requests overlap.
                 try? await Task.sleep(for: .milliseconds(20))
                 active.withLock { $0.now -= 1 }
@@ -299,7 +307,7 @@ struct HTTPServerTests {
             router.add(.GET, "/slow") { _ in
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                    try? await Task.sleep(for: .milliseconds(10)) // polls the release
                 }
                 return .text("done")
             }

@@ -41,7 +41,8 @@ struct HiredisContextTests {
         try await withLoop { loop in
             let probe = ContextProbe(loop: loop)
             // Queued with the connect, so a NULL-reply callback follows the failed connect one.
-            let queued = try await probe.connect(port: freeLoopbackPort(), freeOnFirstReply: false, sending: [.ping, .ping])
+            let queued = try await probe.connect(
+                port: freeLoopbackPort(), freeOnFirstReply: false, sending: [.ping, .ping])
             #expect(queued)
             #expect(await eventually { await probe.isReleased })
             let events = await probe.events

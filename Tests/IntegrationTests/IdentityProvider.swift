@@ -39,8 +39,10 @@ final class IdentityProvider: Sendable {
     /// - Parameter serving: the keys the JWKS lists at first.
     init(serving: Set<Key> = [.rsa, .ec, .ed]) async throws {
         loop = EventLoop(name: "identity-provider")
-        let rsa = try JWTKit.Insecure.RSA.PrivateKey(pem: try Self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]))
-        let rotated = try JWTKit.Insecure.RSA.PrivateKey(pem: try Self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]))
+        let rsa = try JWTKit.Insecure.RSA.PrivateKey(
+            pem: try Self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]))
+        let rotated = try JWTKit.Insecure.RSA.PrivateKey(
+            pem: try Self.openssl(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]))
         let ec = ES256PrivateKey()
         let ed = try EdDSA.PrivateKey(curve: .ed25519)
         rsaPEM = rsa.publicKey.pemRepresentation
@@ -52,8 +54,10 @@ final class IdentityProvider: Sendable {
         jwks = [
             .rsa: try Self.rsaJWK(rsa.publicKey, kid: Key.rsa.rawValue),
             .rotated: try Self.rsaJWK(rotated.publicKey, kid: Key.rotated.rawValue),
-            .ec: #"{"kty":"EC","kid":"ec-1","alg":"ES256","use":"sig","crv":"P-256","x":"\#(ec.publicKey.parameters!.x)","y":"\#(ec.publicKey.parameters!.y)"}"#,
-            .ed: #"{"kty":"OKP","kid":"ed-1","alg":"EdDSA","use":"sig","crv":"Ed25519","x":"\#(Self.base64URL(ed.publicKey.rawRepresentation))"}"#,
+            .ec:
+                #"{"kty":"EC","kid":"ec-1","alg":"ES256","use":"sig","crv":"P-256","x":"\#(ec.publicKey.parameters!.x)","y":"\#(ec.publicKey.parameters!.y)"}"#,
+            .ed:
+                #"{"kty":"OKP","kid":"ed-1","alg":"EdDSA","use":"sig","crv":"Ed25519","x":"\#(Self.base64URL(ed.publicKey.rawRepresentation))"}"#,
         ]
         served = AnnotatedMutex(Served(keys: serving))
         server = AnnotatedMutex(nil)
@@ -71,7 +75,11 @@ final class IdentityProvider: Sendable {
 
     /// Stops the server: the provider is down (connections refused).
     func stop() async {
-        guard let server = server.withLock({ state -> HTTPServer? in defer { state = nil }; return state }) else { return }
+        guard
+            let server = server.withLock({ state -> HTTPServer? in
+                defer { state = nil }; return state
+            })
+        else { return }
         await server.stop()
     }
 
@@ -88,7 +96,8 @@ final class IdentityProvider: Sendable {
 
     /// A token signed with `key`, with `kid` = the key's id unless `kid` says otherwise.
     func token(
-        _ key: Key, subject: String = "alice", expiresIn: TimeInterval = 600, issuer: String? = nil, audience: [String]? = nil,
+        _ key: Key, subject: String = "alice", expiresIn: TimeInterval = 600, issuer: String? = nil,
+        audience: [String]? = nil,
         now: Date = Date()
     ) async throws -> String {
         let claims = Claims(
@@ -109,7 +118,8 @@ final class IdentityProvider: Sendable {
 
     private static func rsaJWK(_ key: JWTKit.Insecure.RSA.PublicKey, kid: String) throws -> String {
         let (modulus, exponent) = try key.getKeyPrimitives()
-        return #"{"kty":"RSA","kid":"\#(kid)","alg":"RS256","use":"sig","n":"\#(base64URL(modulus))","e":"\#(base64URL(exponent))"}"#
+        return
+            #"{"kty":"RSA","kid":"\#(kid)","alg":"RS256","use":"sig","n":"\#(base64URL(modulus))","e":"\#(base64URL(exponent))"}"#
     }
 
     static func base64URL(_ data: Data) -> String {

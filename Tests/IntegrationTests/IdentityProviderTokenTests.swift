@@ -1,8 +1,8 @@
 import Foundation
 import JWTKit
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 @testable import ChatRuntime
@@ -43,7 +43,8 @@ struct IdentityProviderTokenTests {
         #expect(await provider.keyIDs == ["rsa-1", "ec-1", "ed-1"])
         let verifier = await Self.verifier(provider)
         for key in [IdentityProvider.Key.rsa, .ec, .ed] {
-            let token = try await idp.token(key, subject: "user-\(key.rawValue)", issuer: Self.issuer, audience: [Self.audience])
+            let token = try await idp.token(
+                key, subject: "user-\(key.rawValue)", issuer: Self.issuer, audience: [Self.audience])
             let claims = try await Self.outcome(verifier, token).get()
             #expect(claims.subject == "user-\(key.rawValue)")
         }
@@ -68,14 +69,17 @@ struct IdentityProviderTokenTests {
         let expired = try await idp.token(.ec, expiresIn: -3600, issuer: Self.issuer, audience: [Self.audience])
         #expect(await Self.outcome(verifier, expired) == .failure(.expired))
 
-        let none = IdentityProvider.base64URL(Data(#"{"alg":"none","kid":"rsa-1"}"#.utf8)) + "."
-            + IdentityProvider.base64URL(Data(#"{"sub":"admin","iss":"\#(Self.issuer)","aud":"\#(Self.audience)"}"#.utf8)) + "."
+        let none =
+            IdentityProvider.base64URL(Data(#"{"alg":"none","kid":"rsa-1"}"#.utf8)) + "."
+            + IdentityProvider.base64URL(
+                Data(#"{"sub":"admin","iss":"\#(Self.issuer)","aud":"\#(Self.audience)"}"#.utf8)) + "."
         #expect(await Self.outcome(verifier, none) == .failure(.unsupportedAlgorithm("none")))
 
         // Algorithm confusion: HS256 "signed" with the provider's public key (a value anyone has).
         let confused = IdentityProvider.hs256Token(
             header: #"{"alg":"HS256","typ":"JWT","kid":"rsa-1"}"#,
-            payload: #"{"sub":"admin","iss":"\#(Self.issuer)","aud":"\#(Self.audience)","exp":\#(Int(Date().timeIntervalSince1970) + 600)}"#,
+            payload:
+                #"{"sub":"admin","iss":"\#(Self.issuer)","aud":"\#(Self.audience)","exp":\#(Int(Date().timeIntervalSince1970) + 600)}"#,
             key: Array(idp.rsaPEM.utf8))
         #expect(await Self.outcome(verifier, confused) == .failure(.invalidSignature))
         let withoutSecret = await Self.verifier(provider)
@@ -83,7 +87,8 @@ struct IdentityProviderTokenTests {
         // An RS256 header on an ES256 signature: the RSA key checks it, as RSA, and refuses.
         let ecToken = try await idp.token(.ec, issuer: Self.issuer, audience: [Self.audience])
         let ecParts = ecToken.split(separator: ".")
-        let relabelled = IdentityProvider.base64URL(Data(#"{"alg":"RS256","kid":"rsa-1"}"#.utf8)) + ".\(ecParts[1]).\(ecParts[2])"
+        let relabelled =
+            IdentityProvider.base64URL(Data(#"{"alg":"RS256","kid":"rsa-1"}"#.utf8)) + ".\(ecParts[1]).\(ecParts[2])"
         #expect(await Self.outcome(verifier, relabelled) == .failure(.invalidSignature))
 
         let wrongIssuer = try await idp.token(.rsa, issuer: "https://evil.test", audience: [Self.audience])
@@ -136,7 +141,7 @@ struct IdentityProviderTokenTests {
         #expect(await provider.keyIDs == ["rsa-1", "ec-1", "ed-1"])
         #expect(try await Self.outcome(verifier, token).get().subject == "alice")
         // An unknown kid fails the fetch and is refused, nothing else.
-        try await Task.sleep(for: .milliseconds(20))  // past the (test) refetch interval
+        try await Task.sleep(for: .milliseconds(20)) // past the (test) refetch interval
         let rotated = try await idp.token(.rotated, issuer: Self.issuer, audience: [Self.audience])
         #expect(await Self.outcome(verifier, rotated) == .failure(.unknownKey("rsa-2")))
         idp.fail(true)
@@ -157,7 +162,9 @@ struct IdentityProviderTokenTests {
         let token = try await idp.token(.rsa, issuer: Self.issuer, audience: [Self.audience])
         #expect(await Self.outcome(verifier, token) == .failure(.keysUnavailable))
         // HS256 tokens do not need the provider.
-        let shared = JWTSigner.sign(payloadJSON: Array(#"{"sub":"bob","iss":"\#(Self.issuer)","aud":"\#(Self.audience)"}"#.utf8), secret: Array(secret.utf8))
+        let shared = JWTSigner.sign(
+            payloadJSON: Array(#"{"sub":"bob","iss":"\#(Self.issuer)","aud":"\#(Self.audience)"}"#.utf8),
+            secret: Array(secret.utf8))
         #expect(try await Self.outcome(verifier, shared).get().subject == "bob")
 
         idp.fail(false)

@@ -1,20 +1,26 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The integration tests' HTTP calls to an ``InProcessService``, as a user and as the operator.
 extension InProcessService {
     /// GET as a user (``InProcessService/userToken`` unless told otherwise): status and JSON object.
     func get(_ path: String, token: String? = InProcessService.userToken) async -> (status: Int, json: [String: Any]) {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
-        guard let reply = await httpGet(httpBase + path, headers: headers, timeout: .seconds(10)) else { return (0, [:]) }
+        guard let reply = await httpGet(httpBase + path, headers: headers, timeout: .seconds(10)) else {
+            return (0, [:])
+        }
         return (reply.status, Self.object(reply.body))
     }
 
     /// An operator request (``InProcessService/adminToken`` unless told otherwise).
-    func admin(_ method: String, _ path: String, token: String? = InProcessService.adminToken) async -> (status: Int, json: [String: Any]) {
+    func admin(_ method: String, _ path: String, token: String? = InProcessService.adminToken) async -> (
+        status: Int, json: [String: Any]
+    ) {
         let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
-        guard let reply = await httpRequest(method, httpBase + path, headers: headers, timeout: .seconds(10)) else { return (0, [:]) }
+        guard let reply = await httpRequest(method, httpBase + path, headers: headers, timeout: .seconds(10)) else {
+            return (0, [:])
+        }
         return (reply.status, Self.object(reply.body))
     }
 

@@ -1,7 +1,7 @@
 import Logging
 import ServiceLifecycleTestKit
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 @testable import ChatRuntime
@@ -31,9 +31,11 @@ struct LeaderElectionTests {
                 policy: .init(
                     maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
                     probeInterval: .milliseconds(200)),
-                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(400), commandTimeout: .milliseconds(400)),
+                connectionOptions: RedisConnectionOptions(
+                    connectTimeout: .milliseconds(400), commandTimeout: .milliseconds(400)),
                 logger: LeaderElectionTests.logger)
-            elector = LeaderElector(supervisor: supervisor, loop: loop, instanceID: name, ttl: ttl, logger: LeaderElectionTests.logger)
+            elector = LeaderElector(
+                supervisor: supervisor, loop: loop, instanceID: name, ttl: ttl, logger: LeaderElectionTests.logger)
             let supervisor = supervisor
             let elector = elector
             supervisorTask = Task { try await supervisor.run() }
@@ -44,7 +46,8 @@ struct LeaderElectionTests {
                     await elector.run()
                 }
             }
-            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
+            try #require(
+                await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         var lease: LeaderLease? {
@@ -163,10 +166,11 @@ struct LeaderElectionTests {
         #expect(await eventually(timeout: ttl * 5) { await Self.leaders(nodes).isEmpty })
         // Every node has given Redis up (its retries spent), so every acquisition fails at once;
         // nobody leads meanwhile.
-        #expect(await eventually(timeout: .seconds(10)) {
-            for node in nodes where await node.supervisor.state != .unavailable { return false }
-            return true
-        })
+        #expect(
+            await eventually(timeout: .seconds(10)) {
+                for node in nodes where await node.supervisor.state != .unavailable { return false }
+                return true
+            })
         #expect(await Self.leaders(nodes).isEmpty)
 
         try await redis.restart()

@@ -1,12 +1,12 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import Logging
-import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// Several whole services in one process (``InProcessService``, each with its own loop,
 /// supervisor, cache, scheduler and batcher, and its own instance id) against one redis-server
@@ -63,7 +63,9 @@ struct MultiInstanceSyncTests {
         }
 
         /// Waits until exactly one of `instances` leads; nil if none did alone within `timeout`.
-        func soleLeader(among instances: [InProcessService]? = nil, timeout: Duration = .seconds(10)) async -> InProcessService? {
+        func soleLeader(among instances: [InProcessService]? = nil, timeout: Duration = .seconds(10)) async
+            -> InProcessService?
+        {
             var leader: InProcessService?
             let found = await eventually(timeout: timeout) {
                 let leading = await self.leaders(among: instances)
@@ -132,7 +134,9 @@ struct MultiInstanceSyncTests {
         let secondFence = try #require(await second.coordination()["fence"] as? Int)
         #expect(secondFence > firstFence)
         for instance in survivors {
-            #expect((await instance.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == second.instanceID)
+            #expect(
+                (await instance.coordination()["leader"] as? [String: Any])?["instance_id"] as? String
+                    == second.instanceID)
         }
         await cluster.close(except: [first])
     }
@@ -156,7 +160,8 @@ struct MultiInstanceSyncTests {
         let leader = try #require(await cluster.soleLeader())
         let follower = try #require(cluster.all.first { $0 !== leader })
         // Asked of a follower: the request is recorded in Redis and the leader produces it.
-        let jobID = try #require(await follower.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
+        let jobID = try #require(
+            await follower.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
         let underWay = await eventually(timeout: .seconds(20)) {
             let done = MultiInstanceSyncTests.counts(await follower.job(jobID))["batches_done"] as? Int ?? 0
             let held = (await leader.coordination()["consumer"] as? [String: Any])?["held"] as? Int ?? 0

@@ -1,10 +1,10 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// Several instances in one process, each with its own loop, supervisor, cache, upstream
 /// client, coordinator, reader and invalidation feed, sharing one redis-server and one stub
@@ -13,7 +13,8 @@ import TestSupport
 struct MultiInstanceTests {
     static let logger = Logger(label: "test.multi-instance")
     static let settings = CacheSettings(
-        ttl: .seconds(3600), staleThreshold: .seconds(900), keep: .seconds(86_400), notFoundTTL: .seconds(60), l1Capacity: 1000)
+        ttl: .seconds(3600), staleThreshold: .seconds(900), keep: .seconds(86_400), notFoundTTL: .seconds(60),
+        l1Capacity: 1000)
 
     /// One instance's participants stack.
     struct Instance {
@@ -32,7 +33,9 @@ struct MultiInstanceTests {
             loop = EventLoop(name: name)
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
-                policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(200)),
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
                 connectionOptions: .init(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(1000)),
                 random: SeededRandom(seed: 3), logger: MultiInstanceTests.logger)
             let coordination = InstanceCoordination(instanceID: name, refreshLockTTL: .seconds(5))
@@ -41,16 +44,18 @@ struct MultiInstanceTests {
                 logger: MultiInstanceTests.logger)
             upstream = try UpstreamClient(
                 loop: loop, baseURL: "http://127.0.0.1:\(upstreamPort)", token: nil,
-                settings: .init(maxCallDuration: .seconds(3), maxAttempts: 1,
-                                backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
-                                breakerFailureThreshold: 1000),
+                settings: .init(
+                    maxCallDuration: .seconds(3), maxAttempts: 1,
+                    backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
+                    breakerFailureThreshold: 1000),
                 random: SeededRandom(seed: 4), logger: MultiInstanceTests.logger)
             coordinator = RefreshCoordinator(
                 upstream: upstream, cache: cache, loop: loop, supervisor: supervisor, coordination: coordination,
                 logger: MultiInstanceTests.logger)
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: true)
             feed = InvalidationFeed(
-                supervisor: supervisor, cache: cache, coordination: coordination, loop: loop, logger: MultiInstanceTests.logger)
+                supervisor: supervisor, cache: cache, coordination: coordination, loop: loop,
+                logger: MultiInstanceTests.logger)
             let (supervisor, cache, coordinator, feed) = (supervisor, cache, coordinator, feed)
             tasks = [
                 Task { try await supervisor.run() },
@@ -58,9 +63,12 @@ struct MultiInstanceTests {
                 Task { try await coordinator.run() },
                 Task { try await feed.run() },
             ]
-            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
+            try #require(
+                await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
             // Positioning drops what L1 holds by then; the tests start after it.
-            try #require(await eventually(timeout: .seconds(10)) { await feed.position != nil }, "the invalidation feed did not position")
+            try #require(
+                await eventually(timeout: .seconds(10)) { await feed.position != nil },
+                "the invalidation feed did not position")
         }
 
         func close() async {
@@ -81,7 +89,9 @@ struct MultiInstanceTests {
         init(instances count: Int, latency: Duration = .zero) async throws {
             redis = try await RedisServer.start()
             stubLoop = EventLoop(name: "stub")
-            stub = StubUpstream(settings: .init(chats: 100, participantsPerChat: 5, maxHang: .seconds(30)), loop: stubLoop, logger: MultiInstanceTests.logger)
+            stub = StubUpstream(
+                settings: .init(chats: 100, participantsPerChat: 5, maxHang: .seconds(30)), loop: stubLoop,
+                logger: MultiInstanceTests.logger)
             let port = try await stub.start(port: 0)
             await stub.updateFaults { $0.latency = latency }
             var instances: [Instance] = []
@@ -232,7 +242,8 @@ struct MultiInstanceTests {
         func announce(_ fetchedAt: Date, by instance: String) async throws {
             let before = await a.feed.statistics.entriesRead
             _ = try await cluster.redis.cli(
-                "XADD", ParticipantsKeys.invalidations, "*", "@instance", instance, "chat-5", ISO8601Timestamp.string(from: fetchedAt))
+                "XADD", ParticipantsKeys.invalidations, "*", "@instance", instance, "chat-5",
+                ISO8601Timestamp.string(from: fetchedAt))
             await a.feed.pollOnce()
             // pollOnce returns at once while the feed's own poll runs; that poll reads it then.
             #expect(await eventually(timeout: .seconds(5)) { await a.feed.statistics.entriesRead > before })

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Two real `chat-service` processes, a `chat-service stub-upstream` process and a real
 /// redis-server: one leader at a time as the status routes tell, and a full refresh that the
@@ -16,7 +16,9 @@ struct MultiProcessSyncTests {
 
         func admin(_ method: String, _ path: String) async -> [String: Any] {
             let headers = ["Authorization": "Bearer \(MultiProcessSyncTests.adminToken)"]
-            guard let reply = await httpRequest(method, base + path, headers: headers, timeout: .seconds(5)) else { return [:] }
+            guard let reply = await httpRequest(method, base + path, headers: headers, timeout: .seconds(5)) else {
+                return [:]
+            }
             return (try? JSONSerialization.jsonObject(with: Data(reply.body.utf8))) as? [String: Any] ?? [:]
         }
 
@@ -80,9 +82,10 @@ struct MultiProcessSyncTests {
         let held = try #require(await redis.watchLeaderLock(renewals: 3))
         #expect(held.count == 1 && held.first?.hasPrefix("\(leader.name):") == true, "\(held)")
         #expect(await Self.leaders(instances) == [leader.name])
-        #expect(await eventually(timeout: .seconds(5)) {
-            (await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                (await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name
+            })
 
         // A full refresh asked of the follower, produced by the leader, processed by both.
         let jobID = try #require(await other.admin("POST", "/internal/participants/refresh")["job_id"] as? String)

@@ -1,8 +1,7 @@
 import Foundation
 import Logging
-import Testing
-
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -58,15 +57,22 @@ struct NameResolutionTests {
         defer { loop.stop() }
         let resolver = loop.resolver
 
-        let lookup = Task { await Self.resolutionError { () async throws(DNSResolutionError) in
-            // Below the nameserver file's own 1 s, so this bound is the one that ends it.
-            try await resolver.resolve("upstream.test", timeout: .milliseconds(800))
-        } }
+        let lookup = Task {
+            await Self.resolutionError { () async throws(DNSResolutionError) in
+                // Below the nameserver file's own 1 s, so this bound is the one that ends it.
+                try await resolver.resolve("upstream.test", timeout: .milliseconds(800))
+            }
+        }
         // While the lookup waits, the loop runs jobs and timers: each round trip answers.
         try #require(await eventually(timeout: .seconds(5)) { nameserver.queries.contains("upstream.test") })
         for _ in 0..<10 {
             let fired = await withCheckedContinuation { (continuation: CheckedContinuation<Bool, Never>) in
-                Task { await loop.run { LoopTimer(loop: loop) { continuation.resume(returning: true) }.schedule(after: .milliseconds(20)) } }
+                Task {
+                    await loop.run {
+                        LoopTimer(loop: loop) { continuation.resume(returning: true) }.schedule(
+                            after: .milliseconds(20))
+                    }
+                }
             }
             #expect(fired)
         }
@@ -99,7 +105,9 @@ struct NameResolutionTests {
         let second = try await RedisConnection.connect(to: endpoint, on: loop, options: options, logger: Self.logger)
         #expect(try await second.send(.ping).string == "PONG")
         await second.close()
-        #expect(nameserver.queries.filter { $0 == "redis.test" }.count > asked, "the second connect did not look the name up again")
+        #expect(
+            nameserver.queries.filter { $0 == "redis.test" }.count > asked,
+            "the second connect did not look the name up again")
 
         // The name moves to an address where nothing listens: the next connect follows it.
         nameserver.setAddress("127.0.0.3", for: "redis.test")
@@ -122,7 +130,8 @@ struct NameResolutionTests {
         do {
             let connection = try await RedisConnection.connect(
                 to: RedisEndpoint(host: "redis.test", port: 6379), on: loop,
-                options: RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(1)), logger: Self.logger)
+                options: RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(1)),
+                logger: Self.logger)
             await connection.close()
             Issue.record("connected through a nameserver that never answers")
         } catch {
@@ -144,7 +153,8 @@ struct NameResolutionTests {
 
         let connection = try await RedisConnection.connect(
             to: RedisEndpoint(host: "redis6.test", port: redis.port), on: loop,
-            options: RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(2)), logger: Self.logger)
+            options: RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(2)),
+            logger: Self.logger)
         #expect(try await connection.send(.ping).string == "PONG")
         await connection.close()
 

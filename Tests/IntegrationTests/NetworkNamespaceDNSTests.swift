@@ -1,7 +1,7 @@
 import ChatService
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// Issue 14's report in its own setting: the binary in a network namespace this test makes
 /// (`ip netns`), whose /etc/resolv.conf (`/etc/netns/NAME/resolv.conf`) names a nameserver on the
@@ -11,31 +11,42 @@ import TestSupport
 /// the `/health` probes. Skipped where `ip netns` is not permitted (not root, no iproute2).
 @Suite("DNS that never answers, in a network namespace", .serialized, .timeLimit(.minutes(2)))
 struct NetworkNamespaceDNSTests {
-    @Test(.enabled(if: NetworkNamespace.isPermitted, "ip netns is not permitted here (needs root and iproute2); DNSStallTests covers the same with DNS_RESOLV_CONF"))
+    @Test(
+        .enabled(
+            if: NetworkNamespace.isPermitted,
+            "ip netns is not permitted here (needs root and iproute2); DNSStallTests covers the same with DNS_RESOLV_CONF"
+        ))
     func healthAnswersWhileTheSystemResolverNeverAnswers() async throws {
         let namespace = try NetworkNamespace(resolvConf: "nameserver 127.0.0.1\noptions timeout:5 attempts:2\n")
         defer { namespace.remove() }
         // The nameserver that never answers: receives and discards on 127.0.0.1:53.
         let swallower = try namespace.run(["socat", "-u", "UDP4-RECV:53,bind=127.0.0.1", "/dev/null"])
         defer { namespace.stop(swallower) }
-        let httpPort = 18_000 + Int.random(in: 0..<2000)  // the namespace is empty: any port is free
+        let httpPort = 18_000 + Int.random(in: 0..<2000) // the namespace is empty: any port is free
         let secret = "netns-secret"
         let service = try namespace.run(
-            ["env", "REDIS_URL=redis://redis.never.test:6379/0", "PARTICIPANTS_API_URL=http://upstream.never.test:8090",
-             "PARTICIPANTS_MAX_API_TIMEOUT=3s", "PARTICIPANTS_ENABLE_BACKGROUND_SYNC=false", "REDIS_CONNECT_TIMEOUT=1s",
-             "HTTP_HOST=127.0.0.1", "HTTP_PORT=\(httpPort)", "GRPC_ENABLED=false", "JWT_SECRET=\(secret)",
-             "CHAT_SQLITE_PATH=\(namespace.directory)/chat.sqlite3", ServiceProcess.binaryPath, "serve"],
+            [
+                "env", "REDIS_URL=redis://redis.never.test:6379/0",
+                "PARTICIPANTS_API_URL=http://upstream.never.test:8090",
+                "PARTICIPANTS_MAX_API_TIMEOUT=3s", "PARTICIPANTS_ENABLE_BACKGROUND_SYNC=false",
+                "REDIS_CONNECT_TIMEOUT=1s",
+                "HTTP_HOST=127.0.0.1", "HTTP_PORT=\(httpPort)", "GRPC_ENABLED=false", "JWT_SECRET=\(secret)",
+                "CHAT_SQLITE_PATH=\(namespace.directory)/chat.sqlite3", ServiceProcess.binaryPath, "serve",
+            ],
             log: "\(namespace.directory)/service.log")
         defer { namespace.stop(service) }
         let base = "http://127.0.0.1:\(httpPort)"
         try #require(
-            await eventually(timeout: .seconds(20)) { await namespace.curl("\(base)/health", timeout: 1)?.status == 200 },
+            await eventually(timeout: .seconds(20)) {
+                await namespace.curl("\(base)/health", timeout: 1)?.status == 200
+            },
             "no /health; log:\n\(namespace.log("service.log"))")
 
         let token = mintUserToken(subject: "alice", secret: secret, validFor: .seconds(600))
         let started = ContinuousClock.now
         let read = Task {
-            await namespace.curl("\(base)/v1/chats/chat-1/participants", headers: ["Authorization: Bearer \(token)"], timeout: 6)
+            await namespace.curl(
+                "\(base)/v1/chats/chat-1/participants", headers: ["Authorization: Bearer \(token)"], timeout: 6)
         }
         var probes = 0
         var unanswered = 0
@@ -46,8 +57,12 @@ struct NetworkNamespaceDNSTests {
         }
         let answer = await read.value
         #expect(probes >= 5)
-        #expect(unanswered == 0, "\(unanswered) of \(probes) /health probes got no 200 within 1 s; log:\n\(namespace.log("service.log"))")
-        #expect(answer?.status == 503, "the cold read: \(String(describing: answer)); log:\n\(namespace.log("service.log"))")
+        #expect(
+            unanswered == 0,
+            "\(unanswered) of \(probes) /health probes got no 200 within 1 s; log:\n\(namespace.log("service.log"))")
+        #expect(
+            answer?.status == 503, "the cold read: \(String(describing: answer)); log:\n\(namespace.log("service.log"))"
+        )
     }
 }
 
@@ -60,7 +75,10 @@ final class NetworkNamespace: Sendable {
 
     /// Whether this process may make namespaces (root with iproute2): checked once, by making one.
     static let isPermitted: Bool = {
-        guard geteuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") || FileManager.default.isExecutableFile(atPath: "/sbin/ip") else {
+        guard geteuid() == 0,
+            FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip")
+                || FileManager.default.isExecutableFile(atPath: "/sbin/ip")
+        else {
             return false
         }
         let probe = "chat-probe-\(getpid())"
@@ -75,7 +93,9 @@ final class NetworkNamespace: Sendable {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         try FileManager.default.createDirectory(atPath: "/etc/netns/\(name)", withIntermediateDirectories: true)
         try resolvConf.write(toFile: "/etc/netns/\(name)/resolv.conf", atomically: true, encoding: .utf8)
-        guard try Self.command(["netns", "add", name]) == 0, try Self.command(["-n", name, "link", "set", "lo", "up"]) == 0 else {
+        guard try Self.command(["netns", "add", name]) == 0,
+            try Self.command(["-n", name, "link", "set", "lo", "up"]) == 0
+        else {
             remove()
             throw NetworkNamespaceError(description: "ip netns add \(name) failed")
         }
@@ -109,7 +129,8 @@ final class NetworkNamespace: Sendable {
     /// An HTTP request with curl inside the namespace (its loopback is not the test's); nil when
     /// nothing answered within `timeout` seconds.
     func curl(_ url: String, headers: [String] = [], timeout: Int) async -> (status: Int, body: String)? {
-        let arguments = ["curl", "-s", "-m", "\(timeout)", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + [url]
+        let arguments =
+            ["curl", "-s", "-m", "\(timeout)", "-w", "\n%{http_code}"] + headers.flatMap { ["-H", $0] } + [url]
         let name = self.name
         let output = try? await offloadBlocking { () -> String in
             let process = Process()
@@ -123,7 +144,9 @@ final class NetworkNamespace: Sendable {
             process.waitUntilExit()
             return String(decoding: data, as: UTF8.self)
         }
-        guard let output, let newline = output.lastIndex(of: "\n"), let status = Int(output[output.index(after: newline)...]), status > 0 else {
+        guard let output, let newline = output.lastIndex(of: "\n"),
+            let status = Int(output[output.index(after: newline)...]), status > 0
+        else {
             return nil
         }
         return (status, String(output[..<newline]))

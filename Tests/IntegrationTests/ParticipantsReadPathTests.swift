@@ -1,10 +1,10 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// The read path against a real redis-server and the in-process stub upstream: cold reads,
 /// single flight, stale-while-revalidate, stale-if-error, negative caching, Redis outages.
@@ -40,11 +40,14 @@ struct ParticipantsReadPathTests {
         init(lazyUpdate: Bool = true, l1Capacity: Int = 1000, maxBackgroundRefreshes: Int = 8) async throws {
             loop = EventLoop(name: "read-path")
             redis = try await RedisServer.start()
-            stub = StubUpstream(settings: .init(chats: 100, participantsPerChat: 5, maxHang: .seconds(30)), loop: loop, logger: logger)
+            stub = StubUpstream(
+                settings: .init(chats: 100, participantsPerChat: 5, maxHang: .seconds(30)), loop: loop, logger: logger)
             let port = try await stub.start(port: 0)
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
-                policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(200)),
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
                 connectionOptions: .init(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(500)),
                 random: SeededRandom(seed: 1), logger: logger)
             let supervisor = supervisor
@@ -53,22 +56,26 @@ struct ParticipantsReadPathTests {
             let clock = clock
             var settings = Self.settings
             settings.l1Capacity = l1Capacity
-            cache = ParticipantsCache(supervisor: supervisor, loop: loop, settings: settings, now: { clock.now }, logger: logger)
+            cache = ParticipantsCache(
+                supervisor: supervisor, loop: loop, settings: settings, now: { clock.now }, logger: logger)
             let cache = cache
             cacheTask = Task { try await cache.run() }
             upstream = try UpstreamClient(
                 loop: loop, baseURL: "http://127.0.0.1:\(port)", token: nil,
-                settings: .init(maxCallDuration: .seconds(2), maxAttempts: 2,
-                                backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
-                                breakerFailureThreshold: 1000),
+                settings: .init(
+                    maxCallDuration: .seconds(2), maxAttempts: 2,
+                    backoff: Backoff(initial: .milliseconds(10), maximum: .milliseconds(20)),
+                    breakerFailureThreshold: 1000),
                 random: SeededRandom(seed: 2), logger: logger)
             coordinator = RefreshCoordinator(
-                upstream: upstream, cache: cache, loop: loop, maxBackgroundRefreshes: maxBackgroundRefreshes, now: { clock.now },
+                upstream: upstream, cache: cache, loop: loop, maxBackgroundRefreshes: maxBackgroundRefreshes,
+                now: { clock.now },
                 logger: logger)
             let coordinator = coordinator
             coordinatorTask = Task { try await coordinator.run() }
             reader = ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: lazyUpdate)
-            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
+            try #require(
+                await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         func close() async {
@@ -132,7 +139,7 @@ struct ParticipantsReadPathTests {
             return
         }
         _ = await fixture.stub.bump(chat: "chat-2")
-        fixture.clock.advance(by: .seconds(1000))  // past the 900 s stale threshold, before the TTL
+        fixture.clock.advance(by: .seconds(1000)) // past the 900 s stale threshold, before the TTL
         let staleRead = await fixture.reader.read(Self.chat("chat-2"))
         #expect(staleRead == .entry(original, stale: true, source: .memory))
         let refreshed = await eventually(timeout: .seconds(5)) {
@@ -160,7 +167,8 @@ struct ParticipantsReadPathTests {
             Issue.record("stale read failed")
         }
         await fixture.coordinator.refreshInBackground(Self.chat("chat-6"))
-        try #require(await eventually(timeout: .seconds(10)) { await fixture.stub.requestCount(forChat: "chat-6") == 1 })
+        try #require(
+            await eventually(timeout: .seconds(10)) { await fixture.stub.requestCount(forChat: "chat-6") == 1 })
         #expect(await fixture.stub.requestCount(forChat: "chat-3") == 1)
         await fixture.close()
     }
@@ -176,7 +184,7 @@ struct ParticipantsReadPathTests {
         await fixture.stub.updateFaults {
             if fault == "server_error" { $0.errorRate = 1 } else { $0.malformedRate = 1 }
         }
-        fixture.clock.advance(by: .seconds(3700))  // past the TTL: a synchronous refresh is due
+        fixture.clock.advance(by: .seconds(3700)) // past the TTL: a synchronous refresh is due
         let read = await fixture.reader.read(Self.chat("chat-4"))
         // The last good copy, from L1 or Redis (both hold it), marked stale.
         guard case .entry(original, true, _) = read else {
@@ -186,7 +194,8 @@ struct ParticipantsReadPathTests {
         }
         #expect(try await fixture.redisEntry("chat-4") == original)
         // A chat never fetched has nothing to fall back on.
-        if case .unavailable = await fixture.reader.read(Self.chat("chat-5")) {} else {
+        if case .unavailable = await fixture.reader.read(Self.chat("chat-5")) {
+        } else {
             Issue.record("expected unavailable for a cold chat while upstream fails")
         }
         await fixture.close()
@@ -301,11 +310,13 @@ struct ParticipantsReadPathTests {
         let key = "participants:v1:{chat-30}"
         func entry(version: Int64, name: String) -> ParticipantsEntry {
             ParticipantsEntry(
-                chatID: chat, participants: [Participant(userID: "u-1", displayName: name, avatarURL: nil, role: "member")],
+                chatID: chat,
+                participants: [Participant(userID: "u-1", displayName: name, avatarURL: nil, role: "member")],
                 version: version, fetchedAt: fixture.clock.now)
         }
         func store(_ entry: ParticipantsEntry) async throws {
-            _ = try await fixture.redis.cli("SET", key, String(decoding: EntryCodec.encodeForRedis(entry), as: UTF8.self))
+            _ = try await fixture.redis.cli(
+                "SET", key, String(decoding: EntryCodec.encodeForRedis(entry), as: UTF8.self))
         }
         let first = entry(version: 1, name: "Ann")
         // Same length as the first, one byte apart: the memo must compare every byte.

@@ -15,7 +15,8 @@ struct RedisClusterTopologyTests {
         try await withLoop { loop in
             let seed = try await RedisConnection.connect(
                 to: RedisEndpoint(host: "127.0.0.1", port: cluster.nodes[0].port), on: loop, logger: logger)
-            let shards = try ClusterTopology(clusterShardsReply: try await seed.send(RedisCommand("CLUSTER", ["SHARDS"])))
+            let shards = try ClusterTopology(
+                clusterShardsReply: try await seed.send(RedisCommand("CLUSTER", ["SHARDS"])))
             let slots = try ClusterTopology(clusterSlotsReply: try await seed.send(RedisCommand("CLUSTER", ["SLOTS"])))
             let table = SlotTable(shards)
             #expect(table.uncoveredSlots == 0)

@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import TestSupport
 import Testing
 
@@ -20,7 +20,8 @@ struct RedisConnectionTests {
                 #expect(try await server.cli("STRLEN", "binary") == "\(value.count)")
 
                 let binaryKey: [UInt8] = [0, 13, 10, 0]
-                #expect(try await connection.send(RedisCommand("SET", arguments: [binaryKey, []])) == .simpleString("OK"))
+                #expect(
+                    try await connection.send(RedisCommand("SET", arguments: [binaryKey, []])) == .simpleString("OK"))
                 #expect(try await connection.send(RedisCommand("GET", arguments: [binaryKey])) == .bulkString([]))
                 #expect(try await connection.send(.get("missing")) == .null)
                 await connection.close()
@@ -70,7 +71,9 @@ struct RedisConnectionTests {
                 #expect(Array(replies.dropFirst()) == [.bulkString(Array("abc".utf8)), .simpleString("PONG")])
                 #expect(try await connection.pipeline([]) == [])
 
-                let subscribe = await #expect(throws: RedisError.self) { try await connection.send(RedisCommand("SUBSCRIBE", ["channel"])) }
+                let subscribe = await #expect(throws: RedisError.self) {
+                    try await connection.send(RedisCommand("SUBSCRIBE", ["channel"]))
+                }
                 #expect(subscribe?.code == .protocolError)
                 // A server error is not a connection failure.
                 #expect(await connection.isConnected)
@@ -87,19 +90,21 @@ struct RedisConnectionTests {
                 // The long connect timeout must not delay the short command timeout (the
                 // handshake's deadline is the connect timeout).
                 let options = RedisConnectionOptions(connectTimeout: .seconds(120), commandTimeout: .milliseconds(300))
-                let connection = try await RedisConnection.connect(to: server.endpoint(), on: loop, options: options, logger: logger)
+                let connection = try await RedisConnection.connect(
+                    to: server.endpoint(), on: loop, options: options, logger: logger)
                 server.freeze()
                 defer { server.thaw() }
 
                 // Bounded far above the 300 ms timeout, far below the connect timeout.
-                let codes = try #require(await firstResult(within: .seconds(30)) {
-                    await withTaskGroup(of: RedisError.Code?.self) { group in
-                        for index in 0..<5 {
-                            group.addTask { await connection.result(of: .get("key-\(index)")).failureCode }
+                let codes = try #require(
+                    await firstResult(within: .seconds(30)) {
+                        await withTaskGroup(of: RedisError.Code?.self) { group in
+                            for index in 0..<5 {
+                                group.addTask { await connection.result(of: .get("key-\(index)")).failureCode }
+                            }
+                            return await group.reduce(into: [RedisError.Code?]()) { $0.append($1) }
                         }
-                        return await group.reduce(into: [RedisError.Code?]()) { $0.append($1) }
-                    }
-                })
+                    })
                 #expect(codes == Array(repeating: .commandTimeout, count: 5))
                 let reason = await connection.waitUntilClosed()
                 #expect(reason.code == .commandTimeout)
@@ -119,7 +124,8 @@ struct RedisConnectionTests {
         try await withRedisServer { server in
             try await withLoop { loop in
                 let options = RedisConnectionOptions(commandTimeout: .seconds(30))
-                let connection = try await RedisConnection.connect(to: server.endpoint(), on: loop, options: options, logger: logger)
+                let connection = try await RedisConnection.connect(
+                    to: server.endpoint(), on: loop, options: options, logger: logger)
                 // BLPOP blocks this client in Redis, so the commands behind it stay pending too.
                 let pending = try await startBlockedCommands(on: connection)
 
@@ -155,7 +161,8 @@ struct RedisConnectionTests {
         try await withRedisServer { server in
             try await withLoop { loop in
                 let options = RedisConnectionOptions(commandTimeout: .seconds(30))
-                let connection = try await RedisConnection.connect(to: server.endpoint(), on: loop, options: options, logger: logger)
+                let connection = try await RedisConnection.connect(
+                    to: server.endpoint(), on: loop, options: options, logger: logger)
                 let pending = try await startBlockedCommands(on: connection)
 
                 await connection.close()
@@ -175,7 +182,8 @@ struct RedisConnectionTests {
     @Test func aConnectionDroppedWithoutCloseFreesItsContext() async throws {
         try await withRedisServer { server in
             try await withLoop { loop in
-                var connection: RedisConnection? = try await RedisConnection.connect(to: server.endpoint(), on: loop, logger: logger)
+                var connection: RedisConnection? = try await RedisConnection.connect(
+                    to: server.endpoint(), on: loop, logger: logger)
                 #expect(try await connection?.send(.ping) == .simpleString("PONG"))
                 #expect(await clientCount(server) == 2)
                 connection = nil
@@ -264,7 +272,8 @@ struct RedisConnectionTests {
     @Test func selectsTheDatabase() async throws {
         try await withRedisServer { server in
             try await withLoop { loop in
-                let connection = try await RedisConnection.connect(to: server.endpoint(database: 3), on: loop, logger: logger)
+                let connection = try await RedisConnection.connect(
+                    to: server.endpoint(database: 3), on: loop, logger: logger)
                 #expect(try await connection.send(.set("db-key", value: Array("in three".utf8))) == .simpleString("OK"))
                 await connection.close()
                 #expect(try await server.cli("-n", "3", "GET", "db-key") == "in three")
@@ -280,7 +289,9 @@ struct RedisConnectionTests {
 
     /// Sends a BLPOP that blocks this client in Redis, then two more commands queued behind it;
     /// returns once all three are pending.
-    private func startBlockedCommands(on connection: RedisConnection) async throws -> [Task<Result<RESPValue, RedisError>, Never>] {
+    private func startBlockedCommands(on connection: RedisConnection) async throws -> [Task<
+        Result<RESPValue, RedisError>, Never
+    >] {
         let blocked = Task { await connection.result(of: RedisCommand("BLPOP", ["never-filled", "0"])) }
         try #require(await eventually { await connection.pendingCount == 1 })
         let queued = (0..<2).map { index in
@@ -313,7 +324,9 @@ func withLoop<Result>(
 
 /// The value of `operation`, or nil when it takes longer than `timeout` (it is then left
 /// running, unstructured, so a hang cannot hold the test).
-func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escaping @Sendable () async -> Value) async -> Value? {
+func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escaping @Sendable () async -> Value) async
+    -> Value?
+{
     let (results, continuation) = AsyncStream.makeStream(of: Value?.self)
     let work = Task {
         continuation.yield(await operation())

@@ -1,6 +1,6 @@
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 @testable import ChatRuntime
@@ -24,7 +24,8 @@ struct RedisSupervisorTests {
             let endpoint = try! RedisEndpoint(url: "redis://127.0.0.1:\(redisPort)/0")
             supervisor = RedisSupervisor(
                 endpoint: endpoint, loop: loop, policy: RedisSupervisorTests.policy,
-                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(400), commandTimeout: commandTimeout),
+                connectionOptions: RedisConnectionOptions(
+                    connectTimeout: .milliseconds(400), commandTimeout: commandTimeout),
                 random: SeededRandom(seed: 7), logger: Logger(label: "test"))
             log = await StateLog.recording(supervisor)
             let supervisor = supervisor

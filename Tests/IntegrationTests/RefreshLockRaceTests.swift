@@ -1,9 +1,9 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
-import Testing
 import TestSupport
+import Testing
 
 /// The cross-instance single flight when the refresh lock is found free because another
 /// instance just released it: the result that instance left in Redis is used, not fetched again.
@@ -25,7 +25,9 @@ struct RefreshLockRaceTests {
             await Task.yield()
             if chat.rawValue.hasPrefix("missing-") { return nil }
             return UpstreamChat(
-                chatID: chat, participants: [Participant(userID: "u-1", displayName: "U", avatarURL: nil, role: "member")], version: 1)
+                chatID: chat,
+                participants: [Participant(userID: "u-1", displayName: "U", avatarURL: nil, role: "member")], version: 1
+            )
         }
 
         func batchGet(_ chats: [ChatID]) async throws(UpstreamError) -> BatchGetResponse {
@@ -57,14 +59,18 @@ struct RefreshLockRaceTests {
             loop = EventLoop(name: name)
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
-                policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(200)),
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
                 connectionOptions: .init(connectTimeout: .milliseconds(500), commandTimeout: .milliseconds(2000)),
                 random: SeededRandom(seed: 5), logger: RefreshLockRaceTests.logger)
-            let coordination = InstanceCoordination(instanceID: name, refreshLockTTL: .seconds(5), refreshLockPollInterval: .milliseconds(10))
+            let coordination = InstanceCoordination(
+                instanceID: name, refreshLockTTL: .seconds(5), refreshLockPollInterval: .milliseconds(10))
             cache = ParticipantsCache(
                 supervisor: supervisor, loop: loop,
                 settings: CacheSettings(
-                    ttl: .seconds(3600), staleThreshold: .seconds(900), keep: .seconds(86_400), notFoundTTL: .seconds(60),
+                    ttl: .seconds(3600), staleThreshold: .seconds(900), keep: .seconds(86_400),
+                    notFoundTTL: .seconds(60),
                     l1Capacity: 1000),
                 coordination: coordination, now: { clock.now }, logger: RefreshLockRaceTests.logger)
             coordinator = RefreshCoordinator(
@@ -108,7 +114,8 @@ struct RefreshLockRaceTests {
         }
 
         func lockHeld(_ chat: ChatID) async throws -> Bool {
-            try await redis.cli("EXISTS", ParticipantsKeys.refreshLock(chat)).trimmingCharacters(in: .whitespacesAndNewlines) == "1"
+            try await redis.cli("EXISTS", ParticipantsKeys.refreshLock(chat)).trimmingCharacters(
+                in: .whitespacesAndNewlines) == "1"
         }
     }
 
@@ -138,7 +145,8 @@ struct RefreshLockRaceTests {
         #expect(await pair.b.coordinator.refresh(chat, replacing: .entry(fetchedAt: older)) == .fetchedByPeer(entry))
         #expect(pair.b.upstream.count(chat) == 0)
         // Replacing that very entry: only newer will do.
-        guard case .fetched = await pair.b.coordinator.refresh(chat, replacing: .entry(fetchedAt: entry.fetchedAt)) else {
+        guard case .fetched = await pair.b.coordinator.refresh(chat, replacing: .entry(fetchedAt: entry.fetchedAt))
+        else {
             Issue.record("replacing the peer's own entry must fetch")
             await pair.close()
             return

@@ -2,8 +2,8 @@ import ChatService
 import Foundation
 import Logging
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 @testable import ChatRuntime
 
@@ -30,7 +30,8 @@ struct SecureUpstreamBinaryTests {
     @Test func readsGoThroughHTTPSWithThePrivateCAAndFailClearlyWithAnother() async throws {
         let loop = EventLoop(name: "secure-binary-stub")
         defer { loop.stop() }
-        let stub = StubUpstream(settings: .init(chats: 20, participantsPerChat: 2, maxBatch: 5), loop: loop, logger: Self.logger)
+        let stub = StubUpstream(
+            settings: .init(chats: 20, participantsPerChat: 2, maxBatch: 5), loop: loop, logger: Self.logger)
         let stubPort = try await stub.start(port: 0)
         let certificates = try TestCertificates.make()
         defer { certificates.remove() }
@@ -46,20 +47,29 @@ struct SecureUpstreamBinaryTests {
             environment["JWT_SECRET"] = secret
             let service = try ServiceProcess(environment: environment)
             let base = "http://127.0.0.1:\(httpPort)"
-            try #require(await eventually(timeout: .seconds(20)) { await httpGet("\(base)/health")?.status == 200 }, "log:\n\(service.output())")
+            try #require(
+                await eventually(timeout: .seconds(20)) { await httpGet("\(base)/health")?.status == 200 },
+                "log:\n\(service.output())")
             let before = await stub.statistics.totalRequests
-            let read = await httpGet("\(base)/v1/chats/chat-3/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(6))
+            let read = await httpGet(
+                "\(base)/v1/chats/chat-3/participants", headers: ["Authorization": "Bearer \(token)"],
+                timeout: .seconds(6))
             if works {
                 #expect(read?.status == 200, "\(read?.body ?? "no answer"); log:\n\(service.output())")
                 #expect(read?.body.contains("\"source\":\"upstream\"") == true)
                 #expect(await stub.statistics.totalRequests > before)
             } else {
                 #expect(read?.status == 503, "\(read?.body ?? "no answer")")
-                #expect(await stub.statistics.totalRequests == before, "a request reached upstream without verified TLS")
-                let logged = await eventually(timeout: .seconds(5)) { service.output().contains("certificate verification failed") }
+                #expect(
+                    await stub.statistics.totalRequests == before, "a request reached upstream without verified TLS")
+                let logged = await eventually(timeout: .seconds(5)) {
+                    service.output().contains("certificate verification failed")
+                }
                 #expect(logged, "the log does not say why; log:\n\(service.output())")
                 let metrics = await httpGet("\(base)/metrics")?.body ?? ""
-                #expect(metrics.contains("upstream_errors_total") && metrics.contains("code=\"tls\""), "\(metrics.prefix(2000))")
+                #expect(
+                    metrics.contains("upstream_errors_total") && metrics.contains("code=\"tls\""),
+                    "\(metrics.prefix(2000))")
             }
             service.signal(SIGTERM)
             #expect(await service.waitForExit(timeout: .seconds(15)) == 0, "log:\n\(service.output())")
@@ -79,12 +89,15 @@ struct SecureUpstreamBinaryTests {
         environment["JWT_JWKS_URL"] = idp.jwksURL
         let service = try ServiceProcess(environment: environment)
         let base = "http://127.0.0.1:\(httpPort)"
-        try #require(await eventually(timeout: .seconds(20)) { await httpGet("\(base)/health")?.status == 200 }, "log:\n\(service.output())")
+        try #require(
+            await eventually(timeout: .seconds(20)) { await httpGet("\(base)/health")?.status == 200 },
+            "log:\n\(service.output())")
 
         let token = try await idp.token(.ec, subject: "carol")
         func createChat(_ token: String) async -> (status: Int, body: String)? {
             await httpRequest(
-                "POST", "\(base)/v1/chats", headers: ["Authorization": "Bearer \(token)"], body: Data(#"{"title":"t"}"#.utf8),
+                "POST", "\(base)/v1/chats", headers: ["Authorization": "Bearer \(token)"],
+                body: Data(#"{"title":"t"}"#.utf8),
                 timeout: .seconds(5))
         }
         let unavailable = await createChat(token)
@@ -101,7 +114,8 @@ struct SecureUpstreamBinaryTests {
         #expect(await createChat(forged)?.status == 401)
 
         // The CLI still mints HS256 tokens the service accepts.
-        let mint = try ServiceProcess(arguments: ["mint-token", "--subject", "erin"], environment: ["JWT_SECRET": secret])
+        let mint = try ServiceProcess(
+            arguments: ["mint-token", "--subject", "erin"], environment: ["JWT_SECRET": secret])
         #expect(await mint.waitForExit(timeout: .seconds(10)) == 0)
         let minted = mint.output().trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(await createChat(minted)?.status == 201, "mint-token output: \(minted)")

@@ -1,10 +1,10 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import Logging
-import ChatRuntime
-import Testing
 import TestSupport
+import Testing
 
 /// Redis Sentinel discovery against real `redis-sentinel` processes: the service follows a
 /// failover to the promoted replica, and leaves a master that was demoted but stays reachable.
@@ -41,7 +41,9 @@ struct SentinelFailoverTests {
         #expect(try await supervisor.send(.set("sentinel:before", value: Array("1".utf8))).string == "OK")
 
         await cluster.master.kill()
-        let followed = await eventually(timeout: .seconds(30)) { await Self.readyOn(supervisor, port: cluster.replica.port) }
+        let followed = await eventually(timeout: .seconds(30)) {
+            await Self.readyOn(supervisor, port: cluster.replica.port)
+        }
         let states = await log.states
         #expect(followed, "states \(states)\n\(cluster.sentinelLogTails())")
         #expect(states.contains { if case .reconnecting = $0 { true } else { false } })
@@ -66,12 +68,16 @@ struct SentinelFailoverTests {
         let loop = EventLoop(name: "sentinel-demotion")
         let supervisor = RedisSupervisor(
             endpoint: RedisEndpoint(host: "127.0.0.1", port: 1), loop: loop,
-            policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(300)),
+            policy: .init(
+                maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                probeInterval: .milliseconds(300)),
             connectionOptions: .init(connectTimeout: .milliseconds(500), commandTimeout: .seconds(1)),
             sentinel: RedisSentinelSettings(
-                sentinels: cluster.sentinelPorts.map { RedisServerAddress(host: "127.0.0.1", port: $0) }, masterName: cluster.masterName),
+                sentinels: cluster.sentinelPorts.map { RedisServerAddress(host: "127.0.0.1", port: $0) },
+                masterName: cluster.masterName),
             random: SeededRandom(seed: 5), logger: Self.logger)
-        let monitor = HealthMonitor(supervisor: supervisor, loop: loop, interval: .seconds(3600), lateAfter: .seconds(1), logger: Self.logger)
+        let monitor = HealthMonitor(
+            supervisor: supervisor, loop: loop, interval: .seconds(3600), lateAfter: .seconds(1), logger: Self.logger)
         let runTask = Task { try await supervisor.run() }
         let master = cluster.master
         #expect(await eventually(timeout: .seconds(10)) { await Self.readyOn(supervisor, port: master.port) })

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// The real `chat-service` binary as a subprocess: start-up with and without Redis, bad
 /// configuration, signals.
@@ -46,7 +46,9 @@ struct ServiceBinaryTests {
         let base = try #require(service.httpBase)
         let ready = await eventually(timeout: .seconds(20)) { await httpGet("\(base)/ready")?.status == 200 }
         #expect(ready, "log:\n\(service.output())")
-        let ok = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        let ok = await eventually(timeout: .seconds(10)) {
+            await httpGet("\(base)/health")?.body.contains("\"ok\"") == true
+        }
         #expect(ok, "/health never said ok; log:\n\(service.output())")
         let metrics = await httpGet("\(base)/metrics")
         #expect(metrics?.status == 200)

@@ -1,12 +1,12 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import Logging
-import ChatRuntime
 import ServiceLifecycle
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// The whole service in-process (``InProcessService``) against a real redis-server and the stub
 /// upstream, driven over HTTP: authentication, the read route, manual refreshes, the status
@@ -21,7 +21,8 @@ struct ServiceHTTPTests {
     /// The whole service (``InProcessService``) with backends of its own and a manual sync clock
     /// at `clockStart`.
     static func startService(
-        chats: Int = 30, environment extra: [String: String] = [:], clockStart: Date = Date(), redisConfig: [String] = []
+        chats: Int = 30, environment extra: [String: String] = [:], clockStart: Date = Date(),
+        redisConfig: [String] = []
     ) async throws -> InProcessService {
         try await InProcessService.start(
             chats: chats, redisConfig: redisConfig,
@@ -40,7 +41,8 @@ struct ServiceHTTPTests {
         let forged = await app.get("/v1/chats/chat-1/participants", token: wrongSecret)
         #expect(forged.status == 401)
         #expect(Self.errorCode(forged.json) == "unauthorized")
-        let expired = mintUserToken(subject: "bob", secret: Self.jwtSecret, validFor: .seconds(60), now: Date().addingTimeInterval(-3600))
+        let expired = mintUserToken(
+            subject: "bob", secret: Self.jwtSecret, validFor: .seconds(60), now: Date().addingTimeInterval(-3600))
         #expect(await app.get("/v1/chats/chat-1/participants", token: expired).status == 401)
         await app.close()
     }
@@ -164,14 +166,19 @@ struct ServiceHTTPTests {
             redisConfig: ["appendonly yes", "appendfsync always"])
         await app.stub.updateFaults { $0.latency = .milliseconds(40) }
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
-        try #require(await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 })
+        try #require(
+            await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 }
+        )
         let firstFence = try #require(await app.coordination()["fence"] as? Int)
-        let cached = try #require(try await app.redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
-            .split(separator: "\n").first.map { String($0.dropFirst("participants:v1:{".count).dropLast()) })
+        let cached = try #require(
+            try await app.redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
+                .split(separator: "\n").first.map { String($0.dropFirst("participants:v1:{".count).dropLast()) })
         await app.redis.kill()
 
         // Without Redis nobody leads: the lease runs out and the run waits, with nothing lost.
-        let leaseGone = await eventually(timeout: .seconds(10)) { await app.coordination()["is_leader"] as? Bool == false }
+        let leaseGone = await eventually(timeout: .seconds(10)) {
+            await app.coordination()["is_leader"] as? Bool == false
+        }
         #expect(leaseGone)
         let paused = await app.admin("GET", "/internal/participants/refresh/\(jobID)").json
         #expect(paused["state"] as? String == "running")
@@ -223,7 +230,8 @@ struct ServiceHTTPTests {
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
         #expect(jobID.hasPrefix("manual-"), "joined \(jobID)")
         #expect(try await app.waitForJob(jobID)["state"] as? String == "completed")
-        let runs = try await app.redis.cli("ZRANGE", CoordinationKeys.runs, "0", "-1").split(separator: "\n").map(String.init)
+        let runs = try await app.redis.cli("ZRANGE", CoordinationKeys.runs, "0", "-1").split(separator: "\n").map(
+            String.init)
         #expect(runs == [jobID])
         #expect(await app.stub.statistics.requests(.listChats) == 1)
         #expect(await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 30)

@@ -1,6 +1,6 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 @testable import ChatRuntime
@@ -32,11 +32,12 @@ struct SharedRunBooksScriptTests {
         for _ in 0..<9 {
             let count = Int.random(in: 1...6, using: &random)
             let ends: [SharedRunBooks.ProducerEnd] = [.finished, .finished, .failed, .interrupted]
-            plans.append(Plan(
-                batches: count,
-                results: (0..<count).map { _ in results[Int.random(in: 0..<results.count, using: &random)] },
-                producerEnd: ends[Int.random(in: 0..<ends.count, using: &random)],
-                settledBeforeEnd: Int.random(in: 0...count, using: &random)))
+            plans.append(
+                Plan(
+                    batches: count,
+                    results: (0..<count).map { _ in results[Int.random(in: 0..<results.count, using: &random)] },
+                    producerEnd: ends[Int.random(in: 0..<ends.count, using: &random)],
+                    settledBeforeEnd: Int.random(in: 0...count, using: &random)))
         }
         return plans
     }()
@@ -45,7 +46,8 @@ struct SharedRunBooksScriptTests {
     func scriptsKeepTheBooksTheModelKeeps(_ plan: Plan) async throws {
         let rig = try await SharedRunsTests.Rig()
         let run = RunID(rawValue: "manual-books")
-        _ = try await rig.runs.create(run, kind: .manualFull, trigger: "test", at: SharedRunsTests.t0, lease: nil, tick: nil)
+        _ = try await rig.runs.create(
+            run, kind: .manualFull, trigger: "test", at: SharedRunsTests.t0, lease: nil, tick: nil)
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: SharedRunsTests.t0)
         var model = SharedRunBooks()
@@ -53,11 +55,14 @@ struct SharedRunBooksScriptTests {
         let chats = (0..<plan.batches).map { [ChatID(validating: "c-\($0)")!] }
         if !chats.isEmpty {
             _ = try await rig.runs.append(
-                run, kind: .manualFull, lease: lease, batches: chats, progress: .init(), final: false, at: SharedRunsTests.t0)
+                run, kind: .manualFull, lease: lease, batches: chats, progress: .init(), final: false,
+                at: SharedRunsTests.t0)
             _ = model.handle(.appended(count: chats.count))
         }
         let stream = rig.stream(as: "me")
-        let batches = try await stream.read(count: 100).entries.compactMap { BatchStream.batch(from: $0, claimed: false) }
+        let batches = try await stream.read(count: 100).entries.compactMap {
+            BatchStream.batch(from: $0, claimed: false)
+        }
         #expect(batches.count == plan.batches)
 
         func settle(_ index: Int) async throws {
@@ -68,7 +73,8 @@ struct SharedRunBooksScriptTests {
         }
         for index in 0..<plan.settledBeforeEnd { try await settle(index) }
         let state = try await rig.runs.finishProducer(
-            run, kind: .manualFull, lease: lease, end: plan.producerEnd, failure: plan.producerEnd == .failed ? "listing failed" : nil,
+            run, kind: .manualFull, lease: lease, end: plan.producerEnd,
+            failure: plan.producerEnd == .failed ? "listing failed" : nil,
             at: SharedRunsTests.t0)
         _ = model.handle(.producerEnded(plan.producerEnd))
         #expect(state == model.state)

@@ -1,7 +1,7 @@
 import Foundation
 import Logging
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 @testable import ChatRuntime
@@ -26,8 +26,11 @@ struct SharedRunsTests {
             loop = EventLoop(name: "shared-runs")
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
-                policy: .init(maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)), probeInterval: .milliseconds(200)),
-                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
+                policy: .init(
+                    maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
+                    probeInterval: .milliseconds(200)),
+                connectionOptions: RedisConnectionOptions(
+                    connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
                 logger: SharedRunsTests.logger)
             var settings = CoordinationSettings(instanceID: "me")
             configure(&settings)
@@ -35,7 +38,8 @@ struct SharedRunsTests {
             runs = SharedRuns(supervisor: supervisor, settings: settings, errorLimit: 5)
             let supervisor = supervisor
             supervisorTask = Task { try await supervisor.run() }
-            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
+            try #require(
+                await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         func stream(as consumer: String, claimMinIdle: Duration = .seconds(60)) -> BatchStream {
@@ -55,10 +59,12 @@ struct SharedRunsTests {
         /// Waits until every batch read and not acknowledged has been idle for `idle` as Redis
         /// counts it (XPENDING), which is what claiming goes by.
         func pendingIdle(atLeast idle: Duration) async -> Bool {
-            let milliseconds = Int(idle.components.seconds) * 1000 + Int(idle.components.attoseconds / 1_000_000_000_000_000)
+            let milliseconds =
+                Int(idle.components.seconds) * 1000 + Int(idle.components.attoseconds / 1_000_000_000_000_000)
             return await eventually(timeout: .seconds(10)) {
-                guard let summary = try? await redis.cli(
-                    "XPENDING", CoordinationKeys.batches, CoordinationKeys.group, "-", "+", "1000")
+                guard
+                    let summary = try? await redis.cli(
+                        "XPENDING", CoordinationKeys.batches, CoordinationKeys.group, "-", "+", "1000")
                 else { return false }
                 // Four lines per entry: id, consumer, idle time (ms), deliveries.
                 let lines = summary.split(separator: "\n")
@@ -87,28 +93,44 @@ struct SharedRunsTests {
         let rig = try await Rig()
         let lease = try await rig.lease("me:1", fence: 1)
         let three = SharedRuns.Tick(slot: .full, due: Self.t0, minimumGap: .milliseconds(1))
-        let first = try await rig.runs.create(Self.id("full-1"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: three)
+        let first = try await rig.runs.create(
+            Self.id("full-1"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: three)
         #expect(first == .started(Self.id("full-1")))
-        #expect(try await rig.redis.cli("GET", CoordinationKeys.tick(.full)) == String(SharedRuns.milliseconds(Self.t0)))
+        #expect(
+            try await rig.redis.cli("GET", CoordinationKeys.tick(.full)) == String(SharedRuns.milliseconds(Self.t0)))
         #expect(try await rig.field(Self.id("full-1"), "state") == "queued")
         #expect(try await rig.redis.cli("GET", CoordinationKeys.active(.full)) == "full-1")
 
         // The same tick again (a new leader that saw 03:00 too), or an older one: not run again.
-        #expect(try await rig.runs.create(Self.id("full-2"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: three) == .alreadyClaimed)
+        #expect(
+            try await rig.runs.create(
+                Self.id("full-2"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: three)
+                == .alreadyClaimed)
         var earlier = three
         earlier.due = Self.t0.addingTimeInterval(-86_400)
-        #expect(try await rig.runs.create(Self.id("full-3"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: earlier) == .alreadyClaimed)
+        #expect(
+            try await rig.runs.create(
+                Self.id("full-3"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: earlier)
+                == .alreadyClaimed)
         #expect(try await rig.redis.cli("EXISTS", CoordinationKeys.run(Self.id("full-2"))) == "0")
 
         // Only the lock holder claims ticks.
         let stranger = LeaderLease(fence: 9, value: "other:9", validUntil: .now + .seconds(60))
         var tomorrow = three
         tomorrow.due = Self.t0.addingTimeInterval(86_400)
-        #expect(try await rig.runs.create(Self.id("full-4"), kind: .full, trigger: "schedule", at: Self.t0, lease: stranger, tick: tomorrow) == .notLeader)
+        #expect(
+            try await rig.runs.create(
+                Self.id("full-4"), kind: .full, trigger: "schedule", at: Self.t0, lease: stranger, tick: tomorrow)
+                == .notLeader)
 
         // The next day's tick while the run still goes: claimed, and it joins the run.
-        #expect(try await rig.runs.create(Self.id("full-5"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: tomorrow) == .joined(Self.id("full-1")))
-        #expect(try await rig.redis.cli("GET", CoordinationKeys.tick(.full)) == String(SharedRuns.milliseconds(tomorrow.due)))
+        #expect(
+            try await rig.runs.create(
+                Self.id("full-5"), kind: .full, trigger: "schedule", at: Self.t0, lease: lease, tick: tomorrow)
+                == .joined(Self.id("full-1")))
+        #expect(
+            try await rig.redis.cli("GET", CoordinationKeys.tick(.full))
+                == String(SharedRuns.milliseconds(tomorrow.due)))
         #expect(try await rig.field(Self.id("full-1"), "joined_requests") == "1")
         await rig.close()
     }
@@ -116,18 +138,39 @@ struct SharedRunsTests {
     @Test func oneFullAndOneIntervalStyleRunAtATimeClusterWide() async throws {
         let rig = try await Rig()
         // Manual requests need no lease: any instance records them for the leader.
-        #expect(try await rig.runs.create(Self.id("manual-1"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil) == .started(Self.id("manual-1")))
-        #expect(try await rig.runs.create(Self.id("manual-2"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil) == .joined(Self.id("manual-1")))
-        #expect(try await rig.runs.create(Self.id("interval-1"), kind: .interval, trigger: "schedule", at: Self.t0, lease: nil, tick: nil) == .skipped(coveredBy: Self.id("manual-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("manual-1"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil)
+                == .started(Self.id("manual-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("manual-2"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil)
+                == .joined(Self.id("manual-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("interval-1"), kind: .interval, trigger: "schedule", at: Self.t0, lease: nil, tick: nil)
+                == .skipped(coveredBy: Self.id("manual-1")))
         // A catch-up runs beside a full run, and a second catch-up joins it.
-        #expect(try await rig.runs.create(Self.id("catchup-1"), kind: .catchUp, trigger: "redis_ready", at: Self.t0, lease: nil, tick: nil) == .started(Self.id("catchup-1")))
-        #expect(try await rig.runs.create(Self.id("catchup-2"), kind: .catchUp, trigger: "redis_ready", at: Self.t0, lease: nil, tick: nil) == .joined(Self.id("catchup-1")))
-        #expect(try await rig.runs.create(Self.id("manual-1"), kind: .catchUp, trigger: "x", at: Self.t0, lease: nil, tick: nil) == .joined(Self.id("catchup-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("catchup-1"), kind: .catchUp, trigger: "redis_ready", at: Self.t0, lease: nil, tick: nil)
+                == .started(Self.id("catchup-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("catchup-2"), kind: .catchUp, trigger: "redis_ready", at: Self.t0, lease: nil, tick: nil)
+                == .joined(Self.id("catchup-1")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("manual-1"), kind: .catchUp, trigger: "x", at: Self.t0, lease: nil, tick: nil)
+                == .joined(Self.id("catchup-1")))
         let active = try await rig.runs.activeRuns()
         #expect(active.map(\.id) == [Self.id("manual-1"), Self.id("catchup-1")])
         // An active key whose record expired does not block new runs.
         _ = try await rig.redis.cli("DEL", CoordinationKeys.run(Self.id("manual-1")))
-        #expect(try await rig.runs.create(Self.id("manual-3"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil) == .started(Self.id("manual-3")))
+        #expect(
+            try await rig.runs.create(
+                Self.id("manual-3"), kind: .manualFull, trigger: "admin", at: Self.t0, lease: nil, tick: nil)
+                == .started(Self.id("manual-3")))
         let recent = try await rig.runs.recent(limit: 10)
         #expect(Set(recent.map(\.id.rawValue)) == ["catchup-1", "manual-3"])
         await rig.close()
@@ -138,7 +181,8 @@ struct SharedRunsTests {
         let run = Self.id("full-1")
         _ = try await rig.runs.create(run, kind: .full, trigger: "schedule", at: Self.t0, lease: nil, tick: nil)
         let a = try await rig.lease("a:1", fence: 1)
-        guard case .adopted(let fresh, let previous) = try await rig.runs.adopt(run, slot: .full, lease: a, at: Self.t0) else {
+        guard case .adopted(let fresh, let previous) = try await rig.runs.adopt(run, slot: .full, lease: a, at: Self.t0)
+        else {
             Issue.record("not adopted")
             return
         }
@@ -149,15 +193,22 @@ struct SharedRunsTests {
 
         let page = SharedRuns.Progress(pagesRead: 1, chatsConsidered: 3, idsRejected: 0, cursor: "100")
         let appended = try await rig.runs.append(
-            run, kind: .full, lease: a, batches: [Self.chats("c-1", "c-2"), Self.chats("c-3")], progress: page, final: false,
+            run, kind: .full, lease: a, batches: [Self.chats("c-1", "c-2"), Self.chats("c-3")], progress: page,
+            final: false,
             at: Self.t0)
         #expect(appended == .appended(state: .running, backlog: 2, streamLength: 2))
         #expect(try await rig.redis.cli("XLEN", CoordinationKeys.batches) == "2")
 
         // A new leader (fence 2) holds the lock: the old one's appends are refused.
         let b = try await rig.lease("b:2", fence: 2)
-        #expect(try await rig.runs.append(run, kind: .full, lease: a, batches: [Self.chats("c-4")], progress: .init(), final: false, at: Self.t0) == .notLeader)
-        guard case .adopted(let resumed, let previousFence) = try await rig.runs.adopt(run, slot: .full, lease: b, at: Self.t0) else {
+        #expect(
+            try await rig.runs.append(
+                run, kind: .full, lease: a, batches: [Self.chats("c-4")], progress: .init(), final: false, at: Self.t0)
+                == .notLeader)
+        guard
+            case .adopted(let resumed, let previousFence) = try await rig.runs.adopt(
+                run, slot: .full, lease: b, at: Self.t0)
+        else {
             Issue.record("not adopted by the new leader")
             return
         }
@@ -170,15 +221,25 @@ struct SharedRunsTests {
 
         // Even holding the lock's value, a producer whose fence is not the run's is refused.
         _ = try await rig.lease("a:1", fence: 2)
-        #expect(try await rig.runs.append(run, kind: .full, lease: a, batches: [Self.chats("c-4")], progress: .init(), final: false, at: Self.t0) == .notOwner)
+        #expect(
+            try await rig.runs.append(
+                run, kind: .full, lease: a, batches: [Self.chats("c-4")], progress: .init(), final: false, at: Self.t0)
+                == .notOwner)
 
         _ = try await rig.lease("b:2", fence: 2)
         let last = try await rig.runs.append(
-            run, kind: .full, lease: b, batches: [Self.chats("c-4")], progress: .init(pagesRead: 1, chatsConsidered: 1), final: true,
+            run, kind: .full, lease: b, batches: [Self.chats("c-4")], progress: .init(pagesRead: 1, chatsConsidered: 1),
+            final: true,
             at: Self.t0)
         #expect(last == .appended(state: .running, backlog: 3, streamLength: 3))
-        let entries = StreamReplies.entries(fromRead: .array([.array([.bulkString([]), try await rig.supervisor.send(
-            RedisCommand("XRANGE", [CoordinationKeys.batches, "-", "+"]))])]))
+        let entries = StreamReplies.entries(
+            fromRead: .array([
+                .array([
+                    .bulkString([]),
+                    try await rig.supervisor.send(
+                        RedisCommand("XRANGE", [CoordinationKeys.batches, "-", "+"])),
+                ])
+            ]))
         let batches = entries.compactMap { BatchStream.batch(from: $0, claimed: false) }
         #expect(batches.map(\.number) == [1, 2, 3])
         #expect(batches.map { $0.delivery?.fence } == [1, 1, 2])
@@ -197,19 +258,23 @@ struct SharedRunsTests {
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0)
         _ = try await rig.runs.append(
-            run, kind: .manualFull, lease: lease, batches: [Self.chats("c-1", "c-2"), Self.chats("c-3"), Self.chats("c-4")],
+            run, kind: .manualFull, lease: lease,
+            batches: [Self.chats("c-1", "c-2"), Self.chats("c-3"), Self.chats("c-4")],
             progress: .init(pagesRead: 1, chatsConsidered: 4, cursor: ""), final: true, at: Self.t0)
 
         let stream = rig.stream(as: "me")
         try await stream.ensureGroup()
-        try await stream.ensureGroup()  // BUSYGROUP is fine
+        try await stream.ensureGroup() // BUSYGROUP is fine
         let read = try await stream.read(count: 10)
         #expect(read.fence == 1)
         let batches = read.entries.compactMap { BatchStream.batch(from: $0, claimed: false) }
         #expect(batches.count == 3)
-        func outcome(_ batch: SyncBatch, _ result: BatchOutcome.Result, refreshed: Int = 0, failed: Int = 0) -> BatchOutcome {
+        func outcome(_ batch: SyncBatch, _ result: BatchOutcome.Result, refreshed: Int = 0, failed: Int = 0)
+            -> BatchOutcome
+        {
             var outcome = BatchOutcome(
-                runID: batch.runID, batchNumber: batch.number, result: result, chatsRefreshed: refreshed, chatsFailed: failed,
+                runID: batch.runID, batchNumber: batch.number, result: result, chatsRefreshed: refreshed,
+                chatsFailed: failed,
                 errors: failed > 0 ? ["batch \(batch.number): upstream 503"] : [])
             outcome.delivery = batch.delivery
             return outcome
@@ -244,7 +309,8 @@ struct SharedRunsTests {
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0)
         _ = try await rig.runs.append(
-            run, kind: .manualFull, lease: lease, batches: [Self.chats("c-1"), Self.chats("c-2")], progress: .init(), final: true,
+            run, kind: .manualFull, lease: lease, batches: [Self.chats("c-1"), Self.chats("c-2")], progress: .init(),
+            final: true,
             at: Self.t0)
         let dead = rig.stream(as: "dead")
         try await dead.ensureGroup()
@@ -273,8 +339,10 @@ struct SharedRunsTests {
         func append(_ count: Int) async throws -> Int {
             let batches = (0..<count).map { Self.chats("c-\(appended + $0)") }
             appended += count
-            guard case .appended(_, _, let length) = try await rig.runs.append(
-                run, kind: .manualFull, lease: lease, batches: batches, progress: .init(), final: false, at: Self.t0)
+            guard
+                case .appended(_, _, let length) = try await rig.runs.append(
+                    run, kind: .manualFull, lease: lease, batches: batches, progress: .init(), final: false, at: Self.t0
+                )
             else { return -1 }
             return length
         }
@@ -322,8 +390,10 @@ struct SharedRunsTests {
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0)
         _ = try await rig.runs.append(
-            run, kind: .manualFull, lease: lease, batches: [Self.chats("c-1")], progress: .init(), final: true, at: Self.t0)
-        #expect(try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0.addingTimeInterval(30)) == .settling)
+            run, kind: .manualFull, lease: lease, batches: [Self.chats("c-1")], progress: .init(), final: true,
+            at: Self.t0)
+        #expect(
+            try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0.addingTimeInterval(30)) == .settling)
         #expect(try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0.addingTimeInterval(61)) == .reaped)
         let failed = try #require(try await rig.runs.run(run))
         #expect(failed.state == .failed)
@@ -339,9 +409,12 @@ struct SharedRunsTests {
         let lease = try await rig.lease("me:1", fence: 1)
         _ = try await rig.runs.adopt(run, slot: .full, lease: lease, at: Self.t0)
         let stale = LeaderLease(fence: 0, value: "old:0", validUntil: .now + .seconds(60))
-        #expect(try await rig.runs.finishProducer(run, kind: .full, lease: stale, end: .failed, failure: "x", at: Self.t0) == nil)
-        #expect(try await rig.runs.finishProducer(
-            run, kind: .full, lease: lease, end: .failed, failure: "listing page 1 failed", at: Self.t0) == .failed)
+        #expect(
+            try await rig.runs.finishProducer(run, kind: .full, lease: stale, end: .failed, failure: "x", at: Self.t0)
+                == nil)
+        #expect(
+            try await rig.runs.finishProducer(
+                run, kind: .full, lease: lease, end: .failed, failure: "listing page 1 failed", at: Self.t0) == .failed)
         let ended = try #require(try await rig.runs.run(run))
         #expect(ended.failure == "listing page 1 failed")
         try await rig.runs.recordError(run, "page 1: boom", at: Self.t0)

@@ -1,13 +1,14 @@
 import Foundation
-import Testing
 import TestSupport
+import Testing
 
 /// `chat-service stub-upstream` as a subprocess: the three routes, admin, signals, bad flags.
 @Suite("stub-upstream binary", .serialized, .timeLimit(.minutes(1)))
 struct StubUpstreamBinaryTests {
     @Test func servesTheContractAndExitsCleanlyOnSIGTERM() async throws {
         let port = freeLoopbackPort()
-        let stub = try ServiceProcess(arguments: ["stub-upstream", "--port", "\(port)", "--chats", "10", "--token", "tk"], environment: [:])
+        let stub = try ServiceProcess(
+            arguments: ["stub-upstream", "--port", "\(port)", "--chats", "10", "--token", "tk"], environment: [:])
         let base = "http://127.0.0.1:\(port)"
         let auth = ["Authorization": "Bearer tk"]
         let up = await eventually(timeout: .seconds(20)) { await httpGet("\(base)/admin/stats") != nil }
@@ -21,7 +22,8 @@ struct StubUpstreamBinaryTests {
         #expect(await httpGet("\(base)/v1/chats/chat-1/participants")?.status == 401)
 
         let batch = await httpRequest(
-            "POST", "\(base)/v1/participants:batchGet", headers: auth, body: Data(#"{"chat_ids":["chat-1","nope"]}"#.utf8))
+            "POST", "\(base)/v1/participants:batchGet", headers: auth,
+            body: Data(#"{"chat_ids":["chat-1","nope"]}"#.utf8))
         #expect(batch?.status == 200)
         #expect(batch?.body.contains(#""not_found":["nope"]"#) == true)
 
@@ -39,9 +41,12 @@ struct StubUpstreamBinaryTests {
 
     @Test func aHangingStubStillStopsOnSIGINT() async throws {
         let port = freeLoopbackPort()
-        let stub = try ServiceProcess(arguments: ["stub-upstream", "--port", "\(port)", "--chats", "3", "--hang"], environment: [:])
+        let stub = try ServiceProcess(
+            arguments: ["stub-upstream", "--port", "\(port)", "--chats", "3", "--hang"], environment: [:])
         let base = "http://127.0.0.1:\(port)"
-        #expect(await eventually(timeout: .seconds(20)) { await httpGet("\(base)/admin/stats") != nil }, "log:\n\(stub.output())")
+        #expect(
+            await eventually(timeout: .seconds(20)) { await httpGet("\(base)/admin/stats") != nil },
+            "log:\n\(stub.output())")
         let hanging = Task { await httpGet("\(base)/v1/chats/chat-1/participants", timeout: .seconds(30)) }
         let parked = await eventually(timeout: .seconds(5)) {
             await httpGet("\(base)/admin/stats")?.body.contains(#""hanging":1"#) == true

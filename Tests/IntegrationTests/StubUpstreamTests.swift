@@ -1,10 +1,10 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// The stub upstream over real HTTP: contract edge cases, the admin routes, determinism of
 /// its faults, and a shutdown that no hanging request can hold up.
@@ -69,7 +69,8 @@ struct StubUpstreamTests {
     @Test func adminRoutesChangeFaultsDataAndCounts() async throws {
         try await Self.withStub { stub, base in
             _ = await httpGet("\(base)/v1/chats/chat-3/participants")
-            _ = await httpRequest("POST", "\(base)/v1/participants:batchGet", body: Data(#"{"chat_ids":["chat-3","chat-4"]}"#.utf8))
+            _ = await httpRequest(
+                "POST", "\(base)/v1/participants:batchGet", body: Data(#"{"chat_ids":["chat-3","chat-4"]}"#.utf8))
             let chatStats = await httpGet("\(base)/admin/stats/chats/chat-3")
             #expect(Self.json(chatStats?.body ?? "")["requests"] as? Int == 2)
             #expect(await httpGet("\(base)/admin/stats/chats/chat-99")?.status == 404)
@@ -83,7 +84,8 @@ struct StubUpstreamTests {
             #expect(await httpGet("\(base)/v1/chats/chat-3/participants")?.status == 503)
             let second = await httpRequest("PUT", "\(base)/admin/faults", body: Data(#"{"latency":"1ms"}"#.utf8))
             #expect(Self.json(second?.body ?? "")["error_rate"] as? Int == 1, "a partial update kept error_rate")
-            #expect(await httpRequest("PUT", "\(base)/admin/faults", body: Data(#"{"eror_rate":1}"#.utf8))?.status == 400)
+            #expect(
+                await httpRequest("PUT", "\(base)/admin/faults", body: Data(#"{"eror_rate":1}"#.utf8))?.status == 400)
             #expect(await httpRequest("DELETE", "\(base)/admin/faults")?.status == 200)
             #expect(await stub.faults.isEmpty)
             #expect(await httpGet("\(base)/v1/chats/chat-3/participants")?.status == 200)
@@ -122,9 +124,12 @@ struct StubUpstreamTests {
         let loop = EventLoop(name: "stub-upstream-hang")
         var faults = StubFaults()
         faults.hang = true
-        let stub = StubUpstream(settings: .init(chats: 5, participantsPerChat: 1, faults: faults), loop: loop, logger: Self.logger)
+        let stub = StubUpstream(
+            settings: .init(chats: 5, participantsPerChat: 1, faults: faults), loop: loop, logger: Self.logger)
         let port = try await stub.start(port: 0)
-        let hanging = Task { await httpGet("http://127.0.0.1:\(port)/v1/chats/chat-1/participants", timeout: .seconds(30)) }
+        let hanging = Task {
+            await httpGet("http://127.0.0.1:\(port)/v1/chats/chat-1/participants", timeout: .seconds(30))
+        }
         #expect(await eventually(timeout: .seconds(5)) { await stub.hangingRequests == 1 })
         let started = ContinuousClock.now
         await stub.shutdown()

@@ -1,10 +1,10 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import StubUpstream
-import Testing
 import TestSupport
+import Testing
 
 /// ``UpstreamClient`` against an in-process ``StubUpstream`` on a loopback port: each call,
 /// the token, retries, Retry-After, malformed bodies, hangs, refused connections and the
@@ -28,11 +28,13 @@ struct UpstreamClientTests {
             stubLoop = EventLoop(name: "stub-upstream")
             clientLoop = EventLoop(name: "upstream-client")
             stub = StubUpstream(
-                settings: .init(chats: chats, participantsPerChat: participants, token: stubToken, maxHang: .seconds(30)),
+                settings: .init(
+                    chats: chats, participantsPerChat: participants, token: stubToken, maxHang: .seconds(30)),
                 loop: stubLoop, logger: UpstreamClientTests.logger)
             port = try await stub.start(port: 0)
             client = try UpstreamClient(
-                loop: clientLoop, baseURL: "http://127.0.0.1:\(clientPort ?? port)", token: clientToken, settings: settings,
+                loop: clientLoop, baseURL: "http://127.0.0.1:\(clientPort ?? port)", token: clientToken,
+                settings: settings,
                 random: SeededRandom(seed: 42), logger: UpstreamClientTests.logger)
         }
 
@@ -95,7 +97,8 @@ struct UpstreamClientTests {
         #expect(pages == 3)
 
         let statistics = await fixture.client.statistics
-        #expect(statistics.calls == 5 && statistics.successes == 5 && statistics.attempts == 5 && statistics.retries == 0)
+        #expect(
+            statistics.calls == 5 && statistics.successes == 5 && statistics.attempts == 5 && statistics.retries == 0)
         #expect(await fixture.stub.statistics.totalRequests == 5)
         #expect(await fixture.stub.requestCount(forChat: "chat-2") == 1)
         await fixture.close()
@@ -117,7 +120,9 @@ struct UpstreamClientTests {
 
         for token in ["wrong", nil] as [String?] {
             let bad = try await Fixture(stubToken: "s3cret", clientToken: token)
-            let error = await Self.failure { () async throws(UpstreamError) in try await bad.client.participants(of: Self.id("chat-1")) }
+            let error = await Self.failure { () async throws(UpstreamError) in
+                try await bad.client.participants(of: Self.id("chat-1"))
+            }
             #expect(error?.code == .unauthorized)
             #expect(error?.status == 401)
             #expect(await bad.stub.statistics.unauthorized == 1)
@@ -153,7 +158,9 @@ struct UpstreamClientTests {
     @Test func aServerErrorStormEndsAfterMaxAttempts() async throws {
         let fixture = try await Fixture(settings: Self.fastSettings(maxAttempts: 4))
         await fixture.stub.updateFaults { $0.errorRate = 1 }
-        let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.batchGet([Self.id("chat-1")]) }
+        let error = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.batchGet([Self.id("chat-1")])
+        }
         #expect(error?.code == .server)
         #expect(error?.status == 503)
         #expect(await fixture.stub.statistics.requests(.batchGet) == 4)
@@ -187,7 +194,9 @@ struct UpstreamClientTests {
             $0.retryAfterSeconds = 30
         }
         let started = ContinuousClock.now
-        let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+        let error = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.participants(of: Self.id("chat-1"))
+        }
         #expect(error?.code == .rateLimited)
         #expect(error?.status == 429)
         #expect(ContinuousClock.now - started < .seconds(20), "waited out the Retry-After")
@@ -205,9 +214,21 @@ struct UpstreamClientTests {
             $0.malformedKind = kind
         }
         let calls: [@Sendable () async -> UpstreamError?] = [
-            { await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-2")) } },
-            { await Self.failure { () async throws(UpstreamError) in try await fixture.client.batchGet([Self.id("chat-2")]) } },
-            { await Self.failure { () async throws(UpstreamError) in try await fixture.client.listChats(pageSize: 3, pageToken: nil) } },
+            {
+                await Self.failure { () async throws(UpstreamError) in
+                    try await fixture.client.participants(of: Self.id("chat-2"))
+                }
+            },
+            {
+                await Self.failure { () async throws(UpstreamError) in
+                    try await fixture.client.batchGet([Self.id("chat-2")])
+                }
+            },
+            {
+                await Self.failure { () async throws(UpstreamError) in
+                    try await fixture.client.listChats(pageSize: 3, pageToken: nil)
+                }
+            },
         ]
         for call in calls {
             let error = await call()
@@ -228,12 +249,16 @@ struct UpstreamClientTests {
             $0.malformedKind = .wrongTypes
         }
         for _ in 0..<3 {
-            let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+            let error = await Self.failure { () async throws(UpstreamError) in
+                try await fixture.client.participants(of: Self.id("chat-1"))
+            }
             #expect(error?.code == .malformed)
         }
         #expect(await fixture.client.statistics.circuitState == .closed, "a bad record cut off every chat")
         await fixture.stub.updateFaults { $0.malformedKind = .truncated }
-        let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+        let error = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.participants(of: Self.id("chat-1"))
+        }
         #expect(error?.code == .malformed)
         #expect(await fixture.client.statistics.circuitState == .open)
         await fixture.close()
@@ -245,7 +270,9 @@ struct UpstreamClientTests {
         let fixture = try await Fixture(settings: Self.fastSettings(maxCallDuration: .milliseconds(300)))
         await fixture.stub.updateFaults { $0.hang = true }
         let started = ContinuousClock.now
-        let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+        let error = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.participants(of: Self.id("chat-1"))
+        }
         #expect(error?.code == .timeout)
         #expect(ContinuousClock.now - started < .seconds(10))
         #expect(await fixture.stub.hangingRequests >= 1)
@@ -259,7 +286,11 @@ struct UpstreamClientTests {
     @Test func aCancelledCallEndsPromptlyAndLeavesTheBreakerAlone() async throws {
         let fixture = try await Fixture(settings: Self.fastSettings(breakerFailureThreshold: 1))
         await fixture.stub.updateFaults { $0.hang = true }
-        let call = Task { await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) } }
+        let call = Task {
+            await Self.failure { () async throws(UpstreamError) in
+                try await fixture.client.participants(of: Self.id("chat-1"))
+            }
+        }
         #expect(await eventually(timeout: .seconds(5)) { await fixture.stub.hangingRequests == 1 })
         call.cancel()
         let error = await call.value
@@ -272,7 +303,9 @@ struct UpstreamClientTests {
     @Test func aClosedPortIsAConnectionErrorAfterRetries() async throws {
         let closedPort = freeLoopbackPort()
         let fixture = try await Fixture(clientPort: closedPort)
-        let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+        let error = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.participants(of: Self.id("chat-1"))
+        }
         #expect(error?.code == .connection)
         let statistics = await fixture.client.statistics
         #expect(statistics.attempts == 3 && statistics.errors(.connection) == 1)
@@ -282,18 +315,23 @@ struct UpstreamClientTests {
     // MARK: Circuit breaker
 
     @Test func theBreakerOpensStopsCallingAndClosesOnceUpstreamRecovers() async throws {
-        let fixture = try await Fixture(settings: Self.fastSettings(
-            maxAttempts: 1, breakerFailureThreshold: 3, breakerOpenDuration: .milliseconds(500)))
+        let fixture = try await Fixture(
+            settings: Self.fastSettings(
+                maxAttempts: 1, breakerFailureThreshold: 3, breakerOpenDuration: .milliseconds(500)))
         await fixture.stub.updateFaults { $0.errorRate = 1 }
         for _ in 0..<3 {
-            let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+            let error = await Self.failure { () async throws(UpstreamError) in
+                try await fixture.client.participants(of: Self.id("chat-1"))
+            }
             #expect(error?.code == .server)
         }
         #expect(await fixture.client.statistics.circuitState == .open)
         #expect(await fixture.stub.statistics.totalRequests == 3)
 
         for _ in 0..<5 {
-            let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.batchGet([Self.id("chat-1")]) }
+            let error = await Self.failure { () async throws(UpstreamError) in
+                try await fixture.client.batchGet([Self.id("chat-1")])
+            }
             #expect(error?.code == .circuitOpen)
         }
         #expect(await fixture.stub.statistics.totalRequests == 3, "calls reached upstream through an open breaker")
@@ -312,13 +350,18 @@ struct UpstreamClientTests {
     }
 
     @Test func aFailedProbeOpensTheBreakerAgain() async throws {
-        let fixture = try await Fixture(settings: Self.fastSettings(
-            maxAttempts: 1, breakerFailureThreshold: 1, breakerOpenDuration: .milliseconds(200)))
+        let fixture = try await Fixture(
+            settings: Self.fastSettings(
+                maxAttempts: 1, breakerFailureThreshold: 1, breakerOpenDuration: .milliseconds(200)))
         await fixture.stub.updateFaults { $0.errorRate = 1 }
-        _ = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+        _ = await Self.failure { () async throws(UpstreamError) in
+            try await fixture.client.participants(of: Self.id("chat-1"))
+        }
         #expect(await fixture.client.statistics.circuitState == .open)
         let probed = await eventually(timeout: .seconds(10)) {
-            let error = await Self.failure { () async throws(UpstreamError) in try await fixture.client.participants(of: Self.id("chat-1")) }
+            let error = await Self.failure { () async throws(UpstreamError) in
+                try await fixture.client.participants(of: Self.id("chat-1"))
+            }
             return error?.code == .server
         }
         #expect(probed)

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -192,7 +192,8 @@ extension ChildProcess {
             if ContinuousClock.now >= deadline {
                 child.send(SIGKILL)
                 _ = await child.waitForExit(within: .seconds(5))
-                throw SpawnError(description: "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
+                throw SpawnError(
+                    description: "\(executable) \(arguments.joined(separator: " ")) did not finish within \(timeout)")
             }
             try? await Task.sleep(for: .milliseconds(5))
         }

@@ -38,7 +38,9 @@ public final class FakeNameserver: Sendable {
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
         address.sin_port = 0
         let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         precondition(bound == 0, "bind failed: errno \(errno)")
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
@@ -51,7 +53,8 @@ public final class FakeNameserver: Sendable {
         self.descriptor = descriptor
         port = Int(UInt16(bigEndian: address.sin_port))
         state = AnnotatedMutex(State(addresses: addresses, silent: silent))
-        resolvConf = FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString).conf").path
+        resolvConf =
+            FileManager.default.temporaryDirectory.appendingPathComponent("resolv-\(UUID().uuidString).conf").path
         // One try per query: a silent server costs a lookup that long in evdns' own accounting;
         // callers bound it further with their own timeouts.
         try "nameserver 127.0.0.1:\(port)\noptions timeout:\(queryTimeoutSeconds) attempts:1\n"
@@ -86,7 +89,9 @@ public final class FakeNameserver: Sendable {
             var peer = sockaddr_in()
             var peerLength = socklen_t(MemoryLayout<sockaddr_in>.size)
             let count = withUnsafeMutablePointer(to: &peer) { peerPointer in
-                peerPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { recvfrom(descriptor, &buffer, buffer.count, 0, $0, &peerLength) }
+                peerPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(descriptor, &buffer, buffer.count, 0, $0, &peerLength)
+                }
             }
             guard count > 12 else { continue }
             let query = Array(buffer[0..<count])
@@ -98,7 +103,9 @@ public final class FakeNameserver: Sendable {
             }
             guard let reply else { continue }
             _ = withUnsafePointer(to: &peer) { peerPointer in
-                peerPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { sendto(descriptor, reply, reply.count, 0, $0, peerLength) }
+                peerPointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(descriptor, reply, reply.count, 0, $0, peerLength)
+                }
             }
         }
         close(descriptor)
@@ -134,8 +141,8 @@ public final class FakeNameserver: Sendable {
         var reply = Array(query[0..<question.end])
         let isIPv6 = address?.contains(":") == true
         let answers = address != nil && question.type == (isIPv6 ? 28 : 1) ? 1 : 0
-        reply[2] = 0x81  // response, recursion desired
-        reply[3] = address == nil ? 0x83 : 0x80  // recursion available; NXDOMAIN or NOERROR
+        reply[2] = 0x81 // response, recursion desired
+        reply[3] = address == nil ? 0x83 : 0x80 // recursion available; NXDOMAIN or NOERROR
         reply[6] = 0
         reply[7] = UInt8(answers)
         for index in 8..<12 { reply[index] = 0 }

@@ -1,10 +1,10 @@
 public import Actors
+public import ChatRuntime
 public import ChatService
 import Foundation
 import GRPCFrontend
 public import Logging
 import Prometheus
-public import ChatRuntime
 public import ServiceLifecycle
 public import StubUpstream
 

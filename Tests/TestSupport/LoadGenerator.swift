@@ -105,9 +105,11 @@ public final class LoadGenerator: @unchecked Sendable {
         var connection: RawHTTPConnection?
         var next = ContinuousClock.now
         while !stopping, ContinuousClock.now < deadline {
-            let hot = settings.coldChats.isEmpty
+            let hot =
+                settings.coldChats.isEmpty
                 || (!settings.hotChats.isEmpty && Double(random.next() % 10_000) / 10_000 >= settings.coldShare)
-            let chat = hot
+            let chat =
+                hot
                 ? settings.hotChats[Int(random.next() % UInt64(settings.hotChats.count))]
                 : settings.coldChats[coldCursor.add(1, ordering: .relaxed).oldValue % settings.coldChats.count]
             let started = ContinuousClock.now
@@ -116,7 +118,9 @@ public final class LoadGenerator: @unchecked Sendable {
             do {
                 let open = try connection ?? RawHTTPConnection(port: settings.port, timeout: settings.requestTimeout)
                 connection = open
-                try open.send("GET /v1/chats/\(chat)/participants HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(settings.token)\r\n\r\n")
+                try open.send(
+                    "GET /v1/chats/\(chat)/participants HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer \(settings.token)\r\n\r\n"
+                )
                 let response = try open.readResponse()
                 status = response.status
                 source = Self.source(of: response.body)
@@ -125,7 +129,8 @@ public final class LoadGenerator: @unchecked Sendable {
                 connection = nil
             }
             let completed = ContinuousClock.now
-            let sample = LoadSample(completedAt: completed, latency: completed - started, hot: hot, status: status, source: source)
+            let sample = LoadSample(
+                completedAt: completed, latency: completed - started, hot: hot, status: status, source: source)
             recordLock.withLock { recorded.samples.append(sample) }
             next += period
             if next > completed {
@@ -147,12 +152,15 @@ public final class LoadGenerator: @unchecked Sendable {
                 let response = try connection.readResponse()
                 status = response.status
                 let body = response.bodyText
-                healthStatus = body.contains(#""status":"ok""#) ? "ok" : (body.contains(#""status":"degraded""#) ? "degraded" : nil)
+                healthStatus =
+                    body.contains(#""status":"ok""#)
+                    ? "ok" : (body.contains(#""status":"degraded""#) ? "degraded" : nil)
                 connection.close(reset: true)
             } catch {
                 status = 0
             }
-            let probe = HealthProbe(startedAt: started, latency: ContinuousClock.now - started, status: status, healthStatus: healthStatus)
+            let probe = HealthProbe(
+                startedAt: started, latency: ContinuousClock.now - started, status: status, healthStatus: healthStatus)
             recordLock.withLock { recorded.probes.append(probe) }
             let next = started + settings.healthInterval
             let now = ContinuousClock.now

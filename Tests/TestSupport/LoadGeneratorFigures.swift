@@ -99,7 +99,9 @@ public struct LoadFigures: Sendable {
     /// From `instant` to the end of the first probe started at or after it that found
     /// `/health` saying `ok`; nil when none did.
     public func healthRecovery(after instant: ContinuousClock.Instant) -> Duration? {
-        guard let probe = probes.first(where: { $0.startedAt >= instant && $0.healthStatus == "ok" }) else { return nil }
+        guard let probe = probes.first(where: { $0.startedAt >= instant && $0.healthStatus == "ok" }) else {
+            return nil
+        }
         return probe.startedAt + probe.latency - instant
     }
 

@@ -24,7 +24,8 @@ public final class LocalRedisCluster: Sendable {
     ) async throws -> LocalRedisCluster {
         var nodes: [RedisServer] = []
         do {
-            let milliseconds = nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000
+            let milliseconds =
+                nodeTimeout.components.seconds * 1000 + nodeTimeout.components.attoseconds / 1_000_000_000_000_000
             for _ in 0..<6 {
                 nodes.append(
                     try await RedisServer.start(

@@ -34,7 +34,8 @@ public final class PostgresServer: Sendable {
     public static func start(logger: Logger = Logger(label: "test.postgres")) async throws -> PostgresServer {
         guard let binaries = findBinaries() else {
             throw PostgresServerError(
-                "PostgreSQL binaries not found (looked for /usr/lib/postgresql/*/bin/postgres): apt-get install postgresql")
+                "PostgreSQL binaries not found (looked for /usr/lib/postgresql/*/bin/postgres): apt-get install postgresql"
+            )
         }
         let server = try PostgresServer(binaries: binaries)
         do {
@@ -62,7 +63,8 @@ public final class PostgresServer: Sendable {
         self.binaries = binaries
         currentPort = Atomic(freeLoopbackPort())
         runAsPostgres = geteuid() == 0
-        let temporaryDirectory = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        let temporaryDirectory =
+            NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
         var template = Array("\(temporaryDirectory)postgres-test-XXXXXX".utf8CString)
         guard let created = mkdtemp(&template) else { throw PostgresServerError("mkdtemp failed: errno \(errno)") }
         self.directory = String(cString: created)
@@ -87,7 +89,10 @@ public final class PostgresServer: Sendable {
     public func psql(_ command: String, database: String = "postgres") async throws -> String {
         let output = try await ChildProcess.run(
             executable: binaries + "/psql",
-            arguments: ["-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-c", command],
+            arguments: [
+                "-X", "-q", "-A", "-t", "-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-d", database, "-c",
+                command,
+            ],
             timeout: .seconds(20))
         guard output.status == .exited(code: 0) else {
             throw PostgresServerError("psql \(command) ended with \(output.status): \(output.standardError)")
@@ -167,7 +172,8 @@ public final class PostgresServer: Sendable {
             pdeathsig: false)
         let output = try await ChildProcess.run(executable: executable, arguments: arguments, timeout: .seconds(60))
         guard output.status == .exited(code: 0) else {
-            throw PostgresServerError("initdb ended with \(output.status): \(output.standardError)\(output.standardOutput)")
+            throw PostgresServerError(
+                "initdb ended with \(output.status): \(output.standardError)\(output.standardOutput)")
         }
     }
 
@@ -192,17 +198,20 @@ public final class PostgresServer: Sendable {
             let status = child.status()
             if status != .running {
                 process.withLock { $0 = nil }
-                throw PostgresServerError("postgres on port \(port) exited at start (\(status)): \(logTail(maxBytes: 800))")
+                throw PostgresServerError(
+                    "postgres on port \(port) exited at start (\(status)): \(logTail(maxBytes: 800))")
             }
             let ready = try? await ChildProcess.run(
-                executable: binaries + "/pg_isready", arguments: ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-t", "2"],
+                executable: binaries + "/pg_isready",
+                arguments: ["-h", "127.0.0.1", "-p", "\(port)", "-U", "postgres", "-t", "2"],
                 timeout: .seconds(5))
             if ready?.status == .exited(code: 0) { return }
             if ContinuousClock.now >= deadline {
                 child.send(SIGKILL)
                 _ = await child.waitForExit(within: .seconds(5))
                 process.withLock { $0 = nil }
-                throw PostgresServerError("postgres on port \(port) was not ready within \(Self.startTimeout): \(logTail(maxBytes: 800))")
+                throw PostgresServerError(
+                    "postgres on port \(port) was not ready within \(Self.startTimeout): \(logTail(maxBytes: 800))")
             }
             try? await Task.sleep(for: .milliseconds(100))
         }

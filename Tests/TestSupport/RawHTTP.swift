@@ -41,7 +41,9 @@ public final class RawHTTPConnection: @unchecked Sendable {
     public func send(_ bytes: [UInt8]) throws {
         var offset = 0
         while offset < bytes.count {
-            let written = bytes[offset...].withUnsafeBytes { Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+            let written = bytes[offset...].withUnsafeBytes {
+                Glibc.send(socket, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL))
+            }
             guard written > 0 else { throw RawSocketError.system("send", errno) }
             offset += written
         }
@@ -55,7 +57,9 @@ public final class RawHTTPConnection: @unchecked Sendable {
         while headEnd == nil {
             headEnd = buffer.firstRange(of: Array("\r\n\r\n".utf8))?.upperBound
             if headEnd == nil {
-                guard try fill(until: deadline) else { throw RawSocketError.closedEarly(String(decoding: buffer, as: UTF8.self)) }
+                guard try fill(until: deadline) else {
+                    throw RawSocketError.closedEarly(String(decoding: buffer, as: UTF8.self))
+                }
             }
         }
         let head = String(decoding: buffer[..<headEnd!], as: UTF8.self)
@@ -94,7 +98,7 @@ public final class RawHTTPConnection: @unchecked Sendable {
             } catch RawSocketError.timedOut {
                 return false
             } catch {
-                return true  // reset by peer
+                return true // reset by peer
             }
         }
     }
@@ -115,7 +119,8 @@ public final class RawHTTPConnection: @unchecked Sendable {
         let remaining = deadline - ContinuousClock.now
         guard remaining > .zero else { throw RawSocketError.timedOut }
         var poller = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
-        let milliseconds = Int32(max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
+        let milliseconds = Int32(
+            max(1, remaining.components.seconds * 1000 + remaining.components.attoseconds / 1_000_000_000_000_000))
         let ready = poll(&poller, 1, milliseconds)
         guard ready > 0 else {
             if ready < 0 && errno == EINTR { return true }

@@ -28,7 +28,10 @@ enum RedisProbe {
             expectedLines += 1
         }
         request += encode(["PING"])
-        guard request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }) == request.count else {
+        guard
+            request.withUnsafeBytes({ send(descriptor, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) })
+                == request.count
+        else {
             return false
         }
 

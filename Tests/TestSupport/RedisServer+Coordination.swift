@@ -13,8 +13,10 @@ extension RedisServer {
         var seen = 0
         let renewed = await eventually(timeout: timeout) {
             // One round trip for both, so the value and its TTL belong together.
-            guard let reply = try? await cli(
-                "EVAL", "return {redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}", "1", CoordinationKeys.leader)
+            guard
+                let reply = try? await cli(
+                    "EVAL", "return {redis.call('GET', KEYS[1]) or '', redis.call('PTTL', KEYS[1])}", "1",
+                    CoordinationKeys.leader)
             else { return false }
             let lines = reply.split(separator: "\n", omittingEmptySubsequences: false)
             guard lines.count == 2, !lines[0].isEmpty, let ttl = Int(lines[1]), ttl > 0 else { return false }

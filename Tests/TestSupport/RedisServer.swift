@@ -1,6 +1,6 @@
+public import ChatRuntime
 public import Foundation
 public import Logging
-public import ChatRuntime
 import Synchronization
 
 #if canImport(Glibc)
@@ -45,10 +45,14 @@ public final class RedisServer: Sendable {
         var failures: [String] = []
         // A requested port is tried once: the caller chose it (e.g. a service already waits there).
         for _ in 0..<(requestedPort == nil ? 3 : 1) {
-            let server = try RedisServer(executable: executable, port: requestedPort ?? freeLoopbackPort(), password: password, extraConfig: extraConfig, logger: logger)
+            let server = try RedisServer(
+                executable: executable, port: requestedPort ?? freeLoopbackPort(), password: password,
+                extraConfig: extraConfig, logger: logger)
             do {
                 try await server.launch(within: startTimeout)
-                logger.debug("redis-server started", metadata: ["redis.port": "\(server.port)", "redis.pid": "\(server.pid ?? 0)"])
+                logger.debug(
+                    "redis-server started",
+                    metadata: ["redis.port": "\(server.port)", "redis.pid": "\(server.pid ?? 0)"])
                 return server
             } catch {
                 failures.append("\(error)")
@@ -63,7 +67,8 @@ public final class RedisServer: Sendable {
         self.port = port
         self.password = password
         self.logger = logger
-        let temporaryDirectory = NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
+        let temporaryDirectory =
+            NSTemporaryDirectory().hasSuffix("/") ? NSTemporaryDirectory() : NSTemporaryDirectory() + "/"
         var template = Array("\(temporaryDirectory)redis-test-XXXXXX".utf8CString)
         guard let directory = mkdtemp(&template) else {
             throw RedisServerError("mkdtemp failed: errno \(errno)")
@@ -184,7 +189,9 @@ public final class RedisServer: Sendable {
         fullArguments += arguments
         let output = try await ChildProcess.run(executable: redisCLI, arguments: fullArguments, timeout: .seconds(10))
         guard output.status == .exited(code: 0) else {
-            throw RedisServerError("redis-cli \(arguments.joined(separator: " ")) ended with \(output.status): \(output.standardError)\(output.standardOutput)")
+            throw RedisServerError(
+                "redis-cli \(arguments.joined(separator: " ")) ended with \(output.status): \(output.standardError)\(output.standardOutput)"
+            )
         }
         var text = output.standardOutput
         if text.hasSuffix("\n") { text.removeLast() }
@@ -214,14 +221,16 @@ public final class RedisServer: Sendable {
     // MARK: Private
 
     private func launch(within timeout: Duration) async throws {
-        let child = try await ChildProcess.spawn(executable: executable, arguments: [configPath], killWithTestProcess: true)
+        let child = try await ChildProcess.spawn(
+            executable: executable, arguments: [configPath], killWithTestProcess: true)
         process.withLock { $0 = child }
         let deadline = ContinuousClock.now + timeout
         while true {
             let status = child.status()
             if status != .running {
                 forget(child, status: status)
-                throw RedisServerError("redis-server on port \(port) exited at start (\(status)): \(logTail(maxBytes: 500))")
+                throw RedisServerError(
+                    "redis-server on port \(port) exited at start (\(status)): \(logTail(maxBytes: 500))")
             }
             if RedisProbe.answersPing(port: port, password: password) { return }
             if ContinuousClock.now >= deadline {
@@ -242,7 +251,7 @@ public final class RedisServer: Sendable {
     /// Reads the state letter of /proc/<pid>/stat: `T` is stopped by a signal.
     private static func isStopped(pid: pid_t) -> Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
-              let afterName = stat.range(of: ") ", options: .backwards)
+            let afterName = stat.range(of: ") ", options: .backwards)
         else { return false }
         return stat[afterName.upperBound...].first == "T"
     }

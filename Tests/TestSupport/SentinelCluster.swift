@@ -26,7 +26,9 @@ public final class SentinelCluster: Sendable {
     /// How long start waits for the setup to settle.
     public static let settleTimeout: Duration = .seconds(40)
 
-    public static func start(masterName: String = "mymaster", logger: Logger = Logger(label: "test.sentinel")) async throws -> SentinelCluster {
+    public static func start(masterName: String = "mymaster", logger: Logger = Logger(label: "test.sentinel"))
+        async throws -> SentinelCluster
+    {
         let master = try await RedisServer.start(logger: logger)
         let replica: RedisServer
         do {
@@ -42,9 +44,11 @@ public final class SentinelCluster: Sendable {
                 (try? await replica.cli("INFO", "replication"))?.contains("master_link_status:up") == true
             }
             for _ in 0..<3 {
-                sentinels.append(try await SentinelProcess.start(masterName: masterName, masterPort: master.port, logger: logger))
+                sentinels.append(
+                    try await SentinelProcess.start(masterName: masterName, masterPort: master.port, logger: logger))
             }
-            let cluster = SentinelCluster(masterName: masterName, master: master, replica: replica, sentinels: sentinels)
+            let cluster = SentinelCluster(
+                masterName: masterName, master: master, replica: replica, sentinels: sentinels)
             try await cluster.waitUntilSettled()
             return cluster
         } catch {
@@ -76,7 +80,10 @@ public final class SentinelCluster: Sendable {
 
     /// The master's port according to sentinel `index`, nil when it cannot say.
     public func masterPort(accordingTo index: Int = 0) async -> Int? {
-        guard let output = try? await redisCLI(port: sentinels[index].port, ["SENTINEL", "get-master-addr-by-name", masterName]) else {
+        guard
+            let output = try? await redisCLI(
+                port: sentinels[index].port, ["SENTINEL", "get-master-addr-by-name", masterName])
+        else {
             return nil
         }
         let lines = output.split(separator: "\n")
@@ -85,7 +92,9 @@ public final class SentinelCluster: Sendable {
 
     /// The fields of `SENTINEL master <name>` on sentinel `index`.
     public func masterState(accordingTo index: Int) async -> [String: String] {
-        guard let output = try? await redisCLI(port: sentinels[index].port, ["SENTINEL", "master", masterName]) else { return [:] }
+        guard let output = try? await redisCLI(port: sentinels[index].port, ["SENTINEL", "master", masterName]) else {
+            return [:]
+        }
         return Self.pairs(output)
     }
 
@@ -105,11 +114,17 @@ public final class SentinelCluster: Sendable {
     /// other two sentinels (needed for the quorum and the leader election).
     private func waitUntilSettled() async throws {
         let others = String(sentinels.count - 1)
-        try await Self.waitUntil("the sentinels see the replica and each other", timeout: Self.settleTimeout, details: { self.sentinelLogTails() }) {
+        try await Self.waitUntil(
+            "the sentinels see the replica and each other", timeout: Self.settleTimeout,
+            details: { self.sentinelLogTails() }
+        ) {
             for index in sentinels.indices {
                 let state = await masterState(accordingTo: index)
-                guard state["flags"] == "master", state["num-slaves"] == "1", state["num-other-sentinels"] == others else { return false }
-                guard let replicas = try? await redisCLI(port: sentinels[index].port, ["SENTINEL", "replicas", masterName]),
+                guard state["flags"] == "master", state["num-slaves"] == "1", state["num-other-sentinels"] == others
+                else { return false }
+                guard
+                    let replicas = try? await redisCLI(
+                        port: sentinels[index].port, ["SENTINEL", "replicas", masterName]),
                     Self.pairs(replicas)["master-link-status"] == "ok"
                 else { return false }
             }
@@ -148,7 +163,9 @@ func redisCLI(port: Int, _ arguments: [String]) async throws -> String {
     let output = try await ChildProcess.run(
         executable: executable, arguments: ["-h", "127.0.0.1", "-p", "\(port)"] + arguments, timeout: .seconds(10))
     guard output.status == .exited(code: 0) else {
-        throw RedisServerError("redis-cli -p \(port) \(arguments.joined(separator: " ")) ended with \(output.status): \(output.standardError)")
+        throw RedisServerError(
+            "redis-cli -p \(port) \(arguments.joined(separator: " ")) ended with \(output.status): \(output.standardError)"
+        )
     }
     var text = output.standardOutput
     if text.hasSuffix("\n") { text.removeLast() }
@@ -222,18 +239,21 @@ final class SentinelProcess: Sendable {
         } else {
             throw RedisServerError("neither redis-sentinel nor redis-server was found")
         }
-        let child = try await ChildProcess.spawn(executable: executable, arguments: arguments, killWithTestProcess: true)
+        let child = try await ChildProcess.spawn(
+            executable: executable, arguments: arguments, killWithTestProcess: true)
         process.withLock { $0 = child }
         let deadline = ContinuousClock.now + RedisServer.startTimeout
         while true {
             let status = child.status()
             if status != .running {
                 process.withLock { $0 = nil }
-                throw RedisServerError("redis-sentinel on port \(port) exited at start (\(status)): \(logTail(maxBytes: 500))")
+                throw RedisServerError(
+                    "redis-sentinel on port \(port) exited at start (\(status)): \(logTail(maxBytes: 500))")
             }
             if RedisProbe.answersPing(port: port, password: nil) { return }
             if ContinuousClock.now >= deadline {
-                throw RedisServerError("redis-sentinel on port \(port) did not answer PING within \(RedisServer.startTimeout)")
+                throw RedisServerError(
+                    "redis-sentinel on port \(port) did not answer PING within \(RedisServer.startTimeout)")
             }
             try? await Task.sleep(for: .milliseconds(20))
         }

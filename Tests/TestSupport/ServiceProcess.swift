@@ -85,7 +85,9 @@ public final class ServiceProcess: @unchecked Sendable {
 }
 
 /// A minimal HTTP GET for tests: status and body, bounded by `timeout`; nil when nothing answered.
-public func httpGet(_ url: String, headers: [String: String] = [:], timeout: Duration = .seconds(2)) async -> (status: Int, body: String)? {
+public func httpGet(_ url: String, headers: [String: String] = [:], timeout: Duration = .seconds(2)) async -> (
+    status: Int, body: String
+)? {
     await httpRequest("GET", url, headers: headers, timeout: timeout)
 }
 
@@ -94,7 +96,8 @@ public func httpRequest(
     _ method: String, _ url: String, headers: [String: String] = [:], body: Data? = nil, timeout: Duration = .seconds(2)
 ) async -> (status: Int, body: String)? {
     guard let url = URL(string: url) else { return nil }
-    var request = URLRequest(url: url, timeoutInterval: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
+    var request = URLRequest(
+        url: url, timeoutInterval: Double(timeout.components.seconds) + Double(timeout.components.attoseconds) / 1e18)
     request.httpMethod = method
     request.httpBody = body
     for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }

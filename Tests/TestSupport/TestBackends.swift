@@ -1,5 +1,5 @@
-public import Logging
 import ChatRuntime
+public import Logging
 public import StubUpstream
 
 /// What the whole service talks to, for tests that run it in-process: a real redis-server and
@@ -21,7 +21,8 @@ public final class TestBackends: Sendable {
         let redis = try await RedisServer.start(extraConfig: redisConfig)
         let loop = EventLoop(name: "test-stub-upstream")
         let stub = StubUpstream(
-            settings: .init(chats: chats, participantsPerChat: participantsPerChat, maxHang: maxHang), loop: loop, logger: logger)
+            settings: .init(chats: chats, participantsPerChat: participantsPerChat, maxHang: maxHang), loop: loop,
+            logger: logger)
         do {
             let port = try await stub.start(port: 0)
             return TestBackends(redis: redis, stub: stub, stubPort: port, stubLoop: loop)

@@ -20,19 +20,25 @@ public struct TestCertificates: Sendable {
         let names = serverNames.map { "DNS:\($0)" }.joined(separator: ",")
         try "subjectAltName=\(names)\n".write(toFile: directory + "/server.ext", atomically: true, encoding: .utf8)
         for ca in ["ca", "other-ca"] {
-            try openssl(in: directory, [
-                "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-                "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=chat-service \(ca)",
-            ])
+            try openssl(
+                in: directory,
+                [
+                    "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                    "-keyout", "\(ca).key", "-out", "\(ca).pem", "-days", "2", "-subj", "/CN=chat-service \(ca)",
+                ])
         }
-        try openssl(in: directory, [
-            "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-            "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=\(serverNames.first ?? "localhost")",
-        ])
-        try openssl(in: directory, [
-            "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
-        ])
+        try openssl(
+            in: directory,
+            [
+                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=\(serverNames.first ?? "localhost")",
+            ])
+        try openssl(
+            in: directory,
+            [
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+                "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+            ])
         return certificates
     }
 
@@ -52,7 +58,8 @@ public struct TestCertificates: Sendable {
         let output = errors.fileHandleForReading.readDataToEndOfFile()
         process.waitUntilExit()
         guard process.terminationStatus == 0 else {
-            throw TestCertificatesError("openssl \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
+            throw TestCertificatesError(
+                "openssl \(arguments.joined(separator: " ")) failed: \(String(decoding: output, as: UTF8.self))")
         }
     }
 }
@@ -73,7 +80,9 @@ public final class TLSTerminator: Sendable {
 
     /// - Parameter idleTimeout: closes a connection idle this long (with a TLS close_notify),
     ///   as a server's keep-alive timeout does; nil keeps connections open.
-    public static func start(backendPort: Int, certificates: TestCertificates, idleTimeout: Duration? = nil) async throws -> TLSTerminator {
+    public static func start(backendPort: Int, certificates: TestCertificates, idleTimeout: Duration? = nil)
+        async throws -> TLSTerminator
+    {
         guard let socat = ChildProcess.findExecutable("socat", fallback: "/usr/bin/socat") else {
             throw TestCertificatesError("socat is not installed (.ci/run installs it)")
         }
@@ -84,10 +93,13 @@ public final class TLSTerminator: Sendable {
         defer { close(log) }
         let child = try await ChildProcess.spawn(
             executable: socat,
-            arguments: ["-d", "-d"] + (idleTimeout.map { ["-T", "\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)"] } ?? []) + [
-                "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,cert=\(certificates.serverCertificate),key=\(certificates.serverKey),verify=0",
-                "TCP:127.0.0.1:\(backendPort)",
-            ],
+            arguments: ["-d", "-d"]
+                + (idleTimeout.map {
+                    ["-T", "\(Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18)"]
+                } ?? []) + [
+                    "OPENSSL-LISTEN:\(port),bind=127.0.0.1,reuseaddr,fork,cert=\(certificates.serverCertificate),key=\(certificates.serverKey),verify=0",
+                    "TCP:127.0.0.1:\(backendPort)",
+                ],
             stderr: log, killWithTestProcess: true)
         let terminator = TLSTerminator(port: port, child: child, logPath: logPath)
         guard await eventually(timeout: .seconds(10), { terminator.log().contains("listening on") }) else {

@@ -24,10 +24,11 @@ struct BackoffTests {
         let backoff = Backoff(initial: .milliseconds(100), maximum: .seconds(1), jitter: 0)
         var random = SeededRandom(seed: 1)
         let delays = (1...7).map { backoff.delay(attempt: $0, random: &random) }
-        #expect(delays == [
-            .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
-            .seconds(1), .seconds(1), .seconds(1),
-        ])
+        #expect(
+            delays == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800),
+                .seconds(1), .seconds(1), .seconds(1),
+            ])
         #expect((1...7).map { backoff.baseDelay(attempt: $0) } == delays)
     }
 

@@ -43,7 +43,8 @@ struct BatchConsumerStateTests {
     ])
     func afterARead(_ example: ReadCase) {
         var state = Self.reading()
-        #expect(state.handle(.readCompleted(entries: example.entries, held: example.held, asked: 8)) == example.expected)
+        #expect(
+            state.handle(.readCompleted(entries: example.entries, held: example.held, asked: 8)) == example.expected)
         #expect(state.held == example.held)
         #expect(state.held + state.blockingCount <= state.holdLimit)
     }

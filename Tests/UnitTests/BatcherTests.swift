@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 import MetricsTestKit
-import ChatRuntime
 import TestSupport
 import Testing
 
@@ -107,7 +107,10 @@ struct BatcherTests {
         let asked = SyncDoubles.chats(3)
         let stranger = SyncDoubles.chat("stranger")
         let response = BatchGetResponse(
-            chats: [SyncDoubles.upstreamChat(asked[0]), SyncDoubles.upstreamChat(stranger), SyncDoubles.upstreamChat(asked[0])],
+            chats: [
+                SyncDoubles.upstreamChat(asked[0]), SyncDoubles.upstreamChat(stranger),
+                SyncDoubles.upstreamChat(asked[0]),
+            ],
             notFound: [asked[0].rawValue, asked[1].rawValue, "not a {valid} id", stranger.rawValue],
             rejected: [UpstreamDecodingError(reason: .wrongType, path: "$.chats[3]", detail: "no chat_id")])
         let answer = BatchAnswer(requested: asked, response: response)
@@ -156,12 +159,14 @@ struct BatcherTests {
         let batcher = rig.batcher
         for number in 1...20 {
             let start = (number - 1) * 10
-            #expect(batcher.submit(SyncBatch(runID: Self.runID, number: number, chats: Array(chats[start..<start + 10]))))
+            #expect(
+                batcher.submit(SyncBatch(runID: Self.runID, number: number, chats: Array(chats[start..<start + 10]))))
         }
         // Two batches stuck writing, eighteen waiting for a slot.
-        #expect(await eventually(timeout: .seconds(5)) {
-            rig.store.writing == 2 && batcher.load.queued == 18
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                rig.store.writing == 2 && batcher.load.queued == 18
+            })
         #expect(rig.upstream.batchCalls.count == 2)
         #expect(batcher.load.inFlight == 2)
 

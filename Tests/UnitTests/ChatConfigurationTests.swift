@@ -14,13 +14,20 @@ struct ChatConfigurationTests {
 
     @Test func postgresTakesItsURL() throws {
         let chat = try ServiceConfiguration(environment: [
-            "CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://chat:s%40cret@db.internal:6543/chats?sslmode=require",
+            "CHAT_STORE": "postgres",
+            "CHAT_POSTGRES_URL": "postgres://chat:s%40cret@db.internal:6543/chats?sslmode=require",
         ]).chat
-        #expect(chat.store == .postgres(PostgresURL(
-            host: "db.internal", port: 6543, username: "chat", password: "s@cret", database: "chats", requireTLS: true)))
-        let summary = Dictionary(try ServiceConfiguration(environment: [
-            "CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://chat:hunter2@db/chats",
-        ]).redactedSummary.map { ($0.name, $0.value) }) { first, _ in first }
+        #expect(
+            chat.store
+                == .postgres(
+                    PostgresURL(
+                        host: "db.internal", port: 6543, username: "chat", password: "s@cret", database: "chats",
+                        requireTLS: true)))
+        let summary = Dictionary(
+            try ServiceConfiguration(environment: [
+                "CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://chat:hunter2@db/chats",
+            ]).redactedSummary.map { ($0.name, $0.value) }
+        ) { first, _ in first }
         #expect(summary["CHAT_POSTGRES_URL"] == "postgres://chat:***@db:5432/chats")
     }
 
@@ -30,7 +37,10 @@ struct ChatConfigurationTests {
         (["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "mysql://u@h/db"], "CHAT_POSTGRES_URL"),
         (["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://h/db"], "CHAT_POSTGRES_URL"),
         (["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://u@h/"], "CHAT_POSTGRES_URL"),
-        (["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://u@h/db?sslmode=verify-full"], "CHAT_POSTGRES_URL"),
+        (
+            ["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://u@h/db?sslmode=verify-full"],
+            "CHAT_POSTGRES_URL"
+        ),
         (["CHAT_MESSAGE_MAX_BYTES": "0"], "CHAT_MESSAGE_MAX_BYTES"),
         (["CHAT_MESSAGE_MAX_BYTES": "lots"], "CHAT_MESSAGE_MAX_BYTES"),
         (["CHAT_PARTICIPANTS_TIMEOUT": "soon"], "CHAT_PARTICIPANTS_TIMEOUT"),
@@ -45,7 +55,9 @@ struct ChatConfigurationTests {
 
     @Test func aBadPostgresURLIsRedactedInTheError() {
         do {
-            _ = try ServiceConfiguration(environment: ["CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://u:hunter2@h"])
+            _ = try ServiceConfiguration(environment: [
+                "CHAT_STORE": "postgres", "CHAT_POSTGRES_URL": "postgres://u:hunter2@h",
+            ])
             Issue.record("accepted a URL without a database")
         } catch {
             #expect(!error.description.contains("hunter2"))

@@ -31,14 +31,18 @@ struct ChatCoreTests {
         func members(of chat: ChatID) -> [ChatMember] { members[chat, default: []] }
 
         func addMember(_ member: ChatMember) -> Bool {
-            guard !members[member.chatID, default: []].contains(where: { $0.userID == member.userID }) else { return false }
+            guard !members[member.chatID, default: []].contains(where: { $0.userID == member.userID }) else {
+                return false
+            }
             members[member.chatID, default: []].append(member)
             return true
         }
 
         func appendMessage(_ draft: MessageDraft) -> MessageAppend {
             if let key = draft.idempotencyKey,
-                let existing = messages.first(where: { $0.chatID == draft.chatID && $0.authorID == draft.authorID && $0.idempotencyKey == key })
+                let existing = messages.first(where: {
+                    $0.chatID == draft.chatID && $0.authorID == draft.authorID && $0.idempotencyKey == key
+                })
             {
                 return existing.text == draft.text ? .replayed(existing) : .keyReused(existing)
             }
@@ -50,7 +54,9 @@ struct ChatCoreTests {
         }
 
         func messages(in chat: ChatID, before: MessageID?, limit: Int) -> [ChatMessage] {
-            Array(messages.filter { $0.chatID == chat && $0.id < (before ?? MessageID(rawValue: .max)) }.reversed().prefix(limit))
+            Array(
+                messages.filter { $0.chatID == chat && $0.id < (before ?? MessageID(rawValue: .max)) }.reversed()
+                    .prefix(limit))
         }
     }
 
@@ -72,9 +78,12 @@ struct ChatCoreTests {
 
     static let upstreamChat = ChatID(validating: "chat-1")!
     static let ann = Participant(userID: "ann", displayName: "Ann", avatarURL: nil, role: "owner")
-    static let ben = Participant(userID: "ben", displayName: "Ben", avatarURL: "https://a.invalid/ben.png", role: "member")
+    static let ben = Participant(
+        userID: "ben", displayName: "Ben", avatarURL: "https://a.invalid/ben.png", role: "member")
 
-    static func core(_ participants: ScriptedParticipants = ScriptedParticipants(), settings: ChatCore.Settings = .init()) -> (ChatCore, MemoryStore) {
+    static func core(
+        _ participants: ScriptedParticipants = ScriptedParticipants(), settings: ChatCore.Settings = .init()
+    ) -> (ChatCore, MemoryStore) {
         let store = MemoryStore()
         return (ChatCore(store: store, participants: participants, settings: settings), store)
     }
@@ -133,7 +142,9 @@ struct ChatCoreTests {
             try await core.postMessage("b", to: chat, by: "alice", idempotencyKey: "k")
         }
         for bad in ["", "with space", String(repeating: "k", count: 256), "é"] {
-            await #expect(throws: ChatError.self) { try await core.postMessage("a", to: chat, by: "alice", idempotencyKey: bad) }
+            await #expect(throws: ChatError.self) {
+                try await core.postMessage("a", to: chat, by: "alice", idempotencyKey: bad)
+            }
         }
     }
 
@@ -143,14 +154,18 @@ struct ChatCoreTests {
         let (core, _) = Self.core(settings: settings)
         let chat = try await core.createChat(by: "alice", title: nil).id
         _ = try await core.postMessage("éé", to: chat, by: "alice")
-        await #expect(throws: ChatError.messageTooLarge(limit: 4)) { try await core.postMessage("ééé", to: chat, by: "alice") }
+        await #expect(throws: ChatError.messageTooLarge(limit: 4)) {
+            try await core.postMessage("ééé", to: chat, by: "alice")
+        }
         await #expect(throws: ChatError.self) { try await core.postMessage("", to: chat, by: "alice") }
         for limit in [0, 201] {
             await #expect(throws: ChatError.self) { try await core.messages(in: chat, for: "alice", limit: limit) }
         }
         await #expect(throws: ChatError.self) { try await core.createChat(by: "", title: nil) }
         await #expect(throws: ChatError.self) { try await core.createChat(by: "a\u{7}b", title: nil) }
-        await #expect(throws: ChatError.self) { try await core.createChat(by: "alice", title: String(repeating: "t", count: 257)) }
+        await #expect(throws: ChatError.self) {
+            try await core.createChat(by: "alice", title: String(repeating: "t", count: 257))
+        }
     }
 
     @Test func pagesCarryTheCursorUntilTheLastOne() async throws {

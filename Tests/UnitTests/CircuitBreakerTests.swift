@@ -16,8 +16,14 @@ struct CircuitBreakerTests {
 
     static let table: [(State, CircuitBreaker.Event, Transition)] = [
         // closed
-        (.closed(consecutiveFailures: 0), .requestPermission, Transition(state: .closed(consecutiveFailures: 0), decision: .allow)),
-        (.closed(consecutiveFailures: 2), .requestPermission, Transition(state: .closed(consecutiveFailures: 2), decision: .allow)),
+        (
+            .closed(consecutiveFailures: 0), .requestPermission,
+            Transition(state: .closed(consecutiveFailures: 0), decision: .allow)
+        ),
+        (
+            .closed(consecutiveFailures: 2), .requestPermission,
+            Transition(state: .closed(consecutiveFailures: 2), decision: .allow)
+        ),
         (.closed(consecutiveFailures: 0), .success, Transition(state: .closed(consecutiveFailures: 0))),
         (.closed(consecutiveFailures: 2), .success, Transition(state: .closed(consecutiveFailures: 0))),
         (.closed(consecutiveFailures: 0), .failure, Transition(state: .closed(consecutiveFailures: 1))),
@@ -25,17 +31,32 @@ struct CircuitBreakerTests {
         (.closed(consecutiveFailures: 2), .failure, Transition(state: .open(until: at(110)))),
         (.closed(consecutiveFailures: 7), .failure, Transition(state: .open(until: at(110)))),
         // open
-        (.open(until: at(105)), .requestPermission, Transition(state: .open(until: at(105)), decision: .reject(retryAfter: .seconds(5)))),
-        (.open(until: at(100)), .requestPermission, Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)),
+        (
+            .open(until: at(105)), .requestPermission,
+            Transition(state: .open(until: at(105)), decision: .reject(retryAfter: .seconds(5)))
+        ),
+        (
+            .open(until: at(100)), .requestPermission,
+            Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)
+        ),
         (.open(until: at(50)), .requestPermission, Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)),
         (.open(until: at(105)), .success, Transition(state: .open(until: at(105)))),
         (.open(until: at(50)), .success, Transition(state: .open(until: at(50)))),
         (.open(until: at(105)), .failure, Transition(state: .open(until: at(105)))),
         (.open(until: at(50)), .failure, Transition(state: .open(until: at(50)))),
         // half-open
-        (.halfOpen(probeSince: at(95)), .requestPermission, Transition(state: .halfOpen(probeSince: at(95)), decision: .reject(retryAfter: .seconds(5)))),
-        (.halfOpen(probeSince: at(90)), .requestPermission, Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)),
-        (.halfOpen(probeSince: at(20)), .requestPermission, Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)),
+        (
+            .halfOpen(probeSince: at(95)), .requestPermission,
+            Transition(state: .halfOpen(probeSince: at(95)), decision: .reject(retryAfter: .seconds(5)))
+        ),
+        (
+            .halfOpen(probeSince: at(90)), .requestPermission,
+            Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)
+        ),
+        (
+            .halfOpen(probeSince: at(20)), .requestPermission,
+            Transition(state: .halfOpen(probeSince: at(100)), decision: .allow)
+        ),
         (.halfOpen(probeSince: at(95)), .success, Transition(state: .closed(consecutiveFailures: 0))),
         (.halfOpen(probeSince: at(20)), .success, Transition(state: .closed(consecutiveFailures: 0))),
         (.halfOpen(probeSince: at(95)), .failure, Transition(state: .open(until: at(110)))),
@@ -58,9 +79,10 @@ struct CircuitBreakerTests {
             }
         }
         let covered = Set(Self.table.map { "\(kind($0.0))/\($0.1)" })
-        let all = Set(["closed", "open", "halfOpen"].flatMap { kind in
-            CircuitBreaker.Event.allCases.map { "\(kind)/\($0)" }
-        })
+        let all = Set(
+            ["closed", "open", "halfOpen"].flatMap { kind in
+                CircuitBreaker.Event.allCases.map { "\(kind)/\($0)" }
+            })
         #expect(covered == all)
     }
 

@@ -7,7 +7,9 @@ struct ClusterTopologyTests {
 
     private static func text(_ value: String) -> RESPValue { .bulkString(Array(value.utf8)) }
 
-    private static func node(id: String, port: Int, role: String, health: String = "online", endpoint: String = "127.0.0.1") -> RESPValue {
+    private static func node(
+        id: String, port: Int, role: String, health: String = "online", endpoint: String = "127.0.0.1"
+    ) -> RESPValue {
         .array([
             text("id"), text(id), text("port"), .integer(Int64(port)), text("ip"), text("127.0.0.1"),
             text("endpoint"), text(endpoint), text("role"), text(role), text("replication-offset"), .integer(72156),
@@ -22,7 +24,9 @@ struct ClusterTopologyTests {
     private static let threeShards: RESPValue = .array([
         shard([0, 5460], [node(id: "a", port: 7000, role: "master"), node(id: "d", port: 7003, role: "replica")]),
         shard([5461, 10922], [node(id: "e", port: 7004, role: "replica"), node(id: "b", port: 7001, role: "master")]),
-        shard([10923, 16000, 16001, 16383], [node(id: "c", port: 7002, role: "master"), node(id: "f", port: 7005, role: "replica", health: "loading")]),
+        shard(
+            [10923, 16000, 16001, 16383],
+            [node(id: "c", port: 7002, role: "master"), node(id: "f", port: 7005, role: "replica", health: "loading")]),
     ])
 
     @Test func clusterShardsGivesEachPrimaryItsSlotsAndReplicas() throws {
@@ -40,7 +44,7 @@ struct ClusterTopologyTests {
         #expect(table.primary(for: HashSlot(5461)!)?.port == 7001)
         #expect(table.primary(for: HashSlot(16383)!)?.port == 7002)
         #expect(table.slots(of: .init(host: "127.0.0.1", port: 7002)) == [10923...16383])
-        #expect(table.primary(forKey: Array("foo".utf8))?.port == 7002)  // slot 12182
+        #expect(table.primary(forKey: Array("foo".utf8))?.port == 7002) // slot 12182
     }
 
     @Test func clusterSlotsAgreesWithClusterShards() throws {
@@ -74,7 +78,9 @@ struct ClusterTopologyTests {
     }
 
     @Test func anUnknownEndpointFallsBackToTheIP() throws {
-        let reply: RESPValue = .array([Self.shard([0, 16383], [Self.node(id: "a", port: 7000, role: "master", endpoint: "?")])])
+        let reply: RESPValue = .array([
+            Self.shard([0, 16383], [Self.node(id: "a", port: 7000, role: "master", endpoint: "?")])
+        ])
         let topology = try ClusterTopology(clusterShardsReply: reply)
         #expect(topology.shards.first?.primary.address == .init(host: "127.0.0.1", port: 7000))
     }

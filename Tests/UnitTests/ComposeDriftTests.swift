@@ -32,8 +32,10 @@ struct ComposeDriftTests {
     /// The chat-service environment as written: name and the value the stack uses when the shell
     /// sets nothing (`${NAME:-fallback}` counts as its fallback).
     static func composeEnvironment(_ text: String) throws -> [(name: String, value: String)] {
-        let service = try #require(SimpleYAML.block(at: ["services", "chat-service"], in: text), "no services.chat-service")
-        let environment = try #require(SimpleYAML.block(at: ["environment"], in: service), "chat-service has no environment")
+        let service = try #require(
+            SimpleYAML.block(at: ["services", "chat-service"], in: text), "no services.chat-service")
+        let environment = try #require(
+            SimpleYAML.block(at: ["environment"], in: service), "chat-service has no environment")
         return SimpleYAML.pairs(in: environment).map { ($0.key, SimpleYAML.fallback(of: $0.value)) }
     }
 
@@ -46,7 +48,9 @@ struct ComposeDriftTests {
     }
 
     @Test func composeValuesAreTheDefaultsExceptTheStacksOwnAddressesAndDemoSecrets() throws {
-        let values = Dictionary(try Self.composeEnvironment(Self.composeText()).map { ($0.name, $0.value) }) { first, _ in first }
+        let values = Dictionary(try Self.composeEnvironment(Self.composeText()).map { ($0.name, $0.value) }) {
+            first, _ in first
+        }
         for variable in EnvironmentVariable.all {
             let expected = Self.composeOverrides[variable.name] ?? variable.defaultValue ?? ""
             #expect(values[variable.name] == expected, "\(variable.name) in compose/docker-compose.yml")
@@ -55,7 +59,9 @@ struct ComposeDriftTests {
     }
 
     @Test func composeEnvironmentIsAValidConfiguration() throws {
-        let environment = Dictionary(try Self.composeEnvironment(Self.composeText()).map { ($0.name, $0.value) }) { first, _ in first }
+        let environment = Dictionary(try Self.composeEnvironment(Self.composeText()).map { ($0.name, $0.value) }) {
+            first, _ in first
+        }
         let configuration = try ServiceConfiguration(environment: environment)
         #expect(configuration.http.port == 8082)
     }
@@ -147,24 +153,31 @@ struct ComposeDriftTests {
 
     static let dockerCompose = findExecutable("docker-compose")
 
-    @Test(.enabled(if: dockerCompose != nil, "docker-compose is not installed (apt-get install docker-compose); CI installs it"))
+    @Test(
+        .enabled(
+            if: dockerCompose != nil, "docker-compose is not installed (apt-get install docker-compose); CI installs it"
+        ))
     func dockerComposeAcceptsTheFileWithAndWithoutTheSentinelProfile() async throws {
         let executable = try #require(Self.dockerCompose)
         let plain = try await Self.run(executable, ["-f", Self.composePath, "config"])
         #expect(plain.status == 0, "docker-compose config failed:\n\(plain.output)")
-        let normalized = try #require(SimpleYAML.block(at: ["services", "chat-service", "environment"], in: plain.output))
+        let normalized = try #require(
+            SimpleYAML.block(at: ["services", "chat-service", "environment"], in: plain.output))
         #expect(Set(SimpleYAML.pairs(in: normalized).map(\.key)) == Set(EnvironmentVariable.all.map(\.name)))
 
-        let sentinel = try await Self.run(executable, ["-f", Self.composePath, "--profile", "sentinel", "config", "--services"])
+        let sentinel = try await Self.run(
+            executable, ["-f", Self.composePath, "--profile", "sentinel", "config", "--services"])
         #expect(sentinel.status == 0, "docker-compose --profile sentinel config failed:\n\(sentinel.output)")
         let services = Set(sentinel.output.split(separator: "\n").map(String.init))
-        #expect(services.isSuperset(of: ["redis", "chat-service", "stub-upstream", "lb", "redis-primary", "redis-replica"]))
+        #expect(
+            services.isSuperset(of: ["redis", "chat-service", "stub-upstream", "lb", "redis-primary", "redis-replica"]))
     }
 
     /// Runs `executable` with a minimal environment (so no exported ADMIN_TOKEN and the like
     /// changes the result), its output in a temporary file, for at most 60 s.
     static func run(_ executable: String, _ arguments: [String]) async throws -> (status: Int32, output: String) {
-        let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent("compose-\(UUID().uuidString).out")
+        let outputURL = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "compose-\(UUID().uuidString).out")
         _ = FileManager.default.createFile(atPath: outputURL.path, contents: nil)
         defer { try? FileManager.default.removeItem(at: outputURL) }
         let output = try FileHandle(forWritingTo: outputURL)
@@ -181,7 +194,7 @@ struct ComposeDriftTests {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(60)
         while process.isRunning, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))  // polls for the exit
+            try await Task.sleep(for: .milliseconds(20)) // polls for the exit
         }
         if process.isRunning {
             process.terminate()
@@ -208,7 +221,8 @@ enum SimpleYAML {
     static func block(at path: [String], in text: String) -> String? {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         for key in path {
-            guard let start = lines.firstIndex(where: { isKeyLine($0, key) && indent($0) == minimumIndent(lines) }) else {
+            guard let start = lines.firstIndex(where: { isKeyLine($0, key) && indent($0) == minimumIndent(lines) })
+            else {
                 return nil
             }
             let keyIndent = indent(lines[start])
@@ -328,7 +342,8 @@ struct Dockerfile {
             if keyword == "FROM" {
                 var image = arguments.split(separator: " ").first.map(String.init) ?? ""
                 for (name, value) in globalArguments {
-                    image = image.replacingOccurrences(of: "${\(name)}", with: value).replacingOccurrences(of: "$\(name)", with: value)
+                    image = image.replacingOccurrences(of: "${\(name)}", with: value).replacingOccurrences(
+                        of: "$\(name)", with: value)
                 }
                 stages.append(Stage(image: image, instructions: []))
             } else if stages.isEmpty {

@@ -6,8 +6,12 @@ import Testing
 struct ConcurrencyLimitTests {
     static func ms(_ milliseconds: Double) -> Duration { .nanoseconds(Int64(milliseconds * 1_000_000)) }
 
-    static func adaptive(minimum: Int = 1, maximum: Int = 64, initial: Int = 4, backoffRatio: Double = 0.9) -> ConcurrencyLimit {
-        ConcurrencyLimit(settings: .init(mode: .adaptive, minimum: minimum, maximum: maximum, initial: initial, backoffRatio: backoffRatio))
+    static func adaptive(minimum: Int = 1, maximum: Int = 64, initial: Int = 4, backoffRatio: Double = 0.9)
+        -> ConcurrencyLimit
+    {
+        ConcurrencyLimit(
+            settings: .init(
+                mode: .adaptive, minimum: minimum, maximum: maximum, initial: initial, backoffRatio: backoffRatio))
     }
 
     /// Records `count` answers in `latency` ms, each started with `inFlight` calls (default: the limit).
@@ -41,7 +45,7 @@ struct ConcurrencyLimitTests {
         #expect(limit.limit == 16)
         limit.record(.overloaded, inFlight: 16)
         #expect(limit.limit == 14 && !limit.isInSlowStart)
-        Self.answer(&limit, 16, inFlight: 14)  // the 16 calls in flight at the decrease
+        Self.answer(&limit, 16, inFlight: 14) // the 16 calls in flight at the decrease
         #expect(limit.limit == 14)
         Self.answer(&limit, 13)
         #expect(limit.limit == 14)
@@ -63,7 +67,7 @@ struct ConcurrencyLimitTests {
     static let floors: [(Int, Int, Double, Int, Int)] = [
         (2, 4, 0.5, 100, 2),
         (1, 1, 0.95, 10, 1),
-        (1, 3, 0.95, 1, 2),  // a decrease takes at least one
+        (1, 3, 0.95, 1, 2), // a decrease takes at least one
         (1, 64, 0.5, 1, 32),
         (5, 64, 0.5, 1_000, 5),
     ]
@@ -94,7 +98,7 @@ struct ConcurrencyLimitTests {
         #expect(limit.limit == 16 && limit.isInSlowStart)
         Self.answer(&limit, 1, ms: 90)
         #expect(limit.limit == 14 && !limit.isInSlowStart)
-        Self.answer(&limit, 16, ms: 90, inFlight: 14)  // recovery
+        Self.answer(&limit, 16, ms: 90, inFlight: 14) // recovery
         #expect(limit.limit == 14)
         Self.answer(&limit, 14, ms: 99)
         #expect(limit.limit == 13)
@@ -142,7 +146,9 @@ struct ConcurrencyLimitTests {
         #expect(ConcurrencyLimit.Settings().initial == 8)
         #expect(ConcurrencyLimit.Settings(maximum: 2).initial == 2)
         #expect(ConcurrencyLimit.Settings(minimum: 10, maximum: 20).initial == 10)
-        #expect(ConcurrencyLimit.Mode(rawValue: "adaptive") == .adaptive && ConcurrencyLimit.Mode(rawValue: "fixed") == .fixed)
+        #expect(
+            ConcurrencyLimit.Mode(rawValue: "adaptive") == .adaptive
+                && ConcurrencyLimit.Mode(rawValue: "fixed") == .fixed)
     }
 
     // MARK: Simulations
@@ -154,7 +160,9 @@ struct ConcurrencyLimitTests {
         var latency: (_ inFlight: Int, _ random: inout SeededRandom) -> Double
         var overloaded: (_ inFlight: Int) -> Bool = { _ in false }
 
-        func run(_ limiter: inout ConcurrencyLimit, samples: Int, seed: UInt64 = 1) -> (limits: [Int], chatsPerSecond: Double) {
+        func run(_ limiter: inout ConcurrencyLimit, samples: Int, seed: UInt64 = 1) -> (
+            limits: [Int], chatsPerSecond: Double
+        ) {
             var random = SeededRandom(seed: seed)
             var now = 0.0
             var flights: [(end: Double, latency: Double, inFlight: Int, overloaded: Bool)] = []
@@ -170,7 +178,8 @@ struct ConcurrencyLimitTests {
                 for index in flights.indices where flights[index].end < flights[first].end { first = index }
                 let call = flights.remove(at: first)
                 now = call.end
-                limiter.record(call.overloaded ? .overloaded : .answered(latency: ms(call.latency)), inFlight: call.inFlight)
+                limiter.record(
+                    call.overloaded ? .overloaded : .answered(latency: ms(call.latency)), inFlight: call.inFlight)
                 limits.append(limiter.limit)
             }
             return (limits, Double(samples) * 50 / (now / 1000))
@@ -214,10 +223,12 @@ struct ConcurrencyLimitTests {
         var limiter = Self.adaptive(initial: 4)
         let (limits, chatsPerSecond) = simulation.run(&limiter, samples: 4_000)
         let settled = limits[400...]
-        #expect(settled.allSatisfy { (capacity / 2)...(2 * capacity) ~= $0 }, "\(settled.min() ?? 0)...\(settled.max() ?? 0)")
+        #expect(
+            settled.allSatisfy { (capacity / 2)...(2 * capacity) ~= $0 },
+            "\(settled.min() ?? 0)...\(settled.max() ?? 0)")
         let mean = Double(settled.reduce(0, +)) / Double(settled.count)
         #expect(mean >= Double(capacity) && mean <= 1.75 * Double(capacity))
-        #expect(chatsPerSecond >= 0.9 * Double(capacity) * 1_000)  // C calls per 50 ms, 50 chats each
+        #expect(chatsPerSecond >= 0.9 * Double(capacity) * 1_000) // C calls per 50 ms, 50 chats each
     }
 
     @Test func anUpstreamThatGetsSlowerForGoodIsLearnedAgain() {

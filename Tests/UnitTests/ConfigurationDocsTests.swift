@@ -21,7 +21,8 @@ struct ConfigurationDocsTests {
             .map { row in
                 let cells = row.split(separator: "|").map { $0.trimmingCharacters(in: .whitespaces) }
                 let name = cells[0].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
-                let defaultValue = cells[1] == "none" ? nil : cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
+                let defaultValue =
+                    cells[1] == "none" ? nil : cells[1].trimmingCharacters(in: CharacterSet(charactersIn: "`"))
                 return (name, defaultValue)
             }
     }

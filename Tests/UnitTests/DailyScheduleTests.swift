@@ -56,7 +56,9 @@ struct DailyScheduleTests {
         #expect(ISO8601Timestamp.string(from: next) == expected)
     }
 
-    @Test(arguments: ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham"])
+    @Test(arguments: [
+        "UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "Pacific/Chatham",
+    ])
     func everyDayOfAYearHasExactlyOneRun(_ zone: String) {
         let schedule = Self.schedule(3, zone)
         var calendar = Calendar(identifier: .gregorian)

@@ -1,8 +1,8 @@
 import ChatRuntime
 import ServiceLifecycle
 import ServiceLifecycleTestKit
-import Testing
 import TestSupport
+import Testing
 
 @testable import ChatService
 

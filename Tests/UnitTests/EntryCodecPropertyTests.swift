@@ -31,7 +31,10 @@ struct EntryCodecPropertyTests {
         for valid in [#"{}"#, #"[]"#, #"0"#, #"-0.5e+3"#, #" {"a":[1,true,null,"\u00e9\n"]} "#, #""😀""#, "1e999"] {
             #expect(PropertyTesting.isJSON(Array(valid.utf8)), "\(valid)")
         }
-        for invalid in [#""#, #"{"#, #"{"a"}"#, #"[1,]"#, #"01"#, #"1."#, #""\u12""#, #""\x""#, "\"\u{1}\"", #"{} {}"#, #"tru"#, #"NaN"#] {
+        for invalid in [
+            #""#, #"{"#, #"{"a"}"#, #"[1,]"#, #"01"#, #"1."#, #""\u12""#, #""\x""#, "\"\u{1}\"", #"{} {}"#, #"tru"#,
+            #"NaN"#,
+        ] {
             #expect(!PropertyTesting.isJSON(Array(invalid.utf8)), "\(invalid)")
         }
         #expect(!PropertyTesting.isJSON([0x22, 0xF5, 0x22]))
@@ -43,12 +46,17 @@ struct EntryCodecPropertyTests {
             let entry = Self.randomEntry(using: &random)
             let bytes = EntryCodec.encodeForRedis(entry)
             let decoded = try EntryCodec.decodeFromRedis(bytes)
-            #expect(decoded.chatID == entry.chatID && decoded.participants == entry.participants && decoded.version == entry.version)
+            #expect(
+                decoded.chatID == entry.chatID && decoded.participants == entry.participants
+                    && decoded.version == entry.version)
             #expect(abs(decoded.fetchedAt.timeIntervalSince(entry.fetchedAt)) < 0.001, "iteration \(iteration)")
-            #expect(PropertyTesting.isJSON(bytes), "iteration \(iteration): not JSON: \(String(decoding: bytes, as: UTF8.self))")
+            #expect(
+                PropertyTesting.isJSON(bytes),
+                "iteration \(iteration): not JSON: \(String(decoding: bytes, as: UTF8.self))")
             if decoded.participants != entry.participants { return }
         }
-        PropertyTesting.report("Redis entry codec: generated entries round-trip and are JSON", cases: PropertyTesting.iterations)
+        PropertyTesting.report(
+            "Redis entry codec: generated entries round-trip and are JSON", cases: PropertyTesting.iterations)
     }
 
     @Test func noProperPrefixIsAccepted() {
@@ -58,7 +66,9 @@ struct EntryCodecPropertyTests {
             let lengths = (0..<40).map { _ in Int.random(in: 0..<bytes.count, using: &random) } + [0, bytes.count - 1]
             for length in lengths {
                 if (try? EntryCodec.decodeFromRedis(Array(bytes.prefix(length)))) != nil {
-                    Issue.record("accepted a prefix of \(length)/\(bytes.count) bytes: \(String(decoding: bytes.prefix(length), as: UTF8.self))")
+                    Issue.record(
+                        "accepted a prefix of \(length)/\(bytes.count) bytes: \(String(decoding: bytes.prefix(length), as: UTF8.self))"
+                    )
                     return
                 }
             }
@@ -75,20 +85,25 @@ struct EntryCodecPropertyTests {
             accepted += 1
             // Never accepts what is not JSON, and what it returns is a valid entry.
             if !PropertyTesting.isJSON(mutated) {
-                Issue.record("iteration \(iteration): accepted bytes that are not JSON: \(String(decoding: mutated, as: UTF8.self).debugDescription)")
+                Issue.record(
+                    "iteration \(iteration): accepted bytes that are not JSON: \(String(decoding: mutated, as: UTF8.self).debugDescription)"
+                )
                 return
             }
             #expect(ChatID(validating: entry.chatID.rawValue) != nil)
         }
         // Some mutations (inside a string) keep the document valid: the property was exercised.
         #expect(accepted > 0)
-        PropertyTesting.report("Redis entry codec: mutated entries refused or valid JSON", cases: PropertyTesting.iterations * 4)
+        PropertyTesting.report(
+            "Redis entry codec: mutated entries refused or valid JSON", cases: PropertyTesting.iterations * 4)
     }
 
     @Test func randomBytesNeverTrapAndAreAcceptedOnlyWhenJSON() {
         var random = SeededRandom(seed: 0xB17E5)
         for _ in 0..<PropertyTesting.iterations {
-            let bytes = (0..<Int.random(in: 0...64, using: &random)).map { _ in PropertyTesting.interestingByte(using: &random) }
+            let bytes = (0..<Int.random(in: 0...64, using: &random)).map { _ in
+                PropertyTesting.interestingByte(using: &random)
+            }
             if (try? EntryCodec.decodeFromRedis(bytes)) != nil {
                 #expect(PropertyTesting.isJSON(bytes))
             }

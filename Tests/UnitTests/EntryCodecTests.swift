@@ -91,7 +91,8 @@ struct EntryCodecTests {
         let entry = Self.entry(participants: [
             Participant(userID: tricky, displayName: tricky, avatarURL: tricky, role: tricky)
         ])
-        for bytes in [EntryCodec.encodeForRedis(entry), EntryCodec.encodeResponse(entry, stale: true, source: .memory)] {
+        for bytes in [EntryCodec.encodeForRedis(entry), EntryCodec.encodeResponse(entry, stale: true, source: .memory)]
+        {
             let object = try Self.json(bytes)
             let participant = try #require((object["participants"] as? [[String: Any]])?.first)
             #expect(participant["user_id"] as? String == tricky)
@@ -137,31 +138,60 @@ struct EntryCodecTests {
     }
 
     @Test func missingAvatarDecodesAsNil() throws {
-        let text = #"{"chat_id":"c","participants":[{"user_id":"u","display_name":"d","role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#
+        let text =
+            #"{"chat_id":"c","participants":[{"user_id":"u","display_name":"d","role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#
         let entry = try EntryCodec.decodeFromRedis(Array(text.utf8))
         #expect(entry.participants.first?.avatarURL == nil)
     }
 
-    @Test(arguments: [
-        ("", DecodingFailureReason.notJSON, "$"),
-        ("not json", .notJSON, "$"),
-        (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z""#, .notJSON, "$"),
-        ("[]", .wrongType, "$"),
-        ("null", .nullValue, "$"),
-        (#"{"participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .missingField, "$.chat_id"),
-        (#"{"chat_id":"c","participants":[],"version":1}"#, .missingField, "$.fetched_at"),
-        (#"{"chat_id":"c","participants":[],"version":"1","fetched_at":"2026-11-25T03:00:00.123Z"}"#, .wrongType, "$.version"),
-        (#"{"chat_id":"c","participants":[],"version":true,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .wrongType, "$.version"),
-        (#"{"chat_id":"c","participants":[],"version":null,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .nullValue, "$.version"),
-        (#"{"chat_id":"c","participants":[],"version":1.5,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c","participants":[],"version":99999999999999999999,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":"yesterday"}"#, .invalidValue, "$.fetched_at"),
-        (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":1795575600}"#, .wrongType, "$.fetched_at"),
-        (#"{"chat_id":"a b","participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .invalidValue, "$.chat_id"),
-        (#"{"chat_id":"c","participants":null,"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .nullValue, "$.participants"),
-        (#"{"chat_id":"c","participants":[{"user_id":"u","display_name":"d","avatar_url":null,"role":3}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .wrongType, "$.participants[0].role"),
-        (#"{"chat_id":"c","participants":[{"user_id":"u","avatar_url":null,"role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .missingField, "$.participants[0].display_name"),
-    ] as [(String, DecodingFailureReason, String)])
+    @Test(
+        arguments: [
+            ("", DecodingFailureReason.notJSON, "$"),
+            ("not json", .notJSON, "$"),
+            (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z""#, .notJSON, "$"),
+            ("[]", .wrongType, "$"),
+            ("null", .nullValue, "$"),
+            (#"{"participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .missingField, "$.chat_id"),
+            (#"{"chat_id":"c","participants":[],"version":1}"#, .missingField, "$.fetched_at"),
+            (
+                #"{"chat_id":"c","participants":[],"version":"1","fetched_at":"2026-11-25T03:00:00.123Z"}"#, .wrongType,
+                "$.version"
+            ),
+            (
+                #"{"chat_id":"c","participants":[],"version":true,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .wrongType, "$.version"
+            ),
+            (
+                #"{"chat_id":"c","participants":[],"version":null,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .nullValue, "$.version"
+            ),
+            (
+                #"{"chat_id":"c","participants":[],"version":1.5,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .invalidValue, "$.version"
+            ),
+            (
+                #"{"chat_id":"c","participants":[],"version":99999999999999999999,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .invalidValue, "$.version"
+            ),
+            (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":"yesterday"}"#, .invalidValue, "$.fetched_at"),
+            (#"{"chat_id":"c","participants":[],"version":1,"fetched_at":1795575600}"#, .wrongType, "$.fetched_at"),
+            (
+                #"{"chat_id":"a b","participants":[],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .invalidValue, "$.chat_id"
+            ),
+            (
+                #"{"chat_id":"c","participants":null,"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#, .nullValue,
+                "$.participants"
+            ),
+            (
+                #"{"chat_id":"c","participants":[{"user_id":"u","display_name":"d","avatar_url":null,"role":3}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .wrongType, "$.participants[0].role"
+            ),
+            (
+                #"{"chat_id":"c","participants":[{"user_id":"u","avatar_url":null,"role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#,
+                .missingField, "$.participants[0].display_name"
+            ),
+        ] as [(String, DecodingFailureReason, String)])
     func decodingFailuresAreTyped(_ text: String, _ reason: DecodingFailureReason, _ path: String) throws {
         let failure = try #require(Self.decodeFailure(text))
         #expect(failure.reason == reason, "\(failure)")
@@ -170,7 +200,9 @@ struct EntryCodecTests {
     }
 
     @Test func invalidUTF8IsNotJSON() throws {
-        var bytes = Array(#"{"chat_id":"c","participants":[{"user_id":"u","display_name":"X","avatar_url":null,"role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#.utf8)
+        var bytes = Array(
+            #"{"chat_id":"c","participants":[{"user_id":"u","display_name":"X","avatar_url":null,"role":"r"}],"version":1,"fetched_at":"2026-11-25T03:00:00.123Z"}"#
+                .utf8)
         let index = try #require(bytes.firstIndex(of: UInt8(ascii: "X")))
         bytes[index] = 0xFF
         let failure = try #require(Self.decodeFailure(bytes))
@@ -222,10 +254,11 @@ struct EntryParserTests {
     /// too and reads the same entry; whatever JSONDecoder refuses, the parser refuses.
     @Test func agreesWithTheCodableConformanceOnRandomMutations() {
         var random = SeededRandom(seed: 2026)
-        let original = EntryCodec.encodeForRedis(EntryCodecTests.entry(participants: [
-            Participant(userID: "u1", displayName: "Ad\"a é", avatarURL: nil, role: "owner"),
-            Participant(userID: "u2", displayName: "B\\o", avatarURL: "x", role: "m"),
-        ]))
+        let original = EntryCodec.encodeForRedis(
+            EntryCodecTests.entry(participants: [
+                Participant(userID: "u1", displayName: "Ad\"a é", avatarURL: nil, role: "owner"),
+                Participant(userID: "u2", displayName: "B\\o", avatarURL: "x", role: "m"),
+            ]))
         var accepted = 0
         for _ in 0..<3000 {
             let bytes = PropertyTesting.editBytes(original, using: &random)

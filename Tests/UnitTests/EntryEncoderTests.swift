@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 import Testing
 
 @testable import Actors
@@ -44,7 +44,8 @@ struct EntryEncoderTests {
         }
         let participants = (0..<Int.random(in: 0...25, using: &random)).map { _ in
             Participant(
-                userID: text(), displayName: text(), avatarURL: Bool.random(using: &random) ? nil : text(), role: text())
+                userID: text(), displayName: text(), avatarURL: Bool.random(using: &random) ? nil : text(), role: text()
+            )
         }
         return ParticipantsEntry(
             chatID: ChatID(validating: "chat-\(random.next() % 1_000_000)")!, participants: participants,
@@ -108,7 +109,9 @@ struct EntryEncoderTests {
         let date = Date(timeIntervalSince1970: 1_800_000_000.123)
         var array: [UInt8] = []
         ISO8601Timestamp.append(date, to: &array)
-        let written = ByteArrayWriter.makeArray(capacity: ISO8601Timestamp.length) { ISO8601Timestamp.write(date, to: &$0) }
+        let written = ByteArrayWriter.makeArray(capacity: ISO8601Timestamp.length) {
+            ISO8601Timestamp.write(date, to: &$0)
+        }
         #expect(written == array)
         #expect(array.count == ISO8601Timestamp.length)
     }

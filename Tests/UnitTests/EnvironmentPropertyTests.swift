@@ -27,22 +27,30 @@ struct EnvironmentPropertyTests {
         var values = Self.hostile
         for _ in 0..<200 {
             values.append(PropertyTesting.text(maxLength: 24, using: &random))
-            values.append(String(decoding: (0..<Int.random(in: 1...16, using: &random)).map { _ in PropertyTesting.interestingByte(using: &random) }, as: UTF8.self))
+            values.append(
+                String(
+                    decoding: (0..<Int.random(in: 1...16, using: &random)).map { _ in
+                        PropertyTesting.interestingByte(using: &random)
+                    }, as: UTF8.self))
         }
         for value in values {
             do {
                 _ = try ServiceConfiguration(environment: [variable: value])
             } catch {
-                #expect(error.variable == variable, "\(variable)=\(value.debugDescription) was refused naming \(error.variable)")
+                #expect(
+                    error.variable == variable,
+                    "\(variable)=\(value.debugDescription) was refused naming \(error.variable)")
                 #expect(error.description.contains(variable) && !error.expected.isEmpty)
             }
         }
-        PropertyTesting.report("environment: hostile values accepted or refused naming the variable", cases: values.count)
+        PropertyTesting.report(
+            "environment: hostile values accepted or refused naming the variable", cases: values.count)
     }
 
     /// Bad values the hostile pass above found accepted, and others next to them.
     @Test(arguments: [
-        ("PARTICIPANTS_API_URL", "http://:80"), ("PARTICIPANTS_API_URL", "http://"), ("PARTICIPANTS_API_URL", "http:///v1"),
+        ("PARTICIPANTS_API_URL", "http://:80"), ("PARTICIPANTS_API_URL", "http://"),
+        ("PARTICIPANTS_API_URL", "http:///v1"),
         ("REDIS_URL", "redis://"), ("REDIS_URL", "redis://:6379/0"), ("HTTP_PORT", "-1"), ("REDIS_MAX_RETRIES", "1e3"),
         ("PARTICIPANTS_BATCH_SIZE", "0x10"), ("SHUTDOWN_TIMEOUT", "-1s"), ("HTTP_MAX_BODY_SIZE", "1.5"),
     ])

@@ -55,7 +55,8 @@ struct HTTPRouterTests {
             Issue.record("a longer path must not match")
             return
         }
-        guard case .methodNotAllowed(let allowed) = router.match(method: .POST, path: "/v1/chats/42/participants") else {
+        guard case .methodNotAllowed(let allowed) = router.match(method: .POST, path: "/v1/chats/42/participants")
+        else {
             Issue.record("a known path with another method must be 405")
             return
         }
@@ -136,7 +137,10 @@ struct URLDecodingTests {
     }
 
     @Test func parsesQueries() {
-        #expect(URLDecoding.queryParameters("page_size=10&page_token=a%2Bb+c") == ["page_size": "10", "page_token": "a+b c"])
+        #expect(
+            URLDecoding.queryParameters("page_size=10&page_token=a%2Bb+c") == [
+                "page_size": "10", "page_token": "a+b c",
+            ])
         #expect(URLDecoding.queryParameters("flag&x=1&x=2&&") == ["flag": "", "x": "1"])
         #expect(URLDecoding.queryParameters("bad=%zz") == nil)
         #expect(URLDecoding.queryParameters("") == [:])

@@ -1,5 +1,6 @@
-@testable import ChatRuntime
 import Testing
+
+@testable import ChatRuntime
 
 @Suite("HashSlot")
 struct HashSlotTests {

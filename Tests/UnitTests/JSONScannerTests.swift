@@ -42,13 +42,18 @@ struct JSONScannerTests {
         #expect(!Self.scannerAccepts(Array(text.utf8)), "\(text)")
     }
 
-    @Test(arguments: [[0x22, 0xFF, 0x22], [0x22, 0xC3, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC0, 0xAF, 0x22]] as [[UInt8]])
+    @Test(
+        arguments: [
+            [0x22, 0xFF, 0x22], [0x22, 0xC3, 0x22], [0x22, 0xED, 0xA0, 0x80, 0x22], [0x22, 0xC0, 0xAF, 0x22],
+        ] as [[UInt8]])
     func rejectsInvalidUTF8InStrings(_ bytes: [UInt8]) {
         #expect(!Self.scannerAccepts(bytes))
     }
 
     @Test func boundsNesting() {
-        let shallow = String(repeating: "[", count: JSONScanner.maximumDepth) + String(repeating: "]", count: JSONScanner.maximumDepth)
+        let shallow =
+            String(repeating: "[", count: JSONScanner.maximumDepth)
+            + String(repeating: "]", count: JSONScanner.maximumDepth)
         #expect(Self.scannerAccepts(Array(shallow.utf8)))
         let deep = String(repeating: "[", count: 100_000)
         #expect(!Self.scannerAccepts(Array(deep.utf8)))

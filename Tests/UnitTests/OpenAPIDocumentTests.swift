@@ -1,10 +1,10 @@
+import ChatRuntime
 import ChatService
 import Foundation
 import Logging
 import Prometheus
-import ChatRuntime
-import Testing
 import TestSupport
+import Testing
 
 @testable import Actors
 
@@ -24,8 +24,12 @@ struct OpenAPIDocumentTests {
     @Test func documentListsExactlyTheRoutesTheRouterServes() async throws {
         let served = try await Self.servedRoutes(environment: [:])
         let documented = try Self.documentedRoutes()
-        #expect(served.subtracting(documented).sorted { $0.description < $1.description } == [], "served, not in docs/openapi.yaml")
-        #expect(documented.subtracting(served).sorted { $0.description < $1.description } == [], "in docs/openapi.yaml, not served")
+        #expect(
+            served.subtracting(documented).sorted { $0.description < $1.description } == [],
+            "served, not in docs/openapi.yaml")
+        #expect(
+            documented.subtracting(served).sorted { $0.description < $1.description } == [],
+            "in docs/openapi.yaml, not served")
     }
 
     /// With PARTICIPANTS_INTEGRATION_DISABLED the router serves a subset: the participants routes
@@ -34,7 +38,8 @@ struct OpenAPIDocumentTests {
         let served = try await Self.servedRoutes(environment: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
         let documented = try Self.documentedRoutes()
         #expect(served.isSubset(of: documented))
-        #expect(documented.subtracting(served) == [Route(method: "GET", path: "/internal/participants/refresh/{job_id}")])
+        #expect(
+            documented.subtracting(served) == [Route(method: "GET", path: "/internal/participants/refresh/{job_id}")])
     }
 
     @Test func theServedDocumentIsTheFileByteForByte() throws {
@@ -63,14 +68,17 @@ struct OpenAPIDocumentTests {
             components:
               schemas: {}
             """
-        #expect(try Self.routes(inOpenAPI: text) == [
-            Route(method: "GET", path: "/a/{id}"), Route(method: "POST", path: "/a/{id}"),
-            Route(method: "DELETE", path: "/b"),
-        ])
+        #expect(
+            try Self.routes(inOpenAPI: text) == [
+                Route(method: "GET", path: "/a/{id}"), Route(method: "POST", path: "/a/{id}"),
+                Route(method: "DELETE", path: "/b"),
+            ])
         #expect(throws: DocumentError.self) { try Self.routes(inOpenAPI: "paths: {/a: {get: {}}}\n") }
         #expect(throws: DocumentError.self) { try Self.routes(inOpenAPI: "paths:\n  \"/a\":\n    get: {}\n") }
         #expect(throws: DocumentError.self) { try Self.routes(inOpenAPI: "paths:\n  /a:\n    fetch: {}\n") }
-        #expect(throws: DocumentError.self) { try Self.routes(inOpenAPI: "paths:\n  /a:\n    get: {}\n  /a:\n    post: {}\n") }
+        #expect(throws: DocumentError.self) {
+            try Self.routes(inOpenAPI: "paths:\n  /a:\n    get: {}\n  /a:\n    post: {}\n")
+        }
     }
 
     // MARK: Helpers

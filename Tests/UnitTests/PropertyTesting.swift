@@ -17,7 +17,8 @@ enum PropertyTesting {
     /// report shows how many cases each property ran.
     static func report(_ property: String, cases: Int) {
         guard let path = ProcessInfo.processInfo.environment["CHAOS_REPORT"], !path.isEmpty,
-              let line = try? JSONSerialization.data(withJSONObject: ["property": property, "cases": cases], options: [.sortedKeys])
+            let line = try? JSONSerialization.data(
+                withJSONObject: ["property": property, "cases": cases], options: [.sortedKeys])
         else { return }
         if !FileManager.default.fileExists(atPath: path) {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
@@ -74,7 +75,10 @@ enum PropertyTesting {
 
     /// Mostly bytes that matter to parsers (quotes, braces, escapes, digits, CR/LF, high bytes).
     static func interestingByte(using random: inout SeededRandom) -> UInt8 {
-        let interesting = Array(#""{}[]:,\-+.0123456789eEtrufalsn$*:+-"#.utf8) + [0, 0x0D, 0x0A, 0x20, 0x7F, 0x80, 0xC3, 0xE2, 0xF0, 0xFF]
+        let interesting =
+            Array(#""{}[]:,\-+.0123456789eEtrufalsn$*:+-"#.utf8) + [
+                0, 0x0D, 0x0A, 0x20, 0x7F, 0x80, 0xC3, 0xE2, 0xF0, 0xFF,
+            ]
         return Bool.random(using: &random)
             ? interesting[Int.random(in: 0..<interesting.count, using: &random)]
             : UInt8.random(in: 0...255, using: &random)
@@ -82,7 +86,10 @@ enum PropertyTesting {
 
     /// A random string mixing ASCII, characters JSON must escape, and multi-byte scalars.
     static func text(maxLength: Int, using random: inout SeededRandom) -> String {
-        let pieces: [String] = ["a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "€", "😀", "\u{FEFF}", "\u{2028}"]
+        let pieces: [String] = [
+            "a", "Z", "0", " ", "\"", "\\", "/", "\n", "\t", "\u{0}", "\u{1F}", "\u{7F}", "é", "€", "😀", "\u{FEFF}",
+            "\u{2028}",
+        ]
         let length = Int.random(in: 0...maxLength, using: &random)
         return (0..<length).map { _ in pieces[Int.random(in: 0..<pieces.count, using: &random)] }.joined()
     }
@@ -190,7 +197,9 @@ private struct JSONGrammar {
 
     private mutating func literal(_ text: String) -> Bool {
         let expected = Array(text.utf8)
-        guard bytes.count - offset >= expected.count, Array(bytes[offset..<offset + expected.count]) == expected else { return false }
+        guard bytes.count - offset >= expected.count, Array(bytes[offset..<offset + expected.count]) == expected else {
+            return false
+        }
         offset += expected.count
         return true
     }

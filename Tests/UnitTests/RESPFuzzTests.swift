@@ -41,15 +41,22 @@ struct RESPFuzzTests {
     static func randomValue(depth: Int = 0, using random: inout SeededRandom) -> RESPValue {
         let safe = Array("abcXYZ019 -_:+$*")
         func line() -> String {
-            String((0..<Int.random(in: 0...20, using: &random)).map { _ in safe[Int.random(in: 0..<safe.count, using: &random)] })
+            String(
+                (0..<Int.random(in: 0...20, using: &random)).map { _ in
+                    safe[Int.random(in: 0..<safe.count, using: &random)]
+                })
         }
         switch Int.random(in: 0..<(depth < 3 ? 6 : 5), using: &random) {
         case 0: return .simpleString(line())
         case 1: return .error(line())
         case 2: return .integer(Int64.random(in: Int64.min...Int64.max, using: &random))
-        case 3: return .bulkString((0..<Int.random(in: 0...100, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) })
+        case 3:
+            return .bulkString(
+                (0..<Int.random(in: 0...100, using: &random)).map { _ in UInt8.random(in: 0...255, using: &random) })
         case 4: return .null
-        default: return .array((0..<Int.random(in: 0...5, using: &random)).map { _ in randomValue(depth: depth + 1, using: &random) })
+        default:
+            return .array(
+                (0..<Int.random(in: 0...5, using: &random)).map { _ in randomValue(depth: depth + 1, using: &random) })
         }
     }
 
@@ -66,7 +73,9 @@ struct RESPFuzzTests {
 
     /// `bytes` cut at random places into 1-6 chunks.
     static func split(_ bytes: [UInt8], using random: inout SeededRandom) -> [[UInt8]] {
-        var cuts = (0..<Int.random(in: 0...5, using: &random)).map { _ in Int.random(in: 0...bytes.count, using: &random) }
+        var cuts = (0..<Int.random(in: 0...5, using: &random)).map { _ in
+            Int.random(in: 0...bytes.count, using: &random)
+        }
         cuts = ([0] + cuts.sorted() + [bytes.count])
         return zip(cuts, cuts.dropFirst()).map { Array(bytes[$0..<$1]) }
     }
@@ -82,7 +91,8 @@ struct RESPFuzzTests {
                 return
             }
         }
-        PropertyTesting.report("RESP: generated replies round-trip through hiredis in any chunking", cases: PropertyTesting.iterations)
+        PropertyTesting.report(
+            "RESP: generated replies round-trip through hiredis in any chunking", cases: PropertyTesting.iterations)
     }
 
     @Test func aTruncatedReplyIsNeverTakenForAWholeOne() {
@@ -93,7 +103,8 @@ struct RESPFuzzTests {
             for length in 0..<wire.count {
                 let result = Self.read([Array(wire.prefix(length))])
                 if result != .values([]) {
-                    Issue.record("iteration \(iteration): a prefix of \(length)/\(wire.count) bytes of \(value) gave \(result)")
+                    Issue.record(
+                        "iteration \(iteration): a prefix of \(length)/\(wire.count) bytes of \(value) gave \(result)")
                     return
                 }
             }
@@ -116,7 +127,9 @@ struct RESPFuzzTests {
         var random = SeededRandom(seed: 0xF022)
         var refused = 0
         for _ in 0..<PropertyTesting.iterations * 4 {
-            let wire = (0..<Int.random(in: 1...3, using: &random)).flatMap { _ in Self.encode(Self.randomValue(using: &random)) }
+            let wire = (0..<Int.random(in: 1...3, using: &random)).flatMap { _ in
+                Self.encode(Self.randomValue(using: &random))
+            }
             let mutated = PropertyTesting.mutate(wire, using: &random)
             // Whatever comes back (values, a need for more bytes, a protocol error) converts
             // without trapping; descriptions walk every value.

@@ -86,7 +86,9 @@ struct RedisCommandTests {
 
     @Test func helpersBuildTheExpectedCommands() {
         #expect(RedisCommand.set("k", value: [1, 2]) == RedisCommand("SET", arguments: [Array("k".utf8), [1, 2]]))
-        #expect(RedisCommand.set("k", value: [1], expireSeconds: 60) == RedisCommand("SET", arguments: [Array("k".utf8), [1], Array("EX".utf8), Array("60".utf8)]))
+        #expect(
+            RedisCommand.set("k", value: [1], expireSeconds: 60)
+                == RedisCommand("SET", arguments: [Array("k".utf8), [1], Array("EX".utf8), Array("60".utf8)]))
         #expect(RedisCommand.del("a", "b") == RedisCommand("DEL", ["a", "b"]))
         #expect(RedisCommand.auth(username: nil, password: "p") == RedisCommand("AUTH", ["p"]))
         #expect(RedisCommand.auth(username: "u", password: "p") == RedisCommand("AUTH", ["u", "p"]))
@@ -102,15 +104,20 @@ struct RedisCommandTests {
         var commands = [
             RedisCommand("SET", arguments: [[], [0, 1, 2], Array("\r\n".utf8)]),
             RedisCommand.ping,
-            RedisCommand.set("participants:v1:{chat-1}", value: Array(repeating: 0x7B, count: 2736), expireSeconds: 90_061),
+            RedisCommand.set(
+                "participants:v1:{chat-1}", value: Array(repeating: 0x7B, count: 2736), expireSeconds: 90_061),
             RedisCommand("X", arguments: (0..<12).map { _ in Array(repeating: 0, count: 9) }),
         ]
         for _ in 0..<200 {
             let count = Int.random(in: 0...12, using: &random)
-            commands.append(RedisCommand("CMD", arguments: (0..<count).map { _ in
-                let length = [0, 1, 9, 10, 99, 100, 1000, Int.random(in: 0...5000, using: &random)].randomElement(using: &random)!
-                return (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
-            }))
+            commands.append(
+                RedisCommand(
+                    "CMD",
+                    arguments: (0..<count).map { _ in
+                        let length = [0, 1, 9, 10, 99, 100, 1000, Int.random(in: 0...5000, using: &random)]
+                            .randomElement(using: &random)!
+                        return (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
+                    }))
         }
         for command in commands {
             var wire: [UInt8] = [9, 9]
@@ -138,14 +145,17 @@ struct RedisCommandTests {
         let length = redisFormatCommandArgv(&target, Int32(arguments.count), &argv, lengths)
         guard length >= 0, let target else { return [] }
         defer { redisFreeCommand(target) }
-        return target.withMemoryRebound(to: UInt8.self, capacity: Int(length)) { Array(UnsafeBufferPointer(start: $0, count: Int(length))) }
+        return target.withMemoryRebound(to: UInt8.self, capacity: Int(length)) {
+            Array(UnsafeBufferPointer(start: $0, count: Int(length)))
+        }
     }
 
     @Test func pubSubAndMonitorAreFlagged() {
         #expect(RedisCommand("subscribe", ["c"]).breaksReplyOrder)
         #expect(RedisCommand("MONITOR", []).breaksReplyOrder)
         #expect(!RedisCommand.ping.breaksReplyOrder)
-        for name in ["SUBSCRIBE", "psubscribe", "SSubscribe", "UNSUBSCRIBE", "PUNSUBSCRIBE", "sunsubscribe", "monitor"] {
+        for name in ["SUBSCRIBE", "psubscribe", "SSubscribe", "UNSUBSCRIBE", "PUNSUBSCRIBE", "sunsubscribe", "monitor"]
+        {
             #expect(RedisCommand(name, []).breaksReplyOrder, "\(name)")
         }
         for name in ["SET", "GET", "EXISTS", "EVALSHA", "XREADGROUP", "ZRANGEBYSCORE", "SUBSCRIBEX", "MONITORS", ""] {

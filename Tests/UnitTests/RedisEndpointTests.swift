@@ -16,14 +16,21 @@ struct RedisEndpointTests {
         Valid(url: "redis://localhost/", expected: RedisEndpoint(host: "localhost")),
         Valid(url: "REDIS://cache.internal:7000", expected: RedisEndpoint(host: "cache.internal", port: 7000)),
         Valid(url: "redis://host:6380/15", expected: RedisEndpoint(host: "host", port: 6380, database: 15)),
-        Valid(url: "redis://:s3cret@host:6379/2", expected: RedisEndpoint(host: "host", password: "s3cret", database: 2)),
+        Valid(
+            url: "redis://:s3cret@host:6379/2", expected: RedisEndpoint(host: "host", password: "s3cret", database: 2)),
         Valid(url: "redis://alice:pw@host", expected: RedisEndpoint(host: "host", username: "alice", password: "pw")),
-        Valid(url: "redis://al%69ce:p%40ss%3Aw%2Fd@host", expected: RedisEndpoint(host: "host", username: "alice", password: "p@ss:w/d")),
-        Valid(url: "redis://:p@ss:w/rd@host:1/3", expected: RedisEndpoint(host: "host", port: 1, password: "p@ss:w/rd", database: 3)),
+        Valid(
+            url: "redis://al%69ce:p%40ss%3Aw%2Fd@host",
+            expected: RedisEndpoint(host: "host", username: "alice", password: "p@ss:w/d")),
+        Valid(
+            url: "redis://:p@ss:w/rd@host:1/3",
+            expected: RedisEndpoint(host: "host", port: 1, password: "p@ss:w/rd", database: 3)),
         Valid(url: "redis://:@host", expected: RedisEndpoint(host: "host")),
         Valid(url: "redis://[::1]:6390/1", expected: RedisEndpoint(host: "::1", port: 6390, database: 1)),
         Valid(url: "redis://[::1]", expected: RedisEndpoint(host: "::1")),
-        Valid(url: "redis://:%C3%A9t%C3%A9@[fe80::1]:65535", expected: RedisEndpoint(host: "fe80::1", port: 65535, password: "été")),
+        Valid(
+            url: "redis://:%C3%A9t%C3%A9@[fe80::1]:65535",
+            expected: RedisEndpoint(host: "fe80::1", port: 65535, password: "été")),
     ]
 
     @Test(arguments: validURLs)
@@ -73,7 +80,9 @@ struct RedisEndpointTests {
     }
 
     @Test func errorMessagesNeverContainThePassword() {
-        for url in ["redis://:hunter2@host:99999", "redis://:hunter2@host/x", "redis://:hunter2@", "redis://u:hunter2@[::1"] {
+        for url in [
+            "redis://:hunter2@host:99999", "redis://:hunter2@host/x", "redis://:hunter2@", "redis://u:hunter2@[::1",
+        ] {
             do {
                 _ = try RedisEndpoint(url: url)
                 Issue.record("\(url) parsed")
@@ -84,10 +93,14 @@ struct RedisEndpointTests {
     }
 
     @Test func redactedDescriptionHidesThePassword() throws {
-        #expect(try RedisEndpoint(url: "redis://alice:hunter2@host:6380/2").redactedDescription == "redis://alice:***@host:6380/2")
+        #expect(
+            try RedisEndpoint(url: "redis://alice:hunter2@host:6380/2").redactedDescription
+                == "redis://alice:***@host:6380/2")
         #expect(try RedisEndpoint(url: "redis://:hunter2@host").redactedDescription == "redis://:***@host:6379/0")
         #expect(try RedisEndpoint(url: "redis://[::1]:7000/1").redactedDescription == "redis://[::1]:7000/1")
-        #expect(RedisEndpoint(host: "h", username: "a:b", password: "x").redactedDescription == "redis://a%3Ab:***@h:6379/0")
+        #expect(
+            RedisEndpoint(host: "h", username: "a:b", password: "x").redactedDescription == "redis://a%3Ab:***@h:6379/0"
+        )
         let endpoint = try RedisEndpoint(url: "redis://:hunter2@host")
         #expect(!"\(endpoint)".contains("hunter2"))
     }

@@ -11,7 +11,8 @@ struct RefreshAcceptanceTests {
     static let chat = ChatID(validating: "chat-1")!
 
     static func entry(secondsBeforeNow: Double) -> ParticipantsEntry {
-        ParticipantsEntry(chatID: chat, participants: [], version: 1, fetchedAt: now.addingTimeInterval(-secondsBeforeNow))
+        ParticipantsEntry(
+            chatID: chat, participants: [], version: 1, fetchedAt: now.addingTimeInterval(-secondsBeforeNow))
     }
 
     /// The caller replaces an entry fetched 60 s ago.
@@ -66,7 +67,8 @@ struct RefreshAcceptanceTests {
     @Test("every baseline against everything found on taking the lock", arguments: baselines, Found.allCases)
     func onTakingLock(baseline: RefreshBaseline, found: Found) {
         let acceptance = RefreshAcceptance(baseline, now: Self.now)
-        #expect(acceptance.onTakingLock(entry: found.entry, usable: found.usable, notFound: found.notFound)
-            == Self.expected(baseline, found))
+        #expect(
+            acceptance.onTakingLock(entry: found.entry, usable: found.usable, notFound: found.notFound)
+                == Self.expected(baseline, found))
     }
 }

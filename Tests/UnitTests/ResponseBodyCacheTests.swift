@@ -6,7 +6,9 @@ import Testing
 /// Reused response bodies are always exactly what the encoder writes for the entry served.
 @Suite("ResponseBodyCache")
 struct ResponseBodyCacheTests {
-    static func entry(_ chat: String = "chat-1", version: Int64 = 1, name: String = "Ada", fetchedAt: Double = 1_800_000_000.5)
+    static func entry(
+        _ chat: String = "chat-1", version: Int64 = 1, name: String = "Ada", fetchedAt: Double = 1_800_000_000.5
+    )
         -> ParticipantsEntry
     {
         ParticipantsEntry(
@@ -21,8 +23,9 @@ struct ResponseBodyCacheTests {
         for _ in 0..<2 {
             for stale in [false, true] {
                 for source in ReadSource.allCases {
-                    #expect(bodies.body(for: entry, stale: stale, source: source)
-                        == EntryCodec.encodeResponse(entry, stale: stale, source: source))
+                    #expect(
+                        bodies.body(for: entry, stale: stale, source: source)
+                            == EntryCodec.encodeResponse(entry, stale: stale, source: source))
                 }
             }
         }
@@ -35,8 +38,9 @@ struct ResponseBodyCacheTests {
         for changed in [
             Self.entry(version: 2), Self.entry(name: "Grace"), Self.entry(fetchedAt: 1_800_000_001.5),
         ] {
-            #expect(bodies.body(for: changed, stale: false, source: .memory)
-                == EntryCodec.encodeResponse(changed, stale: false, source: .memory))
+            #expect(
+                bodies.body(for: changed, stale: false, source: .memory)
+                    == EntryCodec.encodeResponse(changed, stale: false, source: .memory))
         }
     }
 
@@ -54,14 +58,16 @@ struct ResponseBodyCacheTests {
         for number in 1...5 { _ = bodies.body(for: Self.entry("chat-\(number)"), stale: false, source: .memory) }
         #expect(bodies.count == 2)
         let off = ResponseBodyCache(capacity: 0)
-        #expect(off.body(for: Self.entry(), stale: true, source: .memory)
-            == EntryCodec.encodeResponse(Self.entry(), stale: true, source: .memory))
+        #expect(
+            off.body(for: Self.entry(), stale: true, source: .memory)
+                == EntryCodec.encodeResponse(Self.entry(), stale: true, source: .memory))
         #expect(off.count == 0)
     }
 
     @Test func capacityFollowsTheL1WithinBoundsAndStaysOnWithTheL1Off() {
         #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 0) == 1024)
         #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 5000) == 5000)
-        #expect(ParticipantsRoutes.responseBodyCapacity(l1Size: 100_000) == ParticipantsRoutes.defaultResponseBodyCapacity)
+        #expect(
+            ParticipantsRoutes.responseBodyCapacity(l1Size: 100_000) == ParticipantsRoutes.defaultResponseBodyCapacity)
     }
 }

@@ -1,7 +1,7 @@
+import ChatRuntime
 import Foundation
 import Logging
 import MetricsTestKit
-import ChatRuntime
 import ServiceLifecycle
 import TestSupport
 import Testing
@@ -60,7 +60,8 @@ struct SchedulerTests {
                 policy: .init(
                     maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
                     probeInterval: .milliseconds(200)),
-                connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
+                connectionOptions: RedisConnectionOptions(
+                    connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
                 logger: SyncDoubles.logger)
             var coordinationSettings = CoordinationSettings(instanceID: "scheduler-test")
             coordinationSettings.lockTTL = .seconds(3)
@@ -85,8 +86,9 @@ struct SchedulerTests {
                 settings: settings, upstream: upstream, store: store, clock: clock, redisStateChanges: changes,
                 coordination: coordination, elector: elector, consumer: consumer, batcher: batcher,
                 random: SeededRandom(seed: 42), metricsFactory: metrics, logger: SyncDoubles.logger)
-            group = ServiceGroup(configuration: .init(
-                services: [supervisor, elector, batcher, consumer, scheduler], logger: SyncDoubles.logger))
+            group = ServiceGroup(
+                configuration: .init(
+                    services: [supervisor, elector, batcher, consumer, scheduler], logger: SyncDoubles.logger))
         }
 
         func start() async throws -> Task<Void, any Error> {
@@ -118,7 +120,9 @@ struct SchedulerTests {
         /// The first ended run of `kind`; nil if none had within 10 s.
         func ended(kind: SyncRun.Kind) async -> SyncRun? {
             let scheduler = scheduler
-            let found = await eventually(timeout: .seconds(10)) { await scheduler.status().recent.contains { $0.kind == kind } }
+            let found = await eventually(timeout: .seconds(10)) {
+                await scheduler.status().recent.contains { $0.kind == kind }
+            }
             return found ? await scheduler.status().recent.last { $0.kind == kind } : nil
         }
     }
@@ -130,7 +134,8 @@ struct SchedulerTests {
             counts.batchesPlanned == counts.batchesDone + counts.batchesFailed + counts.batchesSkipped,
             sourceLocation: sourceLocation)
         #expect(
-            counts.chatsPlanned == counts.chatsRefreshed + counts.chatsNotFound + counts.chatsFailed + counts.chatsSkipped,
+            counts.chatsPlanned == counts.chatsRefreshed + counts.chatsNotFound + counts.chatsFailed
+                + counts.chatsSkipped,
             sourceLocation: sourceLocation)
     }
 
@@ -173,10 +178,13 @@ struct SchedulerTests {
 
         // The next one is tomorrow's.
         let scheduler = rig.scheduler
-        #expect(await eventually(timeout: .seconds(5)) {
-            await scheduler.status().schedule.nextFullRunAt == Self.utc("2026-11-26T03:00:00.000Z")
-        })
-        #expect(try rig.metrics.expectCounter("sync_runs_total", [("kind", "full"), ("result", "completed")]).totalValue == 1)
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                await scheduler.status().schedule.nextFullRunAt == Self.utc("2026-11-26T03:00:00.000Z")
+            })
+        #expect(
+            try rig.metrics.expectCounter("sync_runs_total", [("kind", "full"), ("result", "completed")]).totalValue
+                == 1)
         #expect(try rig.metrics.expectCounter("sync_batches_total", [("result", "written")]).totalValue == 38)
         #expect(try rig.metrics.expectCounter("sync_chats_refreshed_total").totalValue == 250)
         #expect(try rig.metrics.expectGauge("sync_run_in_progress", [("kind", "full")]).lastValue == 0)
@@ -187,7 +195,8 @@ struct SchedulerTests {
     @Test func manualFullRequestJoinsTheFullRunGoing() async throws {
         let chats = SyncDoubles.chats(30)
         let listGate = AsyncGate()
-        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats, listGate: listGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: chats, listGate: listGate) {
+            settings in
             settings.intervalRunsEnabled = false
         }
         let running = try await rig.start()
@@ -260,16 +269,19 @@ struct SchedulerTests {
         #expect(await rig.clock.waitForSleepers(atLeast: 1))
         rig.clock.advance(by: .seconds(15 * 60))
         let scheduler = rig.scheduler
-        #expect(await eventually(timeout: .seconds(10)) {
-            await scheduler.status().recent.filter { $0.kind == .interval }.count == 2
-        })
+        #expect(
+            await eventually(timeout: .seconds(10)) {
+                await scheduler.status().recent.filter { $0.kind == .interval }.count == 2
+            })
         #expect(rig.upstream.batchCalls.last == [chat["f-fresh"]!])
         try await rig.shutdown(running)
     }
 
     @Test func intervalTickWhileAFullRunIsGoingIsSkipped() async throws {
         let listGate = AsyncGate()
-        let rig = try await Rig(now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(20), listGate: listGate) { settings in
+        let rig = try await Rig(
+            now: Self.utc("2026-11-25T02:50:00.000Z"), chats: SyncDoubles.chats(20), listGate: listGate
+        ) { settings in
             settings.updateInterval = .seconds(15 * 60)
         }
         for chat in SyncDoubles.chats(20) { rig.store.markRead(chat, at: rig.clock.now()) }
@@ -280,9 +292,10 @@ struct SchedulerTests {
 
         // 03:05: the interval tick finds the full run going and re-arms for 03:20.
         rig.clock.set(Self.utc("2026-11-25T03:05:00.000Z"))
-        #expect(await eventually(timeout: .seconds(5)) {
-            rig.clock.sleeperDeadlines.contains(Self.utc("2026-11-25T03:20:00.000Z"))
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                rig.clock.sleeperDeadlines.contains(Self.utc("2026-11-25T03:20:00.000Z"))
+            })
         let status = await rig.scheduler.status()
         #expect(status.running.map(\.kind) == [.full])
         #expect(status.totals.runsStarted == 1)
@@ -339,7 +352,8 @@ struct SchedulerTests {
     @Test func catchUpRequestsWithinAMinuteStartOneRun() async throws {
         let chats = SyncDoubles.chats(5)
         let batchGate = AsyncGate()
-        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, batchGate: batchGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, batchGate: batchGate) {
+            settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
@@ -404,7 +418,9 @@ struct SchedulerTests {
         #expect(run.failure == "every batch failed upstream")
         #expect(run.counts.batchesFailed == 2)
         #expect(rig.store.storeCalls.isEmpty)
-        #expect(try rig.metrics.expectCounter("sync_runs_total", [("kind", "manual_full"), ("result", "failed")]).totalValue == 1)
+        #expect(
+            try rig.metrics.expectCounter("sync_runs_total", [("kind", "manual_full"), ("result", "failed")]).totalValue
+                == 1)
         try await rig.shutdown(running)
     }
 
@@ -479,7 +495,8 @@ struct SchedulerTests {
     @Test func slowStoreHoldsTheFullRunBack() async throws {
         let chats = SyncDoubles.chats(2000)
         let storeGate = AsyncGate()
-        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, storeGate: storeGate) { settings in
+        let rig = try await Rig(now: Self.utc("2026-11-25T12:00:00.000Z"), chats: chats, storeGate: storeGate) {
+            settings in
             settings.intervalRunsEnabled = false
             settings.fullRunsEnabled = false
         }
@@ -488,10 +505,11 @@ struct SchedulerTests {
         let scheduler = rig.scheduler
         let consumer = rig.consumer
         // Two batches writing (the batcher's limit), four held by the reader (twice the limit).
-        #expect(await eventually(timeout: .seconds(5)) {
-            let held = await consumer.status.held
-            return rig.store.writing == 2 && held == 4
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                let held = await consumer.status.held
+                return rig.store.writing == 2 && held == 4
+            })
         // The producer appended one page (10 batches) and waits: the backlog (8, twice the hold
         // limit for one instance) is reached.
         #expect(await eventually(timeout: .seconds(5)) { await scheduler.run(id)?.counts.batchesPlanned == 10 })
@@ -526,16 +544,18 @@ struct SchedulerTests {
         let id = await rig.scheduler.requestFullRun(trigger: "test")
         let scheduler = rig.scheduler
         let consumer = rig.consumer
-        #expect(await eventually(timeout: .seconds(5)) {
-            let held = await consumer.status.held
-            return rig.store.writing == 2 && held == 4
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                let held = await consumer.status.held
+                return rig.store.writing == 2 && held == 4
+            })
         await rig.group.triggerGracefulShutdown()
         #expect(await eventually(timeout: .seconds(5)) { await scheduler.status().state != "running" })
         storeGate.open()
         try await running.value
 
-        let fields = try await rig.redis.cli("HMGET", CoordinationKeys.run(id), "state", "batches_planned", "batches_done", "batches_skipped")
+        let fields = try await rig.redis.cli(
+            "HMGET", CoordinationKeys.run(id), "state", "batches_planned", "batches_done", "batches_skipped")
         let values = fields.split(separator: "\n").map(String.init)
         #expect(values.first == "running")
         #expect(values.dropFirst().first == "10")
@@ -564,14 +584,16 @@ struct SchedulerTests {
         let running = try await rig.start()
         let id = await rig.scheduler.requestFullRun(trigger: "test")
         let consumer = rig.consumer
-        #expect(await eventually(timeout: .seconds(5)) {
-            let held = await consumer.status.held
-            return rig.upstream.inFlight == 2 && held == 4
-        })
+        #expect(
+            await eventually(timeout: .seconds(5)) {
+                let held = await consumer.status.held
+                return rig.upstream.inFlight == 2 && held == 4
+            })
         await rig.group.triggerGracefulShutdown()
         try await running.value
 
-        let fields = try await rig.redis.cli("HMGET", CoordinationKeys.run(id), "state", "batches_done", "batches_skipped")
+        let fields = try await rig.redis.cli(
+            "HMGET", CoordinationKeys.run(id), "state", "batches_done", "batches_skipped")
         #expect(fields.split(separator: "\n").map(String.init) == ["running", "0", "0"])
         #expect(rig.store.storeCalls.isEmpty)
         // The four batches it held stay pending under its name, for another instance to claim.

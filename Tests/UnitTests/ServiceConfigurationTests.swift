@@ -1,10 +1,10 @@
+import Actors
 import ChatRuntime
+import Foundation
+import Logging
 import Testing
 
 @testable import ChatService
-import Actors
-import Foundation
-import Logging
 
 @Suite("ServiceConfiguration")
 struct ServiceConfigurationTests {
@@ -126,7 +126,9 @@ struct ServiceConfigurationTests {
         #expect(summary["PARTICIPANTS_MAX_BATCHES_IN_FLIGHT"] == "64")
         #expect(summary["PARTICIPANTS_BATCH_CONCURRENCY"] == "adaptive")
 
-        let fixed = try ServiceConfiguration(environment: ["PARTICIPANTS_BATCH_CONCURRENCY": "Fixed", "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "4"])
+        let fixed = try ServiceConfiguration(environment: [
+            "PARTICIPANTS_BATCH_CONCURRENCY": "Fixed", "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "4",
+        ])
         #expect(fixed.participants.batchConcurrency == .fixed)
         #expect(fixed.participants.maxBatchesInFlight == 4)
         #expect(fixed.redactedSummary.contains { $0.name == "PARTICIPANTS_BATCH_CONCURRENCY" && $0.value == "fixed" })
@@ -138,7 +140,8 @@ struct ServiceConfigurationTests {
         } throws: { error in
             guard let error = error as? ConfigurationError else { return false }
             return error.variable == "PARTICIPANTS_BATCH_CONCURRENCY"
-                && error.description == #"invalid PARTICIPANTS_BATCH_CONCURRENCY="gradient": expected one of adaptive, fixed"#
+                && error.description
+                    == #"invalid PARTICIPANTS_BATCH_CONCURRENCY="gradient": expected one of adaptive, fixed"#
         }
         #expect(ConfigurationError.exitCode == 78)
     }
@@ -148,7 +151,9 @@ struct ServiceConfigurationTests {
         #expect(defaults.grpc.enabled)
         #expect(defaults.grpc.host == "0.0.0.0")
         #expect(defaults.grpc.port == 9092)
-        let custom = try ServiceConfiguration(environment: ["GRPC_ENABLED": "false", "GRPC_HOST": "::1", "GRPC_PORT": "0"])
+        let custom = try ServiceConfiguration(environment: [
+            "GRPC_ENABLED": "false", "GRPC_HOST": "::1", "GRPC_PORT": "0",
+        ])
         #expect(!custom.grpc.enabled)
         #expect(custom.grpc.host == "::1")
         #expect(custom.grpc.port == 0)
@@ -166,10 +171,11 @@ struct ServiceConfigurationTests {
             "REDIS_SENTINEL_MASTER": "chat-cache",
         ])
         let sentinel = try #require(configuration.redis.sentinel)
-        #expect(sentinel.sentinels == [
-            RedisServerAddress(host: "10.0.0.1", port: 26379), RedisServerAddress(host: "sentinel-b", port: 26380),
-            RedisServerAddress(host: "::1", port: 26381),
-        ])
+        #expect(
+            sentinel.sentinels == [
+                RedisServerAddress(host: "10.0.0.1", port: 26379), RedisServerAddress(host: "sentinel-b", port: 26380),
+                RedisServerAddress(host: "::1", port: 26381),
+            ])
         #expect(sentinel.masterName == "chat-cache")
         let summary = Dictionary(uniqueKeysWithValues: configuration.redactedSummary.map { ($0.name, $0.value) })
         #expect(summary["REDIS_SENTINELS"] == "10.0.0.1:26379,sentinel-b:26380,[::1]:26381")
@@ -218,6 +224,9 @@ struct ServiceConfigurationTests {
         #expect(defaults.redactedSummary.contains { $0.name == "PARTICIPANTS_LEADER_LOCK_TTL" && $0.value == "15s" })
         let short = try ServiceConfiguration(environment: ["PARTICIPANTS_LEADER_LOCK_TTL": "5s"])
         #expect(short.participants.leaderLockTTL == .seconds(5))
-        #expect(short.warnings.contains { $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") && $0.contains("REDIS_COMMAND_TIMEOUT") })
+        #expect(
+            short.warnings.contains {
+                $0.contains("PARTICIPANTS_LEADER_LOCK_TTL") && $0.contains("REDIS_COMMAND_TIMEOUT")
+            })
     }
 }

@@ -17,25 +17,42 @@ struct SharedRunBooksTests {
     }
 
     @Test(arguments: [
-        Case(name: "nothing planned, producer done", events: [.producerEnded(.finished)], state: .completed, backlog: 0),
-        Case(name: "all written", events: [.appended(count: 2), .settled(.written), .settled(.deferred), .producerEnded(.finished)],
-             state: .completed, backlog: 0),
-        Case(name: "settled before the producer ends: still running", events: [.appended(count: 1), .settled(.written)],
-             state: .running, backlog: 0),
-        Case(name: "producer done, one batch left in the stream", events: [.appended(count: 2), .settled(.written), .producerEnded(.finished)],
-             state: .running, backlog: 1),
-        Case(name: "the last settlement ends it", events: [.appended(count: 2), .producerEnded(.finished), .settled(.failed), .settled(.written)],
-             state: .completed, backlog: 0),
-        Case(name: "every batch failed", events: [.appended(count: 2), .producerEnded(.finished), .settled(.failed), .settled(.failed)],
-             state: .failed, backlog: 0, failure: "every batch failed upstream"),
-        Case(name: "a skipped batch cancels", events: [.appended(count: 2), .producerEnded(.finished), .settled(.skipped), .settled(.written)],
-             state: .cancelled, backlog: 0),
-        Case(name: "listing failed", events: [.appended(count: 1), .producerEnded(.failed), .settled(.written)],
-             state: .failed, backlog: 0),
-        Case(name: "interrupted by a new leader", events: [.appended(count: 1), .producerEnded(.interrupted), .settled(.written)],
-             state: .cancelled, backlog: 0),
-        Case(name: "reaped with batches never back", events: [.appended(count: 3), .settled(.written), .producerEnded(.finished), .reaped],
-             state: .failed, backlog: 2, failure: "2 batches were never accounted for"),
+        Case(
+            name: "nothing planned, producer done", events: [.producerEnded(.finished)], state: .completed, backlog: 0),
+        Case(
+            name: "all written",
+            events: [.appended(count: 2), .settled(.written), .settled(.deferred), .producerEnded(.finished)],
+            state: .completed, backlog: 0),
+        Case(
+            name: "settled before the producer ends: still running", events: [.appended(count: 1), .settled(.written)],
+            state: .running, backlog: 0),
+        Case(
+            name: "producer done, one batch left in the stream",
+            events: [.appended(count: 2), .settled(.written), .producerEnded(.finished)],
+            state: .running, backlog: 1),
+        Case(
+            name: "the last settlement ends it",
+            events: [.appended(count: 2), .producerEnded(.finished), .settled(.failed), .settled(.written)],
+            state: .completed, backlog: 0),
+        Case(
+            name: "every batch failed",
+            events: [.appended(count: 2), .producerEnded(.finished), .settled(.failed), .settled(.failed)],
+            state: .failed, backlog: 0, failure: "every batch failed upstream"),
+        Case(
+            name: "a skipped batch cancels",
+            events: [.appended(count: 2), .producerEnded(.finished), .settled(.skipped), .settled(.written)],
+            state: .cancelled, backlog: 0),
+        Case(
+            name: "listing failed", events: [.appended(count: 1), .producerEnded(.failed), .settled(.written)],
+            state: .failed, backlog: 0),
+        Case(
+            name: "interrupted by a new leader",
+            events: [.appended(count: 1), .producerEnded(.interrupted), .settled(.written)],
+            state: .cancelled, backlog: 0),
+        Case(
+            name: "reaped with batches never back",
+            events: [.appended(count: 3), .settled(.written), .producerEnded(.finished), .reaped],
+            state: .failed, backlog: 2, failure: "2 batches were never accounted for"),
     ])
     func books(_ example: Case) {
         var books = SharedRunBooks()
@@ -64,7 +81,9 @@ struct SharedRunBooksTests {
         (backlog: 0, streamLength: 49, wait: false),
     ])
     func roomToAppend(_ example: (backlog: Int, streamLength: Int, wait: Bool)) {
-        #expect(SharedRunBooks.mustWaitForRoom(
-            backlog: example.backlog, backlogLimit: 8, streamLength: example.streamLength, streamLengthLimit: 50) == example.wait)
+        #expect(
+            SharedRunBooks.mustWaitForRoom(
+                backlog: example.backlog, backlogLimit: 8, streamLength: example.streamLength, streamLengthLimit: 50)
+                == example.wait)
     }
 }

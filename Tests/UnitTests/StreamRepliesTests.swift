@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 import Testing
 
 @testable import Actors
@@ -20,9 +20,12 @@ struct StreamRepliesTests {
 
     @Test func readReplyListsEveryEntryWithItsFields() {
         let reply = RESPValue.array([
-            .array([Self.bulk("participants:v1:sync:batches"), .array([
-                Self.entry("1-0", Self.batchFields), Self.entry("1-1", [("run", "x")]),
-            ])]),
+            .array([
+                Self.bulk("participants:v1:sync:batches"),
+                .array([
+                    Self.entry("1-0", Self.batchFields), Self.entry("1-1", [("run", "x")]),
+                ]),
+            ])
         ])
         let entries = StreamReplies.entries(fromRead: reply)
         #expect(entries.map(\.id) == ["1-0", "1-1"])
@@ -97,8 +100,13 @@ struct StreamRepliesTests {
 
     @Test func consumersAreReadWithTheirIdleTime() {
         let reply = RESPValue.array([
-            .array([Self.bulk("name"), Self.bulk("a"), Self.bulk("pending"), .integer(1), Self.bulk("idle"), .integer(50)]),
-            .array([Self.bulk("name"), Self.bulk("b"), Self.bulk("pending"), .integer(0), Self.bulk("idle"), .integer(90_000)]),
+            .array([
+                Self.bulk("name"), Self.bulk("a"), Self.bulk("pending"), .integer(1), Self.bulk("idle"), .integer(50),
+            ]),
+            .array([
+                Self.bulk("name"), Self.bulk("b"), Self.bulk("pending"), .integer(0), Self.bulk("idle"),
+                .integer(90_000),
+            ]),
         ])
         let consumers = StreamReplies.consumers(reply)
         #expect(consumers.map(\.name) == ["a", "b"])
@@ -113,9 +121,10 @@ struct StreamRepliesTests {
             "chats_refreshed": "120", "batches_planned": "30", "batches_done": "12", "batches_failed": "0",
             "errors_total": "3", "failure": "", "joined_requests": "2",
         ]
-        let record = try #require(SharedRunRecord(
-            fields: fields,
-            errorLines: ["2026-11-25T12:00:02.000Z newest", "2026-11-25T12:00:01.000Z oldest: with spaces"]))
+        let record = try #require(
+            SharedRunRecord(
+                fields: fields,
+                errorLines: ["2026-11-25T12:00:02.000Z newest", "2026-11-25T12:00:01.000Z oldest: with spaces"]))
         #expect(record.cursor == "300")
         #expect(!record.producerDone)
         let run = record.run

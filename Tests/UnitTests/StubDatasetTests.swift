@@ -12,10 +12,16 @@ struct StubDatasetTests {
         #expect(chat.chatID.rawValue == "chat-4")
         #expect(chat.version == 1)
         #expect(chat.participants.count == 15)
-        #expect(chat.participants[0] == Participant(
-            userID: "u-4-0", displayName: "User 0 of chat 4 (v1)", avatarURL: "https://avatars.invalid/u-4-0.png", role: "owner"))
-        #expect(chat.participants.map(\.role) == ["owner", "admin", "member", "member", "member", "member", "member", "member",
-            "member", "member", "member", "admin", "member", "member", "member"])
+        #expect(
+            chat.participants[0]
+                == Participant(
+                    userID: "u-4-0", displayName: "User 0 of chat 4 (v1)",
+                    avatarURL: "https://avatars.invalid/u-4-0.png", role: "owner"))
+        #expect(
+            chat.participants.map(\.role) == [
+                "owner", "admin", "member", "member", "member", "member", "member", "member",
+                "member", "member", "member", "admin", "member", "member", "member",
+            ])
         #expect(chat.participants.indices.filter { chat.participants[$0].avatarURL == nil } == [6, 13])
         #expect(chat.participants[13].userID == "u-4-13")
         #expect(chat.participants[13].displayName == "User 13 of chat 4 (v1)")
@@ -92,7 +98,10 @@ struct StubDatasetTests {
         let dataset = StubDataset(chatCount: 1_000_000, participantsPerChat: 1)
         #expect(dataset.chatNumber(of: "chat-1") == 1)
         #expect(dataset.chatNumber(of: "chat-1000000") == 1_000_000)
-        for id in ["chat-0", "chat-01", "chat-1000001", "chat-", "chat--1", "chat-1a", "Chat-1", "x", "", "chat-99999999999999999999999"] {
+        for id in [
+            "chat-0", "chat-01", "chat-1000001", "chat-", "chat--1", "chat-1a", "Chat-1", "x", "",
+            "chat-99999999999999999999999",
+        ] {
             #expect(dataset.chatNumber(of: id) == nil, "\(id)")
         }
     }

@@ -13,7 +13,9 @@ struct StubFaultsTests {
         #expect(first.errorRate == 0.25)
         #expect(first.latency == .milliseconds(150))
         #expect(first.hang)
-        let second = try Self.patch(#"{"hang":false,"malformed_kind":"truncated","fail_next":2,"fail_status":429}"#, onto: first).get()
+        let second = try Self.patch(
+            #"{"hang":false,"malformed_kind":"truncated","fail_next":2,"fail_status":429}"#, onto: first
+        ).get()
         #expect(second.errorRate == 0.25 && second.latency == .milliseconds(150))
         #expect(!second.hang && second.malformedKind == .truncated && second.failNext == 2 && second.failStatus == 429)
         #expect(try Self.patch("{}", onto: second).get() == second)

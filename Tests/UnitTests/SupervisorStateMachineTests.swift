@@ -32,7 +32,8 @@ struct SupervisorStateMachineTests {
         switch state {
         case .connecting: break
         case .ready: feed([.connected])
-        case .reconnecting(let attempt): feed([.connected, .connectionLost] + Array(repeating: .connectFailed, count: attempt - 1))
+        case .reconnecting(let attempt):
+            feed([.connected, .connectionLost] + Array(repeating: .connectFailed, count: attempt - 1))
         case .unavailable: feed([.connectFailed] + Array(repeating: .connectFailed, count: maxRetries))
         case .stopped: feed([.shutdown])
         }
@@ -100,7 +101,10 @@ struct SupervisorStateMachineTests {
         var random = SeededRandom(seed: 4)
         for _ in 0..<100 {
             #expect(machine.handle(.probeDue, now: Self.t0, random: &random).actions == [.connect])
-            #expect(machine.handle(.connectFailed, now: Self.t0, random: &random).actions == [.scheduleProbe(after: .seconds(30))])
+            #expect(
+                machine.handle(.connectFailed, now: Self.t0, random: &random).actions == [
+                    .scheduleProbe(after: .seconds(30))
+                ])
         }
         #expect(machine.state == .unavailable)
     }
@@ -109,12 +113,14 @@ struct SupervisorStateMachineTests {
         let policy = Machine.Policy(maxRetries: 0, backoff: Self.policy.backoff, probeInterval: .seconds(5))
         var random = SeededRandom(seed: 5)
         var fromStart = Machine(policy: policy, now: Self.t0)
-        #expect(fromStart.handle(.connectFailed, now: Self.t0, random: &random)
-            == .transition(from: .connecting, to: .unavailable, actions: [.scheduleProbe(after: .seconds(5))]))
+        #expect(
+            fromStart.handle(.connectFailed, now: Self.t0, random: &random)
+                == .transition(from: .connecting, to: .unavailable, actions: [.scheduleProbe(after: .seconds(5))]))
         var fromReady = Machine(policy: policy, now: Self.t0)
         _ = fromReady.handle(.connected, now: Self.t0, random: &random)
-        #expect(fromReady.handle(.connectionLost, now: Self.t0, random: &random)
-            == .transition(from: .ready, to: .unavailable, actions: [.connect]))
+        #expect(
+            fromReady.handle(.connectionLost, now: Self.t0, random: &random)
+                == .transition(from: .ready, to: .unavailable, actions: [.connect]))
     }
 
     @Test func backoffIsCappedAndJitteredWithinBounds() {
@@ -126,7 +132,8 @@ struct SupervisorStateMachineTests {
         var random = SeededRandom(seed: 6)
         // The first failure leaves `connecting`; then 20 attempts fail.
         for _ in 0...20 {
-            guard case .transition(_, _, let actions) = machine.handle(.connectFailed, now: Self.t0, random: &random) else {
+            guard case .transition(_, _, let actions) = machine.handle(.connectFailed, now: Self.t0, random: &random)
+            else {
                 Issue.record("connectFailed was ignored")
                 return
             }

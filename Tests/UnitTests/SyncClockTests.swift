@@ -20,7 +20,7 @@ struct SyncClockTests {
         #expect(await clock.waitForSleepers(atLeast: 3))
         clock.advance(by: .seconds(5))
         #expect(clock.sleeperCount == 3)
-        clock.advance(by: .seconds(15))  // t = 20: the 10 s and 20 s sleepers are due
+        clock.advance(by: .seconds(15)) // t = 20: the 10 s and 20 s sleepers are due
         try await tasks[1].value
         try await tasks[2].value
         #expect(Set(woke.values) == [10, 20])

@@ -10,9 +10,9 @@ struct SyncSelectionTests {
     @Test func dueChatsAreThoseAtLeastThresholdOldAtTheHorizonOrUnknown() {
         let chats = SyncDoubles.chats(4)
         let fetchedAt: [ChatID: Date] = [
-            chats[0]: Self.horizon.addingTimeInterval(-3600),  // exactly the threshold: due
-            chats[1]: Self.horizon.addingTimeInterval(-3599),  // a second short: not due
-            chats[2]: Self.horizon.addingTimeInterval(600),  // from the future (clock skew): not due
+            chats[0]: Self.horizon.addingTimeInterval(-3600), // exactly the threshold: due
+            chats[1]: Self.horizon.addingTimeInterval(-3599), // a second short: not due
+            chats[2]: Self.horizon.addingTimeInterval(600), // from the future (clock skew): not due
         ]
         let due = StaleSelection.due(chats, fetchedAt: fetchedAt, horizon: Self.horizon, staleThreshold: .seconds(3600))
         #expect(due == [chats[0], chats[3]])

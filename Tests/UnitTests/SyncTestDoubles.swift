@@ -21,7 +21,9 @@ enum SyncDoubles {
     static func upstreamChat(_ id: ChatID, version: Int64 = 1) -> UpstreamChat {
         UpstreamChat(
             chatID: id,
-            participants: [Participant(userID: "u-\(id.rawValue)", displayName: "User", avatarURL: nil, role: "member")],
+            participants: [
+                Participant(userID: "u-\(id.rawValue)", displayName: "User", avatarURL: nil, role: "member")
+            ],
             version: version)
     }
 }
@@ -136,9 +138,10 @@ final class FakeUpstream: ParticipantsUpstream {
             var response = BatchGetResponse(chats: [], notFound: [])
             for chat in chats where !state.omitted.contains(chat) {
                 if state.malformed.contains(chat) {
-                    response.rejected.append(UpstreamDecodingError(
-                        reason: .wrongType, path: "$.chats[0].version", detail: "expected an integer",
-                        chatID: chat.rawValue))
+                    response.rejected.append(
+                        UpstreamDecodingError(
+                            reason: .wrongType, path: "$.chats[0].version", detail: "expected an integer",
+                            chatID: chat.rawValue))
                 } else if state.knownSet.contains(chat) {
                     response.chats.append(SyncDoubles.upstreamChat(chat))
                 } else {

@@ -12,12 +12,17 @@ struct TokenVerifierTests {
     static let secret = Array("test-secret-0123456789".utf8)
     static let now = Date(timeIntervalSince1970: 1_800_000_000)
 
-    static func verifier(leeway: Duration = .seconds(30), issuer: String? = nil, audience: String? = nil) async -> TokenVerifier {
-        await TokenVerifier(secret: String(decoding: secret, as: UTF8.self), issuer: issuer, audience: audience, leeway: leeway)
+    static func verifier(leeway: Duration = .seconds(30), issuer: String? = nil, audience: String? = nil) async
+        -> TokenVerifier
+    {
+        await TokenVerifier(
+            secret: String(decoding: secret, as: UTF8.self), issuer: issuer, audience: audience, leeway: leeway)
     }
 
     static func token(header: String, payload: String, secret: [UInt8] = secret) -> String {
-        token(encodedHeader: Base64URL.encode(Array(header.utf8)), encodedPayload: Base64URL.encode(Array(payload.utf8)), secret: secret)
+        token(
+            encodedHeader: Base64URL.encode(Array(header.utf8)), encodedPayload: Base64URL.encode(Array(payload.utf8)),
+            secret: secret)
     }
 
     /// Signs whatever segment text it is given, valid base64url or not.
@@ -50,18 +55,25 @@ struct TokenVerifierTests {
     }
 
     @Test func acceptsOtherWellFormedHS256HeadersAndFractionalDates() async throws {
-        let token = Self.token(header: #"{"typ":"JWT", "alg":"HS256","kid":"k1"}"#, payload: #"{"sub":"s","exp":1800000000.5,"custom":[1]}"#)
+        let token = Self.token(
+            header: #"{"typ":"JWT", "alg":"HS256","kid":"k1"}"#,
+            payload: #"{"sub":"s","exp":1800000000.5,"custom":[1]}"#)
         let claims = try await Self.verifier().verify(token, now: Self.now).get()
         #expect(claims.subject == "s")
         #expect(claims.expiresAt == Date(timeIntervalSince1970: 1_800_000_000.5))
     }
 
     @Test func signerWritesTheStandardHeader() {
-        let token = JWTSigner.sign(JWTClaims(subject: "u", expiresAt: Date(timeIntervalSince1970: 1_800_000_000.9)), secret: Self.secret)
+        let token = JWTSigner.sign(
+            JWTClaims(subject: "u", expiresAt: Date(timeIntervalSince1970: 1_800_000_000.9)), secret: Self.secret)
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         #expect(parts.count == 3)
-        #expect(Base64URL.decode(Array(parts[0].utf8)).map { String(decoding: $0, as: UTF8.self) } == #"{"alg":"HS256","typ":"JWT"}"#)
-        #expect(Base64URL.decode(Array(parts[1].utf8)).map { String(decoding: $0, as: UTF8.self) } == #"{"sub":"u","exp":1800000000}"#)
+        #expect(
+            Base64URL.decode(Array(parts[0].utf8)).map { String(decoding: $0, as: UTF8.self) }
+                == #"{"alg":"HS256","typ":"JWT"}"#)
+        #expect(
+            Base64URL.decode(Array(parts[1].utf8)).map { String(decoding: $0, as: UTF8.self) }
+                == #"{"sub":"u","exp":1800000000}"#)
         #expect(token == Self.token(header: #"{"alg":"HS256","typ":"JWT"}"#, payload: #"{"sub":"u","exp":1800000000}"#))
     }
 
@@ -100,9 +112,10 @@ struct TokenVerifierTests {
         bytes[bytes.count - 2] = bytes[bytes.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         #expect(await Self.failure(String(decoding: bytes, as: UTF8.self)) == .invalidSignature)
         let parts = token.split(separator: ".").map(String.init)
-        for cut in [parts[0] + "." + parts[1] + ".", parts[0] + "." + parts[1] + "." + String(parts[2].dropLast(3)),
-            parts[0] + "." + parts[1] + "." + parts[2] + "AAAA"]
-        {
+        for cut in [
+            parts[0] + "." + parts[1] + ".", parts[0] + "." + parts[1] + "." + String(parts[2].dropLast(3)),
+            parts[0] + "." + parts[1] + "." + parts[2] + "AAAA",
+        ] {
             #expect(await Self.failure(cut) != nil, "\(cut)")
         }
     }
@@ -174,7 +187,8 @@ struct TokenVerifierTests {
 
     @Test func issuerIsCheckedWhenConfigured() async {
         let verifier = await Self.verifier(issuer: "https://idp.example/realms/chat")
-        let right = Self.token(header: #"{"alg":"HS256"}"#, payload: #"{"sub":"u","iss":"https://idp.example/realms/chat"}"#)
+        let right = Self.token(
+            header: #"{"alg":"HS256"}"#, payload: #"{"sub":"u","iss":"https://idp.example/realms/chat"}"#)
         let wrong = Self.token(header: #"{"alg":"HS256"}"#, payload: #"{"sub":"u","iss":"https://evil.example"}"#)
         let missing = Self.token(header: #"{"alg":"HS256"}"#, payload: #"{"sub":"u"}"#)
         #expect(await Self.failure(right, verifier: verifier) == nil)
@@ -202,8 +216,10 @@ struct TokenVerifierTests {
             let bytes = (0..<length).map { _ in UInt8.random(in: 0...255, using: &random) }
             let encoded = Base64URL.encode(bytes)
             #expect(!encoded.contains("=") && !encoded.contains("+") && !encoded.contains("/"))
-            #expect(encoded == Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
-                .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))
+            #expect(
+                encoded
+                    == Data(bytes).base64EncodedString().replacingOccurrences(of: "+", with: "-")
+                    .replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: ""))
             #expect(Base64URL.decode(Array(encoded.utf8)) == bytes)
         }
         #expect(Base64URL.decode(Array("A".utf8)) == nil)

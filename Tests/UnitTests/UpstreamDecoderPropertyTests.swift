@@ -17,7 +17,8 @@ struct UpstreamDecoderPropertyTests {
             String(decoding: chatBody(EntryCodecPropertyTests.randomEntry(using: &random)), as: UTF8.self)
         }
         let notFound = (0..<Int.random(in: 0...2, using: &random)).map { "\"chat-\($0)\"" }
-        return Array(#"{"chats":[\#(chats.joined(separator: ","))],"not_found":[\#(notFound.joined(separator: ","))]}"#.utf8)
+        return Array(
+            #"{"chats":[\#(chats.joined(separator: ","))],"not_found":[\#(notFound.joined(separator: ","))]}"#.utf8)
     }
 
     static func pageBody(using random: inout SeededRandom) -> [UInt8] {
@@ -36,9 +37,11 @@ struct UpstreamDecoderPropertyTests {
 
     /// JSONDecoder accepts these; the decoder must not (found by the mutation property).
     @Test func invalidJSONThatJSONDecoderLetsThroughIsRefused() {
-        let shortEscape = Array(#"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"\u009"#.utf8)
+        let shortEscape =
+            Array(#"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"\u009"#.utf8)
             + [0xEF, 0xBB, 0xBF] + Array(#"","avatar_url":null,"role":"r"}],"version":1}"#.utf8)
-        let invalidUTF8InKey = Array(#"{"chat_id":"c1","participants":[],"version":1,"ex"#.utf8) + [0xF5] + Array(#"tra":1}"#.utf8)
+        let invalidUTF8InKey =
+            Array(#"{"chat_id":"c1","participants":[],"version":1,"ex"#.utf8) + [0xF5] + Array(#"tra":1}"#.utf8)
         for body in [shortEscape, invalidUTF8InKey] {
             #expect(throws: UpstreamDecodingError.self) { try UpstreamDecoder.decodeChat(body) }
             #expect(!PropertyTesting.isJSON(body))
@@ -50,7 +53,8 @@ struct UpstreamDecoderPropertyTests {
         for _ in 0..<max(1, PropertyTesting.iterations / 10) {
             let entry = EntryCodecPropertyTests.randomEntry(using: &random)
             let chat = try UpstreamDecoder.decodeChat(Self.chatBody(entry))
-            #expect(chat.chatID == entry.chatID && chat.participants == entry.participants && chat.version == entry.version)
+            #expect(
+                chat.chatID == entry.chatID && chat.participants == entry.participants && chat.version == entry.version)
             _ = try UpstreamDecoder.decodeBatchGet(Self.batchBody(using: &random))
             _ = try UpstreamDecoder.decodeChatListPage(Self.pageBody(using: &random))
         }
@@ -70,22 +74,29 @@ struct UpstreamDecoderPropertyTests {
             guard let decoded = Self.decodeAny(mutated) else { continue }
             accepted += 1
             if !PropertyTesting.isJSON(mutated) {
-                Issue.record("iteration \(iteration): accepted bytes that are not JSON: \(String(decoding: mutated, as: UTF8.self).debugDescription)")
+                Issue.record(
+                    "iteration \(iteration): accepted bytes that are not JSON: \(String(decoding: mutated, as: UTF8.self).debugDescription)"
+                )
                 return
             }
             #expect(decoded.ids.allSatisfy { ChatID(validating: $0.rawValue) != nil })
         }
         #expect(accepted > 0)
-        PropertyTesting.report("upstream decoder: mutated bodies refused or valid JSON", cases: PropertyTesting.iterations * 2)
+        PropertyTesting.report(
+            "upstream decoder: mutated bodies refused or valid JSON", cases: PropertyTesting.iterations * 2)
     }
 
     @Test func noProperPrefixIsAccepted() {
         var random = SeededRandom(seed: 0xF1C)
         for iteration in 0..<max(1, PropertyTesting.iterations / 5) {
-            let body = iteration % 2 == 0 ? Self.chatBody(EntryCodecPropertyTests.randomEntry(using: &random)) : Self.batchBody(using: &random)
+            let body =
+                iteration % 2 == 0
+                ? Self.chatBody(EntryCodecPropertyTests.randomEntry(using: &random)) : Self.batchBody(using: &random)
             let lengths = (0..<20).map { _ in Int.random(in: 0..<body.count, using: &random) } + [0, body.count - 1]
             for length in lengths where Self.decodeAny(Array(body.prefix(length))) != nil {
-                Issue.record("accepted a prefix of \(length)/\(body.count) bytes: \(String(decoding: body.prefix(length), as: UTF8.self))")
+                Issue.record(
+                    "accepted a prefix of \(length)/\(body.count) bytes: \(String(decoding: body.prefix(length), as: UTF8.self))"
+                )
                 return
             }
         }

@@ -5,7 +5,8 @@ import Testing
 
 @Suite("UpstreamDecoder")
 struct UpstreamDecoderTests {
-    static let validChat = #"{"chat_id":"c1","participants":[{"user_id":"u1","display_name":"Ada","avatar_url":"https://a/1","role":"owner"},{"user_id":"u2","display_name":"Bo","avatar_url":null,"role":"member"}],"version":3}"#
+    static let validChat =
+        #"{"chat_id":"c1","participants":[{"user_id":"u1","display_name":"Ada","avatar_url":"https://a/1","role":"owner"},{"user_id":"u2","display_name":"Bo","avatar_url":null,"role":"member"}],"version":3}"#
 
     static func chatFailure(_ text: String) -> UpstreamDecodingError? {
         chatFailure(Array(text.utf8))
@@ -42,47 +43,64 @@ struct UpstreamDecoderTests {
         let chat = try UpstreamDecoder.decodeChat(Array(Self.validChat.utf8))
         #expect(chat.chatID.rawValue == "c1")
         #expect(chat.version == 3)
-        #expect(chat.participants == [
-            Participant(userID: "u1", displayName: "Ada", avatarURL: "https://a/1", role: "owner"),
-            Participant(userID: "u2", displayName: "Bo", avatarURL: nil, role: "member"),
-        ])
+        #expect(
+            chat.participants == [
+                Participant(userID: "u1", displayName: "Ada", avatarURL: "https://a/1", role: "owner"),
+                Participant(userID: "u2", displayName: "Bo", avatarURL: nil, role: "member"),
+            ])
     }
 
     @Test func toleratesUnknownFieldsAndMissingAvatar() throws {
-        let text = #"{"chat_id":"c1","extra":{"x":[1,2]},"participants":[{"user_id":"u","display_name":"d","role":"r","flags":7}],"version":0}"#
+        let text =
+            #"{"chat_id":"c1","extra":{"x":[1,2]},"participants":[{"user_id":"u","display_name":"d","role":"r","flags":7}],"version":0}"#
         let chat = try UpstreamDecoder.decodeChat(Array(text.utf8))
         #expect(chat.participants.first?.avatarURL == nil)
     }
 
-    @Test(arguments: [
-        ("", DecodingFailureReason.notJSON, "$"),
-        ("<html>502 Bad Gateway</html>", .notJSON, "$"),
-        (#"{"chat_id":"c1","participants":["#, .notJSON, "$"),
-        (#"{"chat_id":"c1"} trailing"#, .notJSON, "$"),
-        ("[]", .wrongType, "$"),
-        ("42", .wrongType, "$"),
-        ("null", .nullValue, "$"),
-        (#"{"participants":[],"version":1}"#, .missingField, "$.chat_id"),
-        (#"{"chat_id":"c1","version":1}"#, .missingField, "$.participants"),
-        (#"{"chat_id":"c1","participants":[]}"#, .missingField, "$.version"),
-        (#"{"chat_id":null,"participants":[],"version":1}"#, .nullValue, "$.chat_id"),
-        (#"{"chat_id":7,"participants":[],"version":1}"#, .wrongType, "$.chat_id"),
-        (#"{"chat_id":"c/1","participants":[],"version":1}"#, .invalidValue, "$.chat_id"),
-        (#"{"chat_id":"c1","participants":{},"version":1}"#, .wrongType, "$.participants"),
-        (#"{"chat_id":"c1","participants":[],"version":"1"}"#, .wrongType, "$.version"),
-        (#"{"chat_id":"c1","participants":[],"version":null}"#, .nullValue, "$.version"),
-        (#"{"chat_id":"c1","participants":[],"version":2.5}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c1","participants":[],"version":1e30}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c1","participants":[],"version":9223372036854775808}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c1","participants":[],"version":-9223372036854775809}"#, .invalidValue, "$.version"),
-        (#"{"chat_id":"c1","participants":[null],"version":1}"#, .nullValue, "$.participants[0]"),
-        (#"{"chat_id":"c1","participants":["u1"],"version":1}"#, .wrongType, "$.participants[0]"),
-        (#"{"chat_id":"c1","participants":[{"user_id":1,"display_name":"d","role":"r"}],"version":1}"#, .wrongType, "$.participants[0].user_id"),
-        (#"{"chat_id":"c1","participants":[{"user_id":"u","display_name":null,"role":"r"}],"version":1}"#, .nullValue, "$.participants[0].display_name"),
-        (#"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"d","avatar_url":5,"role":"r"}],"version":1}"#, .wrongType, "$.participants[0].avatar_url"),
-        (#"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"d","role":"r"},{"user_id":"u2","display_name":"d"}],"version":1}"#, .missingField, "$.participants[1].role"),
-    ] as [(String, DecodingFailureReason, String)])
-    func malformedChatsAreRefusedWithWhatWasWrong(_ text: String, _ reason: DecodingFailureReason, _ path: String) throws {
+    @Test(
+        arguments: [
+            ("", DecodingFailureReason.notJSON, "$"),
+            ("<html>502 Bad Gateway</html>", .notJSON, "$"),
+            (#"{"chat_id":"c1","participants":["#, .notJSON, "$"),
+            (#"{"chat_id":"c1"} trailing"#, .notJSON, "$"),
+            ("[]", .wrongType, "$"),
+            ("42", .wrongType, "$"),
+            ("null", .nullValue, "$"),
+            (#"{"participants":[],"version":1}"#, .missingField, "$.chat_id"),
+            (#"{"chat_id":"c1","version":1}"#, .missingField, "$.participants"),
+            (#"{"chat_id":"c1","participants":[]}"#, .missingField, "$.version"),
+            (#"{"chat_id":null,"participants":[],"version":1}"#, .nullValue, "$.chat_id"),
+            (#"{"chat_id":7,"participants":[],"version":1}"#, .wrongType, "$.chat_id"),
+            (#"{"chat_id":"c/1","participants":[],"version":1}"#, .invalidValue, "$.chat_id"),
+            (#"{"chat_id":"c1","participants":{},"version":1}"#, .wrongType, "$.participants"),
+            (#"{"chat_id":"c1","participants":[],"version":"1"}"#, .wrongType, "$.version"),
+            (#"{"chat_id":"c1","participants":[],"version":null}"#, .nullValue, "$.version"),
+            (#"{"chat_id":"c1","participants":[],"version":2.5}"#, .invalidValue, "$.version"),
+            (#"{"chat_id":"c1","participants":[],"version":1e30}"#, .invalidValue, "$.version"),
+            (#"{"chat_id":"c1","participants":[],"version":9223372036854775808}"#, .invalidValue, "$.version"),
+            (#"{"chat_id":"c1","participants":[],"version":-9223372036854775809}"#, .invalidValue, "$.version"),
+            (#"{"chat_id":"c1","participants":[null],"version":1}"#, .nullValue, "$.participants[0]"),
+            (#"{"chat_id":"c1","participants":["u1"],"version":1}"#, .wrongType, "$.participants[0]"),
+            (
+                #"{"chat_id":"c1","participants":[{"user_id":1,"display_name":"d","role":"r"}],"version":1}"#,
+                .wrongType, "$.participants[0].user_id"
+            ),
+            (
+                #"{"chat_id":"c1","participants":[{"user_id":"u","display_name":null,"role":"r"}],"version":1}"#,
+                .nullValue, "$.participants[0].display_name"
+            ),
+            (
+                #"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"d","avatar_url":5,"role":"r"}],"version":1}"#,
+                .wrongType, "$.participants[0].avatar_url"
+            ),
+            (
+                #"{"chat_id":"c1","participants":[{"user_id":"u","display_name":"d","role":"r"},{"user_id":"u2","display_name":"d"}],"version":1}"#,
+                .missingField, "$.participants[1].role"
+            ),
+        ] as [(String, DecodingFailureReason, String)])
+    func malformedChatsAreRefusedWithWhatWasWrong(_ text: String, _ reason: DecodingFailureReason, _ path: String)
+        throws
+    {
         let failure = try #require(Self.chatFailure(text))
         #expect(failure.reason == reason, "\(failure)")
         #expect(failure.path == path, "\(failure)")
@@ -149,12 +167,16 @@ struct UpstreamDecoderTests {
         let response = try UpstreamDecoder.decodeBatchGet(Array(text.utf8))
         #expect(response.chats.map(\.chatID.rawValue) == ["good-1", "good-2"])
         #expect(response.notFound == ["gone-1", "gone 2"])
-        #expect(response.rejected.map(\.path) == [
-            "$.chats[1].participants[0].role", "$.chats[2]", "$.chats[3]", "$.chats[4].chat_id",
-            "$.chats[5].version", "$.chats[6].chat_id",
-        ])
+        #expect(
+            response.rejected.map(\.path) == [
+                "$.chats[1].participants[0].role", "$.chats[2]", "$.chats[3]", "$.chats[4].chat_id",
+                "$.chats[5].version", "$.chats[6].chat_id",
+            ])
         #expect(response.rejected.map(\.chatID) == ["bad-role", nil, nil, "bad id", "bad-version", nil])
-        #expect(response.rejected.map(\.reason) == [.wrongType, .wrongType, .nullValue, .invalidValue, .wrongType, .missingField])
+        #expect(
+            response.rejected.map(\.reason) == [
+                .wrongType, .wrongType, .nullValue, .invalidValue, .wrongType, .missingField,
+            ])
     }
 
     @Test func batchWithoutNotFoundMeansNoneMissing() throws {
@@ -164,15 +186,16 @@ struct UpstreamDecoderTests {
         #expect(withNull.notFound.isEmpty)
     }
 
-    @Test(arguments: [
-        ("", DecodingFailureReason.notJSON, "$"),
-        ("[]", .wrongType, "$"),
-        (#"{"not_found":[]}"#, .missingField, "$.chats"),
-        (#"{"chats":null}"#, .nullValue, "$.chats"),
-        (#"{"chats":{"chat_id":"c"}}"#, .wrongType, "$.chats"),
-        (#"{"chats":[],"not_found":"c1"}"#, .wrongType, "$.not_found"),
-        (#"{"chats":[],"not_found":[1]}"#, .wrongType, "$.not_found[0]"),
-    ] as [(String, DecodingFailureReason, String)])
+    @Test(
+        arguments: [
+            ("", DecodingFailureReason.notJSON, "$"),
+            ("[]", .wrongType, "$"),
+            (#"{"not_found":[]}"#, .missingField, "$.chats"),
+            (#"{"chats":null}"#, .nullValue, "$.chats"),
+            (#"{"chats":{"chat_id":"c"}}"#, .wrongType, "$.chats"),
+            (#"{"chats":[],"not_found":"c1"}"#, .wrongType, "$.not_found"),
+            (#"{"chats":[],"not_found":[1]}"#, .wrongType, "$.not_found[0]"),
+        ] as [(String, DecodingFailureReason, String)])
     func malformedBatchEnvelopesAreRefused(_ text: String, _ reason: DecodingFailureReason, _ path: String) throws {
         let failure = try #require(Self.batchFailure(text))
         #expect(failure.reason == reason, "\(failure)")
@@ -180,23 +203,27 @@ struct UpstreamDecoderTests {
     }
 
     @Test func decodesChatListPages() throws {
-        let page = try UpstreamDecoder.decodeChatListPage(Array(#"{"chat_ids":["a","b{1}","c"],"next_page_token":"t2"}"#.utf8))
+        let page = try UpstreamDecoder.decodeChatListPage(
+            Array(#"{"chat_ids":["a","b{1}","c"],"next_page_token":"t2"}"#.utf8))
         #expect(page.chatIDs.map(\.rawValue) == ["a", "c"])
         #expect(page.rejectedIDs == ["b{1}"])
         #expect(page.nextPageToken == "t2")
-        for last in [#"{"chat_ids":[],"next_page_token":null}"#, #"{"chat_ids":[]}"#, #"{"chat_ids":[],"next_page_token":""}"#] {
+        for last in [
+            #"{"chat_ids":[],"next_page_token":null}"#, #"{"chat_ids":[]}"#, #"{"chat_ids":[],"next_page_token":""}"#,
+        ] {
             #expect(try UpstreamDecoder.decodeChatListPage(Array(last.utf8)).nextPageToken == nil, "\(last)")
         }
     }
 
-    @Test(arguments: [
-        ("nope", DecodingFailureReason.notJSON, "$"),
-        (#"{"next_page_token":"t"}"#, .missingField, "$.chat_ids"),
-        (#"{"chat_ids":null}"#, .nullValue, "$.chat_ids"),
-        (#"{"chat_ids":["a",2]}"#, .wrongType, "$.chat_ids[1]"),
-        (#"{"chat_ids":["a",null]}"#, .nullValue, "$.chat_ids[1]"),
-        (#"{"chat_ids":[],"next_page_token":5}"#, .wrongType, "$.next_page_token"),
-    ] as [(String, DecodingFailureReason, String)])
+    @Test(
+        arguments: [
+            ("nope", DecodingFailureReason.notJSON, "$"),
+            (#"{"next_page_token":"t"}"#, .missingField, "$.chat_ids"),
+            (#"{"chat_ids":null}"#, .nullValue, "$.chat_ids"),
+            (#"{"chat_ids":["a",2]}"#, .wrongType, "$.chat_ids[1]"),
+            (#"{"chat_ids":["a",null]}"#, .nullValue, "$.chat_ids[1]"),
+            (#"{"chat_ids":[],"next_page_token":5}"#, .wrongType, "$.next_page_token"),
+        ] as [(String, DecodingFailureReason, String)])
     func malformedChatListPagesAreRefused(_ text: String, _ reason: DecodingFailureReason, _ path: String) throws {
         let failure = try #require(Self.pageFailure(text))
         #expect(failure.reason == reason, "\(failure)")

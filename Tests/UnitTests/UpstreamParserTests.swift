@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 import StubUpstream
 import Testing
 
@@ -94,13 +94,16 @@ struct UpstreamParserTests {
     /// Random corruption: whatever the fast path accepts, JSONDecoder reads the same way.
     @Test func agreesWithJSONDecoderOnRandomMutations() {
         var random = SeededRandom(seed: 42)
-        let original = Array(#"{"chats":[{"chat_id":"c-1","participants":[{"user_id":"u1","display_name":"Ad\"a é","avatar_url":null,"role":"owner"},{"user_id":"u2","display_name":"B\\o","avatar_url":"x","role":"m"}],"version":3}],"not_found":["z"]}"#.utf8)
+        let original = Array(
+            #"{"chats":[{"chat_id":"c-1","participants":[{"user_id":"u1","display_name":"Ad\"a é","avatar_url":null,"role":"owner"},{"user_id":"u2","display_name":"B\\o","avatar_url":"x","role":"m"}],"version":3}],"not_found":["z"]}"#
+                .utf8)
         var fast = 0
         for _ in 0..<3000 {
             let bytes = PropertyTesting.editBytes(original, using: &random)
             if let parsed = UpstreamParser.batchGet(bytes) {
                 fast += 1
-                #expect(Outcome.success(parsed) == Self.viaJSONDecoder(bytes), "\(String(decoding: bytes, as: UTF8.self))")
+                #expect(
+                    Outcome.success(parsed) == Self.viaJSONDecoder(bytes), "\(String(decoding: bytes, as: UTF8.self))")
             }
         }
         #expect(fast > 100)

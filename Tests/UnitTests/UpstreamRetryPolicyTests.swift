@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 import MetricsTestKit
-import ChatRuntime
 import Testing
 
 @testable import Actors
@@ -10,7 +10,9 @@ struct UpstreamRetryPolicyTests {
     static let policy = UpstreamRetryPolicy(
         maxAttempts: 3, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1), jitter: 0))
 
-    static func decide(_ failure: UpstreamRetryPolicy.Failure, attempt: Int, remaining: Duration) -> UpstreamRetryPolicy.Decision {
+    static func decide(_ failure: UpstreamRetryPolicy.Failure, attempt: Int, remaining: Duration)
+        -> UpstreamRetryPolicy.Decision
+    {
         var random = SeededRandom(seed: 7)
         return policy.decide(after: failure, attempt: attempt, remaining: remaining, random: &random)
     }
@@ -48,7 +50,8 @@ struct UpstreamRetryPolicyTests {
     }
 
     @Test(arguments: [
-        (401, UpstreamError.Code.unauthorized), (403, .unauthorized), (400, .rejected), (404, .rejected), (409, .rejected),
+        (401, UpstreamError.Code.unauthorized), (403, .unauthorized), (400, .rejected), (404, .rejected),
+        (409, .rejected),
         (302, .rejected),
     ])
     func permanentStatusesAreNotRetried(status: Int, code: UpstreamError.Code) {
@@ -79,7 +82,7 @@ struct UpstreamRetryPolicyTests {
     }
 
     @Test func retryAfterParsesSecondsAndDates() {
-        let now = Date(timeIntervalSince1970: 1_445_412_400)  // Wed, 21 Oct 2015 07:26:40 GMT
+        let now = Date(timeIntervalSince1970: 1_445_412_400) // Wed, 21 Oct 2015 07:26:40 GMT
         #expect(parseRetryAfter("0", now: now) == .zero)
         #expect(parseRetryAfter(" 120 ", now: now) == .seconds(120))
         #expect(parseRetryAfter("Wed, 21 Oct 2015 07:28:00 GMT", now: now) == .seconds(80))
@@ -117,11 +120,23 @@ struct UpstreamMetricsTests {
         metrics.recordMalformedChats(2)
         metrics.recordCircuitState(.halfOpen)
 
-        #expect(try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "success")]).totalValue == 2)
-        #expect(try factory.expectCounter("upstream_requests_total", [("call", "get_participants"), ("outcome", "malformed")]).totalValue == 1)
-        #expect(try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "circuitOpen")]).totalValue == 1)
-        #expect(try factory.expectCounter("upstream_errors_total", [("call", "get_participants"), ("code", "malformed")]).totalValue == 1)
-        #expect(try factory.expectTimer("upstream_request_duration_seconds", [("call", "batch_get")]).values == [20_000_000, 30_000_000])
+        #expect(
+            try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "success")])
+                .totalValue == 2)
+        #expect(
+            try factory.expectCounter(
+                "upstream_requests_total", [("call", "get_participants"), ("outcome", "malformed")]
+            ).totalValue == 1)
+        #expect(
+            try factory.expectCounter("upstream_requests_total", [("call", "batch_get"), ("outcome", "circuitOpen")])
+                .totalValue == 1)
+        #expect(
+            try factory.expectCounter("upstream_errors_total", [("call", "get_participants"), ("code", "malformed")])
+                .totalValue == 1)
+        #expect(
+            try factory.expectTimer("upstream_request_duration_seconds", [("call", "batch_get")]).values == [
+                20_000_000, 30_000_000,
+            ])
         #expect(try factory.expectCounter("upstream_retries_total", [("call", "list_chats")]).totalValue == 1)
         #expect(try factory.expectCounter("upstream_missing_ids_total", [("call", "batch_get")]).totalValue == 3)
         #expect(try factory.expectCounter("upstream_malformed_chats_total", [("call", "batch_get")]).totalValue == 2)

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 import Testing
 
 @testable import Actors
@@ -17,7 +17,9 @@ struct UserAuthenticatorTests {
         return HTTPRequest(method: .GET, path: "/v1/chats/c/participants", headers: headers)
     }
 
-    static func token(expiresIn seconds: Double? = 600, notBeforeIn notBefore: Double? = nil, secret: String = secret) -> String {
+    static func token(expiresIn seconds: Double? = 600, notBeforeIn notBefore: Double? = nil, secret: String = secret)
+        -> String
+    {
         JWTSigner.sign(
             JWTClaims(
                 subject: "u", expiresAt: seconds.map { now.addingTimeInterval($0) },
@@ -79,7 +81,8 @@ struct UserAuthenticatorTests {
         let token = Self.token()
         #expect(await users.reject(Self.request(authorization: "Bearer \(token)"), now: Self.now) == nil)
         var tampered = Array(token.utf8)
-        tampered[tampered.count - 2] = tampered[tampered.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
+        tampered[tampered.count - 2] =
+            tampered[tampered.count - 2] == UInt8(ascii: "A") ? UInt8(ascii: "B") : UInt8(ascii: "A")
         let request = Self.request(authorization: "Bearer \(String(decoding: tampered, as: UTF8.self))")
         #expect(await users.reject(request, now: Self.now)?.status == 401)
     }
@@ -106,7 +109,9 @@ struct UserAuthenticatorTests {
         #expect(await users.reject(request, now: Self.now) == nil)
         #expect(users.isRemembered(request, now: Self.now))
         #expect(!users.isRemembered(request, now: Self.now.addingTimeInterval(630)))
-        #expect(!users.isRemembered(Self.request(authorization: "Bearer \(Self.token(secret: "another-secret"))"), now: Self.now))
+        #expect(
+            !users.isRemembered(
+                Self.request(authorization: "Bearer \(Self.token(secret: "another-secret"))"), now: Self.now))
         #expect(!users.isRemembered(Self.request(authorization: nil), now: Self.now))
     }
 

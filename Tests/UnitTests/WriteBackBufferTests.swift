@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 import Testing
 
 @testable import Actors
@@ -161,7 +161,10 @@ struct WriteBackBufferTests {
         let secondChunk = try #require(Self.chunk(second))
         #expect(second.count == 1 && secondChunk.count == 1)
         #expect(secondChunk.union(firstChunk) == [Self.a1, Self.b1, Self.c1])
-        #expect(buffer.handle(.chunkWritten(accepted: Array(secondChunk), refused: 0)) == [.flushFinished(written: 3, pending: 0)])
+        #expect(
+            buffer.handle(.chunkWritten(accepted: Array(secondChunk), refused: 0)) == [
+                .flushFinished(written: 3, pending: 0)
+            ])
         #expect(buffer.phase == .idle)
         #expect(buffer.count == 0)
     }
@@ -185,7 +188,7 @@ struct WriteBackBufferTests {
     @Test func anEntryRewrittenNewerDuringTheFlushIsNotDroppedByIt() {
         var buffer = State.pendingOne.buffer()
         _ = buffer.handle(.keep([Self.b1], batch: false))
-        _ = buffer.handle(.retryDue(redisReady: true))  // the flush begins; the retry is used up
+        _ = buffer.handle(.retryDue(redisReady: true)) // the flush begins; the retry is used up
         #expect(buffer.handle(.keep([Self.a2], batch: false)) == [.scheduleRetry])
         let actions = buffer.handle(.chunkWritten(accepted: [Self.a1, Self.b1], refused: 0))
         // The flush goes on with the newer entry.
@@ -227,7 +230,8 @@ struct WriteBackBufferTests {
         #expect(buffer.handle(.retryDue(redisReady: true)) == [])
         #expect(!buffer.retryScheduled)
         // The flush ends with entries left: it schedules the next retry itself.
-        #expect(Self.withoutChunks(buffer.handle(.flushFailed)) == [.flushFinished(written: 0, pending: 2), .scheduleRetry])
+        #expect(
+            Self.withoutChunks(buffer.handle(.flushFailed)) == [.flushFinished(written: 0, pending: 2), .scheduleRetry])
     }
 
     // MARK: waiters and shutdown
@@ -260,8 +264,13 @@ struct WriteBackBufferTests {
         let chats = ["a", "b", "c", "d", "e"]
         for step in 0..<2000 {
             var candidates: [Event] = [
-                .keep([Self.entry(chats.randomElement(using: &random)!, Int.random(in: 0..<50, using: &random))], batch: false),
-                .keep((0..<3).map { _ in Self.entry(chats.randomElement(using: &random)!, Int.random(in: 0..<50, using: &random)) }, batch: true),
+                .keep(
+                    [Self.entry(chats.randomElement(using: &random)!, Int.random(in: 0..<50, using: &random))],
+                    batch: false),
+                .keep(
+                    (0..<3).map { _ in
+                        Self.entry(chats.randomElement(using: &random)!, Int.random(in: 0..<50, using: &random))
+                    }, batch: true),
                 .redisReady, .retryDue(redisReady: Bool.random(using: &random)), .flushFailed,
                 .chunkWritten(accepted: inFlight, refused: 0),
                 .chunkWritten(accepted: Array(inFlight.dropLast()), refused: inFlight.isEmpty ? 0 : 1),

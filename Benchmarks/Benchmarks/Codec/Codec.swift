@@ -22,7 +22,9 @@ let benchmarks: @Sendable () -> Void = {
         for _ in benchmark.scaledIterations { blackHole(try? EntryCodec.decodeFromRedis(redisBytes)) }
     }
     Benchmark("EntryCodec.encodeResponse") { benchmark in
-        for _ in benchmark.scaledIterations { blackHole(EntryCodec.encodeResponse(entry, stale: false, source: .memory)) }
+        for _ in benchmark.scaledIterations {
+            blackHole(EntryCodec.encodeResponse(entry, stale: false, source: .memory))
+        }
     }
     Benchmark("Foundation JSONEncoder, same entry") { benchmark in
         let encoder = JSONEncoder()
@@ -49,7 +51,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     let secret = "bench-secret"
-    let token = JWTSigner.sign(JWTClaims(subject: "bench", expiresAt: Date().addingTimeInterval(86_400)), secret: Array(secret.utf8))
+    let token = JWTSigner.sign(
+        JWTClaims(subject: "bench", expiresAt: Date().addingTimeInterval(86_400)), secret: Array(secret.utf8))
     // jwt-kit since issue 14 (the hand-written HS256 verifier is gone); a cache miss pays this.
     Benchmark("TokenVerifier.verify (HS256, jwt-kit)") { benchmark async in
         let verifier = await TokenVerifier(secret: secret)

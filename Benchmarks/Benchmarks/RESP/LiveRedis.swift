@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 import Synchronization
 
 /// A redis-server on a free loopback port for the live benchmarks, and one connection to it.
@@ -52,15 +52,19 @@ final class LiveRedis: Sendable {
     }
 
     func connection() async throws -> RedisConnection {
-        guard let connection = running.withLock({ $0?.connection }) else { throw Failure(description: "redis not started") }
+        guard let connection = running.withLock({ $0?.connection }) else {
+            throw Failure(description: "redis not started")
+        }
         return connection
     }
 
     func stop() async {
-        guard let stopped = running.withLock({ state -> Running? in
-            defer { state = nil }
-            return state
-        }) else { return }
+        guard
+            let stopped = running.withLock({ state -> Running? in
+                defer { state = nil }
+                return state
+            })
+        else { return }
         await stopped.connection.close()
         kill(stopped.process.processIdentifier, SIGKILL)
         stopped.process.waitUntilExit()

@@ -4,10 +4,10 @@
 import Actors
 import Benchmark
 import CHiredis
+@_spi(Benchmarks) import ChatRuntime
 import Foundation
 import Logging
 import StubUpstream
-@_spi(Benchmarks) import ChatRuntime
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(

@@ -40,7 +40,9 @@ struct BatchWriteBenchmark {
         let supervisor = RedisSupervisor(
             endpoint: RedisEndpoint(host: options.host, port: options.port),
             loop: loop,
-            policy: .init(maxRetries: 1, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1)), probeInterval: .seconds(1)),
+            policy: .init(
+                maxRetries: 1, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1)),
+                probeInterval: .seconds(1)),
             connectionOptions: RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(10)),
             logger: logger)
         let cache = ParticipantsCache(
@@ -54,19 +56,22 @@ struct BatchWriteBenchmark {
         try await waitUntilReady(supervisor)
 
         let batches = makeBatches()
-        let entryBytes = batches.flatMap { $0 }.reduce(0) { $0 + EntryCodec.encodeForRedis($1).count } / max(1, options.chats)
+        let entryBytes =
+            batches.flatMap { $0 }.reduce(0) { $0 + EntryCodec.encodeForRedis($1).count } / max(1, options.chats)
         if options.warmupSeconds > 0 {
             _ = await write(batches, to: cache, on: loop, for: options.warmupSeconds)
         }
         let (entries, deferred, seconds) = await write(batches, to: cache, on: loop, for: options.seconds)
-        return BatchWriteResult(entries: entries, seconds: seconds, deferredBatches: deferred, entryBytes: entryBytes, options: options)
+        return BatchWriteResult(
+            entries: entries, seconds: seconds, deferredBatches: deferred, entryBytes: entryBytes, options: options)
     }
 
     private func waitUntilReady(_ supervisor: RedisSupervisor) async throws {
         let changes = await supervisor.stateChanges()
         let timeout = Task {
             try await Task.sleep(for: .seconds(5))
-            throw BatchWriteError(description: "Redis at \(options.host):\(options.port) did not become ready within 5 s")
+            throw BatchWriteError(
+                description: "Redis at \(options.host):\(options.port) did not become ready within 5 s")
         }
         defer { timeout.cancel() }
         for await change in changes where change.to == .ready { return }
@@ -109,7 +114,9 @@ struct BatchWriteBenchmark {
                     return (entries, deferred)
                 }
             }
-            return await group.reduce(into: (0, 0)) { $0.0 += $1.0; $0.1 += $1.1 }
+            return await group.reduce(into: (0, 0)) {
+                $0.0 += $1.0; $0.1 += $1.1
+            }
         }
         let elapsed = clock.now - started
         return (totals.0, totals.1, elapsed.timeInterval)

@@ -27,7 +27,9 @@ struct BatchWriteOptions: Sendable {
             guard index < arguments.count else { throw InvalidOption(description: "\(name) needs a value") }
             return arguments[index]
         }
-        func number<T: LosslessStringConvertible & Comparable>(_ name: String, _ text: String, atLeast minimum: T) throws(InvalidOption) -> T {
+        func number<T: LosslessStringConvertible & Comparable>(_ name: String, _ text: String, atLeast minimum: T)
+            throws(InvalidOption) -> T
+        {
             guard let parsed = T(text), parsed >= minimum else {
                 throw InvalidOption(description: "\(name) takes a number >= \(minimum), got \(text)")
             }

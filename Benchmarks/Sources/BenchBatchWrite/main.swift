@@ -6,9 +6,9 @@
 //
 //   bench-batch-write --port 6379 [--batch-size 50] [--in-flight 50] [--seconds 5] [--participants 20]
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
 
 let options: BatchWriteOptions
 do {

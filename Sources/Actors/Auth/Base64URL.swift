@@ -1,6 +1,7 @@
 /// The URL-safe base64 alphabet without padding (RFC 4648 §5), as JWTs use it.
 enum Base64URL {
-    private static let alphabet: [UInt8] = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+    private static let alphabet: [UInt8] = Array(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
     private static let invalid: UInt8 = 0xFF
     private static let valueOfByte: [UInt8] = {
         var table = [UInt8](repeating: invalid, count: 256)

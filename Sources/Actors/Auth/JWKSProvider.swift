@@ -65,7 +65,9 @@ public actor JWKSProvider: Service {
     /// - Parameters:
     ///   - url: `http[s]://host[:port]/path[?query]`.
     ///   - tls: how an https provider is verified; nil trusts the system's CA store.
-    public init(url: String, loop: EventLoop, tls: TLSClientContext? = nil, settings: Settings = Settings(), logger: Logger) throws(HTTPClientError) {
+    public init(
+        url: String, loop: EventLoop, tls: TLSClientContext? = nil, settings: Settings = Settings(), logger: Logger
+    ) throws(HTTPClientError) {
         guard let split = Self.split(url) else {
             throw HTTPClientError(code: .invalidURL, message: "not an http[s]://host[:port]/path URL: \(url)")
         }
@@ -89,7 +91,9 @@ public actor JWKSProvider: Service {
         while !Task.isCancelled {
             let fetched = await refresh()
             failedAttempts = fetched ? 0 : failedAttempts + 1
-            let wait = fetched ? settings.refreshInterval : settings.retryBackoff.delay(attempt: failedAttempts, random: &random)
+            let wait =
+                fetched
+                ? settings.refreshInterval : settings.retryBackoff.delay(attempt: failedAttempts, random: &random)
             // Timed: nothing signals that the provider is back or has rotated its keys.
             do { try await Task.sleep(for: wait) } catch { return }
         }
@@ -108,7 +112,8 @@ public actor JWKSProvider: Service {
         if let lastAttempt, ContinuousClock.now - lastAttempt < settings.unknownKeyRefetchInterval {
             return .unknownKey
         }
-        logger.info("token names an unknown key id; fetching the key set again", metadata: ["jwks.kid": "\(keyID.prefix(64))"])
+        logger.info(
+            "token names an unknown key id; fetching the key set again", metadata: ["jwks.kid": "\(keyID.prefix(64))"])
         await refresh()
         guard let refreshed = keySet, refreshed.keyIDs.contains(keyID) else { return .unknownKey }
         return .found(refreshed.collection)
@@ -137,7 +142,8 @@ public actor JWKSProvider: Service {
     private func fetchOnce() async -> Bool {
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(method: .GET, path: path, headers: [("Accept", "application/json")], timeout: settings.fetchTimeout)
+            response = try await http.execute(
+                method: .GET, path: path, headers: [("Accept", "application/json")], timeout: settings.fetchTimeout)
         } catch {
             return failed("fetching the key set failed: \(error.message)")
         }

@@ -1,5 +1,5 @@
-public import Foundation
 public import ChatRuntime
+public import Foundation
 
 /// Checks `Authorization: Bearer <JWT>` on user routes (`/v1/*`) with the ``TokenVerifier``.
 ///
@@ -64,7 +64,9 @@ public struct UserAuthenticator: Sendable {
     /// The subject of a valid token (nil when the token has none), or the refusal.
     private func check(_ request: HTTPRequest, now: Date) async -> Result<String?, Rejection> {
         guard verifier.isConfigured else {
-            return .failure(Rejection(response: Self.unauthorized("user authentication is not configured (JWT_SECRET, JWT_JWKS_URL)")))
+            return .failure(
+                Rejection(
+                    response: Self.unauthorized("user authentication is not configured (JWT_SECRET, JWT_JWKS_URL)")))
         }
         guard let token = bearerToken(request) else {
             return .failure(Rejection(response: Self.unauthorized("missing bearer token")))

@@ -35,7 +35,8 @@ public enum TokenError: Error, Sendable, Hashable, CustomStringConvertible {
         case .tooLarge: "token too large"
         case .malformed: "token is malformed"
         case .invalidHeader: "token header is invalid"
-        case .unsupportedAlgorithm(let algorithm): "unsupported algorithm \(String(reflecting: String(algorithm.prefix(32))))"
+        case .unsupportedAlgorithm(let algorithm):
+            "unsupported algorithm \(String(reflecting: String(algorithm.prefix(32))))"
         case .unknownKey(let kid): "unknown key id \(String(reflecting: String(kid.prefix(64))))"
         case .invalidSignature: "token signature does not match"
         case .invalidClaims: "token claims are invalid"

@@ -46,7 +46,9 @@ public struct ChatCore: Sendable {
 
     /// Creates a hosted chat with `creator` and `members` as its recorded members, and makes it
     /// one the participants layer tracks.
-    public func createChat(by creator: String, title: String?, members: [String] = []) async throws(ChatError) -> ChatView {
+    public func createChat(by creator: String, title: String?, members: [String] = []) async throws(ChatError)
+        -> ChatView
+    {
         try validateUserID(creator, field: "creator")
         if let title, title.utf8.count > settings.titleMaxBytes {
             throw .invalidArgument(field: "title", reason: "at most \(settings.titleMaxBytes) bytes")
@@ -62,11 +64,15 @@ public struct ChatCore: Sendable {
         for _ in 0..<2 {
             let chat = Chat(id: makeChatID(), title: title, createdBy: creator, createdAt: createdAt)
             let recorded = userIDs.map { ChatMember(chatID: chat.id, userID: $0, addedBy: creator, addedAt: createdAt) }
-            if try await storeCall({ () async throws(ChatStoreError) in try await store.createChat(chat, members: recorded) }) {
+            if try await storeCall({ () async throws(ChatStoreError) in
+                try await store.createChat(chat, members: recorded)
+            }) {
                 await participants.track(chat.id)
                 return ChatView(
                     id: chat.id, hosted: chat,
-                    members: recorded.map { MemberView(userID: $0.userID, displayName: nil, avatarURL: nil, role: nil, source: .store) },
+                    members: recorded.map {
+                        MemberView(userID: $0.userID, displayName: nil, avatarURL: nil, role: nil, source: .store)
+                    },
                     participantsAvailable: false)
             }
         }
@@ -84,10 +90,13 @@ public struct ChatCore: Sendable {
     }
 
     /// Records `userID` as a member; the caller must be a member.
-    public func addMember(_ userID: String, to chat: ChatID, by user: String) async throws(ChatError) -> MemberAddition {
+    public func addMember(_ userID: String, to chat: ChatID, by user: String) async throws(ChatError) -> MemberAddition
+    {
         try validateUserID(userID, field: "user_id")
         _ = try await authorize(user, in: chat, wantParticipants: false)
-        let member = ChatMember(chatID: chat, userID: userID, addedBy: user, addedAt: Date(chatStoreMilliseconds: now().chatStoreMilliseconds))
+        let member = ChatMember(
+            chatID: chat, userID: userID, addedBy: user,
+            addedAt: Date(chatStoreMilliseconds: now().chatStoreMilliseconds))
         let added = try await storeCall { () async throws(ChatStoreError) in try await store.addMember(member) }
         return MemberAddition(member: member, added: added)
     }
@@ -100,7 +109,9 @@ public struct ChatCore: Sendable {
         _ text: String, to chat: ChatID, by author: String, idempotencyKey: String? = nil
     ) async throws(ChatError) -> PostedMessage {
         guard !text.isEmpty else { throw .invalidArgument(field: "text", reason: "must not be empty") }
-        guard text.utf8.count <= settings.messageMaxBytes else { throw .messageTooLarge(limit: settings.messageMaxBytes) }
+        guard text.utf8.count <= settings.messageMaxBytes else {
+            throw .messageTooLarge(limit: settings.messageMaxBytes)
+        }
         if let idempotencyKey { try validateIdempotencyKey(idempotencyKey) }
         let access = try await authorize(author, in: chat, wantParticipants: false)
         let draft = MessageDraft(
@@ -120,7 +131,9 @@ public struct ChatCore: Sendable {
 
     /// A page of messages, newest first, below `before`; `limit` defaults to
     /// ``Settings/defaultPageSize`` and is at most ``Settings/maxPageSize``.
-    public func messages(in chat: ChatID, for user: String, before: MessageID? = nil, limit: Int? = nil) async throws(ChatError) -> MessagePage {
+    public func messages(in chat: ChatID, for user: String, before: MessageID? = nil, limit: Int? = nil)
+        async throws(ChatError) -> MessagePage
+    {
         let limit = limit ?? settings.defaultPageSize
         guard (1...settings.maxPageSize).contains(limit) else {
             throw .invalidArgument(field: "limit", reason: "1...\(settings.maxPageSize)")
@@ -131,7 +144,8 @@ public struct ChatCore: Sendable {
             try await store.messages(in: chat, before: before, limit: limit + 1)
         }
         let page = Array(rows.prefix(limit))
-        let byUser = Dictionary((access.participants.list ?? []).map { ($0.userID, $0) }, uniquingKeysWith: { first, _ in first })
+        let byUser = Dictionary(
+            (access.participants.list ?? []).map { ($0.userID, $0) }, uniquingKeysWith: { first, _ in first })
         let views = page.map { MessageView(message: $0, author: byUser[$0.authorID]) }
         return MessagePage(
             messages: views,
@@ -151,7 +165,9 @@ public struct ChatCore: Sendable {
     /// alone; the participants layer is then asked only when the caller wants display data.
     func authorize(_ user: String, in chat: ChatID, wantParticipants: Bool) async throws(ChatError) -> Access {
         try validateUserID(user, field: "user")
-        let recorded = try await storeCall { () async throws(ChatStoreError) in try await store.membership(of: user, in: chat) }
+        let recorded = try await storeCall { () async throws(ChatStoreError) in
+            try await store.membership(of: user, in: chat)
+        }
         if recorded.isMember {
             let listed = wantParticipants ? await participants.participants(of: chat) : .unavailable
             return Access(hosted: recorded.chat, participants: listed)
@@ -192,7 +208,8 @@ public struct ChatCore: Sendable {
         guard !id.isEmpty, id.utf8.count <= settings.userIDMaxBytes,
             !id.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
         else {
-            throw .invalidArgument(field: field, reason: "a user id is 1-\(settings.userIDMaxBytes) bytes without control characters")
+            throw .invalidArgument(
+                field: field, reason: "a user id is 1-\(settings.userIDMaxBytes) bytes without control characters")
         }
     }
 
@@ -200,7 +217,8 @@ public struct ChatCore: Sendable {
         guard !key.isEmpty, key.utf8.count <= settings.idempotencyKeyMaxBytes,
             key.utf8.allSatisfy({ (0x21...0x7E).contains($0) })
         else {
-            throw .invalidArgument(field: "Idempotency-Key", reason: "1-\(settings.idempotencyKeyMaxBytes) visible ASCII characters")
+            throw .invalidArgument(
+                field: "Idempotency-Key", reason: "1-\(settings.idempotencyKeyMaxBytes) visible ASCII characters")
         }
     }
 
@@ -218,7 +236,8 @@ public struct ChatCore: Sendable {
         let milliseconds = UInt64(max(0, Date().chatStoreMilliseconds))
         let time = String(milliseconds, radix: 16)
         let random = String(UInt64.random(in: .min ... .max), radix: 16)
-        let text = "c-" + String(repeating: "0", count: max(0, 12 - time.count)) + time
+        let text =
+            "c-" + String(repeating: "0", count: max(0, 12 - time.count)) + time
             + String(repeating: "0", count: 16 - random.count) + random
         guard let id = ChatID(validating: text) else { preconditionFailure("generated chat id \(text) is invalid") }
         return id

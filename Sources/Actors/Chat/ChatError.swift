@@ -23,7 +23,8 @@ public enum ChatError: Error, Sendable, Hashable, CustomStringConvertible {
         case .messageTooLarge(let limit): "the message text is over \(limit) bytes"
         case .chatNotFound(let chat): "no chat \(chat)"
         case .notAMember(let chat): "not a member of chat \(chat)"
-        case .idempotencyKeyReused(let original): "the idempotency key was used for message \(original) with another text"
+        case .idempotencyKeyReused(let original):
+            "the idempotency key was used for message \(original) with another text"
         case .membershipUnknown(let chat): "membership of chat \(chat) cannot be decided now (participants unavailable)"
         case .storeUnavailable(let reason): "the chat store is unavailable: \(reason)"
         }

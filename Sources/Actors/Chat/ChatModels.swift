@@ -65,7 +65,8 @@ public struct ChatMessage: Sendable, Hashable {
     /// The `Idempotency-Key` it was posted with, if any.
     public var idempotencyKey: String?
 
-    public init(id: MessageID, chatID: ChatID, authorID: String, text: String, createdAt: Date, idempotencyKey: String?) {
+    public init(id: MessageID, chatID: ChatID, authorID: String, text: String, createdAt: Date, idempotencyKey: String?)
+    {
         self.id = id
         self.chatID = chatID
         self.authorID = authorID

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 
 /// The shared batch stream `participants:v1:sync:batches` and its consumer group `batchers`:
 /// reading without `BLOCK` on the shared connection (``BlockingStreamReader`` blocks on its own), claiming what dead
@@ -12,9 +12,12 @@ struct BatchStream: Sendable {
     /// `0`, so a group created after entries were appended still delivers them all.
     func ensureGroup() async throws {
         do {
-            _ = try await supervisor.send(RedisCommand("XGROUP", [
-                "CREATE", CoordinationKeys.batches, CoordinationKeys.group, "0", "MKSTREAM",
-            ]))
+            _ = try await supervisor.send(
+                RedisCommand(
+                    "XGROUP",
+                    [
+                        "CREATE", CoordinationKeys.batches, CoordinationKeys.group, "0", "MKSTREAM",
+                    ]))
         } catch let error as RedisError where error.code == .server && error.message.hasPrefix("BUSYGROUP") {
             return
         }
@@ -33,10 +36,12 @@ struct BatchStream: Sendable {
     func read(count: Int) async throws -> Read {
         let replies = try await supervisor.pipeline([
             RedisCommand("GET", [CoordinationKeys.fence]),
-            RedisCommand("XREADGROUP", [
-                "GROUP", CoordinationKeys.group, settings.instanceID, "COUNT", String(max(1, count)),
-                "STREAMS", CoordinationKeys.batches, ">",
-            ]),
+            RedisCommand(
+                "XREADGROUP",
+                [
+                    "GROUP", CoordinationKeys.group, settings.instanceID, "COUNT", String(max(1, count)),
+                    "STREAMS", CoordinationKeys.batches, ">",
+                ]),
         ])
         return try Self.read(from: replies)
     }
@@ -54,24 +59,31 @@ struct BatchStream: Sendable {
 
     /// `XAUTOCLAIM key batchers <me> <min idle> <cursor> COUNT n`.
     func claim(count: Int, cursor: String) async throws -> StreamReplies.Claim {
-        let reply = try await supervisor.send(RedisCommand("XAUTOCLAIM", [
-            CoordinationKeys.batches, CoordinationKeys.group, settings.instanceID,
-            String(LeaderElector.milliseconds(settings.claimMinIdle)), cursor, "COUNT", String(max(1, count)),
-        ]))
+        let reply = try await supervisor.send(
+            RedisCommand(
+                "XAUTOCLAIM",
+                [
+                    CoordinationKeys.batches, CoordinationKeys.group, settings.instanceID,
+                    String(LeaderElector.milliseconds(settings.claimMinIdle)), cursor, "COUNT", String(max(1, count)),
+                ]))
         return StreamReplies.claim(reply) ?? StreamReplies.Claim(cursor: "0-0", entries: [], deleted: [])
     }
 
     /// Acknowledges an entry without booking anything (an entry that is not a batch).
     func acknowledge(_ entryID: String) async throws {
-        _ = try await supervisor.send(RedisCommand("XACK", [CoordinationKeys.batches, CoordinationKeys.group, entryID]))
+        _ = try await supervisor.send(
+            RedisCommand("XACK", [CoordinationKeys.batches, CoordinationKeys.group, entryID]))
     }
 
     /// Consumers of the group that read or claimed within the claim idle time: the instances
     /// alive to share a run's backlog.
     func liveConsumers() async throws -> Int {
-        let reply = try await supervisor.send(RedisCommand("XINFO", [
-            "CONSUMERS", CoordinationKeys.batches, CoordinationKeys.group,
-        ]))
+        let reply = try await supervisor.send(
+            RedisCommand(
+                "XINFO",
+                [
+                    "CONSUMERS", CoordinationKeys.batches, CoordinationKeys.group,
+                ]))
         let idleLimit = LeaderElector.milliseconds(settings.claimMinIdle)
         return StreamReplies.consumers(reply).filter { $0.idleMilliseconds < idleLimit }.count
     }

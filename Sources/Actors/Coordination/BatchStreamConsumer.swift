@@ -1,7 +1,7 @@
+public import ChatRuntime
 import Foundation
 public import Logging
 public import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// This instance's reader of the shared batch stream: reads batches for the ``Batcher`` while it
@@ -184,15 +184,18 @@ public actor BatchStreamConsumer: Service {
             let held = await deliver(read.entries, claimed: false)
             return state.handle(.blockingReadCompleted(entries: read.entries.count, held: held))
         case .blockingRead(.failure(let error)):
-            logger.debug("blocking read of the batch stream failed; polling until redis is ready again", metadata: [
-                "error": "\(error)",
-            ])
+            logger.debug(
+                "blocking read of the batch stream failed; polling until redis is ready again",
+                metadata: [
+                    "error": "\(error)"
+                ])
             return state.handle(.blockingReadUnavailable)
         case .claim(.success(let claim)):
             claimCursor = claim.cursor
             noteLost(claim.deleted)
             if !claim.entries.isEmpty {
-                logger.notice("claimed batches another instance left pending", metadata: ["sync.count": "\(claim.entries.count)"])
+                logger.notice(
+                    "claimed batches another instance left pending", metadata: ["sync.count": "\(claim.entries.count)"])
             }
             metrics.batchesRead(claim.entries.count, claimed: true)
             let held = await deliver(claim.entries, claimed: true)
@@ -261,7 +264,9 @@ public actor BatchStreamConsumer: Service {
             let cursor = claimCursor
             group.addTask(executorPreference: loop) {
                 let result: Result<StreamReplies.Claim, any Error>
-                do { result = .success(try await stream.claim(count: count, cursor: cursor)) } catch { result = .failure(error) }
+                do { result = .success(try await stream.claim(count: count, cursor: cursor)) } catch {
+                    result = .failure(error)
+                }
                 input.yield(.claim(result))
             }
         case .book(let count):
@@ -290,7 +295,8 @@ public actor BatchStreamConsumer: Service {
         for entry in entries {
             guard let batch = BatchStream.batch(from: entry, claimed: claimed), let delivery = batch.delivery else {
                 counters.entriesRejected += 1
-                logger.error("stream entry is not a batch; acknowledged and dropped", metadata: ["sync.entry": "\(entry.id)"])
+                logger.error(
+                    "stream entry is not a batch; acknowledged and dropped", metadata: ["sync.entry": "\(entry.id)"])
                 try? await stream.acknowledge(entry.id)
                 continue
             }
@@ -300,10 +306,12 @@ public actor BatchStreamConsumer: Service {
                 // run the old leader listed before it died.
                 counters.batchesFromOldLeaders += 1
                 metrics.batchFromOldLeader()
-                logger.notice("batch from an earlier leader; processed anyway", metadata: [
-                    "sync.run_id": "\(batch.runID)", "sync.batch": "\(batch.number)",
-                    "sync.fence": "\(delivery.fence)", "sync.current_fence": "\(currentFence)",
-                ])
+                logger.notice(
+                    "batch from an earlier leader; processed anyway",
+                    metadata: [
+                        "sync.run_id": "\(batch.runID)", "sync.batch": "\(batch.number)",
+                        "sync.fence": "\(delivery.fence)", "sync.current_fence": "\(currentFence)",
+                    ])
             }
             // Refused only once the batcher stopped: the entry stays pending for another instance.
             if batcher.submit(batch) { held += 1 }
@@ -315,9 +323,11 @@ public actor BatchStreamConsumer: Service {
         guard !deleted.isEmpty else { return }
         counters.batchesLost += deleted.count
         metrics.batchesLost(deleted.count)
-        logger.error("pending batches were trimmed from the stream before anyone processed them", metadata: [
-            "sync.entries": "\(deleted.prefix(10).joined(separator: ","))", "sync.count": "\(deleted.count)",
-        ])
+        logger.error(
+            "pending batches were trimmed from the stream before anyone processed them",
+            metadata: [
+                "sync.entries": "\(deleted.prefix(10).joined(separator: ","))", "sync.count": "\(deleted.count)",
+            ])
     }
 
     private func count(_ outcome: BatchOutcome) {
@@ -345,7 +355,8 @@ public actor BatchStreamConsumer: Service {
             counters.batchesDuplicate += 1
             metrics.batchDuplicate()
         case .unknownRun:
-            logger.warning("batch of a run without a record; acknowledged", metadata: ["sync.run_id": "\(outcome.runID)"])
+            logger.warning(
+                "batch of a run without a record; acknowledged", metadata: ["sync.run_id": "\(outcome.runID)"])
         }
     }
 

@@ -1,5 +1,5 @@
-import Logging
 import ChatRuntime
+import Logging
 
 /// `XREADGROUP ... BLOCK` on a connection of its own, so that an idle reader of the batch stream
 /// learns of the next append of any instance at once instead of polling. A blocking command
@@ -34,11 +34,13 @@ actor BlockingStreamReader {
         do {
             replies = try await connection.pipeline([
                 RedisCommand("GET", [CoordinationKeys.fence]),
-                RedisCommand("XREADGROUP", [
-                    "GROUP", CoordinationKeys.group, settings.instanceID, "COUNT", String(max(1, count)),
-                    "BLOCK", String(LeaderElector.milliseconds(settings.blockTime)),
-                    "STREAMS", CoordinationKeys.batches, ">",
-                ]),
+                RedisCommand(
+                    "XREADGROUP",
+                    [
+                        "GROUP", CoordinationKeys.group, settings.instanceID, "COUNT", String(max(1, count)),
+                        "BLOCK", String(LeaderElector.milliseconds(settings.blockTime)),
+                        "STREAMS", CoordinationKeys.batches, ">",
+                    ]),
             ])
         } catch {
             await drop()

@@ -96,10 +96,11 @@ enum CoordinationScripts {
         """
 
     /// KEYS[1] stream; ARGV[1] group. Trims what was acknowledged; returns `XLEN`.
-    static let trim = trimFunction + """
-        trim_acknowledged(KEYS[1], ARGV[1])
-        return redis.call('XLEN', KEYS[1])
-        """
+    static let trim =
+        trimFunction + """
+            trim_acknowledged(KEYS[1], ARGV[1])
+            return redis.call('XLEN', KEYS[1])
+            """
 
     /// Creates a run record, or joins or skips for the run going (one full and one
     /// interval-style run at a time, cluster-wide), optionally claiming a scheduled tick in the
@@ -223,47 +224,49 @@ enum CoordinationScripts {
     /// these batches, ARGV[15] group, ARGV[16...] one batch each (chat ids separated by spaces).
     /// Returns `{state, backlog, stream length}` (backlog: batches planned but not yet
     /// accounted for), or `{'not_leader', 0, 0}` / `{'not_owner', 0, 0}`.
-    static let append = settleRunFunction + trimFunction + """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader', 0, 0} end
-        local v = redis.call('HMGET', KEYS[2], 'state', 'fence', 'batches_planned')
-        if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner', 0, 0} end
-        ensure_group(KEYS[3], ARGV[15])
-        local number = tonumber(v[3]) or 0
-        for i = 16, #ARGV do
-          number = number + 1
-          redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'run', ARGV[3], 'kind', ARGV[4],
-            'fence', ARGV[2], 'number', string.format('%d', number), 'chats', ARGV[i])
-        end
-        redis.call('HINCRBY', KEYS[2], 'batches_planned', #ARGV - 15)
-        redis.call('HINCRBY', KEYS[2], 'chats_planned', ARGV[14])
-        redis.call('HINCRBY', KEYS[2], 'pages_read', ARGV[9])
-        redis.call('HINCRBY', KEYS[2], 'chats_considered', ARGV[10])
-        redis.call('HINCRBY', KEYS[2], 'ids_rejected', ARGV[11])
-        if ARGV[6] == '1' then redis.call('HSET', KEYS[2], 'cursor', ARGV[7]) end
-        redis.call('HSET', KEYS[2], 'updated_ms', ARGV[13])
-        local state = 'running'
-        if ARGV[8] == '1' then
-          redis.call('HSET', KEYS[2], 'producer_done', '1', 'producer_end', 'finished')
-          state = settle_run(KEYS[2], KEYS[4], ARGV[3], ARGV[12])
-        end
-        trim_acknowledged(KEYS[3], ARGV[15])
-        local c = redis.call('HMGET', KEYS[2], 'batches_planned', 'batches_done', 'batches_failed', 'batches_skipped')
-        return {state, tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3]) - tonumber(c[4]), redis.call('XLEN', KEYS[3])}
-        """
+    static let append =
+        settleRunFunction + trimFunction + """
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader', 0, 0} end
+            local v = redis.call('HMGET', KEYS[2], 'state', 'fence', 'batches_planned')
+            if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner', 0, 0} end
+            ensure_group(KEYS[3], ARGV[15])
+            local number = tonumber(v[3]) or 0
+            for i = 16, #ARGV do
+              number = number + 1
+              redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[5], '*', 'run', ARGV[3], 'kind', ARGV[4],
+                'fence', ARGV[2], 'number', string.format('%d', number), 'chats', ARGV[i])
+            end
+            redis.call('HINCRBY', KEYS[2], 'batches_planned', #ARGV - 15)
+            redis.call('HINCRBY', KEYS[2], 'chats_planned', ARGV[14])
+            redis.call('HINCRBY', KEYS[2], 'pages_read', ARGV[9])
+            redis.call('HINCRBY', KEYS[2], 'chats_considered', ARGV[10])
+            redis.call('HINCRBY', KEYS[2], 'ids_rejected', ARGV[11])
+            if ARGV[6] == '1' then redis.call('HSET', KEYS[2], 'cursor', ARGV[7]) end
+            redis.call('HSET', KEYS[2], 'updated_ms', ARGV[13])
+            local state = 'running'
+            if ARGV[8] == '1' then
+              redis.call('HSET', KEYS[2], 'producer_done', '1', 'producer_end', 'finished')
+              state = settle_run(KEYS[2], KEYS[4], ARGV[3], ARGV[12])
+            end
+            trim_acknowledged(KEYS[3], ARGV[15])
+            local c = redis.call('HMGET', KEYS[2], 'batches_planned', 'batches_done', 'batches_failed', 'batches_skipped')
+            return {state, tonumber(c[1]) - tonumber(c[2]) - tonumber(c[3]) - tonumber(c[4]), redis.call('XLEN', KEYS[3])}
+            """
 
     /// Ends a run's production, fenced like ``append``.
     ///
     /// KEYS[1] lock, KEYS[2] run, KEYS[3] active key. ARGV[1] lock value, ARGV[2] fence,
     /// ARGV[3] run id, ARGV[4] end (finished, failed, interrupted), ARGV[5] failure ('' none),
     /// ARGV[6] now ISO, ARGV[7] now ms. Returns `{'ok', state}`, `{'not_leader'}`, `{'not_owner'}`.
-    static let finishProducer = settleRunFunction + """
-        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader'} end
-        local v = redis.call('HMGET', KEYS[2], 'state', 'fence')
-        if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner'} end
-        redis.call('HSET', KEYS[2], 'producer_done', '1', 'producer_end', ARGV[4], 'updated_ms', ARGV[7])
-        if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'failure', ARGV[5]) end
-        return {'ok', settle_run(KEYS[2], KEYS[3], ARGV[3], ARGV[6])}
-        """
+    static let finishProducer =
+        settleRunFunction + """
+            if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader'} end
+            local v = redis.call('HMGET', KEYS[2], 'state', 'fence')
+            if v[1] ~= 'running' or v[2] ~= ARGV[2] then return {'not_owner'} end
+            redis.call('HSET', KEYS[2], 'producer_done', '1', 'producer_end', ARGV[4], 'updated_ms', ARGV[7])
+            if ARGV[5] ~= '' then redis.call('HSET', KEYS[2], 'failure', ARGV[5]) end
+            return {'ok', settle_run(KEYS[2], KEYS[3], ARGV[3], ARGV[6])}
+            """
 
     /// Acknowledges a processed batch and books its outcome on its run, once: a batch processed
     /// twice (claimed from an instance that was slow, not dead) is counted by whichever
@@ -274,25 +277,26 @@ enum CoordinationScripts {
     /// ARGV[5] chats not found, ARGV[6] chats failed, ARGV[7] run id, ARGV[8] now ISO,
     /// ARGV[9] now ms, ARGV[10] error limit, ARGV[11] retention s, ARGV[12...] error lines.
     /// Returns `{'counted', state}`, `{'duplicate', ''}` or `{'unknown_run', ''}`.
-    static let settleBatch = settleRunFunction + """
-        if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {'duplicate', ''} end
-        if redis.call('EXISTS', KEYS[2]) == 0 then return {'unknown_run', ''} end
-        local result = ARGV[3]
-        if result == 'written' or result == 'deferred' then redis.call('HINCRBY', KEYS[2], 'batches_done', 1) end
-        if result == 'deferred' then redis.call('HINCRBY', KEYS[2], 'batches_deferred', 1) end
-        if result == 'failed' then redis.call('HINCRBY', KEYS[2], 'batches_failed', 1) end
-        redis.call('HINCRBY', KEYS[2], 'chats_refreshed', ARGV[4])
-        redis.call('HINCRBY', KEYS[2], 'chats_not_found', ARGV[5])
-        redis.call('HINCRBY', KEYS[2], 'chats_failed', ARGV[6])
-        if #ARGV >= 12 then
-          for i = 12, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
-          redis.call('HINCRBY', KEYS[2], 'errors_total', #ARGV - 11)
-          redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[10]) - 1)
-          redis.call('EXPIRE', KEYS[3], ARGV[11])
-        end
-        redis.call('HSET', KEYS[2], 'updated_ms', ARGV[9])
-        return {'counted', settle_run(KEYS[2], KEYS[4], ARGV[7], ARGV[8])}
-        """
+    static let settleBatch =
+        settleRunFunction + """
+            if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return {'duplicate', ''} end
+            if redis.call('EXISTS', KEYS[2]) == 0 then return {'unknown_run', ''} end
+            local result = ARGV[3]
+            if result == 'written' or result == 'deferred' then redis.call('HINCRBY', KEYS[2], 'batches_done', 1) end
+            if result == 'deferred' then redis.call('HINCRBY', KEYS[2], 'batches_deferred', 1) end
+            if result == 'failed' then redis.call('HINCRBY', KEYS[2], 'batches_failed', 1) end
+            redis.call('HINCRBY', KEYS[2], 'chats_refreshed', ARGV[4])
+            redis.call('HINCRBY', KEYS[2], 'chats_not_found', ARGV[5])
+            redis.call('HINCRBY', KEYS[2], 'chats_failed', ARGV[6])
+            if #ARGV >= 12 then
+              for i = 12, #ARGV do redis.call('LPUSH', KEYS[3], ARGV[i]) end
+              redis.call('HINCRBY', KEYS[2], 'errors_total', #ARGV - 11)
+              redis.call('LTRIM', KEYS[3], 0, tonumber(ARGV[10]) - 1)
+              redis.call('EXPIRE', KEYS[3], ARGV[11])
+            end
+            redis.call('HSET', KEYS[2], 'updated_ms', ARGV[9])
+            return {'counted', settle_run(KEYS[2], KEYS[4], ARGV[7], ARGV[8])}
+            """
 
     /// Adds an error line to a run that exists. KEYS[1] run, KEYS[2] errors list; ARGV[1] line,
     /// ARGV[2] error limit, ARGV[3] retention s. 1 recorded, 0 no such run.

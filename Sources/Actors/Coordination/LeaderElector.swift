@@ -1,6 +1,6 @@
+public import ChatRuntime
 public import Logging
 public import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// Elects one leader among the instances sharing a Redis: `SET participants:v1:sync:leader
@@ -41,7 +41,8 @@ public actor LeaderElector: Service {
         self.random = random
         self.logger = logger
         metrics = metricsFactory
-        (leaseChanges, leaseChangeInput) = AsyncStream.makeStream(of: LeaderLease?.self, bufferingPolicy: .bufferingNewest(8))
+        (leaseChanges, leaseChangeInput) = AsyncStream.makeStream(
+            of: LeaderLease?.self, bufferingPolicy: .bufferingNewest(8))
     }
 
     /// The lease while this instance is leader and the lease has not run out.
@@ -106,8 +107,9 @@ public actor LeaderElector: Service {
             if released {
                 // Released while acquiring: give back what this attempt may just have taken.
                 if reply.first?.int == 1 {
-                    _ = try? await supervisor.send(Self.eval(
-                        CoordinationScripts.release, keys: [CoordinationKeys.leader], arguments: [value]))
+                    _ = try? await supervisor.send(
+                        Self.eval(
+                            CoordinationScripts.release, keys: [CoordinationKeys.leader], arguments: [value]))
                 }
                 return
             }
@@ -116,9 +118,11 @@ public actor LeaderElector: Service {
                 recordLeadership(true)
                 leaseChangeInput.yield(keeper.lease)
                 count("acquired")
-                logger.notice("this instance is the sync leader", metadata: [
-                    "sync.fence": "\(fence)", "sync.instance_id": "\(instanceID)",
-                ])
+                logger.notice(
+                    "this instance is the sync leader",
+                    metadata: [
+                        "sync.fence": "\(fence)", "sync.instance_id": "\(instanceID)",
+                    ])
             } else {
                 let remaining = reply.dropFirst().first?.int.flatMap { $0 > 0 ? Duration.milliseconds($0) : nil }
                 keeper.acquireRefused(remaining: remaining, now: .now)
@@ -154,9 +158,11 @@ public actor LeaderElector: Service {
         recordLeadership(false)
         leaseChangeInput.yield(nil)
         count("lost")
-        logger.warning("this instance is no longer the sync leader", metadata: [
-            "sync.fence": "\(lease.fence)", "sync.reason": "\(reason)",
-        ])
+        logger.warning(
+            "this instance is no longer the sync leader",
+            metadata: [
+                "sync.fence": "\(lease.fence)", "sync.reason": "\(reason)",
+            ])
     }
 
     // MARK: Helpers

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 
 /// The runs every instance sees: records, admission, tick claims, fenced appends to the batch
 /// stream and batch settlement, all as scripts on Redis (see ``CoordinationScripts``). Holds no
@@ -153,7 +153,8 @@ struct SharedRuns: Sendable {
                 lease.value, String(lease.fence), id.rawValue, kind.rawValue, String(settings.streamMaxLength),
                 progress.cursor == nil ? "0" : "1", progress.cursor ?? "", final ? "1" : "0",
                 String(progress.pagesRead), String(progress.chatsConsidered), String(progress.idsRejected),
-                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(chats), CoordinationKeys.group,
+                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(chats),
+                CoordinationKeys.group,
             ] + batches.map { $0.map(\.rawValue).joined(separator: " ") })
         let reply = try await supervisor.send(command).array ?? []
         switch reply.first?.string {
@@ -171,9 +172,12 @@ struct SharedRuns: Sendable {
 
     /// Batches of run `id` planned but not yet accounted for.
     func backlog(of id: RunID) async throws -> Int {
-        let reply = try await supervisor.send(RedisCommand("HMGET", [
-            CoordinationKeys.run(id), "batches_planned", "batches_done", "batches_failed", "batches_skipped",
-        ]))
+        let reply = try await supervisor.send(
+            RedisCommand(
+                "HMGET",
+                [
+                    CoordinationKeys.run(id), "batches_planned", "batches_done", "batches_failed", "batches_skipped",
+                ]))
         let values = (reply.array ?? []).map { $0.int ?? 0 }
         guard values.count == 4 else { return 0 }
         return Int(values[0] - values[1] - values[2] - values[3])
@@ -181,8 +185,9 @@ struct SharedRuns: Sendable {
 
     /// Trims what the group acknowledged (never an unprocessed batch); the stream's length after.
     func trimAcknowledged() async throws -> Int {
-        let reply = try await supervisor.send(LeaderElector.eval(
-            CoordinationScripts.trim, keys: [CoordinationKeys.batches], arguments: [CoordinationKeys.group]))
+        let reply = try await supervisor.send(
+            LeaderElector.eval(
+                CoordinationScripts.trim, keys: [CoordinationKeys.batches], arguments: [CoordinationKeys.group]))
         return Int(reply.int ?? 0)
     }
 
@@ -208,9 +213,10 @@ struct SharedRuns: Sendable {
 
     /// Adds an error line to run `id`.
     func recordError(_ id: RunID, _ message: String, at now: Date) async throws {
-        _ = try await supervisor.send(LeaderElector.eval(
-            CoordinationScripts.recordError, keys: [CoordinationKeys.run(id), CoordinationKeys.runErrors(id)],
-            arguments: [SharedRunRecord.errorLine(message, at: now), String(errorLimit), retentionSeconds]))
+        _ = try await supervisor.send(
+            LeaderElector.eval(
+                CoordinationScripts.recordError, keys: [CoordinationKeys.run(id), CoordinationKeys.runErrors(id)],
+                arguments: [SharedRunRecord.errorLine(message, at: now), String(errorLimit), retentionSeconds]))
     }
 
     // MARK: Settling batches
@@ -254,7 +260,8 @@ struct SharedRuns: Sendable {
             arguments: [
                 CoordinationKeys.group, delivery.entryID, outcome.result.rawValue, String(outcome.chatsRefreshed),
                 String(outcome.chatsNotFound), String(outcome.chatsFailed), id.rawValue,
-                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(errorLimit), retentionSeconds,
+                ISO8601Timestamp.string(from: now), String(Self.milliseconds(now)), String(errorLimit),
+                retentionSeconds,
             ] + outcome.errors.prefix(errorLimit).map { SharedRunRecord.errorLine($0, at: now) })
     }
 
@@ -287,7 +294,10 @@ struct SharedRuns: Sendable {
 
     /// The most recent runs, newest first.
     func recent(limit: Int) async throws -> [SyncRun] {
-        let ids = try await supervisor.send(RedisCommand("ZREVRANGE", [CoordinationKeys.runs, "0", String(max(0, limit - 1))]))
+        let ids =
+            try await supervisor.send(
+                RedisCommand("ZREVRANGE", [CoordinationKeys.runs, "0", String(max(0, limit - 1))])
+            )
             .array?.compactMap(\.string) ?? []
         guard !ids.isEmpty else { return [] }
         var commands: [RedisCommand] = []
@@ -299,7 +309,8 @@ struct SharedRuns: Sendable {
         return stride(from: 0, to: replies.count - 1, by: 2).compactMap { index in
             guard let flat = replies[index].array else { return nil }
             return SharedRunRecord(
-                fields: StreamReplies.dictionary(flat), errorLines: (replies[index + 1].array ?? []).compactMap(\.string))?.run
+                fields: StreamReplies.dictionary(flat),
+                errorLines: (replies[index + 1].array ?? []).compactMap(\.string))?.run
         }
     }
 

@@ -127,7 +127,9 @@ enum StreamReplies {
         guard let parts = reply.array, parts.count == 4, let total = parts[0].int else { return nil }
         var byConsumer: [String: Int] = [:]
         for row in parts[3].array ?? [] {
-            guard let pair = row.array, pair.count == 2, let name = pair[0].string, let count = pair[1].int else { continue }
+            guard let pair = row.array, pair.count == 2, let name = pair[0].string, let count = pair[1].int else {
+                continue
+            }
             byConsumer[name] = Int(count)
         }
         return (Int(total), byConsumer)

@@ -1,6 +1,6 @@
+import ChatRuntime
 import Foundation
 public import Logging
-import ChatRuntime
 
 /// The chat API (issue 8): a thin mapping of HTTP onto ``ChatCore``. Every route takes a user
 /// JWT; the token's `sub` is the acting user. Errors are `{"error": {"code", "message"}}`.
@@ -111,9 +111,11 @@ public struct ChatRoutes: Sendable {
             return try await body(user, chat)
         } catch {
             if case .storeUnavailable(let reason) = error {
-                logger.warning("chat store call failed", metadata: [
-                    "http.path": "\(request.path)", "chat.store_error": "\(reason)",
-                ])
+                logger.warning(
+                    "chat store call failed",
+                    metadata: [
+                        "http.path": "\(request.path)", "chat.store_error": "\(reason)",
+                    ])
             }
             return Self.response(for: error)
         }
@@ -144,7 +146,10 @@ public struct ChatRoutes: Sendable {
     }
 
     static func json(_ object: [String: Any], status: Int = 200) -> HTTPResponse {
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+        guard
+            let data = try? JSONSerialization.data(
+                withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        else {
             return .error(status: 500, code: "encoding_failed", message: "the response could not be encoded")
         }
         return .json(bytes: Array(data), status: status)
@@ -175,7 +180,9 @@ public struct ChatRoutes: Sendable {
         case let list as [Any]:
             var strings: [String] = []
             for item in list {
-                guard let text = item as? String else { throw .invalidArgument(field: field, reason: "an array of user ids") }
+                guard let text = item as? String else {
+                    throw .invalidArgument(field: field, reason: "an array of user ids")
+                }
                 strings.append(text)
             }
             return strings

@@ -1,7 +1,7 @@
+public import ChatRuntime
 import Foundation
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// One route another component contributes to the frontend.
@@ -17,7 +17,9 @@ public struct RouteRegistration: Sendable {
         self.init(method, pattern, immediate: nil, handler: handler)
     }
 
-    public init(_ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler) {
+    public init(
+        _ method: HTTPMethod, _ pattern: String, immediate: HTTPImmediateHandler?, handler: @escaping HTTPHandler
+    ) {
         self.method = method
         self.pattern = pattern
         self.handler = handler
@@ -88,9 +90,11 @@ public actor HTTPFrontend: Service {
             port = try await server.start(host: settings.host, port: settings.port)
         } catch {
             resolveBoundPort(.failure(error))
-            logger.critical("cannot listen", metadata: [
-                "http.host": "\(settings.host)", "http.port": "\(settings.port)", "error": "\(error)",
-            ])
+            logger.critical(
+                "cannot listen",
+                metadata: [
+                    "http.host": "\(settings.host)", "http.port": "\(settings.port)", "error": "\(error)",
+                ])
             throw error
         }
         logger.info("listening", metadata: ["http.host": "\(settings.host)", "http.port": "\(port)"])
@@ -186,7 +190,9 @@ public actor HTTPFrontend: Service {
         }
     }
 
-    private static func instrumented(_ handler: @escaping HTTPImmediateHandler, _ metrics: RouteMetrics) -> HTTPImmediateHandler {
+    private static func instrumented(_ handler: @escaping HTTPImmediateHandler, _ metrics: RouteMetrics)
+        -> HTTPImmediateHandler
+    {
         { request in
             let started = ContinuousClock.now
             // A declined request is counted once, by the async handler that answers it.
@@ -216,9 +222,11 @@ final class RouteMetrics: Sendable {
         duration.recordDuration(elapsed)
         let counter = requests.withLock { counters in
             if let counter = counters[status] { return counter }
-            let counter = Counter(label: "http_requests_total", dimensions: [
-                ("route", route), ("method", method), ("status", String(status)),
-            ])
+            let counter = Counter(
+                label: "http_requests_total",
+                dimensions: [
+                    ("route", route), ("method", method), ("status", String(status)),
+                ])
             counters[status] = counter
             return counter
         }

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 
 /// What the operator routes need from the sync layer (the Scheduler), as closures so the
 /// routes do not depend on how runs are organised.
@@ -65,7 +65,9 @@ public struct ParticipantsRoutes: Sendable {
                 .GET, "/v1/chats/{chat_id}/participants",
                 immediate: { request in readFromMemory(request) },
                 handler: { request in await read(request) }),
-            RouteRegistration(.POST, "/internal/chats/{chat_id}/participants/refresh") { request in await refreshChat(request) },
+            RouteRegistration(.POST, "/internal/chats/{chat_id}/participants/refresh") { request in
+                await refreshChat(request)
+            },
             RouteRegistration(.POST, "/internal/participants/refresh") { request in await refreshAll(request) },
             RouteRegistration(.GET, "/internal/participants/refresh/{job_id}") { request in await job(request) },
             RouteRegistration(.GET, "/internal/participants/status") { request in await status(request) },

@@ -37,7 +37,9 @@ public final class ResponseBodyCache: Sendable {
         }
         if let reused { return reused }
         let bytes = EntryCodec.encodeResponse(entry, stale: stale, source: source)
-        bodies.withLock { _ = $0.set(Body(entry: entry, stale: stale, source: source, bytes: bytes), for: entry.chatID) }
+        bodies.withLock {
+            _ = $0.set(Body(entry: entry, stale: stale, source: source, bytes: bytes), for: entry.chatID)
+        }
         return bytes
     }
 

@@ -1,5 +1,5 @@
-import Foundation
 import ChatRuntime
+import Foundation
 
 /// Serializes ``ParticipantsEntry`` for Redis and for HTTP responses.
 ///
@@ -57,7 +57,8 @@ public enum EntryCodec {
         // Sized for the common case, no string to escape: one allocation, plain copies. A string
         // that needs escaping sends the whole entry to the escaping writer instead.
         var plain = false
-        let bytes = ByteArrayWriter.makeArray(capacity: plainFieldsCount(of: entry) + closing.utf8CodeUnitCount) { writer in
+        let bytes = ByteArrayWriter.makeArray(capacity: plainFieldsCount(of: entry) + closing.utf8CodeUnitCount) {
+            writer in
             plain = writePlainFields(of: entry, to: &writer)
             if plain { writer.append(closing) }
         }
@@ -70,15 +71,19 @@ public enum EntryCodec {
 
     /// The exact length of what ``writePlainFields(of:to:)`` writes when no string needs escaping.
     private static func plainFieldsCount(of entry: ParticipantsEntry) -> Int {
-        var count = openChatID.utf8CodeUnitCount + JSONEscaping.plainQuotedCount(entry.chatID.rawValue)
+        var count =
+            openChatID.utf8CodeUnitCount + JSONEscaping.plainQuotedCount(entry.chatID.rawValue)
             + openParticipants.utf8CodeUnitCount + max(0, entry.participants.count - 1)
             + openVersion.utf8CodeUnitCount + JSONEscaping.decimalCount(entry.version)
             + openFetchedAt.utf8CodeUnitCount + ISO8601Timestamp.length + 2
-        let perParticipant = openUserID.utf8CodeUnitCount + openDisplayName.utf8CodeUnitCount
+        let perParticipant =
+            openUserID.utf8CodeUnitCount + openDisplayName.utf8CodeUnitCount
             + openAvatarURL.utf8CodeUnitCount + openRole.utf8CodeUnitCount + 1
         for participant in entry.participants {
-            count += perParticipant + JSONEscaping.plainQuotedCount(participant.userID)
-                + JSONEscaping.plainQuotedCount(participant.displayName) + JSONEscaping.plainQuotedCount(participant.role)
+            count +=
+                perParticipant + JSONEscaping.plainQuotedCount(participant.userID)
+                + JSONEscaping.plainQuotedCount(participant.displayName)
+                + JSONEscaping.plainQuotedCount(participant.role)
                 + (participant.avatarURL.map(JSONEscaping.plainQuotedCount) ?? null.utf8CodeUnitCount)
         }
         return count

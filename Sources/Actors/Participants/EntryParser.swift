@@ -68,7 +68,9 @@ enum EntryParser {
         return participants
     }
 
-    private static func parseParticipant(_ scanner: inout JSONScanner, index: Int) throws(DecodingFailure) -> Participant {
+    private static func parseParticipant(_ scanner: inout JSONScanner, index: Int) throws(DecodingFailure)
+        -> Participant
+    {
         // Paths are only built when something is wrong.
         func path(_ field: String? = nil) -> String {
             "$.participants[\(index)]" + (field.map { ".\($0)" } ?? "")

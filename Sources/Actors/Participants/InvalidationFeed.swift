@@ -1,7 +1,7 @@
+public import ChatRuntime
 public import Foundation
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// Keeps this instance's L1 coherent with the other instances' writes: reads the invalidation
@@ -141,9 +141,13 @@ public actor InvalidationFeed: Service {
     private func read(after: RedisStreamID) async -> Int? {
         let reply: RESPValue
         do {
-            reply = try await supervisor.send(RedisCommand("XREAD", [
-                "COUNT", String(coordination.invalidationReadCount), "STREAMS", ParticipantsKeys.invalidations, after.description,
-            ]))
+            reply = try await supervisor.send(
+                RedisCommand(
+                    "XREAD",
+                    [
+                        "COUNT", String(coordination.invalidationReadCount), "STREAMS", ParticipantsKeys.invalidations,
+                        after.description,
+                    ]))
         } catch {
             logThrottled("reading the invalidation stream failed", error: "\(error)")
             return nil
@@ -190,19 +194,24 @@ public actor InvalidationFeed: Service {
         let point = InvalidationResumePoint.decide(lastSeen: lastSeen, first: first, last: last)
         if lastSeen == nil {
             let dropped = await cache.dropL1(fetchedBefore: now())
-            logger.debug("positioned on the invalidation stream", metadata: [
-                "participants.position": "\(point.after)", "participants.dropped": "\(dropped)",
-            ])
+            logger.debug(
+                "positioned on the invalidation stream",
+                metadata: [
+                    "participants.position": "\(point.after)", "participants.dropped": "\(dropped)",
+                ])
         } else if point.mayHaveMissedEntries, let outageBegan {
             let dropped = await cache.dropL1(fetchedBefore: outageBegan)
             counts.gaps += 1
             counts.droppedAfterGap += dropped
             metrics.gaps.increment()
-            logger.warning("invalidations may have been missed during the Redis outage; dropped older L1 entries", metadata: [
-                "participants.dropped": "\(dropped)", "participants.last_seen": "\(lastSeen.map { "\($0)" } ?? "none")",
-                "participants.stream_first": "\(first.map { "\($0)" } ?? "none")",
-                "participants.stream_last": "\(last.map { "\($0)" } ?? "none")",
-            ])
+            logger.warning(
+                "invalidations may have been missed during the Redis outage; dropped older L1 entries",
+                metadata: [
+                    "participants.dropped": "\(dropped)",
+                    "participants.last_seen": "\(lastSeen.map { "\($0)" } ?? "none")",
+                    "participants.stream_first": "\(first.map { "\($0)" } ?? "none")",
+                    "participants.stream_last": "\(last.map { "\($0)" } ?? "none")",
+                ])
         }
         lastSeen = point.after
         outageBegan = nil

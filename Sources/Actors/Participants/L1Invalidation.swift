@@ -1,5 +1,5 @@
-public import Foundation
 public import ChatRuntime
+public import Foundation
 
 /// One entry of the invalidation stream: an instance wrote these chats' entries to Redis,
 /// fetched at these times. Other instances evict older L1 copies of them.
@@ -35,7 +35,9 @@ public struct L1Invalidation: Sendable, Hashable {
     public static func publishCommand(
         instanceID: String, entries: [ParticipantsEntry], maxLength: Int
     ) -> RedisCommand {
-        var arguments = [ParticipantsKeys.invalidations, "MAXLEN", "~", String(maxLength), "*", instanceField, instanceID]
+        var arguments = [
+            ParticipantsKeys.invalidations, "MAXLEN", "~", String(maxLength), "*", instanceField, instanceID,
+        ]
         arguments.reserveCapacity(arguments.count + 2 * entries.count)
         for entry in entries {
             arguments.append(entry.chatID.rawValue)
@@ -61,7 +63,8 @@ public struct L1Invalidation: Sendable, Hashable {
 
     /// One `[id, [field, value, ...]]` stream entry, as `XREAD` and `XRANGE` return it.
     public static func parseEntry(_ entry: RESPValue) -> L1Invalidation? {
-        guard let parts = entry.array, parts.count == 2, let idText = parts[0].string, let id = RedisStreamID(idText) else {
+        guard let parts = entry.array, parts.count == 2, let idText = parts[0].string, let id = RedisStreamID(idText)
+        else {
             return nil
         }
         let fields = parts[1].array ?? []
@@ -97,7 +100,9 @@ public struct InvalidationResumePoint: Sendable, Hashable {
 
     /// The decision, from the last id read before (nil: never positioned) and the stream's
     /// first and last ids now (nil: empty or missing).
-    public static func decide(lastSeen: RedisStreamID?, first: RedisStreamID?, last: RedisStreamID?) -> InvalidationResumePoint {
+    public static func decide(lastSeen: RedisStreamID?, first: RedisStreamID?, last: RedisStreamID?)
+        -> InvalidationResumePoint
+    {
         guard let lastSeen else {
             // First start: nothing in L1 predates this instance's own reads; history is skipped.
             return InvalidationResumePoint(after: last ?? .zero, mayHaveMissedEntries: false)

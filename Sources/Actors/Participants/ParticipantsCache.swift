@@ -1,7 +1,7 @@
+public import ChatRuntime
 public import Foundation
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// What the cache holds for a chat.
@@ -163,9 +163,11 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                     return .hit(entry, freshness, .cache)
                 } catch {
                     metrics.decodeErrors.increment()
-                    logger.error("unreadable cache entry; treated as missing", metadata: [
-                        "participants.chat_id": "\(chat)", "error": "\(error)",
-                    ])
+                    logger.error(
+                        "unreadable cache entry; treated as missing",
+                        metadata: [
+                            "participants.chat_id": "\(chat)", "error": "\(error)",
+                        ])
                 }
             }
             if try await replyUnlessRefused(RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]))?.int == 1 {
@@ -221,7 +223,9 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// Records that a chat was read, for the interval refresh (throttled per chat).
     public func track(_ chat: ChatID) {
         let now = now()
-        if let last = lastTracked.get(chat), now.timeIntervalSince(last) < settings.trackThrottle.timeInterval { return }
+        if let last = lastTracked.get(chat), now.timeIntervalSince(last) < settings.trackThrottle.timeInterval {
+            return
+        }
         lastTracked.set(now, for: chat)
         pendingTracks[chat] = now.timeIntervalSince1970
         if !trackFlushScheduled {
@@ -268,7 +272,9 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         }
         for start in stride(from: 0, to: unknown.count, by: 200) {
             let slice = Array(unknown[start..<min(start + 200, unknown.count)])
-            guard let replies = try? await supervisor.pipeline(slice.map { .get(ParticipantsKeys.entry($0)) }) else { break }
+            guard let replies = try? await supervisor.pipeline(slice.map { .get(ParticipantsKeys.entry($0)) }) else {
+                break
+            }
             for (chat, reply) in zip(slice, replies) {
                 if let bytes = reply.bytes, let entry = try? EntryCodec.decodeFromRedis(bytes) {
                     result[chat] = entry.fetchedAt
@@ -280,7 +286,8 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     public func trackedChats(since: Date) async -> [ChatID] {
         var chats = Set(pendingTracks.filter { $0.value >= since.timeIntervalSince1970 }.keys)
-        let command = RedisCommand("ZRANGEBYSCORE", [ParticipantsKeys.tracked, String(since.timeIntervalSince1970), "+inf"])
+        let command = RedisCommand(
+            "ZRANGEBYSCORE", [ParticipantsKeys.tracked, String(since.timeIntervalSince1970), "+inf"])
         if let members = try? await supervisor.send(command).array {
             for member in members {
                 if let id = member.string, let chat = ChatID(validating: id) { chats.insert(chat) }
@@ -386,12 +393,15 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         commands.reserveCapacity(entries.count + notFound.count)
         let now = now()
         for entry in entries {
-            commands.append(.set(ParticipantsKeys.entry(entry.chatID), value: EntryCodec.encodeForRedis(entry),
-                                 expireSeconds: expireSeconds(for: entry, at: now)))
+            commands.append(
+                .set(
+                    ParticipantsKeys.entry(entry.chatID), value: EntryCodec.encodeForRedis(entry),
+                    expireSeconds: expireSeconds(for: entry, at: now)))
         }
         let notFoundSeconds = max(1, Int(settings.notFoundTTL.components.seconds))
         for chat in notFound {
-            commands.append(.set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
+            commands.append(
+                .set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
         }
         // After the SETs, on the same connection: whoever reads the announcement finds the data.
         let announcement = announce(entries)
@@ -406,9 +416,11 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             if let first = refused.first {
                 // e.g. OOM with noeviction: nothing is lost, the batch goes to write-back.
                 metrics.writeErrors.increment(by: refused.count)
-                logger.warning("redis refused cache writes; kept for write-back", metadata: [
-                    "participants.refused": "\(refused.count)", "redis.error": "\(first.errorMessage ?? "")",
-                ])
+                logger.warning(
+                    "redis refused cache writes; kept for write-back",
+                    metadata: [
+                        "participants.refused": "\(refused.count)", "redis.error": "\(first.errorMessage ?? "")",
+                    ])
                 return false
             }
             metrics.entriesWritten.increment(by: entries.count)
@@ -472,18 +484,22 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                 flushWakeup.yield()
             case .overflowed(let entries):
                 metrics.writeBackOverflow.increment(by: entries.count)
-                logger.warning("write-back buffer full; entries kept in L1 only", metadata: [
-                    "participants.entries": "\(entries.count)", "participants.chat_id": "\(entries[0].chatID)",
-                ])
+                logger.warning(
+                    "write-back buffer full; entries kept in L1 only",
+                    metadata: [
+                        "participants.entries": "\(entries.count)", "participants.chat_id": "\(entries[0].chatID)",
+                    ])
             case .wait(let id, let remaining):
                 let waiter = WriteBackWaiter()
                 writeBackWaiters[id] = waiter
                 pendingWait = PendingWait(id: id, waiter: waiter, remaining: remaining)
             case .flushFinished(let written, let pending):
                 metrics.writeBackWritten.increment(by: written)
-                logger.info("wrote back entries kept while Redis was away", metadata: [
-                    "participants.written": "\(written)", "participants.pending": "\(pending)",
-                ])
+                logger.info(
+                    "wrote back entries kept while Redis was away",
+                    metadata: [
+                        "participants.written": "\(written)", "participants.pending": "\(pending)",
+                    ])
             }
         }
         metrics.writeBackPending.record(writeBack.count)
@@ -496,12 +512,14 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         guard !Task.isCancelled else { return .flushFailed }
         let now = now()
         let commands = chunk.map { entry in
-            RedisCommand("EVAL", arguments: [
-                Array(ParticipantsKeys.writeIfNewerScript.utf8), Array("1".utf8),
-                Array(ParticipantsKeys.entry(entry.chatID).utf8), EntryCodec.encodeForRedis(entry),
-                Array(ISO8601Timestamp.string(from: entry.fetchedAt).utf8),
-                Array(String(expireSeconds(for: entry, at: now)).utf8),
-            ])
+            RedisCommand(
+                "EVAL",
+                arguments: [
+                    Array(ParticipantsKeys.writeIfNewerScript.utf8), Array("1".utf8),
+                    Array(ParticipantsKeys.entry(entry.chatID).utf8), EntryCodec.encodeForRedis(entry),
+                    Array(ISO8601Timestamp.string(from: entry.fetchedAt).utf8),
+                    Array(String(expireSeconds(for: entry, at: now)).utf8),
+                ])
         }
         guard let replies = try? await supervisor.pipeline(commands) else { return .flushFailed }
         var accepted: [ParticipantsEntry] = []

@@ -57,7 +57,8 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
         guard let date = ISO8601Timestamp.date(from: timestamp) else {
             throw DecodingError.dataCorruptedError(
                 forKey: .fetchedAt, in: container,
-                debugDescription: "expected an ISO-8601 timestamp, found \(String(reflecting: String(timestamp.prefix(64))))"
+                debugDescription:
+                    "expected an ISO-8601 timestamp, found \(String(reflecting: String(timestamp.prefix(64))))"
             )
         }
         fetchedAt = date

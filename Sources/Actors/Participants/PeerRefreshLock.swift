@@ -44,11 +44,15 @@ struct PeerRefreshLock: Sendable {
         let milliseconds = max(1, Int64(coordination.refreshLockTTL.timeInterval * 1000))
         let reply: RESPValue
         do {
-            reply = try await supervisor.send(RedisCommand("EVAL", [
-                ParticipantsKeys.acquireRefreshLockScript, "3",
-                ParticipantsKeys.refreshLock(chat), ParticipantsKeys.entry(chat), ParticipantsKeys.notFound(chat),
-                token, String(milliseconds),
-            ]))
+            reply = try await supervisor.send(
+                RedisCommand(
+                    "EVAL",
+                    [
+                        ParticipantsKeys.acquireRefreshLockScript, "3",
+                        ParticipantsKeys.refreshLock(chat), ParticipantsKeys.entry(chat),
+                        ParticipantsKeys.notFound(chat),
+                        token, String(milliseconds),
+                    ]))
         } catch {
             return .unavailable("\(error)")
         }
@@ -65,18 +69,22 @@ struct PeerRefreshLock: Sendable {
 
     /// Deletes the lock if it is still ours; failures are left to the TTL.
     func release(_ chat: ChatID, token: String) async {
-        _ = try? await supervisor.send(RedisCommand("EVAL", [
-            ParticipantsKeys.compareAndDeleteScript, "1", ParticipantsKeys.refreshLock(chat), token,
-        ]))
+        _ = try? await supervisor.send(
+            RedisCommand(
+                "EVAL",
+                [
+                    ParticipantsKeys.compareAndDeleteScript, "1", ParticipantsKeys.refreshLock(chat), token,
+                ]))
     }
 
     /// The chat's entry, not-found marker and lock in one round trip; nil when Redis cannot answer.
     func peek(_ chat: ChatID) async -> PeerView? {
-        guard let replies = try? await supervisor.pipeline([
-            .get(ParticipantsKeys.entry(chat)),
-            RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]),
-            RedisCommand("EXISTS", [ParticipantsKeys.refreshLock(chat)]),
-        ]), replies.count == 3, replies.allSatisfy({ $0.errorMessage == nil })
+        guard
+            let replies = try? await supervisor.pipeline([
+                .get(ParticipantsKeys.entry(chat)),
+                RedisCommand("EXISTS", [ParticipantsKeys.notFound(chat)]),
+                RedisCommand("EXISTS", [ParticipantsKeys.refreshLock(chat)]),
+            ]), replies.count == 3, replies.allSatisfy({ $0.errorMessage == nil })
         else { return nil }
         return PeerView(entry: replies[0].bytes, notFound: replies[1].int == 1, lockHeld: replies[2].int == 1)
     }

@@ -52,7 +52,9 @@ struct RefreshAcceptance: Sendable, Hashable {
     /// past its TTL, `notFound` whether the marker exists. An acceptable entry wins over the
     /// marker, as on the read path.
     func onTakingLock(entry: ParticipantsEntry?, usable: Bool, notFound: Bool) -> OnTakingLock {
-        if let entry, usable, entry.fetchedAt.storedMilliseconds > fetchedAfterOnTakingLock { return .adoptEntry(entry) }
+        if let entry, usable, entry.fetchedAt.storedMilliseconds > fetchedAfterOnTakingLock {
+            return .adoptEntry(entry)
+        }
         if notFound, acceptsMarkerOnTakingLock { return .adoptNotFound }
         return .fetch
     }

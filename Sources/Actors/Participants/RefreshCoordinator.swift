@@ -1,7 +1,7 @@
+public import ChatRuntime
 public import Foundation
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// The result of refreshing one chat from upstream.
@@ -175,9 +175,11 @@ public actor RefreshCoordinator: Service {
                 return result
             case .unavailable(let reason):
                 metrics.lockOutcome("unavailable")
-                logger.debug("refresh lock unavailable; fetching without it", metadata: [
-                    "participants.chat_id": "\(chat)", "redis.reason": "\(reason)",
-                ])
+                logger.debug(
+                    "refresh lock unavailable; fetching without it",
+                    metadata: [
+                        "participants.chat_id": "\(chat)", "redis.reason": "\(reason)",
+                    ])
                 return await fetchAndStore(chat)
             case .heldByPeer:
                 switch await waitForPeer(chat, lock: peerLock, acceptance: acceptance) {
@@ -191,9 +193,11 @@ public actor RefreshCoordinator: Service {
                     return .notFound
                 case .cannotWait(let reason):
                     metrics.lockOutcome("wait_abandoned")
-                    logger.debug("stopped waiting for another instance's refresh; fetching", metadata: [
-                        "participants.chat_id": "\(chat)", "participants.reason": "\(reason)",
-                    ])
+                    logger.debug(
+                        "stopped waiting for another instance's refresh; fetching",
+                        metadata: [
+                            "participants.chat_id": "\(chat)", "participants.reason": "\(reason)",
+                        ])
                     return await fetchAndStore(chat)
                 case .peerEndedWithoutResult:
                     // The holder failed (or its lock expired): compete once more, so a single
@@ -206,7 +210,9 @@ public actor RefreshCoordinator: Service {
         let error = UpstreamError(
             code: .server,
             message: "other instances' refreshes of chat \(chat) failed \(Self.lockRounds) times; not retried here")
-        logger.warning("refresh by other instances failed; keeping the last good data", metadata: ["participants.chat_id": "\(chat)"])
+        logger.warning(
+            "refresh by other instances failed; keeping the last good data",
+            metadata: ["participants.chat_id": "\(chat)"])
         return .failed(error)
     }
 
@@ -222,7 +228,9 @@ public actor RefreshCoordinator: Service {
     /// the shared connection cannot subscribe.
     /// What Redis held when this instance took the lock, if it answers the caller: adopted into
     /// L1 and returned. Nil when upstream must be called.
-    private func adopt(_ found: PeerRefreshLock.Found, of chat: ChatID, acceptance: RefreshAcceptance) async -> RefreshResult? {
+    private func adopt(_ found: PeerRefreshLock.Found, of chat: ChatID, acceptance: RefreshAcceptance) async
+        -> RefreshResult?
+    {
         let entry = found.entry.flatMap { try? EntryCodec.decodeFromRedis($0) }
         var usable = false
         if let entry { usable = await cache.isUsable(entry) }
@@ -240,7 +248,8 @@ public actor RefreshCoordinator: Service {
         }
     }
 
-    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptance: RefreshAcceptance) async -> PeerOutcome {
+    private func waitForPeer(_ chat: ChatID, lock: PeerRefreshLock, acceptance: RefreshAcceptance) async -> PeerOutcome
+    {
         let deadline = ContinuousClock.now + lock.coordination.refreshLockTTL
         while ContinuousClock.now < deadline {
             do {
@@ -272,16 +281,19 @@ public actor RefreshCoordinator: Service {
             }
             guard fetched.chatID == chat else {
                 let error = UpstreamError(code: .malformed, message: "asked for chat \(chat), got \(fetched.chatID)")
-                logger.error("upstream answered for another chat; ignored", metadata: ["participants.chat_id": "\(chat)"])
+                logger.error(
+                    "upstream answered for another chat; ignored", metadata: ["participants.chat_id": "\(chat)"])
                 return .failed(error)
             }
             let entry = ParticipantsEntry(fetched, fetchedAt: now())
             await cache.store(entry)
             return .fetched(entry)
         } catch {
-            logger.warning("upstream refresh failed; keeping the last good data", metadata: [
-                "participants.chat_id": "\(chat)", "upstream.error": "\(error)",
-            ])
+            logger.warning(
+                "upstream refresh failed; keeping the last good data",
+                metadata: [
+                    "participants.chat_id": "\(chat)", "upstream.error": "\(error)",
+                ])
             return .failed(error)
         }
     }

@@ -177,7 +177,8 @@ public struct WriteBackBuffer: Sendable, Hashable {
 
     private mutating func nextChunk(written: Int) -> [Action] {
         let chunk = Array(pending.values.prefix(chunkSize))
-        phase = .flushing(chunk: Dictionary(uniqueKeysWithValues: chunk.map { ($0.chatID, $0.fetchedAt) }), written: written)
+        phase = .flushing(
+            chunk: Dictionary(uniqueKeysWithValues: chunk.map { ($0.chatID, $0.fetchedAt) }), written: written)
         return [.writeChunk(chunk)]
     }
 

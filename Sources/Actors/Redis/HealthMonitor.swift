@@ -1,6 +1,6 @@
+public import ChatRuntime
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// PINGs Redis every health-check interval while the supervisor is `ready`. A PING that fails,

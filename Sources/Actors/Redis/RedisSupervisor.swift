@@ -1,6 +1,6 @@
+public import ChatRuntime
 public import Logging
 import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// One observed change of the supervisor's state.
@@ -175,7 +175,8 @@ public actor RedisSupervisor: Service {
     /// replica, so the refusal is only logged (the caller sees the error reply either way).
     private func noticeReadOnlyRefusal(on refusing: RedisConnection, message: String) {
         guard requiresMasterRole else {
-            logger.warning("redis refused a write: the server is a read-only replica", metadata: ["redis.error": "\(message)"])
+            logger.warning(
+                "redis refused a write: the server is a read-only replica", metadata: ["redis.error": "\(message)"])
             return
         }
         // A late reply of a connection already replaced must not drop its successor.
@@ -193,14 +194,17 @@ public actor RedisSupervisor: Service {
         let outcome = machine.handle(event, now: .now, random: &random)
         switch outcome {
         case .ignored(let state, let event):
-            logger.debug("redis supervisor ignored an event", metadata: [
-                "redis.state": "\(state)", "redis.event": "\(event)",
-            ])
+            logger.debug(
+                "redis supervisor ignored an event",
+                metadata: [
+                    "redis.state": "\(state)", "redis.event": "\(event)",
+                ])
         case .transition(let from, let to, let actions):
             if from != to {
                 var metadata: Logger.Metadata = ["redis.state.from": "\(from)", "redis.state.to": "\(to)"]
                 if let reason { metadata["redis.reason"] = "\(reason)" }
-                logger.log(level: to == .ready || to == .stopped ? .info : .warning, "redis state changed", metadata: metadata)
+                logger.log(
+                    level: to == .ready || to == .stopped ? .info : .warning, "redis state changed", metadata: metadata)
                 metrics.recordTransition(from: from, to: to)
                 publish(RedisStateChange(from: from, to: to, since: machine.since))
             }
@@ -229,9 +233,11 @@ public actor RedisSupervisor: Service {
     }
 
     private func arm(_ timer: LoopTimer?, after delay: Duration, event: SupervisorStateMachine.Event) -> LoopTimer {
-        let timer = timer ?? LoopTimer(loop: loop) { [weak self] in
-            self?.assumeIsolated { $0.handle(event, reason: nil) }
-        }
+        let timer =
+            timer
+            ?? LoopTimer(loop: loop) { [weak self] in
+                self?.assumeIsolated { $0.handle(event, reason: nil) }
+            }
         timer.schedule(after: delay)
         return timer
     }
@@ -272,13 +278,16 @@ public actor RedisSupervisor: Service {
         let master = try await RedisSentinel.masterEndpoint(
             sentinel, base: endpoint, on: loop, connectTimeout: connectionOptions.connectTimeout, logger: logger)
         if master != lastDiscoveredMaster {
-            logger.info("redis sentinels name the master", metadata: [
-                "redis.master": "\(master.host):\(master.port)",
-                "redis.previous_master": "\(lastDiscoveredMaster.map { "\($0.host):\($0.port)" } ?? "none")",
-            ])
+            logger.info(
+                "redis sentinels name the master",
+                metadata: [
+                    "redis.master": "\(master.host):\(master.port)",
+                    "redis.previous_master": "\(lastDiscoveredMaster.map { "\($0.host):\($0.port)" } ?? "none")",
+                ])
             lastDiscoveredMaster = master
         }
-        let connection = try await RedisConnection.connect(to: master, on: loop, options: connectionOptions, logger: logger)
+        let connection = try await RedisConnection.connect(
+            to: master, on: loop, options: connectionOptions, logger: logger)
         let role: String
         do {
             role = try await RedisSentinel.role(of: connection)
@@ -289,7 +298,9 @@ public actor RedisSupervisor: Service {
         guard role == "master" else {
             await connection.close()
             // The sentinels' view lags a failover in progress: retry through the backoff.
-            throw RedisError(code: .connectFailed, message: "\(master.host):\(master.port), named master by the sentinels, reports role \(role)")
+            throw RedisError(
+                code: .connectFailed,
+                message: "\(master.host):\(master.port), named master by the sentinels, reports role \(role)")
         }
         return connection
     }

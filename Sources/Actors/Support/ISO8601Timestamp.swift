@@ -1,5 +1,5 @@
-public import Foundation
 public import ChatRuntime
+public import Foundation
 
 /// ISO-8601 timestamps with millisecond precision in UTC, e.g. `2026-11-25T03:00:00.123Z`, the form
 /// used for `fetched_at` in Redis and in HTTP bodies.

@@ -289,8 +289,12 @@ struct JSONScanner {
             while digit() != nil {}
             found = true
         }
-        if consume(UInt8(ascii: "e"), skippingWhitespace: false) || consume(UInt8(ascii: "E"), skippingWhitespace: false) {
-            _ = consume(UInt8(ascii: "+"), skippingWhitespace: false) || consume(UInt8(ascii: "-"), skippingWhitespace: false)
+        if consume(UInt8(ascii: "e"), skippingWhitespace: false)
+            || consume(UInt8(ascii: "E"), skippingWhitespace: false)
+        {
+            _ =
+                consume(UInt8(ascii: "+"), skippingWhitespace: false)
+                || consume(UInt8(ascii: "-"), skippingWhitespace: false)
             guard digit() != nil else { throw syntaxError("invalid number") }
             while digit() != nil {}
             found = true

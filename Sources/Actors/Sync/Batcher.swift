@@ -1,7 +1,7 @@
+public import ChatRuntime
 import Foundation
 public import Logging
 public import Metrics
-public import ChatRuntime
 public import ServiceLifecycle
 
 /// Refreshes batches of chats: per batch one upstream `batchGet` and one `storeBatch` (one
@@ -93,7 +93,8 @@ public actor Batcher: Service {
         (events, eventInput) = AsyncStream.makeStream(of: Event.self)
         (outcomes, outcomeOutput) = AsyncStream.makeStream(of: BatchOutcome.self)
         limitGauge = Gauge(label: "sync_batch_concurrency_limit", factory: metricsFactory)
-        shared = AnnotatedMutex(Shared(load: Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit)))
+        shared = AnnotatedMutex(
+            Shared(load: Load(queued: 0, inFlight: 0, peakInFlight: 0, limit: self.concurrency.limit)))
     }
 
     /// Hands `batch` over; false once the batcher has stopped (the batch is then not processed and
@@ -150,9 +151,11 @@ public actor Batcher: Service {
                     let limit = concurrency.record(sample, inFlight: startedWith)
                     if limit != before {
                         limitGauge.record(limit)
-                        logger.debug("batch concurrency limit changed", metadata: [
-                            "sync.limit": "\(limit)", "sync.previous_limit": "\(before)",
-                        ])
+                        logger.debug(
+                            "batch concurrency limit changed",
+                            metadata: [
+                                "sync.limit": "\(limit)", "sync.previous_limit": "\(before)",
+                            ])
                     }
                     shared.withLock { shared in
                         shared.load.inFlight = running
@@ -224,8 +227,11 @@ public actor Batcher: Service {
             response = try await upstream.batchGet(requested)
         } catch {
             if Task.isCancelled {
-                return (BatchOutcome(
-                    runID: batch.runID, batchNumber: batch.number, result: .skipped, chatsSkipped: requested.count), .ignored)
+                return (
+                    BatchOutcome(
+                        runID: batch.runID, batchNumber: batch.number, result: .skipped, chatsSkipped: requested.count),
+                    .ignored
+                )
             }
             batchLogger(batch).warning("batch failed upstream", metadata: ["error": "\(error)"])
             let outcome = BatchOutcome(
@@ -269,10 +275,12 @@ public actor Batcher: Service {
             logger.warning(
                 "upstream left chats out of its answer",
                 metadata: ["sync.chats_missing": "\(answer.missing.count)", "sync.sample": "\(sample)"])
-            errors.append("batch \(batch.number): \(answer.missing.count) chats missing from upstream's answer: \(sample)")
+            errors.append(
+                "batch \(batch.number): \(answer.missing.count) chats missing from upstream's answer: \(sample)")
         }
         if answer.unexpected > 0 {
-            logger.notice("upstream answered for chats not asked for; ignored", metadata: ["sync.chats": "\(answer.unexpected)"])
+            logger.notice(
+                "upstream answered for chats not asked for; ignored", metadata: ["sync.chats": "\(answer.unexpected)"])
         }
         if errors.count > Self.errorLinesPerBatch {
             let more = errors.count - (Self.errorLinesPerBatch - 1)

@@ -90,7 +90,8 @@ public struct ConcurrencyLimit: Sendable, Hashable {
 
         func validate() {
             precondition(minimum >= 1, "the concurrency limit's minimum must be at least 1")
-            precondition(minimum <= initial && initial <= maximum, "the concurrency limit needs minimum <= initial <= maximum")
+            precondition(
+                minimum <= initial && initial <= maximum, "the concurrency limit needs minimum <= initial <= maximum")
             precondition((0.5...0.95).contains(backoffRatio), "backoffRatio must be within 0.5...0.95")
             precondition(latencyTolerance > 1, "latencyTolerance must be above 1")
             precondition(latencyFloor >= .zero, "latencyFloor must not be negative")
@@ -194,7 +195,7 @@ public struct ConcurrencyLimit: Sendable, Hashable {
             elevated = latency > reference * (1 + (settings.latencyTolerance - 1) / 2)
         }
         measureBaseline(latency, elevated: elevated)
-        if probe != nil { return }  // this sample started a probe
+        if probe != nil { return } // this sample started a probe
 
         slowStreak = slow ? slowStreak + 1 : 0
         if slowStreak >= 2 {
@@ -309,12 +310,22 @@ public struct ConcurrencyLimit: Sendable, Hashable {
     }
 
     private func checkInvariants() {
-        assert(settings.minimum <= limit && limit <= settings.maximum, "limit \(limit) outside \(settings.minimum)...\(settings.maximum)")
-        assert(windowGood >= 0 && windowElevated >= 0 && windowGood + windowElevated < Swift.max(limit, 1), "window \(windowGood)+\(windowElevated) for limit \(limit)")
-        assert(recoveryRemaining >= 0 && slowStreak >= 0 && slowStreak < 2, "recovery \(recoveryRemaining), slow streak \(slowStreak)")
-        assert(groupCount < Self.groupSize && epochSamples < settings.baselineWindow && epochElevated <= epochSamples, "baseline counters")
+        assert(
+            settings.minimum <= limit && limit <= settings.maximum,
+            "limit \(limit) outside \(settings.minimum)...\(settings.maximum)")
+        assert(
+            windowGood >= 0 && windowElevated >= 0 && windowGood + windowElevated < Swift.max(limit, 1),
+            "window \(windowGood)+\(windowElevated) for limit \(limit)")
+        assert(
+            recoveryRemaining >= 0 && slowStreak >= 0 && slowStreak < 2,
+            "recovery \(recoveryRemaining), slow streak \(slowStreak)")
+        assert(
+            groupCount < Self.groupSize && epochSamples < settings.baselineWindow && epochElevated <= epochSamples,
+            "baseline counters")
         if let probe {
-            assert(limit <= probe.restore && probe.restore <= settings.maximum, "probe restores \(probe.restore) from \(limit)")
+            assert(
+                limit <= probe.restore && probe.restore <= settings.maximum,
+                "probe restores \(probe.restore) from \(limit)")
         }
     }
 }

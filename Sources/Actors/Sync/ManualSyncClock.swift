@@ -1,5 +1,5 @@
-public import Foundation
 import ChatRuntime
+public import Foundation
 
 /// A test clock: time stands still until a test moves it with ``advance(by:)`` or ``set(_:)``.
 ///

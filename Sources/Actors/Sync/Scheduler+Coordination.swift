@@ -1,7 +1,7 @@
+public import ChatRuntime
 import Foundation
 import Logging
 import Metrics
-public import ChatRuntime
 
 /// Wiring for a scheduler that shares its work with other instances through Redis
 /// (docs/COORDINATION.md).
@@ -51,11 +51,12 @@ extension Scheduler {
     func claimPendingTicks() async {
         guard let lease = await elector.lease else { return }
         for (slot, due) in shared.pendingTicks.sorted(by: { $0.value < $1.value }) {
-            let kind: SyncRun.Kind = switch slot {
-            case .full: .full
-            case .interval: .interval
-            case .catchUp: .catchUp
-            }
+            let kind: SyncRun.Kind =
+                switch slot {
+                case .full: .full
+                case .interval: .interval
+                case .catchUp: .catchUp
+                }
             let tick = SharedRuns.Tick(slot: slot, due: due, minimumGap: minimumTickGap(slot))
             let trigger = slot == .catchUp ? "redis_ready" : "schedule"
             guard let creation = await createShared(kind, trigger: trigger, lease: lease, tick: tick) else { return }
@@ -113,27 +114,34 @@ extension Scheduler {
             }
         }
         let now = clock.now()
-        var run = SyncRun(id: RunID(kind: .manualFull, startedAt: now, random: &random), kind: .manualFull, trigger: trigger, startedAt: now)
+        var run = SyncRun(
+            id: RunID(kind: .manualFull, startedAt: now, random: &random), kind: .manualFull, trigger: trigger,
+            startedAt: now)
         run.state = .queued
         shared.queuedRequests.append(run)
-        logger.warning("redis is unavailable: the full refresh request is kept until it is back", metadata: [
-            "sync.run_id": "\(run.id)",
-        ])
+        logger.warning(
+            "redis is unavailable: the full refresh request is kept until it is back",
+            metadata: [
+                "sync.run_id": "\(run.id)"
+            ])
         return run.id
     }
 
     /// Hands the requests kept while Redis was away over to Redis.
     func forwardQueuedRequests() async {
         while let request = shared.queuedRequests.first {
-            guard let creation = await createShared(
-                .manualFull, trigger: request.trigger, lease: nil, tick: nil, id: request.id)
+            guard
+                let creation = await createShared(
+                    .manualFull, trigger: request.trigger, lease: nil, tick: nil, id: request.id)
             else { return }
             switch creation {
             case .started(let id), .joined(let id), .skipped(let id):
                 if id != request.id { shared.aliases[request.id] = id }
-                logger.info("handed over a full refresh request kept while redis was away", metadata: [
-                    "sync.run_id": "\(id)", "sync.requested_id": "\(request.id)",
-                ])
+                logger.info(
+                    "handed over a full refresh request kept while redis was away",
+                    metadata: [
+                        "sync.run_id": "\(id)", "sync.requested_id": "\(request.id)",
+                    ])
             case .alreadyClaimed, .notLeader, .collision:
                 return
             }
@@ -268,8 +276,10 @@ extension Scheduler {
             redisError = redisError ?? "\(error)"
         }
         let lease = await elector.lease
-        let running = shared.queuedRequests + recentRuns.filter { $0.state == .running || $0.state == .queued }.reversed()
-        let recent = Array(recentRuns.filter { $0.state != .running && $0.state != .queued }.prefix(settings.historyLimit))
+        let running =
+            shared.queuedRequests + recentRuns.filter { $0.state == .running || $0.state == .queued }.reversed()
+        let recent = Array(
+            recentRuns.filter { $0.state != .running && $0.state != .queued }.prefix(settings.historyLimit))
         let status = CoordinationStatus(
             instanceID: coordinationSettings.instanceID,
             isLeader: lease != nil,

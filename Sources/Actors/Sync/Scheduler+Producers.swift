@@ -31,20 +31,24 @@ extension Scheduler {
             // appended are still processed, and the next interval run covers the rest.
             logger.notice("run of an earlier leader cannot be resumed; ending it after its batches")
             _ = await finishSharedProducer(
-                run, lease: lease, end: .interrupted, failure: "interrupted: its leader stopped before planning every batch")
+                run, lease: lease, end: .interrupted,
+                failure: "interrupted: its leader stopped before planning every batch")
             return
         }
         if previousFence == 0 {
             logger.info("sync run started", metadata: ["sync.trigger": "\(run.trigger)"])
         } else {
-            logger.notice("sync run taken over from an earlier leader", metadata: [
-                "sync.previous_fence": "\(previousFence)", "sync.pages_read": "\(run.pagesRead ?? 0)",
-                "sync.batches_planned": "\(run.counts.batchesPlanned)",
-            ])
+            logger.notice(
+                "sync run taken over from an earlier leader",
+                metadata: [
+                    "sync.previous_fence": "\(previousFence)", "sync.pages_read": "\(run.pagesRead ?? 0)",
+                    "sync.batches_planned": "\(run.counts.batchesPlanned)",
+                ])
         }
         metrics.producing(run.kind, true)
         defer { metrics.producing(run.kind, false) }
-        let end = run.kind.isFull
+        let end =
+            run.kind.isFull
             ? await produceSharedFull(record, lease: lease, logger: logger)
             : await produceSharedStale(run, lease: lease)
         switch end {
@@ -82,8 +86,10 @@ extension Scheduler {
             }
             if !page.rejectedIDs.isEmpty {
                 let sample = page.rejectedIDs.prefix(5).map { String(reflecting: String($0.prefix(64))) }
-                let message = "page \(pageNumber): \(page.rejectedIDs.count) invalid chat ids skipped: \(sample.joined(separator: ", "))"
-                logger.warning("upstream listed invalid chat ids", metadata: ["sync.page": "\(pageNumber)", "error": "\(message)"])
+                let message =
+                    "page \(pageNumber): \(page.rejectedIDs.count) invalid chat ids skipped: \(sample.joined(separator: ", "))"
+                logger.warning(
+                    "upstream listed invalid chat ids", metadata: ["sync.page": "\(pageNumber)", "error": "\(message)"])
                 await recordSharedError(id, message)
             }
             var accumulator = BatchAccumulator(batchSize: settings.batchSize)
@@ -98,7 +104,8 @@ extension Scheduler {
             let upcomingNumber = pageNumber + 1
             async let upcoming = prefetch(upcomingToken, number: upcomingNumber, run: id, logger: logger)
             let progress = SharedRuns.Progress(
-                pagesRead: 1, chatsConsidered: page.chatIDs.count, idsRejected: page.rejectedIDs.count, cursor: next ?? "")
+                pagesRead: 1, chatsConsidered: page.chatIDs.count, idsRejected: page.rejectedIDs.count,
+                cursor: next ?? "")
             let appended = await appendShared(
                 record.run, batches: batches, progress: progress, final: next == nil, lease: lease)
             guard appended == .finished else { return appended }
@@ -135,8 +142,9 @@ extension Scheduler {
             let chunk = Array(tracked[start..<min(start + settings.selectionChunkSize, tracked.count)])
             start += chunk.count
             let fetchedAt = await store.fetchedAt(of: chunk)
-            ready += accumulator.add(StaleSelection.due(
-                chunk, fetchedAt: fetchedAt, horizon: horizon, staleThreshold: settings.staleThreshold))
+            ready += accumulator.add(
+                StaleSelection.due(
+                    chunk, fetchedAt: fetchedAt, horizon: horizon, staleThreshold: settings.staleThreshold))
             if ready.count >= groupSize {
                 let appended = await appendShared(run, batches: ready, progress: .init(), final: false, lease: lease)
                 guard appended == .finished else { return appended }
@@ -155,9 +163,12 @@ extension Scheduler {
         _ run: SyncRun, batches: [[ChatID]], progress: SharedRuns.Progress, final: Bool, lease: LeaderLease
     ) async -> SharedProducerEnd {
         let size = coordinationSettings.appendGroupSize
-        let groups = batches.isEmpty ? [[]] : stride(from: 0, to: batches.count, by: size).map {
-            Array(batches[$0..<min($0 + size, batches.count)])
-        }
+        let groups =
+            batches.isEmpty
+            ? [[]]
+            : stride(from: 0, to: batches.count, by: size).map {
+                Array(batches[$0..<min($0 + size, batches.count)])
+            }
         var pausedSince: ContinuousClock.Instant?
         for (index, group) in groups.enumerated() {
             let last = index == groups.count - 1
@@ -172,7 +183,8 @@ extension Scheduler {
                 } catch {
                     if pausedSince == nil {
                         pausedSince = .now
-                        runLogger(run).warning("sync run paused: its batches cannot be appended", metadata: ["error": "\(error)"])
+                        runLogger(run).warning(
+                            "sync run paused: its batches cannot be appended", metadata: ["error": "\(error)"])
                     }
                     // Polled: nothing signals that Redis takes appends again while it stays ready.
                     do { try await Task.sleep(for: coordinationSettings.pollInterval) } catch { return .cancelled }
@@ -212,8 +224,9 @@ extension Scheduler {
         while !Task.isCancelled {
             let limit = coordinationSettings.backlogLimit(
                 liveInstances: await liveConsumers(), holdLimit: await consumer.status.holdLimit)
-            guard SharedRunBooks.mustWaitForRoom(
-                backlog: backlog, backlogLimit: limit, streamLength: streamLength, streamLengthLimit: lengthLimit),
+            guard
+                SharedRunBooks.mustWaitForRoom(
+                    backlog: backlog, backlogLimit: limit, streamLength: streamLength, streamLengthLimit: lengthLimit),
                 await isLeading(lease)
             else { return }
             await consumer.nextSettlement(orAfter: coordinationSettings.pollInterval / 2)
@@ -229,8 +242,9 @@ extension Scheduler {
     ) async -> Bool {
         while !Task.isCancelled, await isLeading(lease) {
             do {
-                guard let state = try await runs.finishProducer(
-                    run.id, kind: run.kind, lease: lease, end: end, failure: failure, at: clock.now())
+                guard
+                    let state = try await runs.finishProducer(
+                        run.id, kind: run.kind, lease: lease, end: end, failure: failure, at: clock.now())
                 else { return false }
                 if state != .running && state != .queued { await consumer.runEnded(run.id) }
                 return true

@@ -21,7 +21,9 @@ extension Scheduler {
             group.addTask(executorPreference: loop) { await self.maintainCoordination() }
             group.addTask(executorPreference: loop) { await self.followLeadership() }
             for await launch in launches.cancelOnGracefulShutdown() {
-                group.addTask(executorPreference: loop) { await self.produceShared(launch.record, lease: launch.lease, previousFence: launch.previousFence) }
+                group.addTask(executorPreference: loop) {
+                    await self.produceShared(launch.record, lease: launch.lease, previousFence: launch.previousFence)
+                }
             }
             beginStopping()
             group.cancelAll()

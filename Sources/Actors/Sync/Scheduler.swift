@@ -1,7 +1,7 @@
+import ChatRuntime
 import Foundation
 public import Logging
 public import Metrics
-import ChatRuntime
 public import ServiceLifecycle
 
 /// Plans the background sync (DESIGN §2) for every instance that shares a Redis: interval runs
@@ -103,7 +103,8 @@ public actor Scheduler: Service {
         self.clock = clock
         self.redisStateChanges = redisStateChanges
         self.elector = elector
-        runs = SharedRuns(supervisor: coordination.supervisor, settings: coordination.settings, errorLimit: settings.errorLimit)
+        runs = SharedRuns(
+            supervisor: coordination.supervisor, settings: coordination.settings, errorLimit: settings.errorLimit)
         stream = BatchStream(supervisor: coordination.supervisor, settings: coordination.settings)
         self.consumer = consumer
         self.batcher = batcher
@@ -119,13 +120,15 @@ public actor Scheduler: Service {
     public func run() async throws {
         precondition(lifecycle == .idle, "Scheduler.run may only be called once")
         lifecycle = .running
-        logger.info("scheduler started", metadata: [
-            "sync.update_interval": "\(settings.updateInterval)",
-            "sync.full_update_hour": "\(settings.fullUpdateHour)",
-            "sync.time_zone": "\(settings.timeZone.identifier)",
-            "sync.batch_size": "\(settings.batchSize)",
-            "sync.max_batches_in_flight": "\(settings.maxBatchesInFlight)",
-        ])
+        logger.info(
+            "scheduler started",
+            metadata: [
+                "sync.update_interval": "\(settings.updateInterval)",
+                "sync.full_update_hour": "\(settings.fullUpdateHour)",
+                "sync.time_zone": "\(settings.timeZone.identifier)",
+                "sync.batch_size": "\(settings.batchSize)",
+                "sync.max_batches_in_flight": "\(settings.maxBatchesInFlight)",
+            ])
         await produceUntilShutdown()
         lifecycle = .stopped
         logger.info("scheduler stopped")

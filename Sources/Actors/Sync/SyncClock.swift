@@ -33,7 +33,8 @@ public struct SystemSyncClock: SyncClock {
             try Task.checkCancellation()
             let remaining = deadline.timeIntervalSince(now())
             guard remaining > 0 else { return }
-            let nap = remaining >= maximumNap.timeInterval
+            let nap =
+                remaining >= maximumNap.timeInterval
                 ? maximumNap : Duration.milliseconds(Int64((remaining * 1000).rounded(.up)))
             try await Task.sleep(for: nap)
         }

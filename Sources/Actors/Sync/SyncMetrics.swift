@@ -1,5 +1,5 @@
-import Metrics
 import Foundation
+import Metrics
 
 /// The sync layer's metrics. The factory is injected so tests can read them from a test factory
 /// without bootstrapping the process-wide metrics system.
@@ -18,7 +18,8 @@ struct SyncMetrics: Sendable {
     }
 
     func batchFinished(_ outcome: BatchOutcome) {
-        Counter(label: "sync_batches_total", dimensions: [("result", outcome.result.rawValue)], factory: factory).increment()
+        Counter(label: "sync_batches_total", dimensions: [("result", outcome.result.rawValue)], factory: factory)
+            .increment()
         if outcome.chatsRefreshed > 0 {
             Counter(label: "sync_chats_refreshed_total", factory: factory).increment(by: outcome.chatsRefreshed)
         }
@@ -34,7 +35,8 @@ struct SyncMetrics: Sendable {
 
     /// This instance, as leader, started or stopped producing a shared run of `kind`.
     func producing(_ kind: SyncRun.Kind, _ producing: Bool) {
-        Gauge(label: "sync_run_in_progress", dimensions: [("kind", kind.rawValue)], factory: factory).record(producing ? 1 : 0)
+        Gauge(label: "sync_run_in_progress", dimensions: [("kind", kind.rawValue)], factory: factory).record(
+            producing ? 1 : 0)
     }
 
     func batchesAppended(_ count: Int) {

@@ -12,7 +12,7 @@ public struct RunID: Hashable, Sendable, Codable, CustomStringConvertible {
 
     /// The identifier of a run of `kind` started at `startedAt`, with a suffix drawn from `random`.
     public init(kind: SyncRun.Kind, startedAt: Date, random: inout some RandomNumberGenerator) {
-        let timestamp = ISO8601Timestamp.string(from: startedAt)  // 2026-11-25T03:00:00.000Z
+        let timestamp = ISO8601Timestamp.string(from: startedAt) // 2026-11-25T03:00:00.000Z
         let compact = timestamp.prefix(19).filter { $0 != "-" && $0 != ":" } + "Z"
         let suffix = String(UInt16.random(in: 0...UInt16.max, using: &random), radix: 16)
         let padded = String(repeating: "0", count: 4 - suffix.count) + suffix

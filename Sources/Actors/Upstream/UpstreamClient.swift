@@ -1,7 +1,7 @@
+public import ChatRuntime
 import Foundation
 public import Logging
 public import Metrics
-public import ChatRuntime
 
 /// The upstream participants API (DESIGN §5) over HTTP: ``ParticipantsUpstream`` on an
 /// ``HTTPClient`` with keep-alive connections, on the event loop.
@@ -62,12 +62,14 @@ public actor UpstreamClient: ParticipantsUpstream {
         self.unownedExecutor = loop.asUnownedSerialExecutor()
         self.baseURL = baseURL
         self.settings = settings
-        self.http = try HTTPClient(loop: loop, baseURL: baseURL, tls: tls, maxConnections: settings.maxConnections, logger: logger)
+        self.http = try HTTPClient(
+            loop: loop, baseURL: baseURL, tls: tls, maxConnections: settings.maxConnections, logger: logger)
         self.policy = UpstreamRetryPolicy(maxAttempts: settings.maxAttempts, backoff: settings.backoff)
         var headers = [("Accept", "application/json")]
         if let token, !token.isEmpty { headers.append(("Authorization", "Bearer \(token)")) }
         self.requestHeaders = headers
-        self.breaker = CircuitBreaker(failureThreshold: settings.breakerFailureThreshold, openDuration: settings.breakerOpenDuration)
+        self.breaker = CircuitBreaker(
+            failureThreshold: settings.breakerFailureThreshold, openDuration: settings.breakerOpenDuration)
         self.random = ErasedRandom(random)
         self.metrics = UpstreamMetrics(factory: metricsFactory)
         self.logger = logger
@@ -104,14 +106,18 @@ public actor UpstreamClient: ParticipantsUpstream {
     public func listChats(pageSize: Int, pageToken: String?) async throws(UpstreamError) -> ChatListPage {
         var path = "/v1/chats?page_size=\(pageSize)"
         if let pageToken { path += "&page_token=" + percentEncodedQueryValue(pageToken) }
-        let page = try await perform(.listChats, method: .GET, path: path, body: nil) { body throws(UpstreamDecodingError) in
+        let page = try await perform(.listChats, method: .GET, path: path, body: nil) {
+            body throws(UpstreamDecodingError) in
             try UpstreamDecoder.decodeChatListPage(body)
         }
         if !page.rejectedIDs.isEmpty {
-            logger.warning("upstream listed invalid chat ids; skipped", metadata: [
-                "upstream.call": "\(UpstreamCall.listChats.rawValue)", "upstream.rejected_ids": "\(page.rejectedIDs.count)",
-                "upstream.example": "\(String(page.rejectedIDs[0].prefix(64)))",
-            ])
+            logger.warning(
+                "upstream listed invalid chat ids; skipped",
+                metadata: [
+                    "upstream.call": "\(UpstreamCall.listChats.rawValue)",
+                    "upstream.rejected_ids": "\(page.rejectedIDs.count)",
+                    "upstream.example": "\(String(page.rejectedIDs[0].prefix(64)))",
+                ])
         }
         return page
     }
@@ -151,7 +157,9 @@ public actor UpstreamClient: ParticipantsUpstream {
             let failure: UpstreamRetryPolicy.Failure
             if remaining <= .zero {
                 failure = UpstreamRetryPolicy.Failure(
-                    error: UpstreamError(code: .timeout, message: "PARTICIPANTS_MAX_API_TIMEOUT (\(formatDuration(settings.maxCallDuration))) passed"),
+                    error: UpstreamError(
+                        code: .timeout,
+                        message: "PARTICIPANTS_MAX_API_TIMEOUT (\(formatDuration(settings.maxCallDuration))) passed"),
                     isRetryable: false)
             } else {
                 statistics.attempts += 1
@@ -161,17 +169,22 @@ public actor UpstreamClient: ParticipantsUpstream {
                 switch outcome {
                 case .success(let value, let wasNotFound):
                     if wasNotFound { statistics.notFound += 1 }
-                    finish(call, .success(()), verdict: .healthy, started: started, attempts: attempt, notFound: wasNotFound)
+                    finish(
+                        call, .success(()), verdict: .healthy, started: started, attempts: attempt,
+                        notFound: wasNotFound)
                     return value
                 case .malformed(let decodingError, let status):
                     let error = UpstreamError(code: .malformed, message: decodingError.description, status: status)
                     // Not JSON at all means a sick upstream (or a proxy in between); a contract
                     // violation inside valid JSON is a bad record.
-                    finish(call, .failure(error), verdict: decodingError.reason == .notJSON ? .failing : .healthy, started: started, attempts: attempt)
+                    finish(
+                        call, .failure(error), verdict: decodingError.reason == .notJSON ? .failing : .healthy,
+                        started: started, attempts: attempt)
                     throw error
                 case .cancelled:
                     let error = UpstreamError(code: .timeout, message: "the call was cancelled")
-                    finish(call, .failure(error), verdict: .unknown, started: started, attempts: attempt, cancelled: true)
+                    finish(
+                        call, .failure(error), verdict: .unknown, started: started, attempts: attempt, cancelled: true)
                     throw error
                 case .failed(let failed):
                     failure = failed
@@ -179,9 +192,12 @@ public actor UpstreamClient: ParticipantsUpstream {
             }
 
             logger.debug("upstream attempt failed", metadata: metadata(call, error: failure.error, attempt: attempt))
-            switch policy.decide(after: failure, attempt: attempt, remaining: clock.now.duration(to: deadline), random: &random) {
+            switch policy.decide(
+                after: failure, attempt: attempt, remaining: clock.now.duration(to: deadline), random: &random)
+            {
             case .giveUp(let error):
-                finish(call, .failure(error), verdict: Self.verdict(for: error.code), started: started, attempts: attempt)
+                finish(
+                    call, .failure(error), verdict: Self.verdict(for: error.code), started: started, attempts: attempt)
                 throw error
             case .retry(let wait):
                 statistics.retries += 1
@@ -190,7 +206,8 @@ public actor UpstreamClient: ParticipantsUpstream {
                     try await Task.sleep(for: wait)
                 } catch {
                     let error = UpstreamError(code: .timeout, message: "the call was cancelled")
-                    finish(call, .failure(error), verdict: .unknown, started: started, attempts: attempt, cancelled: true)
+                    finish(
+                        call, .failure(error), verdict: .unknown, started: started, attempts: attempt, cancelled: true)
                     throw error
                 }
             }
@@ -210,7 +227,8 @@ public actor UpstreamClient: ParticipantsUpstream {
     ) async -> AttemptOutcome<Value> {
         let response: HTTPClientResponse
         do {
-            response = try await http.execute(method: method, path: path, headers: headers, body: body, timeout: timeout)
+            response = try await http.execute(
+                method: method, path: path, headers: headers, body: body, timeout: timeout)
         } catch {
             if error.code == .cancelled { return .cancelled }
             return .failed(UpstreamRetryPolicy.classify(error))
@@ -232,7 +250,7 @@ public actor UpstreamClient: ParticipantsUpstream {
         switch code {
         case .timeout, .connection, .dns, .tls, .server, .rateLimited: .failing
         case .unauthorized, .rejected: .healthy
-        case .malformed: .failing  // not HTTP, or an oversized answer
+        case .malformed: .failing // not HTTP, or an oversized answer
         case .circuitOpen: .unknown
         }
     }
@@ -261,7 +279,8 @@ public actor UpstreamClient: ParticipantsUpstream {
             metrics.recordError(call, code: error.code)
             outcome = cancelled ? "cancelled" : error.code.rawValue
             if error.code == .circuitOpen {
-                logger.debug("upstream call refused: circuit open", metadata: metadata(call, error: error, attempt: attempts))
+                logger.debug(
+                    "upstream call refused: circuit open", metadata: metadata(call, error: error, attempt: attempts))
             } else if !cancelled {
                 var fields = metadata(call, error: error, attempt: attempts)
                 fields["upstream.elapsed"] = "\(formatDuration((now - started).roundedUpToMilliseconds))"
@@ -279,9 +298,13 @@ public actor UpstreamClient: ParticipantsUpstream {
         let previous = statistics.circuitState
         statistics.circuitState = state
         metrics.recordCircuitState(state)
-        let fields: Logger.Metadata = ["upstream.circuit": "\(state.name)", "upstream.circuit_previous": "\(previous.name)"]
+        let fields: Logger.Metadata = [
+            "upstream.circuit": "\(state.name)", "upstream.circuit_previous": "\(previous.name)",
+        ]
         if state == .open {
-            logger.warning("upstream circuit breaker opened: calls refused for \(formatDuration(settings.breakerOpenDuration))", metadata: fields)
+            logger.warning(
+                "upstream circuit breaker opened: calls refused for \(formatDuration(settings.breakerOpenDuration))",
+                metadata: fields)
         } else {
             logger.info("upstream circuit breaker \(state.name)", metadata: fields)
         }
@@ -292,20 +315,25 @@ public actor UpstreamClient: ParticipantsUpstream {
         if !response.rejected.isEmpty {
             statistics.malformedChats += response.rejected.count
             metrics.recordMalformedChats(response.rejected.count)
-            logger.warning("upstream batch answer had malformed chats; dropped", metadata: [
-                "upstream.call": "\(UpstreamCall.batchGet.rawValue)", "upstream.malformed_chats": "\(response.rejected.count)",
-                "upstream.example": "\(response.rejected[0])",
-            ])
+            logger.warning(
+                "upstream batch answer had malformed chats; dropped",
+                metadata: [
+                    "upstream.call": "\(UpstreamCall.batchGet.rawValue)",
+                    "upstream.malformed_chats": "\(response.rejected.count)",
+                    "upstream.example": "\(response.rejected[0])",
+                ])
         }
         let missing = response.missingIDs(from: requested)
         if !missing.isEmpty {
             statistics.partialAnswers += 1
             statistics.missingIDs += missing.count
             metrics.recordMissingIDs(missing.count)
-            logger.warning("upstream batch answer left chats out", metadata: [
-                "upstream.call": "\(UpstreamCall.batchGet.rawValue)", "upstream.missing_ids": "\(missing.count)",
-                "upstream.requested": "\(requested.count)", "upstream.example": "\(missing[0])",
-            ])
+            logger.warning(
+                "upstream batch answer left chats out",
+                metadata: [
+                    "upstream.call": "\(UpstreamCall.batchGet.rawValue)", "upstream.missing_ids": "\(missing.count)",
+                    "upstream.requested": "\(requested.count)", "upstream.example": "\(missing[0])",
+                ])
         }
     }
 

@@ -25,12 +25,19 @@ struct UpstreamMetrics {
     ///   bootstrapping the process-wide metrics system.
     init(factory: any MetricsFactory = MetricsSystem.factory) {
         self.factory = factory
-        durations = Dictionary(uniqueKeysWithValues: UpstreamCall.allCases.map {
-            ($0, Metrics.Timer(label: "upstream_request_duration_seconds", dimensions: [("call", $0.rawValue)], factory: factory))
-        })
-        retries = Dictionary(uniqueKeysWithValues: UpstreamCall.allCases.map {
-            ($0, Counter(label: "upstream_retries_total", dimensions: [("call", $0.rawValue)], factory: factory))
-        })
+        durations = Dictionary(
+            uniqueKeysWithValues: UpstreamCall.allCases.map {
+                (
+                    $0,
+                    Metrics.Timer(
+                        label: "upstream_request_duration_seconds", dimensions: [("call", $0.rawValue)],
+                        factory: factory)
+                )
+            })
+        retries = Dictionary(
+            uniqueKeysWithValues: UpstreamCall.allCases.map {
+                ($0, Counter(label: "upstream_retries_total", dimensions: [("call", $0.rawValue)], factory: factory))
+            })
         let batch = [("call", UpstreamCall.batchGet.rawValue)]
         malformedChats = Counter(label: "upstream_malformed_chats_total", dimensions: batch, factory: factory)
         missingIDs = Counter(label: "upstream_missing_ids_total", dimensions: batch, factory: factory)

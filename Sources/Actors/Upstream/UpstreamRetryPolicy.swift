@@ -1,5 +1,5 @@
-public import Foundation
 public import ChatRuntime
+public import Foundation
 
 /// When an upstream call tries again, and when it gives up: the pure half of ``UpstreamClient``,
 /// with no I/O and no clock, so every rule is unit-tested on its own.
@@ -60,7 +60,8 @@ public struct UpstreamRetryPolicy: Sendable, Hashable {
         }
         let wait = failure.retryAfter ?? backoff.delay(attempt: attempt, random: &random)
         guard wait < remaining else {
-            let reason = failure.retryAfter == nil
+            let reason =
+                failure.retryAfter == nil
                 ? "no time left for attempt \(attempt + 1) within the call's deadline"
                 : "Retry-After \(formatDuration(wait)) exceeds the \(formatDuration(max(remaining, .zero).truncatedToMilliseconds)) left"
             return .giveUp(failure.error.appending(reason))
@@ -78,7 +79,8 @@ public struct UpstreamRetryPolicy: Sendable, Hashable {
                 isRetryable: true, retryAfter: retryAfter)
         case 401, 403:
             return Failure(
-                error: UpstreamError(code: .unauthorized, message: "\(status): check PARTICIPANTS_API_TOKEN", status: status),
+                error: UpstreamError(
+                    code: .unauthorized, message: "\(status): check PARTICIPANTS_API_TOKEN", status: status),
                 isRetryable: false)
         case 500...599:
             return Failure(
@@ -95,7 +97,8 @@ public struct UpstreamRetryPolicy: Sendable, Hashable {
     public static func classify(_ error: HTTPClientError) -> Failure {
         switch error.code {
         case .timeout:
-            Failure(error: UpstreamError(code: .timeout, message: "no answer in time: \(error.message)"), isRetryable: true)
+            Failure(
+                error: UpstreamError(code: .timeout, message: "no answer in time: \(error.message)"), isRetryable: true)
         case .connectFailed, .connectionClosed:
             Failure(error: UpstreamError(code: .connection, message: error.message), isRetryable: true)
         case .nameResolutionFailed:

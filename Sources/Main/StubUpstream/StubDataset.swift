@@ -42,7 +42,8 @@ public struct StubDataset: Sendable {
         guard utf8.count > prefix.count, utf8.count <= prefix.count + 18, utf8.starts(with: prefix) else { return nil }
         var number = 0
         for (offset, byte) in utf8.dropFirst(prefix.count).enumerated() {
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), !(offset == 0 && byte == UInt8(ascii: "0")) else { return nil }
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9"), !(offset == 0 && byte == UInt8(ascii: "0"))
+            else { return nil }
             number = number * 10 + Int(byte - UInt8(ascii: "0"))
         }
         return number
@@ -72,7 +73,9 @@ public struct StubDataset: Sendable {
                 avatarURL: Self.avatarURL(chat: number, participant: j),
                 role: Self.role(participant: j))
         }
-        guard let id = ChatID(validating: Self.chatID(number)) else { preconditionFailure("chat-<n> is always a valid ChatID") }
+        guard let id = ChatID(validating: Self.chatID(number)) else {
+            preconditionFailure("chat-<n> is always a valid ChatID")
+        }
         return UpstreamChat(chatID: id, participants: participants, version: version)
     }
 
@@ -126,7 +129,9 @@ public struct StubDataset: Sendable {
         precondition(size >= 1, "a page holds at least one chat")
         let first: Int
         if let token {
-            guard let number = Int(token), number >= 1, number <= chatCount + 1, String(number) == token else { return nil }
+            guard let number = Int(token), number >= 1, number <= chatCount + 1, String(number) == token else {
+                return nil
+            }
             first = number
         } else {
             first = 1

@@ -78,7 +78,8 @@ extension StubFaults {
             throw StubFaultsError(message: "the body must be a JSON object")
         }
         if let unknown = keys.keys.sorted().first(where: { !Self.keys.contains($0) }) {
-            throw StubFaultsError(message: "unknown fault \"\(unknown)\"; known: \(Self.keys.sorted().joined(separator: ", "))")
+            throw StubFaultsError(
+                message: "unknown fault \"\(unknown)\"; known: \(Self.keys.sorted().joined(separator: ", "))")
         }
         do {
             patch = try JSONDecoder().decode(Patch.self, from: Data(body))
@@ -155,11 +156,16 @@ extension StubFaults {
             if let latencyJitter { result.latencyJitter = try duration(latencyJitter, "latency_jitter") }
             if let errorRate { result.errorRate = try rate(errorRate, "error_rate") }
             if let rate429 { result.rate429 = try rate(rate429, "rate_429") }
-            if let retryAfterSeconds { result.retryAfterSeconds = try integer(retryAfterSeconds, "retry_after_seconds", in: 0...86_400) }
+            if let retryAfterSeconds {
+                result.retryAfterSeconds = try integer(retryAfterSeconds, "retry_after_seconds", in: 0...86_400)
+            }
             if let malformedRate { result.malformedRate = try rate(malformedRate, "malformed_rate") }
             if let malformedKind {
                 guard let kind = MalformedKind(rawValue: malformedKind) else {
-                    throw StubFaultsError(message: "malformed_kind must be one of \(MalformedKind.allCases.map(\.rawValue).joined(separator: ", "))")
+                    throw StubFaultsError(
+                        message:
+                            "malformed_kind must be one of \(MalformedKind.allCases.map(\.rawValue).joined(separator: ", "))"
+                    )
                 }
                 result.malformedKind = kind
             }

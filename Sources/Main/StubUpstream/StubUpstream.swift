@@ -1,6 +1,6 @@
 import Actors
-public import Logging
 public import ChatRuntime
+public import Logging
 
 /// A stand-in for the upstream participants API (DESIGN §5), for demos, tests and benchmarks:
 /// deterministic synthetic data (``StubDataset``), injectable faults (``StubFaults``) and
@@ -44,7 +44,8 @@ public actor StubUpstream {
         public init(
             chats: Int, participantsPerChat: Int, token: String? = nil, maxBatch: Int = 1000,
             maxPageSize: Int = 1000, defaultPageSize: Int = 100, faults: StubFaults = StubFaults(),
-            maxHang: Duration = .seconds(3600), limits: HTTPServerLimits = HTTPServerLimits(maxBodySize: 4 * 1024 * 1024)
+            maxHang: Duration = .seconds(3600),
+            limits: HTTPServerLimits = HTTPServerLimits(maxBodySize: 4 * 1024 * 1024)
         ) {
             precondition(chats >= 0 && participantsPerChat >= 0, "stub sizes must not be negative")
             precondition(maxBatch >= 1 && maxPageSize >= 1 && defaultPageSize >= 1, "stub limits must be positive")
@@ -109,10 +110,13 @@ public actor StubUpstream {
         let bound = try await server.start(host: host, port: port)
         self.server = server
         self.port = bound
-        logger.info("stub upstream listening", metadata: [
-            "stub.host": "\(host)", "stub.port": "\(bound)", "stub.chats": "\(settings.chats)",
-            "stub.participants_per_chat": "\(settings.participantsPerChat)", "stub.token": "\(settings.token == nil ? "none" : "required")",
-        ])
+        logger.info(
+            "stub upstream listening",
+            metadata: [
+                "stub.host": "\(host)", "stub.port": "\(bound)", "stub.chats": "\(settings.chats)",
+                "stub.participants_per_chat": "\(settings.participantsPerChat)",
+                "stub.token": "\(settings.token == nil ? "none" : "required")",
+            ])
         return bound
     }
 
@@ -144,7 +148,8 @@ public actor StubUpstream {
         if wasHanging && !newFaults.hang {
             releaseParked { $0.isHang }
         }
-        logger.info("stub faults set", metadata: ["stub.faults": "\(String(decoding: newFaults.jsonBytes(), as: UTF8.self))"])
+        logger.info(
+            "stub faults set", metadata: ["stub.faults": "\(String(decoding: newFaults.jsonBytes(), as: UTF8.self))"])
     }
 
     /// Changes some faults, as ``setFaults(_:)`` does.
@@ -218,10 +223,14 @@ public actor StubUpstream {
         do {
             ids = try UpstreamDecoder.decodeBatchGetRequest(request.body).chatIDs
         } catch {
-            return .error(status: 400, code: "invalid_body", message: #"expected {"chat_ids": [valid chat ids]}: "# + error.description)
+            return .error(
+                status: 400, code: "invalid_body",
+                message: #"expected {"chat_ids": [valid chat ids]}: "# + error.description)
         }
         guard ids.count <= settings.maxBatch else {
-            return .error(status: 400, code: "too_many_ids", message: "at most \(settings.maxBatch) chat ids per batch, got \(ids.count)")
+            return .error(
+                status: 400, code: "too_many_ids",
+                message: "at most \(settings.maxBatch) chat ids per batch, got \(ids.count)")
         }
         // A chat named twice in one request is asked for once.
         var seen = Set<String>(minimumCapacity: ids.count)
@@ -291,7 +300,8 @@ public actor StubUpstream {
 
     private func unauthorized() -> HTTPResponse {
         statistics.countUnauthorized()
-        var response = HTTPResponse.error(status: 401, code: "unauthorized", message: "a valid bearer token is required")
+        var response = HTTPResponse.error(
+            status: 401, code: "unauthorized", message: "a valid bearer token is required")
         response.headers.append(("WWW-Authenticate", "Bearer"))
         return response
     }
@@ -326,7 +336,8 @@ public actor StubUpstream {
 
     private func failure(status: Int) -> HTTPResponse {
         var response = HTTPResponse.error(
-            status: status, code: status == 429 ? "rate_limited" : "injected_fault", message: "fault injected by the stub upstream")
+            status: status, code: status == 429 ? "rate_limited" : "injected_fault",
+            message: "fault injected by the stub upstream")
         if status == 429 { response.headers.append(("Retry-After", String(faults.retryAfterSeconds))) }
         return response
     }

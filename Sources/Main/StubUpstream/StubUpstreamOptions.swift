@@ -32,8 +32,13 @@ public struct StubUpstreamOptions: Sendable {
 
     /// The stub's settings and log level, or the first problem found.
     public func resolved() throws(Invalid) -> (settings: StubUpstream.Settings, logLevel: Logger.Level) {
-        for (name, rate) in [("--error-rate", errorRate), ("--rate-429", rate429), ("--malformed-rate", malformedRate), ("--partial-rate", partialRate)] {
-            guard (0...1).contains(rate) else { throw Invalid(description: "\(name) must be within 0...1, got \(rate)") }
+        for (name, rate) in [
+            ("--error-rate", errorRate), ("--rate-429", rate429), ("--malformed-rate", malformedRate),
+            ("--partial-rate", partialRate),
+        ] {
+            guard (0...1).contains(rate) else {
+                throw Invalid(description: "\(name) must be within 0...1, got \(rate)")
+            }
         }
         func duration(_ name: String, _ text: String) throws(Invalid) -> Duration {
             guard let value = parseDuration(text) else {
@@ -46,16 +51,22 @@ public struct StubUpstreamOptions: Sendable {
         faults.latencyJitter = try duration("--latency-jitter", latencyJitter)
         let maxHang = try duration("--max-hang", self.maxHang)
         guard maxHang > .zero else { throw Invalid(description: "--max-hang must be positive") }
-        guard (0...65535).contains(port) else { throw Invalid(description: "--port must be within 0...65535, got \(port)") }
+        guard (0...65535).contains(port) else {
+            throw Invalid(description: "--port must be within 0...65535, got \(port)")
+        }
         guard chats >= 0, participantsPerChat >= 0 else {
             throw Invalid(description: "--chats and --participants-per-chat must not be negative")
         }
         guard maxBatch >= 1 else { throw Invalid(description: "--max-batch must be at least 1") }
-        guard (0...86_400).contains(retryAfter) else { throw Invalid(description: "--retry-after must be within 0...86400") }
+        guard (0...86_400).contains(retryAfter) else {
+            throw Invalid(description: "--retry-after must be within 0...86400")
+        }
         guard let kind = StubFaults.MalformedKind(rawValue: malformedKind) else {
             throw Invalid(description: "--malformed-kind must be one of not_json, wrong_types, truncated, mixed")
         }
-        guard let level = Logger.Level(rawValue: logLevel) else { throw Invalid(description: "--log-level: unknown level \(logLevel)") }
+        guard let level = Logger.Level(rawValue: logLevel) else {
+            throw Invalid(description: "--log-level: unknown level \(logLevel)")
+        }
         faults.errorRate = errorRate
         faults.rate429 = rate429
         faults.retryAfterSeconds = retryAfter

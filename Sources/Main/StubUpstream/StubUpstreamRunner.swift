@@ -1,5 +1,5 @@
-import Logging
 import ChatRuntime
+import Logging
 import ServiceLifecycle
 import UnixSignals
 

@@ -42,9 +42,12 @@ public actor DNSResolver {
         let id = nextLookupID
         nextLookupID += 1
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<[String], DNSResolutionError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<[String], DNSResolutionError>, Never>) in
                 if Task.isCancelled {
-                    continuation.resume(returning: .failure(DNSResolutionError(code: .cancelled, host: host, message: "the task was cancelled")))
+                    continuation.resume(
+                        returning: .failure(
+                            DNSResolutionError(code: .cancelled, host: host, message: "the task was cancelled")))
                     return
                 }
                 let lookup = DNSLookup(host: host, loop: loop) { [self] result in
@@ -62,7 +65,9 @@ public actor DNSResolver {
     }
 
     private func cancel(_ id: UInt64) {
-        lookups[id]?.finish(.failure(DNSResolutionError(code: .cancelled, host: lookups[id]?.host ?? "", message: "the task was cancelled")))
+        lookups[id]?.finish(
+            .failure(
+                DNSResolutionError(code: .cancelled, host: lookups[id]?.host ?? "", message: "the task was cancelled")))
     }
 
     private func evdnsBase() -> OpaquePointer {
@@ -101,7 +106,10 @@ private final class DNSLookup {
 
     func start(base: OpaquePointer, timeout: Duration) {
         let timer = LoopTimer(loop: loop) { [self] in
-            finish(.failure(DNSResolutionError(code: .timeout, host: host, message: "no answer from the resolver within \(timeout)")))
+            finish(
+                .failure(
+                    DNSResolutionError(
+                        code: .timeout, host: host, message: "no answer from the resolver within \(timeout)")))
         }
         self.timer = timer
         timer.schedule(after: timeout)
@@ -112,10 +120,12 @@ private final class DNSLookup {
         hints.ai_protocol = Int32(IPPROTO_TCP)
         let context = Unmanaged.passRetained(self)
         callbackPending = true
-        let request = evdns_getaddrinfo(base, host, nil, &hints, { result, addresses, context in
-            let lookup = Unmanaged<DNSLookup>.fromOpaque(context!).takeRetainedValue()
-            lookup.answered(result: result, addresses: addresses)
-        }, context.toOpaque())
+        let request = evdns_getaddrinfo(
+            base, host, nil, &hints,
+            { result, addresses, context in
+                let lookup = Unmanaged<DNSLookup>.fromOpaque(context!).takeRetainedValue()
+                lookup.answered(result: result, addresses: addresses)
+            }, context.toOpaque())
         // NULL when evdns already called back (or failed, and called back with the error).
         if callbackPending { self.request = request }
     }
@@ -142,17 +152,22 @@ private final class DNSLookup {
         if result == EAI_FAIL || result == EAI_AGAIN {
             // evdns reports its own retries running out (resolv.conf's timeout and attempts)
             // like a SERVFAIL.
-            finish(.failure(DNSResolutionError(code: .failed, host: host, message: "the nameservers did not answer or failed")))
+            finish(
+                .failure(
+                    DNSResolutionError(code: .failed, host: host, message: "the nameservers did not answer or failed")))
             return
         }
         if result != 0 {
-            let reason = result == EVUTIL_EAI_CANCEL ? "the lookup was cancelled" : String(cString: evutil_gai_strerror(result))
+            let reason =
+                result == EVUTIL_EAI_CANCEL ? "the lookup was cancelled" : String(cString: evutil_gai_strerror(result))
             finish(.failure(DNSResolutionError(code: .notFound, host: host, message: reason)))
             return
         }
         let found = Self.numericAddresses(addresses)
         if found.isEmpty {
-            finish(.failure(DNSResolutionError(code: .notFound, host: host, message: "the name has no IPv4 or IPv6 address")))
+            finish(
+                .failure(
+                    DNSResolutionError(code: .notFound, host: host, message: "the name has no IPv4 or IPv6 address")))
         } else {
             finish(.success(found))
         }
@@ -164,7 +179,9 @@ private final class DNSLookup {
         var v6: [String] = []
         var node = list
         while let current = node {
-            if let address = current.pointee.ai_addr, let text = numericHost(address, length: current.pointee.ai_addrlen) {
+            if let address = current.pointee.ai_addr,
+                let text = numericHost(address, length: current.pointee.ai_addrlen)
+            {
                 if Int32(address.pointee.sa_family) == AF_INET6 {
                     if !v6.contains(text) { v6.append(text) }
                 } else if !v4.contains(text) {
@@ -178,7 +195,9 @@ private final class DNSLookup {
 
     private static func numericHost(_ address: UnsafeMutablePointer<sockaddr>, length: socklen_t) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(NI_MAXHOST))
-        guard getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else { return nil }
+        guard getnameinfo(address, length, &buffer, socklen_t(buffer.count), nil, 0, NI_NUMERICHOST) == 0 else {
+            return nil
+        }
         return CString.string(buffer)
     }
 }

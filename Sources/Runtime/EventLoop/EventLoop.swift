@@ -73,9 +73,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         }
         self.base = base
         let context = Unmanaged.passUnretained(self).toOpaque()
-        self.wakeEvent = event_new(base, -1, Int16(EV_PERSIST), { _, _, context in
-            Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
-        }, context)
+        self.wakeEvent = event_new(
+            base, -1, Int16(EV_PERSIST),
+            { _, _, context in
+                Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
+            }, context)
         self.serialExecutor = LoopSerialExecutor(loop: self)
         let thread = Thread { [self] in self.threadMain() }
         thread.name = name

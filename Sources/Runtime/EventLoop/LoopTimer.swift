@@ -30,15 +30,19 @@ public final class LoopTimer {
         loop.preconditionInLoop()
         if event == nil {
             let context = Unmanaged.passUnretained(self).toOpaque()
-            event = event_new(loop.base, -1, repeating ? Int16(EV_PERSIST) : 0, { _, _, context in
-                Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().fire()
-            }, context)
+            event = event_new(
+                loop.base, -1, repeating ? Int16(EV_PERSIST) : 0,
+                { _, _, context in
+                    Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().fire()
+                }, context)
         } else if repeating != self.repeating {
             event_del(event)
             let context = Unmanaged.passUnretained(self).toOpaque()
-            event_assign(event, loop.base, -1, repeating ? Int16(EV_PERSIST) : 0, { _, _, context in
-                Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().fire()
-            }, context)
+            event_assign(
+                event, loop.base, -1, repeating ? Int16(EV_PERSIST) : 0,
+                { _, _, context in
+                    Unmanaged<LoopTimer>.fromOpaque(context!).takeUnretainedValue().fire()
+                }, context)
         }
         self.repeating = repeating
         var interval = timeval(duration: delay)

@@ -54,7 +54,9 @@ struct HTTPBaseURL: Sendable, Hashable {
             hostPart = authority
             portPart = nil
         }
-        guard !hostPart.isEmpty, !hostPart.contains(where: { $0.isWhitespace || "/?#%".contains($0) }) else { return nil }
+        guard !hostPart.isEmpty, !hostPart.contains(where: { $0.isWhitespace || "/?#%".contains($0) }) else {
+            return nil
+        }
         if let portPart {
             guard let port = UInt16(portPart), port > 0 else { return nil }
             self.port = port

@@ -113,7 +113,8 @@ public actor HTTPClient {
     ) async throws(HTTPClientError) -> HTTPClientResponse {
         guard !isClosed else { throw HTTPClientError(code: .closed, message: "the client is closed") }
         guard path.first == "/", !path.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
-            throw HTTPClientError(code: .invalidURL, message: "the path must start with '/' and be percent-encoded: \(path)")
+            throw HTTPClientError(
+                code: .invalidURL, message: "the path must start with '/' and be percent-encoded: \(path)")
         }
         let deadline = ContinuousClock.now + timeout
         let connection = try await acquireConnection(deadline: deadline, timeout: timeout)
@@ -121,7 +122,8 @@ public actor HTTPClient {
         nextRequestID += 1
         let requestHeaders = completedHeaders(headers, hasBody: body != nil)
         let result = await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPClientError>, Never>) in
+            await withCheckedContinuation {
+                (continuation: CheckedContinuation<Result<HTTPClientResponse, HTTPClientError>, Never>) in
                 start(
                     id: id, connection: connection, method: method, target: target.pathPrefix + path,
                     headers: requestHeaders, body: body, timeout: deadline - ContinuousClock.now,
@@ -154,7 +156,9 @@ public actor HTTPClient {
 
     /// An idle connection, reserved for one request: an idle one, else a new one under the
     /// limit, else the first to become idle or to free a place.
-    private func acquireConnection(deadline: ContinuousClock.Instant, timeout: Duration) async throws(HTTPClientError) -> HTTPClientConnection {
+    private func acquireConnection(deadline: ContinuousClock.Instant, timeout: Duration) async throws(HTTPClientError)
+        -> HTTPClientConnection
+    {
         while true {
             guard !isClosed else { throw HTTPClientError(code: .closed, message: "the client was closed") }
             if Task.isCancelled { throw HTTPClientError(code: .cancelled, message: "the task was cancelled") }
@@ -171,7 +175,9 @@ public actor HTTPClient {
     }
 
     /// Looks the host up and makes a new evhttp connection to its first address.
-    private func openConnection(deadline: ContinuousClock.Instant, timeout: Duration) async throws(HTTPClientError) -> HTTPClientConnection {
+    private func openConnection(deadline: ContinuousClock.Instant, timeout: Duration) async throws(HTTPClientError)
+        -> HTTPClientConnection
+    {
         opening += 1
         defer {
             opening -= 1
@@ -193,14 +199,18 @@ public actor HTTPClient {
         }
         guard !isClosed else { throw HTTPClientError(code: .closed, message: "the client was closed") }
         guard let connection = makeConnection(address: addresses[0]) else {
-            throw HTTPClientError(code: .connectFailed, message: "cannot set up a connection to \(target.host):\(target.port)")
+            throw HTTPClientError(
+                code: .connectFailed, message: "cannot set up a connection to \(target.host):\(target.port)")
         }
         connections.append(connection)
         connectionsOpened += 1
         connection.isBusy = true
-        logger.debug("HTTP client connection opened", metadata: [
-            "http.upstream": "\(baseURL)", "http.address": "\(addresses[0])", "http.connections": "\(connections.count)",
-        ])
+        logger.debug(
+            "HTTP client connection opened",
+            metadata: [
+                "http.upstream": "\(baseURL)", "http.address": "\(addresses[0])",
+                "http.connections": "\(connections.count)",
+            ])
         return connection
     }
 
@@ -210,9 +220,10 @@ public actor HTTPClient {
         if let tls {
             guard let newSSL = tls.makeSSL(for: target.host) else { return nil }
             // The bufferevent owns the SSL object (BEV_OPT_CLOSE_ON_FREE frees it with it).
-            guard let bufferevent = bufferevent_openssl_socket_new(
-                loop.base, -1, newSSL, BUFFEREVENT_SSL_CONNECTING,
-                Int32(BEV_OPT_CLOSE_ON_FREE.rawValue | BEV_OPT_DEFER_CALLBACKS.rawValue))
+            guard
+                let bufferevent = bufferevent_openssl_socket_new(
+                    loop.base, -1, newSSL, BUFFEREVENT_SSL_CONNECTING,
+                    Int32(BEV_OPT_CLOSE_ON_FREE.rawValue | BEV_OPT_DEFER_CALLBACKS.rawValue))
             else {
                 SSL_free(newSSL)
                 return nil
@@ -220,7 +231,9 @@ public actor HTTPClient {
             // Servers often close without a TLS close_notify; responses are framed by HTTP.
             bufferevent_openssl_set_allow_dirty_shutdown(bufferevent, 1)
             // The address is numeric, so evhttp's own lookup (NULL evdns base) never blocks.
-            guard let created = evhttp_connection_base_bufferevent_new(loop.base, nil, bufferevent, address, target.port) else {
+            guard
+                let created = evhttp_connection_base_bufferevent_new(loop.base, nil, bufferevent, address, target.port)
+            else {
                 bufferevent_free(bufferevent)
                 return nil
             }
@@ -232,7 +245,8 @@ public actor HTTPClient {
         }
         evhttp_connection_set_max_body_size(evcon, maxResponseBodySize)
         evhttp_connection_set_max_headers_size(evcon, Self.maxResponseHeadersSize)
-        let name = target.host == address ? "\(target.host):\(target.port)" : "\(target.host):\(target.port) (\(address))"
+        let name =
+            target.host == address ? "\(target.host):\(target.port)" : "\(target.host):\(target.port) (\(address))"
         return HTTPClientConnection(evcon: evcon, ssl: ssl, address: name)
     }
 
@@ -251,7 +265,9 @@ public actor HTTPClient {
         connections = kept
     }
 
-    private func waitForConnection(until deadline: ContinuousClock.Instant, timeout: Duration) async throws(HTTPClientError) {
+    private func waitForConnection(until deadline: ContinuousClock.Instant, timeout: Duration)
+        async throws(HTTPClientError)
+    {
         let id = waiters.nextID()
         let outcome = await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<ConnectionWaiters.Outcome, Never>) in
@@ -261,7 +277,9 @@ public actor HTTPClient {
                 }
                 // Checked again inside the body (as elsewhere on the loop): a connection may have
                 // been released between the caller's look and this wait.
-                if connections.contains(where: { !$0.isBusy && !$0.isRetired }) || connections.count + opening < maxConnections {
+                if connections.contains(where: { !$0.isBusy && !$0.isRetired })
+                    || connections.count + opening < maxConnections
+                {
                     continuation.resume(returning: .woken)
                     return
                 }
@@ -293,7 +311,8 @@ public actor HTTPClient {
         if Task.isCancelled || isClosed {
             connection.isBusy = false
             waiters.wakeOne()
-            let error = isClosed
+            let error =
+                isClosed
                 ? HTTPClientError(code: .closed, message: "the client was closed")
                 : HTTPClientError(code: .cancelled, message: "the task was cancelled")
             continuation.resume(returning: .failure(error))

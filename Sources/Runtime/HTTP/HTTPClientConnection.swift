@@ -21,10 +21,12 @@ final class HTTPClientConnection: @unchecked Sendable {
         self.ssl = ssl
         self.address = address
         // evhttp calls this when the connection closes (the server's idle timeout, a reset).
-        evhttp_connection_set_closecb(evcon, { _, context in
-            guard let context else { return }
-            Unmanaged<HTTPClientConnection>.fromOpaque(context).takeUnretainedValue().isRetired = true
-        }, Unmanaged.passUnretained(self).toOpaque())
+        evhttp_connection_set_closecb(
+            evcon,
+            { _, context in
+                guard let context else { return }
+                Unmanaged<HTTPClientConnection>.fromOpaque(context).takeUnretainedValue().isRetired = true
+            }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     /// Frees the evhttp connection (its bufferevent and SSL object with it). evhttp may call the

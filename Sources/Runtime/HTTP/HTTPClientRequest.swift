@@ -47,10 +47,13 @@ final class HTTPClientRequest {
     ) {
         precondition(state == .created, "a request is sent once")
         let context = Unmanaged.passRetained(self)
-        guard let request = evhttp_request_new({ request, context in
-            guard let context else { return }
-            Unmanaged<HTTPClientRequest>.fromOpaque(context).takeUnretainedValue().responseArrived(request)
-        }, context.toOpaque()) else {
+        guard
+            let request = evhttp_request_new(
+                { request, context in
+                    guard let context else { return }
+                    Unmanaged<HTTPClientRequest>.fromOpaque(context).takeUnretainedValue().responseArrived(request)
+                }, context.toOpaque())
+        else {
             context.release()
             state = .finished
             complete(.failure(HTTPClientError(code: .connectFailed, message: "evhttp_request_new failed")))
@@ -123,10 +126,14 @@ final class HTTPClientRequest {
                 if let reason = connection.tlsFailure() {
                     result = .failure(HTTPClientError(code: .tlsFailed, message: "\(connection.address): \(reason)"))
                 } else {
-                    result = .failure(HTTPClientError(code: .connectFailed, message: "cannot connect to \(connection.address)"))
+                    result = .failure(
+                        HTTPClientError(code: .connectFailed, message: "cannot connect to \(connection.address)"))
                 }
             } else {
-                result = .success(HTTPClientResponse(status: status, headers: EvhttpMessage.headers(of: response), body: EvhttpMessage.body(of: response)))
+                result = .success(
+                    HTTPClientResponse(
+                        status: status, headers: EvhttpMessage.headers(of: response),
+                        body: EvhttpMessage.body(of: response)))
             }
         } else if let reason = connection.tlsFailure() {
             result = .failure(HTTPClientError(code: .tlsFailed, message: "\(connection.address): \(reason)"))

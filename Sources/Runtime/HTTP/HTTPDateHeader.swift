@@ -23,6 +23,8 @@ struct HTTPDateHeader {
         gmtime_r(&moment, &parts)
         var buffer = [CChar](repeating: 0, count: 64)
         let length = evutil_date_rfc1123(&buffer, buffer.count, &parts)
-        return String(decoding: buffer.prefix(max(0, min(Int(length), buffer.count - 1))).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return String(
+            decoding: buffer.prefix(max(0, min(Int(length), buffer.count - 1))).map { UInt8(bitPattern: $0) },
+            as: UTF8.self)
     }
 }

@@ -36,7 +36,8 @@ public struct HTTPResponse: Sendable {
     public static func error(status: Int, code: String, message: String) -> HTTPResponse {
         let body = ErrorBody(error: .init(code: code, message: message))
         // Encoding two strings cannot fail; the fallback keeps the shape anyway.
-        let bytes = (try? JSONEncoder().encode(body)).map { Array($0) }
+        let bytes =
+            (try? JSONEncoder().encode(body)).map { Array($0) }
             ?? Array(#"{"error":{"code":"internal","message":"internal error"}}"#.utf8)
         return json(bytes: bytes, status: status)
     }

@@ -105,7 +105,8 @@ public struct HTTPRouter: Sendable {
     func resolve(method: HTTPMethod, segments: [String]) -> Resolution {
         var values: [String] = []
         var allowed: Set<HTTPMethod> = []
-        if let route = search(node: 0, segments: segments, depth: 0, method: method, values: &values, allowed: &allowed) {
+        if let route = search(node: 0, segments: segments, depth: 0, method: method, values: &values, allowed: &allowed)
+        {
             var parameters: [String: String] = [:]
             if !route.parameterNames.isEmpty {
                 parameters.reserveCapacity(route.parameterNames.count)
@@ -130,13 +131,16 @@ public struct HTTPRouter: Sendable {
         }
         let segment = segments[depth]
         if let next = nodes[index].literals[segment],
-            let route = search(node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed)
+            let route = search(
+                node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed)
         {
             return route
         }
         if let next = nodes[index].parameter, !segment.isEmpty {
             values.append(segment)
-            if let route = search(node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed) {
+            if let route = search(
+                node: next, segments: segments, depth: depth + 1, method: method, values: &values, allowed: &allowed)
+            {
                 return route
             }
             values.removeLast()

@@ -72,29 +72,35 @@ public actor HTTPServer {
         // Called for every accepted connection, before evhttp builds its evhttp_connection:
         // we create the bufferevent evhttp would have created, and adopt the connection once it
         // exists (ServerConnection: the request deadline evhttp lacks).
-        evhttp_set_bevcb(http, { base, context in
-            guard let base, let context else { return nil }
-            let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
-            let bev = bufferevent_socket_new(base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
-            if let bev {
-                let accepted = UnsafeBufferevent(pointer: bev)
-                server.assumeIsolated { $0.adoptSoon(accepted.pointer) }
-            }
-            return bev
-        }, retained.toOpaque())
-        evhttp_set_gencb(http, { request, context in
-            guard let request, let context else { return }
-            let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
-            let incoming = UnsafeRequest(pointer: request)
-            server.assumeIsolated { $0.receive(incoming.pointer) }
-        }, retained.toOpaque())
+        evhttp_set_bevcb(
+            http,
+            { base, context in
+                guard let base, let context else { return nil }
+                let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
+                let bev = bufferevent_socket_new(base, -1, Int32(BEV_OPT_CLOSE_ON_FREE.rawValue))
+                if let bev {
+                    let accepted = UnsafeBufferevent(pointer: bev)
+                    server.assumeIsolated { $0.adoptSoon(accepted.pointer) }
+                }
+                return bev
+            }, retained.toOpaque())
+        evhttp_set_gencb(
+            http,
+            { request, context in
+                guard let request, let context else { return }
+                let server = Unmanaged<HTTPServer>.fromOpaque(context).takeUnretainedValue()
+                let incoming = UnsafeRequest(pointer: request)
+                server.assumeIsolated { $0.receive(incoming.pointer) }
+            }, retained.toOpaque())
 
         let bound = host.withCString { evhttp_bind_socket_with_handle(http, $0, UInt16(port)) }
         guard let bound else {
             let reason = String(cString: strerror(errno))
             evhttp_free(http)
             retained.release()
-            logger.error("HTTP server could not bind", metadata: ["http.host": "\(host)", "http.port": "\(port)", "error": "\(reason)"])
+            logger.error(
+                "HTTP server could not bind",
+                metadata: ["http.host": "\(host)", "http.port": "\(port)", "error": "\(reason)"])
             throw HTTPServerError(code: .bindFailed, message: "cannot bind \(host):\(port): \(reason)")
         }
         let boundPort = Self.localPort(of: evhttp_bound_socket_get_fd(bound)) ?? port
@@ -173,12 +179,14 @@ public actor HTTPServer {
     /// has not been freed — unless the server stopped meanwhile (checked in adopt).
     private func adoptSoon(_ bev: OpaquePointer) {
         let ticket = Unmanaged.passRetained(AdoptionTicket(server: self, bev: bev))
-        let scheduled = event_base_once(loop.base, -1, Int16(EV_TIMEOUT), { _, _, context in
-            guard let context else { return }
-            let ticket = Unmanaged<AdoptionTicket>.fromOpaque(context).takeRetainedValue()
-            let bev = UnsafeBufferevent(pointer: ticket.bev)
-            ticket.server.assumeIsolated { $0.adopt(bev.pointer) }
-        }, ticket.toOpaque(), nil)
+        let scheduled = event_base_once(
+            loop.base, -1, Int16(EV_TIMEOUT),
+            { _, _, context in
+                guard let context else { return }
+                let ticket = Unmanaged<AdoptionTicket>.fromOpaque(context).takeRetainedValue()
+                let bev = UnsafeBufferevent(pointer: ticket.bev)
+                ticket.server.assumeIsolated { $0.adopt(bev.pointer) }
+            }, ticket.toOpaque(), nil)
         if scheduled != 0 {
             ticket.release()
             logger.warning("HTTP server could not schedule a connection's adoption; it has no request deadline")
@@ -220,7 +228,8 @@ public actor HTTPServer {
     private func receive(_ request: UnsafeMutablePointer<evhttp_request>) {
         guard let evcon = evhttp_request_get_connection(request) else {
             // Unreachable: a request reaches the callback attached to its connection.
-            write(.error(status: 500, code: "internal", message: "request without connection"), to: request, method: .GET)
+            write(
+                .error(status: 500, code: "internal", message: "request without connection"), to: request, method: .GET)
             return
         }
         let connection = tracked(evcon)
@@ -229,11 +238,15 @@ public actor HTTPServer {
         connection.restartClockAfterReply(to: request)
         guard let method = HTTPMethod(evhttpCommand: evhttp_request_get_command(request)) else {
             // Unreachable: evhttp only lets the methods of HTTPMethod through.
-            write(.error(status: 501, code: "not_implemented", message: "method not implemented"), to: request, method: .GET)
+            write(
+                .error(status: 501, code: "not_implemented", message: "method not implemented"), to: request,
+                method: .GET)
             return
         }
         guard let uri = evhttp_request_get_evhttp_uri(request) else {
-            write(.error(status: 400, code: "bad_request", message: "malformed request target"), to: request, method: method)
+            write(
+                .error(status: 400, code: "bad_request", message: "malformed request target"), to: request,
+                method: method)
             return
         }
         var rawPath = evhttp_uri_get_path(uri).map { String(cString: $0) } ?? ""
@@ -243,13 +256,17 @@ public actor HTTPServer {
         guard let segments = URLDecoding.pathSegments(rawPath[...]),
             let path = hasEscapes ? URLDecoding.percentDecode(rawPath[...], plusAsSpace: false) : rawPath
         else {
-            write(.error(status: 400, code: "invalid_path", message: "the path is not validly percent-encoded"), to: request, method: method)
+            write(
+                .error(status: 400, code: "invalid_path", message: "the path is not validly percent-encoded"),
+                to: request, method: method)
             return
         }
         var query: [String: String] = [:]
         if let rawQuery = evhttp_uri_get_query(uri) {
             guard let parsed = URLDecoding.queryParameters(String(cString: rawQuery)[...]) else {
-                write(.error(status: 400, code: "invalid_query", message: "the query is not validly percent-encoded"), to: request, method: method)
+                write(
+                    .error(status: 400, code: "invalid_query", message: "the query is not validly percent-encoded"),
+                    to: request, method: method)
                 return
             }
             query = parsed
@@ -259,7 +276,8 @@ public actor HTTPServer {
         case .notFound:
             write(.error(status: 404, code: "not_found", message: "no route for \(path)"), to: request, method: method)
         case .methodNotAllowed(let allowed):
-            var response = HTTPResponse.error(status: 405, code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path)")
+            var response = HTTPResponse.error(
+                status: 405, code: "method_not_allowed", message: "\(method.rawValue) is not allowed on \(path)")
             response.headers.append(("Allow", allowed.map(\.rawValue).joined(separator: ", ")))
             write(response, to: request, method: method)
         case .found(let route, let parameters):
@@ -384,7 +402,9 @@ public actor HTTPServer {
             }
         case AF_INET6:
             return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { Int(UInt16(bigEndian: $0.pointee.sin6_port)) }
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
+                    Int(UInt16(bigEndian: $0.pointee.sin6_port))
+                }
             }
         default:
             return nil

@@ -46,7 +46,10 @@ final class PendingReply: @unchecked Sendable {
     private var connection: ServerConnection?
     private var retainedForCallbacks: Unmanaged<PendingReply>?
 
-    init(server: HTTPServer, request: UnsafeMutablePointer<evhttp_request>, connection: ServerConnection, method: HTTPMethod) {
+    init(
+        server: HTTPServer, request: UnsafeMutablePointer<evhttp_request>, connection: ServerConnection,
+        method: HTTPMethod
+    ) {
         self.server = server
         self.request = request
         self.connection = connection
@@ -67,10 +70,12 @@ final class PendingReply: @unchecked Sendable {
         case .handling:
             guard let request else { preconditionFailure("handling without a request") }
             state = .replying
-            evhttp_request_set_on_complete_cb(request, { _, context in
-                guard let context else { return }
-                Unmanaged<PendingReply>.fromOpaque(context).takeUnretainedValue().replyWritten()
-            }, retainedForCallbacks?.toOpaque())
+            evhttp_request_set_on_complete_cb(
+                request,
+                { _, context in
+                    guard let context else { return }
+                    Unmanaged<PendingReply>.fromOpaque(context).takeUnretainedValue().replyWritten()
+                }, retainedForCallbacks?.toOpaque())
             write(request)
             return false
         case .connectionGone:

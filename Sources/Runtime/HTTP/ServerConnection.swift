@@ -36,7 +36,10 @@ final class ServerConnection: @unchecked Sendable {
 
     /// Adopts `evcon`: arms its close callback and starts the clock for its first request.
     /// `onClose` runs once, inside the close callback, after any pending reply was told.
-    init(evcon: OpaquePointer, loop: EventLoop, requestDeadline: Duration, logger: Logger, onClose: @escaping (ServerConnection) -> Void) {
+    init(
+        evcon: OpaquePointer, loop: EventLoop, requestDeadline: Duration, logger: Logger,
+        onClose: @escaping (ServerConnection) -> Void
+    ) {
         self.evcon = evcon
         self.requestDeadline = requestDeadline
         self.onClose = onClose
@@ -56,10 +59,12 @@ final class ServerConnection: @unchecked Sendable {
         }
         let context = Unmanaged.passRetained(self)
         retainedForCallback = context
-        evhttp_connection_set_closecb(evcon, { _, context in
-            guard let context else { return }
-            Unmanaged<ServerConnection>.fromOpaque(context).takeUnretainedValue().closed()
-        }, context.toOpaque())
+        evhttp_connection_set_closecb(
+            evcon,
+            { _, context in
+                guard let context else { return }
+                Unmanaged<ServerConnection>.fromOpaque(context).takeUnretainedValue().closed()
+            }, context.toOpaque())
         deadline.schedule(after: requestDeadline)
     }
 
@@ -78,10 +83,12 @@ final class ServerConnection: @unchecked Sendable {
     /// ``PendingReply`` (routing errors, immediate answers); the callback needs no retain: evhttp
     /// runs it before it frees the connection, and the close callback holds this object alive.
     func restartClockAfterReply(to request: UnsafeMutablePointer<evhttp_request>) {
-        evhttp_request_set_on_complete_cb(request, { _, context in
-            guard let context else { return }
-            Unmanaged<ServerConnection>.fromOpaque(context).takeUnretainedValue().replyWritten()
-        }, Unmanaged.passUnretained(self).toOpaque())
+        evhttp_request_set_on_complete_cb(
+            request,
+            { _, context in
+                guard let context else { return }
+                Unmanaged<ServerConnection>.fromOpaque(context).takeUnretainedValue().replyWritten()
+            }, Unmanaged.passUnretained(self).toOpaque())
     }
 
     private func closed() {

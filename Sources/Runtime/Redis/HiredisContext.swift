@@ -59,7 +59,9 @@ final class HiredisContext {
     ///
     /// hiredis 0.14 would resolve a host name synchronously here, on the loop thread: `host` must
     /// be an address (``RedisConnection`` looks names up through the loop's ``DNSResolver``).
-    static func connect(host: String, port: Int, loop: EventLoop, handler: @escaping (Event) -> Void) throws(RedisError) -> HiredisContext {
+    static func connect(host: String, port: Int, loop: EventLoop, handler: @escaping (Event) -> Void) throws(RedisError)
+        -> HiredisContext
+    {
         loop.preconditionInLoop()
         precondition(NumericHost.isNumeric(host), "hiredis would resolve \(host) on the loop thread")
         guard let context = redisAsyncConnect(host, Int32(port)) else {
@@ -86,7 +88,8 @@ final class HiredisContext {
         }
         redisAsyncSetDisconnectCallback(context) { context, status in
             guard let wrapper = HiredisContext.owner(of: context) else { return }
-            wrapper.disconnectCallback(status: status, errorMessage: context.map { HiredisContext.errorMessage(of: $0) })
+            wrapper.disconnectCallback(
+                status: status, errorMessage: context.map { HiredisContext.errorMessage(of: $0) })
         }
         return wrapper
     }
@@ -110,10 +113,12 @@ final class HiredisContext {
         let status = wire.withUnsafeBufferPointer { bytes in
             bytes.withMemoryRebound(to: CChar.self) { chars in
                 // hiredis copies the bytes into its output buffer before returning.
-                redisAsyncFormattedCommand(context, { context, reply, _ in
-                    guard let wrapper = HiredisContext.owner(of: context.map { UnsafePointer($0) }) else { return }
-                    wrapper.replyCallback(reply: reply, context: context)
-                }, nil, chars.baseAddress, chars.count)
+                redisAsyncFormattedCommand(
+                    context,
+                    { context, reply, _ in
+                        guard let wrapper = HiredisContext.owner(of: context.map { UnsafePointer($0) }) else { return }
+                        wrapper.replyCallback(reply: reply, context: context)
+                    }, nil, chars.baseAddress, chars.count)
             }
         }
         // A huge command (a large EVAL or ZADD) does not pin its buffer for the connection's life.

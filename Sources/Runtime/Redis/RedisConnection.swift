@@ -87,7 +87,8 @@ public actor RedisConnection {
     public func send(_ command: RedisCommand) async throws(RedisError) -> RESPValue {
         try checkCanSend([command])
         let deadline = ContinuousClock.now + options.commandTimeout
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<RESPValue, RedisError>, Never>) in
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<RESPValue, RedisError>, Never>) in
             let waiter = ReplyWaiter.single(continuation)
             if let error = enqueue(command, deadline: deadline, waiter: waiter) {
                 waiter.fail(error)
@@ -154,7 +155,9 @@ public actor RedisConnection {
         // against the connect timeout, and its failure is a connect failure.
         let address: String
         do {
-            address = try await loop.resolver.resolve(endpoint.host, timeout: deadline - ContinuousClock.now).first ?? endpoint.host
+            address =
+                try await loop.resolver.resolve(endpoint.host, timeout: deadline - ContinuousClock.now).first
+                ?? endpoint.host
         } catch {
             let failure = RedisError(
                 code: error.code == .timeout ? .connectTimeout : .connectFailed,
@@ -189,8 +192,10 @@ public actor RedisConnection {
         // state, and a failure throws above.
         for (step, reply) in zip(handshake, replies) {
             guard case .error(let message) = reply else { continue }
-            let code: RedisError.Code = message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") ? .authFailed : step.failureCode
-            let error = RedisError(code: code, message: "\(step.command.name) on \(endpoint.redactedDescription) failed: \(message)")
+            let code: RedisError.Code =
+                message.hasPrefix("NOAUTH") || message.hasPrefix("WRONGPASS") ? .authFailed : step.failureCode
+            let error = RedisError(
+                code: code, message: "\(step.command.name) on \(endpoint.redactedDescription) failed: \(message)")
             logger.warning("Redis handshake refused", metadata: ["redis.error": "\(error.message)"])
             teardown(error)
             throw error
@@ -207,7 +212,9 @@ public actor RedisConnection {
     private func handshakeSteps() -> [HandshakeStep] {
         var steps: [HandshakeStep] = []
         if let password = endpoint.password {
-            steps.append(HandshakeStep(command: .auth(username: endpoint.username, password: password), failureCode: .authFailed))
+            steps.append(
+                HandshakeStep(command: .auth(username: endpoint.username, password: password), failureCode: .authFailed)
+            )
         }
         if endpoint.database != 0 {
             steps.append(HandshakeStep(command: .select(endpoint.database), failureCode: .selectFailed))
@@ -234,13 +241,20 @@ public actor RedisConnection {
                 throw RedisError(code: .protocolError, message: "a command needs at least a name")
             }
             if command.breaksReplyOrder {
-                throw RedisError(code: .protocolError, message: "\(command.name.uppercased()) is not supported on a RedisConnection: it breaks the one-reply-per-command order")
+                throw RedisError(
+                    code: .protocolError,
+                    message:
+                        "\(command.name.uppercased()) is not supported on a RedisConnection: it breaks the one-reply-per-command order"
+                )
             }
         }
     }
 
-    private func enqueuePipeline(_ commands: [RedisCommand], deadline: ContinuousClock.Instant) async throws(RedisError) -> [RESPValue] {
-        let result = await withCheckedContinuation { (continuation: CheckedContinuation<Result<[RESPValue], RedisError>, Never>) in
+    private func enqueuePipeline(_ commands: [RedisCommand], deadline: ContinuousClock.Instant) async throws(RedisError)
+        -> [RESPValue]
+    {
+        let result = await withCheckedContinuation {
+            (continuation: CheckedContinuation<Result<[RESPValue], RedisError>, Never>) in
             let replies = PipelineReplies(expected: commands.count, continuation: continuation)
             for command in commands {
                 // Commands already queued still get their replies; the failed pipeline ignores them.
@@ -255,7 +269,8 @@ public actor RedisConnection {
 
     /// Hands `command` to hiredis and records who waits for its reply; returns the error
     /// instead when the command cannot be sent.
-    private func enqueue(_ command: RedisCommand, deadline: ContinuousClock.Instant, waiter: ReplyWaiter) -> RedisError? {
+    private func enqueue(_ command: RedisCommand, deadline: ContinuousClock.Instant, waiter: ReplyWaiter) -> RedisError?
+    {
         guard let context else {
             if case .closed(let reason) = state {
                 return RedisError(code: reason.code, message: "connection is closed: \(reason.message)")
@@ -301,11 +316,21 @@ public actor RedisConnection {
         let reason: RedisError
         let others: RedisError
         if case .connecting = state {
-            reason = RedisError(code: .connectTimeout, message: "connecting to \(name) (TCP, AUTH, SELECT) took longer than \(options.connectTimeout)")
+            reason = RedisError(
+                code: .connectTimeout,
+                message: "connecting to \(name) (TCP, AUTH, SELECT) took longer than \(options.connectTimeout)")
             others = reason
         } else {
-            reason = RedisError(code: .commandTimeout, message: "no reply from \(name) within \(options.commandTimeout); the server is presumed unresponsive and the connection was dropped")
-            others = RedisError(code: .commandTimeout, message: "the connection to \(name) was dropped because an earlier command got no reply within \(options.commandTimeout)")
+            reason = RedisError(
+                code: .commandTimeout,
+                message:
+                    "no reply from \(name) within \(options.commandTimeout); the server is presumed unresponsive and the connection was dropped"
+            )
+            others = RedisError(
+                code: .commandTimeout,
+                message:
+                    "the connection to \(name) was dropped because an earlier command got no reply within \(options.commandTimeout)"
+            )
         }
         teardown(reason, othersPending: others)
     }
@@ -331,7 +356,9 @@ public actor RedisConnection {
             case (.connectFailed(let message), _):
                 finish(RedisError(code: .connectFailed, message: "cannot connect to \(name): \(message)"))
             case (.disconnected(let message), .connecting):
-                finish(RedisError(code: .connectFailed, message: "connection to \(name) closed while connecting: \(message)"))
+                finish(
+                    RedisError(
+                        code: .connectFailed, message: "connection to \(name) closed while connecting: \(message)"))
             case (.disconnected(let message), _):
                 finish(RedisError(code: .disconnected, message: "connection to \(name) lost: \(message)"))
             }
@@ -373,13 +400,17 @@ public actor RedisConnection {
         }
         if wasConnected {
             let level: Logger.Level = reason.code == .closed ? .debug : .warning
-            logger.log(level: level, "Redis connection closed", metadata: [
-                "redis.reason": "\(reason.code)",
-                "redis.error": "\(reason.message)",
-                "redis.failed_commands": "\(failedCount)",
-            ])
+            logger.log(
+                level: level, "Redis connection closed",
+                metadata: [
+                    "redis.reason": "\(reason.code)",
+                    "redis.error": "\(reason.message)",
+                    "redis.failed_commands": "\(failedCount)",
+                ])
         } else {
-            logger.debug("Redis connect failed", metadata: ["redis.reason": "\(reason.code)", "redis.error": "\(reason.message)"])
+            logger.debug(
+                "Redis connect failed",
+                metadata: ["redis.reason": "\(reason.code)", "redis.error": "\(reason.message)"])
         }
     }
 }

@@ -11,7 +11,10 @@ public struct RedisEndpoint: Sendable, Hashable {
 
     public static let defaultPort = 6379
 
-    public init(host: String, port: Int = RedisEndpoint.defaultPort, username: String? = nil, password: String? = nil, database: Int = 0) {
+    public init(
+        host: String, port: Int = RedisEndpoint.defaultPort, username: String? = nil, password: String? = nil,
+        database: Int = 0
+    ) {
         self.host = host
         self.port = port
         self.username = username
@@ -31,7 +34,8 @@ public struct RedisEndpoint: Sendable, Hashable {
             if url.lowercased().hasPrefix("rediss://") {
                 throw RedisEndpointError("TLS (rediss://) is not supported; expected a redis:// URL")
             }
-            throw RedisEndpointError("expected a URL starting with redis://, as in redis://[user:password@]host:port/db")
+            throw RedisEndpointError(
+                "expected a URL starting with redis://, as in redis://[user:password@]host:port/db")
         }
         var rest = Substring(url.dropFirst(scheme.count))
 
@@ -73,7 +77,8 @@ public struct RedisEndpoint: Sendable, Hashable {
             throw RedisEndpointError("the password is not valid percent-encoded UTF-8")
         }
         if !user.isEmpty && password.isEmpty {
-            throw RedisEndpointError("the user name '\(user)' has no password; expected redis://user:password@host:port/db")
+            throw RedisEndpointError(
+                "the user name '\(user)' has no password; expected redis://user:password@host:port/db")
         }
         return (user.isEmpty ? nil : user, password.isEmpty ? nil : password)
     }
@@ -112,7 +117,8 @@ public struct RedisEndpoint: Sendable, Hashable {
             throw RedisEndpointError("the host '\(host)' contains '\(invalid)'; expected a host name or IP address")
         }
         guard let portText else { return (String(host), defaultPort) }
-        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port) else {
+        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port)
+        else {
             throw RedisEndpointError("the port '\(portText)' is not a number from 1 to 65535")
         }
         return (String(host), port)
@@ -121,7 +127,8 @@ public struct RedisEndpoint: Sendable, Hashable {
     private static func parseDatabase(_ path: Substring) throws(RedisEndpointError) -> Int {
         if path.isEmpty { return 0 }
         guard path.allSatisfy({ $0.isASCII && $0.isNumber }), let database = Int(path) else {
-            throw RedisEndpointError("the database '\(path)' is not a number of 0 or more; expected redis://host:port/db")
+            throw RedisEndpointError(
+                "the database '\(path)' is not a number of 0 or more; expected redis://host:port/db")
         }
         return database
     }

@@ -35,7 +35,8 @@ public enum RedisSentinel {
         var failures: [String] = []
         for sentinel in settings.sentinels {
             do {
-                let address = try await askMaster(settings.masterName, sentinel: sentinel, on: loop, timeout: connectTimeout, logger: logger)
+                let address = try await askMaster(
+                    settings.masterName, sentinel: sentinel, on: loop, timeout: connectTimeout, logger: logger)
                 var endpoint = base
                 endpoint.host = address.host
                 endpoint.port = address.port

@@ -36,7 +36,8 @@ public struct RedisServerAddress: Sendable, Hashable, CustomStringConvertible {
         guard !host.isEmpty, !host.contains(where: { $0.isWhitespace || "/?#@,".contains($0) }) else {
             throw RedisEndpointError("'\(trimmed)': the host is missing or not a host name or IP address")
         }
-        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port) else {
+        guard portText.allSatisfy({ $0.isASCII && $0.isNumber }), let port = Int(portText), (1...65535).contains(port)
+        else {
             throw RedisEndpointError("'\(trimmed)': the port '\(portText)' is not a number from 1 to 65535")
         }
         self.init(host: String(host), port: port)

@@ -32,7 +32,8 @@ public struct CallAuthenticator: Sendable {
     /// The caller of a user RPC, or UNAUTHENTICATED (UNAVAILABLE while keys are missing).
     public func user(_ metadata: Metadata, now: Date = Date()) async throws(RPCError) -> CallerIdentity {
         guard verifier.isConfigured else {
-            throw RPCError(code: .unauthenticated, message: "user authentication is not configured (JWT_SECRET, JWT_JWKS_URL)")
+            throw RPCError(
+                code: .unauthenticated, message: "user authentication is not configured (JWT_SECRET, JWT_JWKS_URL)")
         }
         guard let token = Self.bearerToken(metadata) else {
             throw RPCError(code: .unauthenticated, message: "missing bearer token in the authorization metadata")
@@ -41,7 +42,8 @@ public struct CallAuthenticator: Sendable {
         case .success(let claims):
             return CallerIdentity(subject: claims.subject)
         case .failure(.keysUnavailable):
-            throw RPCError(code: .unavailable, message: "auth_unavailable: the identity provider's keys are not available yet")
+            throw RPCError(
+                code: .unavailable, message: "auth_unavailable: the identity provider's keys are not available yet")
         case .failure(let error):
             throw RPCError(code: .unauthenticated, message: "invalid token: \(error)")
         }

@@ -23,7 +23,8 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
         let user = try await caller(request.metadata)
         let message = request.message
         let view = try await mapped { () async throws(ChatError) in
-            try await core.createChat(by: user, title: message.title.isEmpty ? nil : message.title, members: message.members)
+            try await core.createChat(
+                by: user, title: message.title.isEmpty ? nil : message.title, members: message.members)
         }
         return ServerResponse(message: Chat_V1_Chat(view))
     }
@@ -38,10 +39,11 @@ public struct ChatRPCService: Chat_V1_ChatService.ServiceProtocol {
         let posted = try await mapped { () async throws(ChatError) in
             try await core.postMessage(message.text, to: chat, by: user, idempotencyKey: key)
         }
-        return ServerResponse(message: .with {
-            $0.message = Chat_V1_Message(posted.view)
-            $0.replayed = posted.replayed
-        })
+        return ServerResponse(
+            message: .with {
+                $0.message = Chat_V1_Message(posted.view)
+                $0.replayed = posted.replayed
+            })
     }
 
     public func listMessages(

@@ -1,5 +1,5 @@
-public import GRPCCore
 import ChatRuntime
+public import GRPCCore
 import SwiftProtobuf
 
 /// The standard `grpc.health.v1.Health` service (Check, List, Watch), written against the
@@ -115,7 +115,8 @@ public final class HealthService: Grpc_Health_V1_Health.SimpleServiceProtocol, S
     }
 
     private func subscribe(_ service: String) -> (AsyncStream<ServingStatus>, Int?) {
-        let (stream, continuation) = AsyncStream.makeStream(of: ServingStatus.self, bufferingPolicy: .bufferingNewest(8))
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: ServingStatus.self, bufferingPolicy: .bufferingNewest(8))
         let id = state.withLock { state -> Int? in
             continuation.yield(state.statuses[service] ?? .serviceUnknown)
             guard !state.shutDown else { return nil }

@@ -76,10 +76,12 @@ public struct ParticipantsRPCService: Chat_V1_ParticipantsService.ServiceProtoco
             await backend.reader.cache.track(chat)
             switch await backend.reader.coordinator.refresh(chat) {
             case .fetched(let entry):
-                return ServerResponse(message: .with { $0.chat = Chat_V1_ChatParticipants(entry, stale: false, source: .upstream) })
+                return ServerResponse(
+                    message: .with { $0.chat = Chat_V1_ChatParticipants(entry, stale: false, source: .upstream) })
             case .fetchedByPeer(let entry):
                 // Another instance was fetching the chat when the call came; its result is as new.
-                return ServerResponse(message: .with { $0.chat = Chat_V1_ChatParticipants(entry, stale: false, source: .cache) })
+                return ServerResponse(
+                    message: .with { $0.chat = Chat_V1_ChatParticipants(entry, stale: false, source: .cache) })
             case .notFound:
                 throw RPCError(code: .notFound, message: "upstream does not know chat \(chat)")
             case .failed(let error):
@@ -89,7 +91,9 @@ public struct ParticipantsRPCService: Chat_V1_ParticipantsService.ServiceProtoco
             let jobID = await backend.sync.requestFullRun()
             return ServerResponse(message: .with { $0.jobID = jobID })
         case .allChats(false), nil:
-            throw RPCError(code: .invalidArgument, message: "set chat_id to refresh one chat, or all_chats to true for a full refresh")
+            throw RPCError(
+                code: .invalidArgument,
+                message: "set chat_id to refresh one chat, or all_chats to true for a full refresh")
         }
     }
 
@@ -114,7 +118,8 @@ public struct ParticipantsRPCService: Chat_V1_ParticipantsService.ServiceProtoco
             throw RPCError(code: .invalidArgument, message: "chat_ids is empty")
         }
         guard chats.count <= limit else {
-            throw RPCError(code: .invalidArgument, message: "at most \(limit) distinct chat ids per call, got \(chats.count)")
+            throw RPCError(
+                code: .invalidArgument, message: "at most \(limit) distinct chat ids per call, got \(chats.count)")
         }
         return chats
     }

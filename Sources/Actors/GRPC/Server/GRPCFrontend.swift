@@ -1,5 +1,5 @@
-public import GRPCCore
 import ChatRuntime
+public import GRPCCore
 import GRPCNIOTransportHTTP2Posix
 public import Logging
 public import ServiceLifecycle
@@ -70,16 +70,19 @@ public final class GRPCFrontend: Service, Sendable, CustomStringConvertible {
                 do {
                     let address = try await transport.listeningAddress
                     guard let port = address.ipv4?.port ?? address.ipv6?.port else {
-                        throw RuntimeError(code: .transportError, message: "the gRPC listener has no IP address: \(address)")
+                        throw RuntimeError(
+                            code: .transportError, message: "the gRPC listener has no IP address: \(address)")
                     }
                     bound.resolve(.success(port))
                     health.markServing()
                     logger.info("listening", metadata: ["grpc.host": "\(settings.host)", "grpc.port": "\(port)"])
                 } catch {
                     bound.resolve(.failure(error))
-                    logger.critical("cannot listen", metadata: [
-                        "grpc.host": "\(settings.host)", "grpc.port": "\(settings.port)", "error": "\(error)",
-                    ])
+                    logger.critical(
+                        "cannot listen",
+                        metadata: [
+                            "grpc.host": "\(settings.host)", "grpc.port": "\(settings.port)", "error": "\(error)",
+                        ])
                 }
                 // Child tasks inherit the graceful-shutdown manager of the service group.
                 try? await gracefulShutdown()
@@ -99,7 +102,8 @@ public final class GRPCFrontend: Service, Sendable, CustomStringConvertible {
                     // Drained, or stopped on its own before shutdown (which the group reports).
                     group.cancelAll()
                     if !draining {
-                        bound.resolve(.failure(RuntimeError(code: .serverIsStopped, message: "the gRPC server stopped")))
+                        bound.resolve(
+                            .failure(RuntimeError(code: .serverIsStopped, message: "the gRPC server stopped")))
                     }
                     return
                 case .shutdownRequested:
@@ -113,9 +117,11 @@ public final class GRPCFrontend: Service, Sendable, CustomStringConvertible {
                         return .drainTimedOut
                     }
                 case .drainTimedOut:
-                    logger.warning("gRPC calls still running past the drain bound; cancelling them", metadata: [
-                        "grpc.drain_timeout": "\(settings.drainTimeout)",
-                    ])
+                    logger.warning(
+                        "gRPC calls still running past the drain bound; cancelling them",
+                        metadata: [
+                            "grpc.drain_timeout": "\(settings.drainTimeout)"
+                        ])
                     group.cancelAll()
                 case .feedEnded:
                     break

@@ -8,7 +8,9 @@ enum RPCErrors {
         guard let chat = ChatID(validating: text) else {
             throw RPCError(
                 code: .invalidArgument,
-                message: "invalid chat id \(String(reflecting: String(text.prefix(64)))): chat ids are 1-\(ChatID.maximumLength) characters of A-Z a-z 0-9 _ . : -")
+                message:
+                    "invalid chat id \(String(reflecting: String(text.prefix(64)))): chat ids are 1-\(ChatID.maximumLength) characters of A-Z a-z 0-9 _ . : -"
+            )
         }
         return chat
     }
@@ -26,7 +28,9 @@ enum RPCErrors {
     /// HTTP 504 (upstream timed out) → DEADLINE_EXCEEDED; HTTP 502 (any other upstream failure)
     /// → UNAVAILABLE: the dependency failed, and the call may succeed when retried.
     static func upstreamFailed(_ error: UpstreamError) -> RPCError {
-        RPCError(code: error.code == .timeout ? .deadlineExceeded : .unavailable, message: "upstream \(error.code.rawValue): \(error)")
+        RPCError(
+            code: error.code == .timeout ? .deadlineExceeded : .unavailable,
+            message: "upstream \(error.code.rawValue): \(error)")
     }
 }
 

@@ -1,5 +1,5 @@
-import ChatRuntime
 import Actors
+import ChatRuntime
 
 /// The result of `operation`, or a ``ChatStoreError`` when `timeout` passes first; the
 /// operation is then cancelled (postgres-nio drops a pending connection lease on cancellation)

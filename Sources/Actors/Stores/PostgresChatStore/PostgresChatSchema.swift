@@ -13,40 +13,42 @@ enum PostgresChatSchema {
     }
 
     /// Arbitrary, fixed: the advisory lock key of chat-service's migrations.
-    static let advisoryLockKey: Int64 = 0x63_68_61_74_73_76_63  // "chatsvc"
+    static let advisoryLockKey: Int64 = 0x63_68_61_74_73_76_63 // "chatsvc"
 
     static let migrations: [Migration] = [
-        Migration(version: 1, name: "chats, members, messages", statements: [
-            """
-            CREATE TABLE chats (
-                id TEXT PRIMARY KEY,
-                title TEXT,
-                created_by TEXT NOT NULL,
-                created_at_ms BIGINT NOT NULL
-            )
-            """,
-            """
-            CREATE TABLE chat_members (
-                chat_id TEXT NOT NULL,
-                user_id TEXT NOT NULL,
-                added_by TEXT NOT NULL,
-                added_at_ms BIGINT NOT NULL,
-                PRIMARY KEY (chat_id, user_id)
-            )
-            """,
-            """
-            CREATE TABLE messages (
-                id BIGSERIAL PRIMARY KEY,
-                chat_id TEXT NOT NULL,
-                author_id TEXT NOT NULL,
-                text TEXT NOT NULL,
-                created_at_ms BIGINT NOT NULL,
-                idempotency_key TEXT,
-                UNIQUE (chat_id, author_id, idempotency_key)
-            )
-            """,
-            "CREATE INDEX messages_by_chat ON messages (chat_id, id)",
-        ]),
+        Migration(
+            version: 1, name: "chats, members, messages",
+            statements: [
+                """
+                CREATE TABLE chats (
+                    id TEXT PRIMARY KEY,
+                    title TEXT,
+                    created_by TEXT NOT NULL,
+                    created_at_ms BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE chat_members (
+                    chat_id TEXT NOT NULL,
+                    user_id TEXT NOT NULL,
+                    added_by TEXT NOT NULL,
+                    added_at_ms BIGINT NOT NULL,
+                    PRIMARY KEY (chat_id, user_id)
+                )
+                """,
+                """
+                CREATE TABLE messages (
+                    id BIGSERIAL PRIMARY KEY,
+                    chat_id TEXT NOT NULL,
+                    author_id TEXT NOT NULL,
+                    text TEXT NOT NULL,
+                    created_at_ms BIGINT NOT NULL,
+                    idempotency_key TEXT,
+                    UNIQUE (chat_id, author_id, idempotency_key)
+                )
+                """,
+                "CREATE INDEX messages_by_chat ON messages (chat_id, id)",
+            ])
     ]
 
     /// Applies pending migrations; returns every applied version, oldest first.
@@ -61,17 +63,20 @@ enum PostgresChatSchema {
                     applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
                 )
                 """, logger: logger)
-            var applied = Set(try await connection.query("SELECT version FROM schema_migrations", logger: logger)
-                .collect().map { try $0.decode(Int.self) })
+            var applied = Set(
+                try await connection.query("SELECT version FROM schema_migrations", logger: logger)
+                    .collect().map { try $0.decode(Int.self) })
             for migration in migrations where !applied.contains(migration.version) {
                 for statement in migration.statements { try await connection.query(statement, logger: logger) }
                 try await connection.query(
                     "INSERT INTO schema_migrations (version, name) VALUES (\(migration.version), \(migration.name))",
                     logger: logger)
                 applied.insert(migration.version)
-                logger.notice("chat store migration applied", metadata: [
-                    "chat.migration": "\(migration.version)", "chat.migration_name": "\(migration.name)",
-                ])
+                logger.notice(
+                    "chat store migration applied",
+                    metadata: [
+                        "chat.migration": "\(migration.version)", "chat.migration_name": "\(migration.name)",
+                    ])
             }
             return applied.sorted()
         }

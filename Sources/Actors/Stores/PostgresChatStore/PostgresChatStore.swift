@@ -19,7 +19,9 @@ public final class PostgresChatStore: ChatStore {
     /// - Parameter timeout: bound for each call; a database that does not answer within it
     ///   (down, frozen, pool exhausted) fails the call with ``ChatStoreError`` instead of
     ///   holding the request.
-    public static func open(url: PostgresURL, timeout: Duration = .seconds(5), logger: Logger) async throws -> PostgresChatStore {
+    public static func open(url: PostgresURL, timeout: Duration = .seconds(5), logger: Logger) async throws
+        -> PostgresChatStore
+    {
         var configuration = PostgresClient.Configuration(
             host: url.host, port: url.port, username: url.username, password: url.password,
             database: url.database, tls: url.requireTLS ? .require(.makeClientConfiguration()) : .disable)
@@ -35,10 +37,12 @@ public final class PostgresChatStore: ChatStore {
             let applied = try await withDeadline(max(timeout, .seconds(30))) {
                 try await PostgresChatSchema.migrate(client, logger: logger)
             }
-            logger.info("chat store ready", metadata: [
-                "chat.store": "postgres", "chat.postgres_url": "\(url.redactedDescription)",
-                "chat.migrations_applied": "\(applied.map(String.init).joined(separator: ","))",
-            ])
+            logger.info(
+                "chat store ready",
+                metadata: [
+                    "chat.store": "postgres", "chat.postgres_url": "\(url.redactedDescription)",
+                    "chat.migrations_applied": "\(applied.map(String.init).joined(separator: ","))",
+                ])
         } catch {
             await store.close()
             throw error
@@ -104,10 +108,13 @@ public final class PostgresChatStore: ChatStore {
                 """, logger: logger
             ).collect()
             guard let row = rows.first else { return StoreMembership(chat: nil, isMember: false) }
-            let (id, title, createdBy, createdAt, isMember) = try row.decode((String?, String?, String?, Int64?, Bool).self)
+            let (id, title, createdBy, createdAt, isMember) = try row.decode(
+                (String?, String?, String?, Int64?, Bool).self)
             var hosted: Chat?
             if let id, let createdBy, let createdAt {
-                hosted = Chat(id: try Self.chatID(id), title: title, createdBy: createdBy, createdAt: Date(chatStoreMilliseconds: createdAt))
+                hosted = Chat(
+                    id: try Self.chatID(id), title: title, createdBy: createdBy,
+                    createdAt: Date(chatStoreMilliseconds: createdAt))
             }
             return StoreMembership(chat: hosted, isMember: isMember)
         }
@@ -122,7 +129,9 @@ public final class PostgresChatStore: ChatStore {
                 """, logger: logger
             ).collect().map { row in
                 let (chatID, userID, addedBy, addedAt) = try row.decode((String, String, String, Int64).self)
-                return ChatMember(chatID: try Self.chatID(chatID), userID: userID, addedBy: addedBy, addedAt: Date(chatStoreMilliseconds: addedAt))
+                return ChatMember(
+                    chatID: try Self.chatID(chatID), userID: userID, addedBy: addedBy,
+                    addedAt: Date(chatStoreMilliseconds: addedAt))
             }
         }
     }
@@ -146,16 +155,20 @@ public final class PostgresChatStore: ChatStore {
                 """, logger: logger
             ).collect()
             if let row = inserted.first {
-                return .created(ChatMessage(
-                    id: MessageID(rawValue: try row.decode(Int64.self)), chatID: draft.chatID, authorID: draft.authorID,
-                    text: draft.text, createdAt: draft.createdAt, idempotencyKey: draft.idempotencyKey))
+                return .created(
+                    ChatMessage(
+                        id: MessageID(rawValue: try row.decode(Int64.self)), chatID: draft.chatID,
+                        authorID: draft.authorID,
+                        text: draft.text, createdAt: draft.createdAt, idempotencyKey: draft.idempotencyKey))
             }
-            guard let row = try await client.query(
-                """
-                SELECT id, chat_id, author_id, text, created_at_ms, idempotency_key FROM messages
-                WHERE chat_id = \(draft.chatID.rawValue) AND author_id = \(draft.authorID) AND idempotency_key = \(draft.idempotencyKey)
-                """, logger: logger
-            ).collect().first else {
+            guard
+                let row = try await client.query(
+                    """
+                    SELECT id, chat_id, author_id, text, created_at_ms, idempotency_key FROM messages
+                    WHERE chat_id = \(draft.chatID.rawValue) AND author_id = \(draft.authorID) AND idempotency_key = \(draft.idempotencyKey)
+                    """, logger: logger
+                ).collect().first
+            else {
                 throw ChatStoreError(.corrupt, "an idempotency conflict without the conflicting message")
             }
             let existing = try Self.message(row)
@@ -163,7 +176,8 @@ public final class PostgresChatStore: ChatStore {
         }
     }
 
-    public func messages(in chat: ChatID, before: MessageID?, limit: Int) async throws(ChatStoreError) -> [ChatMessage] {
+    public func messages(in chat: ChatID, before: MessageID?, limit: Int) async throws(ChatStoreError) -> [ChatMessage]
+    {
         try await call { [client, logger] in
             try await client.query(
                 """
@@ -177,7 +191,9 @@ public final class PostgresChatStore: ChatStore {
 
     // MARK: Rows
 
-    private static func insertMember(_ member: ChatMember, _ connection: PostgresConnection, _ logger: Logger) async throws -> Bool {
+    private static func insertMember(_ member: ChatMember, _ connection: PostgresConnection, _ logger: Logger)
+        async throws -> Bool
+    {
         let rows = try await connection.query(
             """
             INSERT INTO chat_members (chat_id, user_id, added_by, added_at_ms)
@@ -189,17 +205,21 @@ public final class PostgresChatStore: ChatStore {
     }
 
     private static func chatID(_ text: String) throws -> ChatID {
-        guard let id = ChatID(validating: text) else { throw ChatStoreError(.corrupt, "stored chat id \(text) is invalid") }
+        guard let id = ChatID(validating: text) else {
+            throw ChatStoreError(.corrupt, "stored chat id \(text) is invalid")
+        }
         return id
     }
 
     private static func chat(_ row: PostgresRow) throws -> Chat {
         let (id, title, createdBy, createdAt) = try row.decode((String, String?, String, Int64).self)
-        return Chat(id: try chatID(id), title: title, createdBy: createdBy, createdAt: Date(chatStoreMilliseconds: createdAt))
+        return Chat(
+            id: try chatID(id), title: title, createdBy: createdBy, createdAt: Date(chatStoreMilliseconds: createdAt))
     }
 
     private static func message(_ row: PostgresRow) throws -> ChatMessage {
-        let (id, chatID, authorID, text, createdAt, key) = try row.decode((Int64, String, String, String, Int64, String?).self)
+        let (id, chatID, authorID, text, createdAt, key) = try row.decode(
+            (Int64, String, String, String, Int64, String?).self)
         return ChatMessage(
             id: MessageID(rawValue: id), chatID: try Self.chatID(chatID), authorID: authorID, text: text,
             createdAt: Date(chatStoreMilliseconds: createdAt), idempotencyKey: key)

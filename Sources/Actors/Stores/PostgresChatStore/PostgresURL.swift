@@ -11,7 +11,9 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
     /// `sslmode=require`; anything else (default `disable`) connects without TLS.
     public var requireTLS: Bool
 
-    public init(host: String, port: Int = 5432, username: String, password: String?, database: String, requireTLS: Bool = false) {
+    public init(
+        host: String, port: Int = 5432, username: String, password: String?, database: String, requireTLS: Bool = false
+    ) {
         self.host = host
         self.port = port
         self.username = username
@@ -36,7 +38,9 @@ public struct PostgresURL: Sendable, Hashable, CustomStringConvertible {
             switch (item.name, item.value ?? "") {
             case ("sslmode", "disable"): requireTLS = false
             case ("sslmode", "require"): requireTLS = true
-            default: throw PostgresURLError("unsupported parameter \(item.name)=\(item.value ?? "") (only sslmode=disable|require)")
+            default:
+                throw PostgresURLError(
+                    "unsupported parameter \(item.name)=\(item.value ?? "") (only sslmode=disable|require)")
             }
         }
         self.init(

@@ -1,8 +1,8 @@
 public import Actors
+import ChatRuntime
 import Foundation
 import GRDB
 public import Logging
-import ChatRuntime
 
 /// The embedded ``ChatStore``: one SQLite file (the system libsqlite3, through GRDB) in WAL
 /// mode. GRDB runs every statement on its own dispatch queues (one writer, a pool of readers),
@@ -13,19 +13,24 @@ public final class SQLiteChatStore: ChatStore {
 
     /// Opens (creating when missing) the database at `path` and applies pending migrations.
     /// - Parameter busyTimeout: how long a write waits for another process's write lock.
-    public static func open(path: String, busyTimeout: Duration = .seconds(5), logger: Logger) async throws -> SQLiteChatStore {
+    public static func open(path: String, busyTimeout: Duration = .seconds(5), logger: Logger) async throws
+        -> SQLiteChatStore
+    {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent()
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         var configuration = Configuration()
         // Another process writing (a second instance on this host) makes writers wait, not fail.
-        configuration.busyMode = .timeout(Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
+        configuration.busyMode = .timeout(
+            Double(busyTimeout.components.seconds) + Double(busyTimeout.components.attoseconds) / 1e18)
         configuration.label = "chat-store"
         let pool = try DatabasePool(path: path, configuration: configuration)
         let applied = try await SQLiteChatSchema.migrate(pool)
-        logger.info("chat store ready", metadata: [
-            "chat.store": "sqlite", "chat.sqlite_path": "\(path)",
-            "chat.migrations_applied": "\(applied.joined(separator: ","))",
-        ])
+        logger.info(
+            "chat store ready",
+            metadata: [
+                "chat.store": "sqlite", "chat.sqlite_path": "\(path)",
+                "chat.migrations_applied": "\(applied.joined(separator: ","))",
+            ])
         return SQLiteChatStore(pool: pool)
     }
 
@@ -48,7 +53,8 @@ public final class SQLiteChatStore: ChatStore {
     public func createChat(_ chat: Chat, members: [ChatMember]) async throws(ChatStoreError) -> Bool {
         try await write { db in
             try db.execute(
-                sql: "INSERT INTO chats (id, title, created_by, created_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+                sql:
+                    "INSERT INTO chats (id, title, created_by, created_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 arguments: [chat.id.rawValue, chat.title, chat.createdBy, chat.createdAt.chatStoreMilliseconds])
             guard db.changesCount == 1 else { return false }
             for member in members { try Self.insertMember(member, db) }
@@ -58,19 +64,23 @@ public final class SQLiteChatStore: ChatStore {
 
     public func chat(_ id: ChatID) async throws(ChatStoreError) -> Chat? {
         try await read { db in
-            try Row.fetchOne(db, sql: "SELECT id, title, created_by, created_at_ms FROM chats WHERE id = ?", arguments: [id.rawValue])
-                .map(Self.chat)
+            try Row.fetchOne(
+                db, sql: "SELECT id, title, created_by, created_at_ms FROM chats WHERE id = ?", arguments: [id.rawValue]
+            )
+            .map(Self.chat)
         }
     }
 
     public func membership(of userID: String, in chat: ChatID) async throws(ChatStoreError) -> StoreMembership {
         try await read { db in
             let hosted = try Row.fetchOne(
-                db, sql: "SELECT id, title, created_by, created_at_ms FROM chats WHERE id = ?", arguments: [chat.rawValue]
+                db, sql: "SELECT id, title, created_by, created_at_ms FROM chats WHERE id = ?",
+                arguments: [chat.rawValue]
             ).map(Self.chat)
-            let isMember = try Bool.fetchOne(
-                db, sql: "SELECT EXISTS (SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?)",
-                arguments: [chat.rawValue, userID]) ?? false
+            let isMember =
+                try Bool.fetchOne(
+                    db, sql: "SELECT EXISTS (SELECT 1 FROM chat_members WHERE chat_id = ? AND user_id = ?)",
+                    arguments: [chat.rawValue, userID]) ?? false
             return StoreMembership(chat: hosted, isMember: isMember)
         }
     }
@@ -79,7 +89,8 @@ public final class SQLiteChatStore: ChatStore {
         try await read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT chat_id, user_id, added_by, added_at_ms FROM chat_members WHERE chat_id = ? ORDER BY added_at_ms, user_id",
+                sql:
+                    "SELECT chat_id, user_id, added_by, added_at_ms FROM chat_members WHERE chat_id = ? ORDER BY added_at_ms, user_id",
                 arguments: [chat.rawValue]
             ).map(Self.member)
         }
@@ -100,27 +111,35 @@ public final class SQLiteChatStore: ChatStore {
                     INSERT INTO messages (chat_id, author_id, text, created_at_ms, idempotency_key) VALUES (?, ?, ?, ?, ?)
                     ON CONFLICT (chat_id, author_id, idempotency_key) DO NOTHING
                     """,
-                arguments: [draft.chatID.rawValue, draft.authorID, draft.text, draft.createdAt.chatStoreMilliseconds, draft.idempotencyKey])
+                arguments: [
+                    draft.chatID.rawValue, draft.authorID, draft.text, draft.createdAt.chatStoreMilliseconds,
+                    draft.idempotencyKey,
+                ])
             if db.changesCount == 1 {
-                return .created(ChatMessage(
-                    id: MessageID(rawValue: db.lastInsertedRowID), chatID: draft.chatID, authorID: draft.authorID,
-                    text: draft.text, createdAt: draft.createdAt, idempotencyKey: draft.idempotencyKey))
+                return .created(
+                    ChatMessage(
+                        id: MessageID(rawValue: db.lastInsertedRowID), chatID: draft.chatID, authorID: draft.authorID,
+                        text: draft.text, createdAt: draft.createdAt, idempotencyKey: draft.idempotencyKey))
             }
-            guard let row = try Row.fetchOne(
-                db,
-                sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND author_id = ? AND idempotency_key = ?",
-                arguments: [draft.chatID.rawValue, draft.authorID, draft.idempotencyKey])
+            guard
+                let row = try Row.fetchOne(
+                    db,
+                    sql:
+                        "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND author_id = ? AND idempotency_key = ?",
+                    arguments: [draft.chatID.rawValue, draft.authorID, draft.idempotencyKey])
             else { throw ChatStoreError(.corrupt, "an idempotency conflict without the conflicting message") }
             let existing = try Self.message(row)
             return existing.text == draft.text ? .replayed(existing) : .keyReused(existing)
         }
     }
 
-    public func messages(in chat: ChatID, before: MessageID?, limit: Int) async throws(ChatStoreError) -> [ChatMessage] {
+    public func messages(in chat: ChatID, before: MessageID?, limit: Int) async throws(ChatStoreError) -> [ChatMessage]
+    {
         try await read { db in
             try Row.fetchAll(
                 db,
-                sql: "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
+                sql:
+                    "SELECT \(Self.messageColumns) FROM messages WHERE chat_id = ? AND id < ? ORDER BY id DESC LIMIT ?",
                 arguments: [chat.rawValue, before?.rawValue ?? Int64.max, limit]
             ).map(Self.message)
         }
@@ -132,12 +151,15 @@ public final class SQLiteChatStore: ChatStore {
 
     private static func insertMember(_ member: ChatMember, _ db: Database) throws {
         try db.execute(
-            sql: "INSERT INTO chat_members (chat_id, user_id, added_by, added_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO NOTHING",
+            sql:
+                "INSERT INTO chat_members (chat_id, user_id, added_by, added_at_ms) VALUES (?, ?, ?, ?) ON CONFLICT (chat_id, user_id) DO NOTHING",
             arguments: [member.chatID.rawValue, member.userID, member.addedBy, member.addedAt.chatStoreMilliseconds])
     }
 
     private static func chatID(_ text: String) throws -> ChatID {
-        guard let id = ChatID(validating: text) else { throw ChatStoreError(.corrupt, "stored chat id \(text) is invalid") }
+        guard let id = ChatID(validating: text) else {
+            throw ChatStoreError(.corrupt, "stored chat id \(text) is invalid")
+        }
         return id
     }
 
@@ -162,7 +184,8 @@ public final class SQLiteChatStore: ChatStore {
 
     // MARK: Error mapping
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError) -> T {
+    private func read<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError) -> T
+    {
         do {
             return try await pool.read(Self.offTheLoop(body))
         } catch {
@@ -170,7 +193,9 @@ public final class SQLiteChatStore: ChatStore {
         }
     }
 
-    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError) -> T {
+    private func write<T: Sendable>(_ body: @escaping @Sendable (Database) throws -> T) async throws(ChatStoreError)
+        -> T
+    {
         do {
             return try await pool.write(Self.offTheLoop(body))
         } catch {

@@ -1,4 +1,5 @@
 import Foundation
+
 /// The environment section of `chat-service --help`, generated from ``EnvironmentVariable/all``.
 public enum EnvironmentHelp {
     public static let text: String = {

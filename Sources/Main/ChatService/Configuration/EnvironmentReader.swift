@@ -38,17 +38,22 @@ struct EnvironmentReader {
     func integer(_ name: String, in range: ClosedRange<Int>) throws(ConfigurationError) -> Int {
         let text = try requiredString(name)
         guard let value = Int(text), range.contains(value) else {
-            throw ConfigurationError(variable: name, value: text, expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
+            throw ConfigurationError(
+                variable: name, value: text, expected: "an integer in \(range.lowerBound)...\(range.upperBound)")
         }
         return value
     }
 
-    func duration(_ name: String, minimum: Duration = .zero, maximum: Duration = .seconds(366 * 86_400)) throws(ConfigurationError) -> Duration {
+    func duration(_ name: String, minimum: Duration = .zero, maximum: Duration = .seconds(366 * 86_400))
+        throws(ConfigurationError) -> Duration
+    {
         let text = try requiredString(name)
         guard let value = parseDuration(text), value >= minimum, value <= maximum else {
             throw ConfigurationError(
                 variable: name, value: text,
-                expected: "a duration like 500ms, 30s, 15m, 1h, 1d or seconds, from \(formatDuration(minimum)) to \(formatDuration(maximum))")
+                expected:
+                    "a duration like 500ms, 30s, 15m, 1h, 1d or seconds, from \(formatDuration(minimum)) to \(formatDuration(maximum))"
+            )
         }
         return value
     }
@@ -76,7 +81,8 @@ struct EnvironmentReader {
         var ipv4 = in_addr()
         var ipv6 = in6_addr()
         guard inet_pton(AF_INET, text, &ipv4) == 1 || inet_pton(AF_INET6, text, &ipv6) == 1 else {
-            throw ConfigurationError(variable: name, value: text, expected: "an IPv4 or IPv6 address such as 0.0.0.0, 127.0.0.1 or ::")
+            throw ConfigurationError(
+                variable: name, value: text, expected: "an IPv4 or IPv6 address such as 0.0.0.0, 127.0.0.1 or ::")
         }
         return text
     }
@@ -88,7 +94,8 @@ struct EnvironmentReader {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https",
             let host = url.host, !host.isEmpty
         else {
-            throw ConfigurationError(variable: name, value: text, expected: "an http://host[:port][/path] or https://host[:port][/path] URL")
+            throw ConfigurationError(
+                variable: name, value: text, expected: "an http://host[:port][/path] or https://host[:port][/path] URL")
         }
         return text.hasSuffix("/") ? String(text.dropLast()) : text
     }

@@ -1,8 +1,8 @@
 public import Actors
+public import ChatRuntime
 public import Foundation
 public import Logging
 public import PostgresChatStore
-public import ChatRuntime
 
 /// The whole configuration of `chat-service serve`, read from the environment
 /// (see ``EnvironmentVariable/all`` for every variable, its default and meaning).
@@ -133,16 +133,22 @@ public struct ServiceConfiguration: Sendable {
             endpoint: endpoint,
             maxRetries: try env.integer("REDIS_MAX_RETRIES", in: 0...1000),
             retryDelay: try env.duration("REDIS_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
-            maxRetryDelay: try env.duration("REDIS_MAX_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
-            healthCheckInterval: try env.duration("REDIS_HEALTH_CHECK_INTERVAL", minimum: .milliseconds(10), maximum: .seconds(3600)),
-            connectTimeout: try env.duration("REDIS_CONNECT_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
-            commandTimeout: try env.duration("REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
+            maxRetryDelay: try env.duration(
+                "REDIS_MAX_RETRY_DELAY", minimum: .milliseconds(1), maximum: .seconds(3600)),
+            healthCheckInterval: try env.duration(
+                "REDIS_HEALTH_CHECK_INTERVAL", minimum: .milliseconds(10), maximum: .seconds(3600)),
+            connectTimeout: try env.duration(
+                "REDIS_CONNECT_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
+            commandTimeout: try env.duration(
+                "REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
             sentinels: try Self.sentinels(env),
             sentinelMaster: try Self.sentinelMaster(env))
 
         let timeZoneName = try env.requiredString("PARTICIPANTS_TIMEZONE")
         guard let timeZone = TimeZone(identifier: timeZoneName) else {
-            throw ConfigurationError(variable: "PARTICIPANTS_TIMEZONE", value: timeZoneName, expected: "an IANA time zone such as UTC or Europe/Berlin")
+            throw ConfigurationError(
+                variable: "PARTICIPANTS_TIMEZONE", value: timeZoneName,
+                expected: "an IANA time zone such as UTC or Europe/Berlin")
         }
         participants = Participants(
             cacheTTL: try env.duration("PARTICIPANTS_CACHE_TTL", minimum: .seconds(1)),
@@ -154,28 +160,35 @@ public struct ServiceConfiguration: Sendable {
             batchSize: try env.integer("PARTICIPANTS_BATCH_SIZE", in: 1...1000),
             maxBatchesInFlight: try env.integer("PARTICIPANTS_MAX_BATCHES_IN_FLIGHT", in: 1...256),
             batchConcurrency: try Self.batchConcurrency(env),
-            maxAPITimeout: try env.duration("PARTICIPANTS_MAX_API_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
+            maxAPITimeout: try env.duration(
+                "PARTICIPANTS_MAX_API_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
             backgroundSyncEnabled: try env.bool("PARTICIPANTS_ENABLE_BACKGROUND_SYNC"),
             lazyUpdateEnabled: try env.bool("PARTICIPANTS_ENABLE_LAZY_UPDATE"),
             integrationDisabled: try env.bool("PARTICIPANTS_INTEGRATION_DISABLED"),
             l1Size: try env.integer("PARTICIPANTS_L1_SIZE", in: 0...10_000_000),
-            notFoundTTL: try env.duration("PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
-            leaderLockTTL: try env.duration("PARTICIPANTS_LEADER_LOCK_TTL", minimum: .seconds(1), maximum: .seconds(3600)),
+            notFoundTTL: try env.duration(
+                "PARTICIPANTS_NOT_FOUND_TTL", minimum: .seconds(1), maximum: .seconds(86_400)),
+            leaderLockTTL: try env.duration(
+                "PARTICIPANTS_LEADER_LOCK_TTL", minimum: .seconds(1), maximum: .seconds(3600)),
             apiURL: try env.httpURL("PARTICIPANTS_API_URL"),
             apiToken: env.string("PARTICIPANTS_API_TOKEN"),
-            apiCAFile: try Self.loadableCAFile(env.readableFile("PARTICIPANTS_API_CA_FILE"), variable: "PARTICIPANTS_API_CA_FILE"))
+            apiCAFile: try Self.loadableCAFile(
+                env.readableFile("PARTICIPANTS_API_CA_FILE"), variable: "PARTICIPANTS_API_CA_FILE"))
 
         chat = ChatSettings(
             store: try Self.chatStore(env),
             storeTimeout: try env.duration("CHAT_STORE_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)),
             messageMaxBytes: try env.integer("CHAT_MESSAGE_MAX_BYTES", in: 1...(1 << 20)),
-            participantsTimeout: try env.duration("CHAT_PARTICIPANTS_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)))
+            participantsTimeout: try env.duration(
+                "CHAT_PARTICIPANTS_TIMEOUT", minimum: .milliseconds(10), maximum: .seconds(600)))
 
         http = HTTP(
             host: try env.requiredString("HTTP_HOST"),
             port: try env.integer("HTTP_PORT", in: 0...65_535),
-            requestTimeout: try env.duration("HTTP_REQUEST_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600)),
-            requestDeadline: try env.duration("HTTP_REQUEST_DEADLINE", minimum: .milliseconds(100), maximum: .seconds(3600)),
+            requestTimeout: try env.duration(
+                "HTTP_REQUEST_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600)),
+            requestDeadline: try env.duration(
+                "HTTP_REQUEST_DEADLINE", minimum: .milliseconds(100), maximum: .seconds(3600)),
             maxBodySize: try env.integer("HTTP_MAX_BODY_SIZE", in: 0...(64 << 20)))
         grpc = GRPC(
             enabled: try env.bool("GRPC_ENABLED"),
@@ -188,7 +201,9 @@ public struct ServiceConfiguration: Sendable {
             issuer: env.string("JWT_ISSUER"),
             audience: env.string("JWT_AUDIENCE"))
         resolver = ResolverSettings(resolvConfPath: try Self.resolvConf(env))
-        instanceID = env.string("INSTANCE_ID") ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
+        instanceID =
+            env.string("INSTANCE_ID")
+            ?? "\(ProcessInfo.processInfo.hostName)-\(ProcessInfo.processInfo.processIdentifier)"
         shutdownTimeout = try env.duration("SHUTDOWN_TIMEOUT", minimum: .milliseconds(100), maximum: .seconds(3600))
 
         let level = try env.oneOf("LOG_LEVEL", Logger.Level.allCases.map(\.rawValue))
@@ -200,14 +215,17 @@ public struct ServiceConfiguration: Sendable {
         switch try env.oneOf("CHAT_STORE", ["sqlite", "postgres"]) {
         case "postgres":
             guard let text = env.string("CHAT_POSTGRES_URL") else {
-                throw ConfigurationError(variable: "CHAT_POSTGRES_URL", value: "", expected: "a postgres:// URL (required when CHAT_STORE=postgres)")
+                throw ConfigurationError(
+                    variable: "CHAT_POSTGRES_URL", value: "",
+                    expected: "a postgres:// URL (required when CHAT_STORE=postgres)")
             }
             do {
                 return .postgres(try PostgresURL(parsing: text))
             } catch {
                 throw ConfigurationError(
                     variable: "CHAT_POSTGRES_URL", value: redactingPassword(text),
-                    expected: "postgres://user:password@host:port/database[?sslmode=disable|require] (\(error.message))")
+                    expected: "postgres://user:password@host:port/database[?sslmode=disable|require] (\(error.message))"
+                )
             }
         default:
             return .sqlite(path: try env.requiredString("CHAT_SQLITE_PATH"))
@@ -221,7 +239,8 @@ public struct ServiceConfiguration: Sendable {
         do {
             _ = try TLSClientContext(caFile: path)
         } catch {
-            throw ConfigurationError(variable: variable, value: path, expected: "a PEM file of CA certificates (\(error.message))")
+            throw ConfigurationError(
+                variable: variable, value: path, expected: "a PEM file of CA certificates (\(error.message))")
         }
         return path
     }
@@ -247,13 +266,16 @@ public struct ServiceConfiguration: Sendable {
         } catch {
             throw ConfigurationError(
                 variable: "REDIS_SENTINELS", value: text,
-                expected: "a comma-separated list of host:port, such as 10.0.0.1:26379,10.0.0.2:26379 (\(error.message))")
+                expected:
+                    "a comma-separated list of host:port, such as 10.0.0.1:26379,10.0.0.2:26379 (\(error.message))")
         }
     }
 
     private static func sentinelMaster(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
         let name = try env.requiredString("REDIS_SENTINEL_MASTER")
-        guard name.utf8.count <= 256, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) }) else {
+        guard name.utf8.count <= 256,
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "._-".contains($0)) })
+        else {
             throw ConfigurationError(
                 variable: "REDIS_SENTINEL_MASTER", value: name,
                 expected: "a master name of letters, digits, '.', '_' and '-' (as in 'sentinel monitor <name> ...')")
@@ -266,7 +288,8 @@ public struct ServiceConfiguration: Sendable {
         var warnings: [String] = []
         if participants.staleThreshold >= participants.cacheTTL {
             warnings.append(
-                "PARTICIPANTS_STALE_THRESHOLD (\(formatDuration(participants.staleThreshold))) is not below PARTICIPANTS_CACHE_TTL (\(formatDuration(participants.cacheTTL))): entries are never served stale before their TTL; only PARTICIPANTS_CACHE_KEEP keeps a copy for stale-if-error")
+                "PARTICIPANTS_STALE_THRESHOLD (\(formatDuration(participants.staleThreshold))) is not below PARTICIPANTS_CACHE_TTL (\(formatDuration(participants.cacheTTL))): entries are never served stale before their TTL; only PARTICIPANTS_CACHE_KEEP keeps a copy for stale-if-error"
+            )
         }
         if redis.retryDelay > redis.maxRetryDelay {
             warnings.append("REDIS_RETRY_DELAY is above REDIS_MAX_RETRY_DELAY: every backoff step is the cap")
@@ -282,7 +305,8 @@ public struct ServiceConfiguration: Sendable {
         }
         if participants.leaderLockTTL <= redis.commandTimeout * 3 {
             warnings.append(
-                "PARTICIPANTS_LEADER_LOCK_TTL (\(formatDuration(participants.leaderLockTTL))) is not above 3 × REDIS_COMMAND_TIMEOUT (\(formatDuration(redis.commandTimeout))): one slow renewal may cost the leader its lock")
+                "PARTICIPANTS_LEADER_LOCK_TTL (\(formatDuration(participants.leaderLockTTL))) is not above 3 × REDIS_COMMAND_TIMEOUT (\(formatDuration(redis.commandTimeout))): one slow renewal may cost the leader its lock"
+            )
         }
         return warnings
     }
@@ -297,7 +321,8 @@ public struct ServiceConfiguration: Sendable {
             "REDIS_HEALTH_CHECK_INTERVAL": formatDuration(redis.healthCheckInterval),
             "REDIS_CONNECT_TIMEOUT": formatDuration(redis.connectTimeout),
             "REDIS_COMMAND_TIMEOUT": formatDuration(redis.commandTimeout),
-            "REDIS_SENTINELS": redis.sentinels.isEmpty ? "(none)" : redis.sentinels.map(\.description).joined(separator: ","),
+            "REDIS_SENTINELS": redis.sentinels.isEmpty
+                ? "(none)" : redis.sentinels.map(\.description).joined(separator: ","),
             "REDIS_SENTINEL_MASTER": redis.sentinelMaster,
             "PARTICIPANTS_CACHE_TTL": formatDuration(participants.cacheTTL),
             "PARTICIPANTS_STALE_THRESHOLD": formatDuration(participants.staleThreshold),

@@ -21,7 +21,8 @@ public struct JSONLogHandler: LogHandler {
 
     public func log(event: LogEvent) {
         var fields: [String: Any] = [:]
-        let merged = metadata
+        let merged =
+            metadata
             .merging(metadataProvider?.get() ?? [:]) { $1 }
             .merging(event.metadata ?? [:]) { $1 }
         for (key, value) in merged { fields[key] = Self.jsonValue(value) }

@@ -32,9 +32,10 @@ func buildChat(
     }
     var coreSettings = ChatCore.Settings()
     coreSettings.messageMaxBytes = settings.messageMaxBytes
-    let source: any ChatParticipantsSource = participants.map {
-        ParticipantsLayerSource(reader: $0.reader, timeout: settings.participantsTimeout)
-    } ?? NoParticipants()
+    let source: any ChatParticipantsSource =
+        participants.map {
+            ParticipantsLayerSource(reader: $0.reader, timeout: settings.participantsTimeout)
+        } ?? NoParticipants()
     return ChatComponents(
         core: ChatCore(store: store, participants: source, settings: coreSettings),
         store: store, closer: StoreCloser(close: close))

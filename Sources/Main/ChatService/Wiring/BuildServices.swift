@@ -1,9 +1,9 @@
 public import Actors
+public import ChatRuntime
 import Foundation
 public import GRPCFrontend
 public import Logging
 public import Prometheus
-public import ChatRuntime
 public import ServiceLifecycle
 public import UnixSignals
 
@@ -77,7 +77,8 @@ public func buildServices(
             maxRetries: redis.maxRetries,
             backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
             probeInterval: redis.healthCheckInterval),
-        connectionOptions: RedisConnectionOptions(connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
+        connectionOptions: RedisConnectionOptions(
+            connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
         sentinel: redis.sentinel,
         logger: logger.withLabel("redis"))
     let healthMonitor = HealthMonitor(
@@ -93,7 +94,8 @@ public func buildServices(
     let jwks = try tokens.jwksURL.map { url throws(HTTPClientError) in
         try JWKSProvider(url: url, loop: loop, logger: logger.withLabel("jwks"))
     }
-    let verifier = await TokenVerifier(secret: tokens.secret, provider: jwks, issuer: tokens.issuer, audience: tokens.audience)
+    let verifier = await TokenVerifier(
+        secret: tokens.secret, provider: jwks, issuer: tokens.issuer, audience: tokens.audience)
     let users = UserAuthenticator(verifier: verifier)
     var participants: ParticipantsComponents?
     var routes = ParticipantsRoutes.disabledRegistrations
@@ -106,19 +108,21 @@ public func buildServices(
         participantsBackend = ParticipantsBackend(
             reader: components.reader, sync: SyncControl(scheduler: components.scheduler),
             batchLimit: configuration.participants.batchSize)
-        routes = ParticipantsRoutes(
-            reader: components.reader,
-            users: users,
-            admins: AdminAuthenticator(token: configuration.adminToken),
-            sync: SyncControl(scheduler: components.scheduler),
-            supervisor: supervisor,
-            instanceID: configuration.instanceID,
-            bodies: ResponseBodyCache(
-                capacity: ParticipantsRoutes.responseBodyCapacity(l1Size: configuration.participants.l1Size))
-        ).registrations
+        routes =
+            ParticipantsRoutes(
+                reader: components.reader,
+                users: users,
+                admins: AdminAuthenticator(token: configuration.adminToken),
+                sync: SyncControl(scheduler: components.scheduler),
+                supervisor: supervisor,
+                instanceID: configuration.instanceID,
+                bodies: ResponseBodyCache(
+                    capacity: ParticipantsRoutes.responseBodyCapacity(l1Size: configuration.participants.l1Size))
+            ).registrations
     }
 
-    let chat = try await buildChat(configuration: configuration, participants: participants, logger: logger.withLabel("chat"))
+    let chat = try await buildChat(
+        configuration: configuration, participants: participants, logger: logger.withLabel("chat"))
     routes += ChatRoutes(core: chat.core, users: users, logger: logger.withLabel("chat")).registrations
 
     let http = configuration.http
@@ -126,14 +130,16 @@ public func buildServices(
         loop: loop,
         settings: .init(
             host: http.host, port: http.port,
-            limits: HTTPServerLimits(maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout, requestDeadline: http.requestDeadline),
+            limits: HTTPServerLimits(
+                maxBodySize: http.maxBodySize, readTimeout: http.requestTimeout, requestDeadline: http.requestDeadline),
             drainTimeout: ShutdownBudget(total: configuration.shutdownTimeout).drain),
         supervisor: supervisor,
         routes: routes,
         metricsText: { metrics.emitToBuffer() },
         logger: logger.withLabel("http"))
 
-    let grpc = configuration.grpc.enabled
+    let grpc =
+        configuration.grpc.enabled
         ? buildGRPC(
             configuration: configuration, verifier: verifier, supervisor: supervisor, participants: participantsBackend,
             chat: chat.core, logger: logger)
@@ -212,7 +218,8 @@ private func buildParticipants(
         coordination: coordination,
         now: { syncClock.now() },
         logger: logger.withLabel("cache"))
-    let invalidationFeed = settings.l1Size > 0
+    let invalidationFeed =
+        settings.l1Size > 0
         ? InvalidationFeed(
             supervisor: supervisor, cache: cache, coordination: coordination, loop: loop,
             now: { syncClock.now() }, logger: logger.withLabel("invalidation"))
@@ -251,7 +258,8 @@ private func buildParticipants(
     // upstream call with its retries plus the Redis write.
     var coordinationSettings = CoordinationSettings(instanceID: configuration.instanceID)
     coordinationSettings.lockTTL = settings.leaderLockTTL
-    coordinationSettings.claimMinIdle = max(.seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
+    coordinationSettings.claimMinIdle = max(
+        .seconds(1), (settings.maxAPITimeout + configuration.redis.commandTimeout) * 2)
     tuneCoordination(&coordinationSettings)
     let syncCoordination = SyncCoordination(supervisor: supervisor, loop: loop, settings: coordinationSettings)
     let syncLogger = logger.withLabel("sync")
@@ -271,14 +279,16 @@ private func buildParticipants(
         redisStateChanges: await supervisor.stateChanges(), coordination: syncCoordination,
         elector: elector, consumer: consumer, batcher: batcher, logger: syncLogger)
 
-    logger.info("participants layer", metadata: [
-        "participants.background_sync": "\(settings.backgroundSyncEnabled)",
-        "participants.leader_lock_ttl": "\(settings.leaderLockTTL)",
-        "participants.batch_claim_min_idle": "\(coordinationSettings.claimMinIdle)",
-        "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
-        "participants.integration_disabled": "false",
-        "participants.api_url": "\(settings.apiURL)",
-    ])
+    logger.info(
+        "participants layer",
+        metadata: [
+            "participants.background_sync": "\(settings.backgroundSyncEnabled)",
+            "participants.leader_lock_ttl": "\(settings.leaderLockTTL)",
+            "participants.batch_claim_min_idle": "\(coordinationSettings.claimMinIdle)",
+            "participants.lazy_update": "\(settings.lazyUpdateEnabled)",
+            "participants.integration_disabled": "false",
+            "participants.api_url": "\(settings.apiURL)",
+        ])
     return ParticipantsComponents(
         cache: cache, upstream: upstream, coordinator: coordinator,
         reader: ParticipantsReader(cache: cache, coordinator: coordinator, lazyUpdate: settings.lazyUpdateEnabled),

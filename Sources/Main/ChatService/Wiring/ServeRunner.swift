@@ -1,9 +1,9 @@
 import Actors
+import ChatRuntime
 import Foundation
 import Logging
 import Metrics
 import Prometheus
-import ChatRuntime
 
 /// What `chat-service serve` does once the configuration is valid: bootstrap logging and
 /// metrics, start the loop, run the services until a signal, stop the loop.
@@ -14,17 +14,22 @@ public enum ServeRunner {
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let logger = Logger(label: "chat-service")
 
-        logger.info("starting chat-service", metadata: [
-            "config": .dictionary(Dictionary(uniqueKeysWithValues: configuration.redactedSummary.map {
-                ($0.name, Logger.MetadataValue.string($0.value))
-            })),
-        ])
+        logger.info(
+            "starting chat-service",
+            metadata: [
+                "config": .dictionary(
+                    Dictionary(
+                        uniqueKeysWithValues: configuration.redactedSummary.map {
+                            ($0.name, Logger.MetadataValue.string($0.value))
+                        }))
+            ])
         for warning in configuration.warnings {
             logger.warning("configuration: \(warning)")
         }
 
         let loop = EventLoop(name: "chat-service-io", resolver: configuration.resolver)
-        let application = try await buildServices(configuration: configuration, loop: loop, metrics: registry, logger: logger)
+        let application = try await buildServices(
+            configuration: configuration, loop: loop, metrics: registry, logger: logger)
         defer { loop.stop() }
         try await application.run(logger: logger)
         logger.info("chat-service stopped")

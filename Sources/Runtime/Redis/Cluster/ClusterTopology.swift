@@ -44,11 +44,15 @@ public struct ClusterTopology: Sendable, Hashable {
     /// Shards without a primary that serves slots (an empty shard, a failed primary whose
     /// replica has not been promoted yet) are left out: no slot can be routed to them.
     public init(clusterShardsReply reply: RESPValue) throws(ClusterTopologyError) {
-        guard let entries = reply.array else { throw ClusterTopologyError("CLUSTER SHARDS: expected an array of shards") }
+        guard let entries = reply.array else {
+            throw ClusterTopologyError("CLUSTER SHARDS: expected an array of shards")
+        }
         var shards: [Shard] = []
         for entry in entries {
             let fields = try Self.map(entry, what: "a shard")
-            guard let bounds = fields["slots"]?.array else { throw ClusterTopologyError("CLUSTER SHARDS: a shard has no slots") }
+            guard let bounds = fields["slots"]?.array else {
+                throw ClusterTopologyError("CLUSTER SHARDS: a shard has no slots")
+            }
             guard bounds.count.isMultiple(of: 2) else {
                 throw ClusterTopologyError("CLUSTER SHARDS: a shard's slots are not start/end pairs")
             }
@@ -56,7 +60,9 @@ public struct ClusterTopology: Sendable, Hashable {
             for index in stride(from: 0, to: bounds.count, by: 2) {
                 ranges.append(try Self.slotRange(start: bounds[index], end: bounds[index + 1]))
             }
-            guard let nodeEntries = fields["nodes"]?.array else { throw ClusterTopologyError("CLUSTER SHARDS: a shard has no nodes") }
+            guard let nodeEntries = fields["nodes"]?.array else {
+                throw ClusterTopologyError("CLUSTER SHARDS: a shard has no nodes")
+            }
             var primary: Node?
             var replicas: [Node] = []
             for nodeEntry in nodeEntries {
@@ -66,7 +72,11 @@ public struct ClusterTopology: Sendable, Hashable {
                 }
                 // `endpoint` is what clients should use (cluster-preferred-endpoint-type); `ip` is
                 // the fallback. "?" means the node does not know its endpoint yet.
-                guard let host = [node["endpoint"]?.string, node["ip"]?.string].compactMap({ $0 }).first(where: { !$0.isEmpty && $0 != "?" }) else {
+                guard
+                    let host = [node["endpoint"]?.string, node["ip"]?.string].compactMap({ $0 }).first(where: {
+                        !$0.isEmpty && $0 != "?"
+                    })
+                else {
                     continue
                 }
                 let parsed = Node(
@@ -90,7 +100,9 @@ public struct ClusterTopology: Sendable, Hashable {
     /// replica...]`, each node `[host, port, id, ...]`. Ranges served by the same primary are
     /// gathered into one shard.
     public init(clusterSlotsReply reply: RESPValue) throws(ClusterTopologyError) {
-        guard let entries = reply.array else { throw ClusterTopologyError("CLUSTER SLOTS: expected an array of ranges") }
+        guard let entries = reply.array else {
+            throw ClusterTopologyError("CLUSTER SLOTS: expected an array of ranges")
+        }
         var shards: [Shard] = []
         var shardOfPrimary: [RedisServerAddress: Int] = [:]
         for entry in entries {
@@ -99,7 +111,8 @@ public struct ClusterTopology: Sendable, Hashable {
             }
             let range = try Self.slotRange(start: parts[0], end: parts[1])
             let primary = try Self.slotsNode(parts[2])
-            let replicas = try parts.dropFirst(3).map { (part) throws(ClusterTopologyError) in try Self.slotsNode(part) }
+            let replicas = try parts.dropFirst(3).map { (part) throws(ClusterTopologyError) in try Self.slotsNode(part)
+            }
             if let index = shardOfPrimary[primary.address] {
                 shards[index].slots.append(range)
             } else {
@@ -114,7 +127,9 @@ public struct ClusterTopology: Sendable, Hashable {
         guard let fields = value.array, fields.count >= 2, let host = fields[0].string,
             let port = fields[1].int, (1...65535).contains(port)
         else { throw ClusterTopologyError("CLUSTER SLOTS: a node is not [host, port, ...]") }
-        return Node(id: fields.count > 2 ? fields[2].string ?? "" : "", address: RedisServerAddress(host: host, port: Int(port)))
+        return Node(
+            id: fields.count > 2 ? fields[2].string ?? "" : "", address: RedisServerAddress(host: host, port: Int(port))
+        )
     }
 
     private static func slotRange(start: RESPValue, end: RESPValue) throws(ClusterTopologyError) -> ClosedRange<Int> {
@@ -131,7 +146,9 @@ public struct ClusterTopology: Sendable, Hashable {
         }
         var fields: [String: RESPValue] = [:]
         for index in stride(from: 0, to: items.count, by: 2) {
-            guard let key = items[index].string else { throw ClusterTopologyError("CLUSTER SHARDS: \(what) has a field name that is not text") }
+            guard let key = items[index].string else {
+                throw ClusterTopologyError("CLUSTER SHARDS: \(what) has a field name that is not text")
+            }
             fields[key] = items[index + 1]
         }
         return fields

@@ -79,7 +79,9 @@ public struct SlotTable: Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         let primaries = assignment.sorted { ($0.value.first?.lowerBound ?? 0) < ($1.value.first?.lowerBound ?? 0) }
         let served = primaries.map { address, ranges in
-            "\(address) " + ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(separator: ",")
+            "\(address) "
+                + ranges.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }.joined(
+                    separator: ",")
         }
         return (served + (uncoveredSlots > 0 ? ["\(uncoveredSlots) slots unserved"] : [])).joined(separator: "; ")
     }
