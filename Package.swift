@@ -18,6 +18,7 @@ let package = Package(
         .library(name: "ChatRuntime", targets: ["ChatRuntime"]),
         .library(name: "Actors", targets: ["Actors"]),
         .library(name: "ChatService", targets: ["ChatService"]),
+        .library(name: "StubUpstream", targets: ["StubUpstream"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
@@ -143,7 +144,24 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        // Configuration, wiring and the stub upstream; testable, so the executable stays thin.
+        // The stub upstream: a fault-injecting stand-in for the upstream participants API and its
+        // synthetic dataset, run as `chat-service stub-upstream` and used in-process by the tests
+        // and the benchmarks. Beside ChatService under Sources/Main because, like it, it is a
+        // program the executable runs over Actors and Runtime; not part of production's wiring.
+        .target(
+            name: "StubUpstream",
+            dependencies: [
+                "ChatRuntime",
+                "Actors",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            path: "Sources/Main/StubUpstream",
+            swiftSettings: strictSettings
+        ),
+
+        // Configuration and wiring; testable, so the executable stays thin.
         .target(
             name: "ChatService",
             dependencies: [
@@ -165,17 +183,24 @@ let package = Package(
             name: "CLI",
             dependencies: [
                 "ChatService",
+                "StubUpstream",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             path: "Sources/Main/CLI",
             swiftSettings: strictSettings
         ),
 
-        // Shared test helpers: real redis-server processes, the service as a subprocess, the
-        // read-load generator.
+        // Shared test helpers: real redis-server processes, the whole service in-process
+        // (InProcessService, with the stub upstream) and as a subprocess (ServiceProcess), the
+        // waits, the read-load generator.
         .target(
             name: "TestSupport",
-            dependencies: ["ChatRuntime"],
+            dependencies: [
+                "ChatRuntime", "Actors", "ChatService", "GRPCFrontend", "StubUpstream",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
             path: "Tests/TestSupport",
             swiftSettings: strictSettings
         ),
@@ -191,15 +216,17 @@ let package = Package(
         .testTarget(
             name: "UnitTests",
             dependencies: [
-                "ChatRuntime", "Actors", "ChatService", "TestSupport", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "PostgresChatStore",
                 .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSettings
         ),
         .testTarget(
             name: "IntegrationTests",
             dependencies: [
-                "ChatRuntime", "Actors", "ChatService", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "SQLiteChatStore", "PostgresChatStore",
+                .product(name: "ServiceLifecycleTestKit", package: "swift-service-lifecycle"),
                 // Mints RS256, ES256 and EdDSA tokens, as an identity provider would.
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -211,7 +238,7 @@ let package = Package(
         .testTarget(
             name: "GRPCTests",
             dependencies: [
-                "ChatRuntime", "Actors", "ChatService", "GRPCFrontend", "TestSupport",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "GRPCFrontend", "TestSupport",
                 .product(name: "GRPCCore", package: "grpc-swift-2"),
                 .product(name: "GRPCNIOTransportHTTP2Posix", package: "grpc-swift-nio-transport"),
                 .product(name: "GRPCProtobuf", package: "grpc-swift-protobuf"),
@@ -224,7 +251,7 @@ let package = Package(
         .testTarget(
             name: "ChaosTests",
             dependencies: [
-                "ChatRuntime", "Actors", "ChatService", "TestSupport", "FaultInjection",
+                "ChatRuntime", "Actors", "ChatService", "StubUpstream", "TestSupport", "FaultInjection",
             ],
             swiftSettings: strictSettings
         ),

@@ -36,7 +36,7 @@ let package = Package(
         // Writes batches through the real ParticipantsCache.storeBatch to a Redis; prints entries/s.
         .executableTarget(
             name: "BenchBatchWrite",
-            dependencies: [chatService("ChatRuntime"), chatService("Actors"), chatService("ChatService")],
+            dependencies: [chatService("ChatRuntime"), chatService("Actors"), chatService("StubUpstream")],
             path: "Sources/BenchBatchWrite",
             swiftSettings: settings
         ),
@@ -45,10 +45,10 @@ let package = Package(
 
 // One package-benchmark executable per area, under Benchmarks/<Name>/ as the plugin expects.
 for (name, products) in [
-    ("Codec", ["Actors", "ChatService"]),
-    ("RESP", ["ChatRuntime", "Actors", "ChatService"]),
+    ("Codec", ["Actors", "StubUpstream"]),
+    ("RESP", ["ChatRuntime", "Actors", "StubUpstream"]),
     ("Supervisor", ["Actors"]),
-    ("L1Cache", ["Actors", "ChatService"]),
+    ("L1Cache", ["Actors", "StubUpstream"]),
 ] {
     package.targets.append(
         .executableTarget(

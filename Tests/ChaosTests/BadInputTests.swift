@@ -2,9 +2,9 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Prometheus
 import ChatRuntime
 import ServiceLifecycle
+import StubUpstream
 import Testing
 import TestSupport
 
@@ -19,63 +19,30 @@ extension ChaosSuite {
         /// The whole-request deadline: what ends a client that drips faster than the read timeout.
         static let requestDeadline: Duration = .seconds(5)
 
-        /// The service in-process, quiet (errors only in the log).
-        struct InProcessService {
-            let loop: EventLoop
-            let redis: RedisServer
-            let stub: StubUpstream
-            let group: ServiceGroup
-            let groupTask: Task<Void, any Error>
-            let application: ChatServiceApplication
-            let port: Int
-            let configuration: ServiceConfiguration
-            let sqlitePath = temporarySQLitePath()
-
-            init(chats: Int) async throws {
-                var logger = Logger(label: "test.bad-input")
-                logger.logLevel = .error
-                loop = EventLoop(name: "bad-input")
-                redis = try await RedisServer.start()
-                stub = StubUpstream(settings: .init(chats: chats, participantsPerChat: 3), loop: loop, logger: logger)
-                let stubPort = try await stub.start(port: 0)
-                configuration = try ServiceConfiguration(environment: [
-                    "REDIS_URL": redis.url,
-                    "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
+        /// The whole service in-process (``InProcessService``) with backends of its own, quiet
+        /// (errors only in the log).
+        static func startService(chats: Int) async throws -> InProcessService {
+            var logger = Logger(label: "test.bad-input")
+            logger.logLevel = .error
+            return try await InProcessService.start(
+                chats: chats, participantsPerChat: 3,
+                environment: [
                     "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
-                    "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
                     "HTTP_REQUEST_TIMEOUT": "\(BadInput.requestTimeout.components.seconds)s",
                     "HTTP_REQUEST_DEADLINE": "\(BadInput.requestDeadline.components.seconds)s",
                     "JWT_SECRET": ChaosEnvironment.jwtSecret, "ADMIN_TOKEN": ChaosEnvironment.adminToken,
-                    "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": sqlitePath,
-                ])
-                application = try await buildServices(
-                    configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: logger)
-                group = application.makeServiceGroup(signals: [], logger: logger)
-                let group = group
-                groupTask = Task { try await group.run() }
-                port = try await application.frontend.boundPort()
-                let supervisor = application.supervisor
-                _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
-            }
-
-            func close() async {
-                await group.triggerGracefulShutdown()
-                _ = try? await groupTask.value
-                await stub.shutdown()
-                redis.cleanup()
-                loop.stop()
-                removeTemporarySQLite(sqlitePath)
-            }
+                ],
+                logger: logger, readiness: .redis)
         }
 
         @Test func floodOfGeneratedRequestsIsRefusedInBoundedTime() async throws {
             let total = ChaosMode.pick(fast: 10_000, full: 100_000)
             let threads = 4
             let chats = 50
-            let service = try await InProcessService(chats: chats)
+            let service = try await Self.startService(chats: chats)
             var record = ScenarioRecord(scenario: "bad input: \(total) generated requests + slowloris")
-            let port = service.port
-            let maxBody = service.configuration.http.maxBodySize
+            let port = service.httpPort
+            let maxBody = service.application.configuration.http.maxBodySize
             let started = ContinuousClock.now
 
             // Slowloris alongside the flood: some drip faster than the read timeout, some slower.

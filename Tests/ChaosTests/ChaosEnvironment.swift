@@ -4,6 +4,7 @@ import FaultInjection
 import Foundation
 import Logging
 import ChatRuntime
+import StubUpstream
 import TestSupport
 
 /// What one chaos scenario runs against: a real redis-server behind a ``FaultProxy``, the stub
@@ -99,7 +100,7 @@ final class ChaosEnvironment: Sendable {
         if let nameserver { environment["DNS_RESOLV_CONF"] = nameserver.resolvConf }
         environment.merge(settings.environment) { $1 }
         let configuration = try ServiceConfiguration(environment: environment)
-        let service = try ServiceProcess(environment: environment)
+        let service = try ServiceProcess.serve(environment: environment)
         let environmentObject = ChaosEnvironment(
             settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, stub: stub,
             upstreamProxy: upstreamProxy, service: service, nameserver: nameserver, httpPort: httpPort,
@@ -155,7 +156,7 @@ final class ChaosEnvironment: Sendable {
         var environment = serviceEnvironment
         environment["HTTP_PORT"] = "\(port)"
         environment["INSTANCE_ID"] = instanceID
-        let service = try ServiceProcess(environment: environment)
+        let service = try ServiceProcess.serve(environment: environment)
         let healthy = await eventually(timeout: .seconds(30)) {
             guard let reply = await httpGet("http://127.0.0.1:\(port)/health", timeout: .seconds(3)), reply.status == 200 else { return false }
             return Self.object(reply.body)["status"] as? String == "ok"

@@ -80,6 +80,8 @@ enum ChaosScenario {
         loadSettings.requestsPerSecondPerWorker = options.requestsPerSecondPerWorker
         let load = LoadGenerator(settings: loadSettings)
         load.start()
+        // The calm phase before the fault is part of the scenario (its reads are the baseline
+        // the report compares against), not a wait for anything.
         try await Task.sleep(for: options.calmPeriod)
         record.rssBeforeKilobytes = environment.residentKilobytes()
         await environment.bumpAllChats()
@@ -99,12 +101,14 @@ enum ChaosScenario {
         if options.fullRun {
             // Half-way: the full run fills L1 with every chat, so cold reads meet the fault
             // alone first.
+            // Within the fault, which lasts its set duration.
             try await Task.sleep(until: faultStarted + fault.duration / 2)
             let reply = await environment.admin("POST", "/internal/participants/refresh")
             jobID = reply.json["job_id"] as? String
             record.check(reply.status == 202 && jobID != nil, "the full refresh was not accepted during the fault: \(reply.status)")
         }
         let faultDeadline = faultStarted + fault.duration
+        // The fault is held for its duration: that is the fault injected.
         if faultDeadline > ContinuousClock.now { try await Task.sleep(until: faultDeadline) }
         record.failures += try await end()
         let faultEnded = ContinuousClock.now
@@ -115,16 +119,18 @@ enum ChaosScenario {
         switch fault.target {
         case .redis:
             bound = environment.redisRecoveryBound
-            _ = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
+            let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().healthRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = load.figures().healthRecovery(after: faultEnded).map { $0.milliseconds / 1000 }
+            record.recoverySeconds = recovered
+                ? load.figures().healthRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         case .upstream:
             bound = UpstreamClient.Settings().breakerOpenDuration + environment.configuration.participants.maxAPITimeout
-            _ = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
+            let recovered = await eventually(timeout: bound + options.recoverySlack + .seconds(10)) {
                 load.figures().upstreamRecovery(after: faultEnded) != nil
             }
-            record.recoverySeconds = load.figures().upstreamRecovery(after: faultEnded).map { $0.milliseconds / 1000 }
+            record.recoverySeconds = recovered
+                ? load.figures().upstreamRecovery(after: faultEnded).map { $0.milliseconds / 1000 } : nil
         }
         record.recoveryBoundSeconds = bound.milliseconds / 1000
         if let recovery = record.recoverySeconds {
@@ -154,6 +160,7 @@ enum ChaosScenario {
         record.check(record.batches.chatsLost == 0, "\(record.batches.chatsLost) chats a batch refreshed are not in Redis")
         record.check(record.batches.unaccounted == 0, "\(record.batches.unaccounted) planned batches are unaccounted for")
 
+        // The calm phase after the fault, measured like the one before it.
         try await Task.sleep(for: options.calmPeriod)
         let figures = await load.stop()
         record.take(figures)

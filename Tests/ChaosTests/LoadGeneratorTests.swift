@@ -47,14 +47,25 @@ struct LoadGeneratorTests {
         settings.coldShare = 0.5
         let load = LoadGenerator(settings: settings)
         load.start()
-        try await Task.sleep(for: .milliseconds(500))
+        // Healthy until both classes and the prober have been counted; then the fault until the
+        // load has met it; then healthy again until it has seen the recovery.
+        try #require(await eventually {
+            let figures = load.figures()
+            return figures.hot().requests > 10 && figures.cold().success > 5 && !figures.probes.isEmpty
+        })
         script.healthy.store(false, ordering: .relaxed)
         script.coldStatus.store(503, ordering: .relaxed)
-        try await Task.sleep(for: .milliseconds(500))
+        try #require(await eventually {
+            let figures = load.figures()
+            return figures.cold().serverErrors > 0 && figures.probes.contains { $0.healthStatus == "degraded" }
+        })
         let faultEnded = ContinuousClock.now
         script.healthy.store(true, ordering: .relaxed)
         script.coldStatus.store(200, ordering: .relaxed)
-        try await Task.sleep(for: .milliseconds(500))
+        try #require(await eventually {
+            let figures = load.figures()
+            return figures.healthRecovery(after: faultEnded) != nil && figures.upstreamRecovery(after: faultEnded) != nil
+        })
         let figures = await load.stop()
 
         let hot = figures.hot()
@@ -68,10 +79,9 @@ struct LoadGeneratorTests {
         let recovery = try #require(figures.healthRecovery(after: faultEnded))
         #expect(recovery < .seconds(1))
         #expect(figures.upstreamRecovery(after: faultEnded) != nil)
-        // Nothing is counted after stop.
-        let count = load.figures().samples.count
-        try await Task.sleep(for: .milliseconds(200))
-        #expect(load.figures().samples.count == count)
+        // Nothing is counted after stop: every thread has ended, and what stop returned is all.
+        #expect(load.hasStopped)
+        #expect(load.figures().samples.count == figures.samples.count)
         await server.stop()
         loop.stop()
     }
@@ -82,7 +92,10 @@ struct LoadGeneratorTests {
         settings.requestsPerSecondPerWorker = 20
         let load = LoadGenerator(settings: settings)
         load.start()
-        try await Task.sleep(for: .milliseconds(400))
+        try #require(await eventually {
+            let figures = load.figures()
+            return figures.hot().requests > 0 && !figures.probes.isEmpty
+        })
         let figures = await load.stop()
         #expect(figures.hot().requests > 0)
         #expect(figures.hot().failures == figures.hot().requests)

@@ -1,5 +1,6 @@
 import ChatService
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 
@@ -33,7 +34,9 @@ extension ChaosSuite {
             loadSettings.requestTimeout = .seconds(5)
             let load = LoadGenerator(settings: loadSettings)
             load.start()
-            try await Task.sleep(for: .seconds(1))
+            // The resident size under load: once the load has made its first hundred reads.
+            let loaded = await eventually(timeout: .seconds(30)) { load.figures().hot().requests >= 100 }
+            record.check(loaded, "the load generator made no 100 reads within 30 s")
             record.rssBeforeKilobytes = environment.residentKilobytes()
             await environment.bumpAllChats()
             // Slow batches, so SIGTERM finds some in flight and some queued.
@@ -145,10 +148,11 @@ extension ChaosSuite {
                 _ = await load.stop()
                 return
             }
-            _ = await eventually(timeout: .seconds(30)) {
+            let underWay = await eventually(timeout: .seconds(30)) {
                 let job = await environment.admin("GET", "/internal/participants/refresh/\(jobID)", port: survivorPort).json
                 return ((job["counts"] as? [String: Any])?["batches_done"] as? Int ?? 0) >= 3
             }
+            record.check(underWay, "the full refresh had not done 3 batches within 30 s before the kill")
             let killed = ContinuousClock.now
             leader.signal(SIGKILL)
             _ = await leader.waitForExit(timeout: .seconds(5))

@@ -40,6 +40,7 @@ extension ChaosSuite {
                     while !Task.isCancelled {
                         await proxy.setMode(down ? .drop : .pass)
                         down.toggle()
+                        // The fault: Redis flaps every second.
                         try? await Task.sleep(for: .seconds(1))
                     }
                 }

@@ -1,6 +1,6 @@
-import ChatService
 import FaultInjection
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 
@@ -71,7 +71,7 @@ extension ChaosSuite {
                 let cutting = Task {
                     while !Task.isCancelled {
                         if await proxy.mode == .pass { await proxy.setMode(.cutReply(afterBytes: 120)) }
-                        try? await Task.sleep(for: .milliseconds(5))
+                        try? await Task.sleep(for: .milliseconds(5))  // polls for the cut to have fired
                     }
                 }
                 return {

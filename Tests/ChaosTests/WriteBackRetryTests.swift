@@ -48,7 +48,7 @@ struct WriteBackRetryTests {
 
         cacheTask.cancel()
         supervisorTask.cancel()
-        _ = await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped }
+        #expect(await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped })
         loop.stop()
     }
 }

@@ -14,7 +14,7 @@ struct ChatGRPCTests {
     typealias Client = Chat_V1_ChatService.Client
 
     @Test func createPostAndListAsMembersOnly() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             let created = try await chats.createChat(
@@ -75,7 +75,7 @@ struct ChatGRPCTests {
     }
 
     @Test func upstreamParticipantsAreMembersAndAuthorsResolve() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             // The stub's chat-1 lists u-1-0 ... u-1-3.
@@ -97,7 +97,7 @@ struct ChatGRPCTests {
     }
 
     @Test func idempotencyKeysReplayAndRefuseAnotherText() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             let chat = try await chats.createChat(Chat_V1_CreateChatRequest(), metadata: GRPCApp.user("alice"), options: GRPCApp.bounded).chatID
@@ -125,7 +125,7 @@ struct ChatGRPCTests {
     }
 
     @Test func pagesGoNewestFirstWithACursorAndLimitsAreChecked() async throws {
-        let app = try await GRPCApp(environment: ["CHAT_MESSAGE_MAX_BYTES": "16"])
+        let app = try await GRPCApp.start(environment: ["CHAT_MESSAGE_MAX_BYTES": "16"])
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             let alice = GRPCApp.user("alice")
@@ -168,7 +168,7 @@ struct ChatGRPCTests {
     }
 
     @Test func everyCallNeedsATokenWithASubject() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             let noSubject = JWTSigner.sign(
@@ -190,7 +190,7 @@ struct ChatGRPCTests {
     }
 
     @Test func withRedisKilledChatsAreCreatedPostedAndRead() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let chats = Client(wrapping: client)
             // chat-2's participants reach memory before Redis goes.

@@ -1,95 +1,40 @@
 import Actors
+import ChatRuntime
 import ChatService
 import Foundation
 import GRPCCore
 import GRPCFrontend
 import GRPCNIOTransportHTTP2Posix
 import Logging
-import Prometheus
-import ChatRuntime
-import ServiceLifecycle
+import StubUpstream
 import Testing
 import TestSupport
 import SwiftProtobuf
 
-/// The whole service in-process (``buildServices``) against a real redis-server and the stub
-/// upstream, with gRPC on a free loopback port, called through grpc-swift's own client.
-final class GRPCApp: Sendable {
+/// The gRPC tests' view of the whole service: ``InProcessService`` (the one whole-service
+/// fixture) with the gRPC API on a free loopback port, called through grpc-swift's own client,
+/// and the helpers the calls share.
+enum GRPCApp {
     static let logger = Logger(label: "test.grpc")
-    static let jwtSecret = "test-jwt-secret"
-    static let adminToken = "test-admin-token"
-    static let userToken = mintUserToken(subject: "alice", secret: jwtSecret, validFor: .seconds(3600))
+    static let jwtSecret = InProcessService.jwtSecret
+    static let adminToken = InProcessService.adminToken
+    static let userToken = InProcessService.userToken
     static let participantsHealth = ParticipantsRPCService.healthName
 
-    let loop: EventLoop
-    let redis: RedisServer
-    let stub: StubUpstream
-    let application: ChatServiceApplication
-    let group: ServiceGroup
-    let groupTask: Task<Void, any Error>
-    let grpcPort: Int
-    let httpBase: String
-    let sqlitePath = temporarySQLitePath()
-
-    /// - Parameter waitForRedis: wait until the supervisor is ready (and the participants health
-    ///   entry SERVING) before returning.
-    init(chats: Int = 30, environment extra: [String: String] = [:], waitForRedis: Bool = true) async throws {
-        loop = EventLoop(name: "grpc-tests")
-        redis = try await RedisServer.start()
-        stub = StubUpstream(
-            settings: .init(chats: chats, participantsPerChat: 4, maxHang: .seconds(30)), loop: loop, logger: Self.logger)
-        let stubPort = try await stub.start(port: 0)
-        var environment = [
-            "REDIS_URL": redis.url,
-            "REDIS_RETRY_DELAY": "50ms", "REDIS_MAX_RETRY_DELAY": "100ms", "REDIS_MAX_RETRIES": "2",
-            "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
-            "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
-            "PARTICIPANTS_MAX_API_TIMEOUT": "3s",
-            "PARTICIPANTS_BATCH_SIZE": "7",
-            "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
-            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0",
-            "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
-            "JWT_SECRET": Self.jwtSecret, "ADMIN_TOKEN": Self.adminToken,
-            "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": sqlitePath,
-        ]
-        environment.merge(extra) { $1 }
-        let configuration = try ServiceConfiguration(environment: environment)
-        application = try await buildServices(
-            configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: Self.logger)
-        group = application.makeServiceGroup(signals: [], logger: Self.logger)
-        let group = group
-        groupTask = Task { try await group.run() }
-        let grpc = application.grpc
-        grpcPort = try await grpc?.boundPort() ?? 0
-        httpBase = "http://127.0.0.1:\(try await application.frontend.boundPort())"
-        if waitForRedis {
-            let supervisor = application.supervisor
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
-            if let grpc, application.participants != nil {
-                _ = await eventually(timeout: .seconds(10)) { grpc.health.status(of: Self.participantsHealth) == .serving }
-            }
-            if let feed = application.participants?.invalidationFeed {
-                _ = await eventually(timeout: .seconds(10)) { await feed.position != nil }
+    /// The whole service with backends of its own, the background sync off, ready: Redis ready,
+    /// the invalidation feed positioned, and the participants health entry SERVING.
+    static func start(chats: Int = 30, environment extra: [String: String] = [:]) async throws -> InProcessService {
+        let app = try await InProcessService.start(
+            chats: chats,
+            environment: ["PARTICIPANTS_BATCH_SIZE": "7", "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false"].merging(extra) { $1 },
+            logger: logger)
+        if let grpc = app.application.grpc, app.application.participants != nil {
+            guard await eventually(timeout: .seconds(10), { grpc.health.status(of: participantsHealth) == .serving }) else {
+                await app.close()
+                throw InProcessServiceError("the participants health entry was not SERVING within 10 s")
             }
         }
-    }
-
-    func close() async {
-        await group.triggerGracefulShutdown()
-        _ = try? await groupTask.value
-        await stub.shutdown()
-        redis.cleanup()
-        loop.stop()
-        removeTemporarySQLite(sqlitePath)
-    }
-
-    /// A client connected to the service for the duration of `body`.
-    func withClient<Result: Sendable>(
-        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result
-    ) async throws -> Result {
-        try await withGRPCClient(
-            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: grpcPort), transportSecurity: .plaintext),
-            handleClient: body)
+        return app
     }
 
     // MARK: Call helpers
@@ -130,6 +75,18 @@ final class GRPCApp: Sendable {
     }
 }
 
+extension InProcessService {
+    /// A gRPC client connected to the service for the duration of `body`.
+    func withClient<Result: Sendable>(
+        _ body: (GRPCClient<HTTP2ClientTransport.Posix>) async throws -> Result
+    ) async throws -> Result {
+        let port = try #require(grpcPort, "the service runs without gRPC")
+        return try await withGRPCClient(
+            transport: .http2NIOPosix(target: .ipv4(address: "127.0.0.1", port: port), transportSecurity: .plaintext),
+            handleClient: body)
+    }
+}
+
 /// What a health Watch stream delivered so far, filled by a background task.
 final class WatchLog: Sendable {
     private let statuses = AnnotatedMutex<[Grpc_Health_V1_HealthCheckResponse.ServingStatus]>([])
@@ -162,11 +119,4 @@ final class WatchLog: Sendable {
         }
         return (log, task)
     }
-}
-
-/// A flag one task sets and another polls.
-final class Flag: Sendable {
-    private let value = AnnotatedMutex(false)
-    var isSet: Bool { value.withLock { $0 } }
-    func set() { value.withLock { $0 = true } }
 }

@@ -2,8 +2,7 @@ import ChatService
 import Foundation
 import GRPCCore
 import GRPCFrontend
-import Prometheus
-import ChatRuntime
+import StubUpstream
 import Testing
 import TestSupport
 import ServiceLifecycle
@@ -14,7 +13,7 @@ import SwiftProtobuf
 @Suite("gRPC health and lifecycle", .serialized, .timeLimit(.minutes(2)))
 struct HealthGRPCTests {
     @Test func checkListAndWatchReportTheServerAndTheParticipantsService() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let health = Grpc_Health_V1_Health.Client(wrapping: client)
             #expect(try await health.check(.with { $0.service = "" }, options: GRPCApp.bounded).status == .serving)
@@ -41,7 +40,7 @@ struct HealthGRPCTests {
     }
 
     @Test func gracefulShutdownFinishesCallsInFlightEndsWatchesAndStopsTheListener() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let (watch, watchTask) = WatchLog.watch("", on: client)
             #expect(await eventually(timeout: .seconds(10)) { watch.received == [.serving] })
@@ -66,7 +65,7 @@ struct HealthGRPCTests {
             let stopped = Flag()
             let groupTask = app.groupTask
             let observer = Task {
-                _ = try? await groupTask.value
+                await groupTask.value
                 stopped.set()
             }
             #expect(await eventually(timeout: .seconds(10)) { stopped.isSet })
@@ -87,34 +86,21 @@ struct HealthGRPCTests {
 
     @Test func aPortInUseFailsTheServiceGroup() async throws {
         let taken = SilentListener()
-        let loop = EventLoop(name: "grpc-port-taken")
-        let sqlitePath = temporarySQLitePath()
-        defer {
-            loop.stop()
-            removeTemporarySQLite(sqlitePath)
-        }
-        let configuration = try ServiceConfiguration(environment: [
+        let environment = [
             "REDIS_URL": "redis://127.0.0.1:\(freeLoopbackPort())/0", "PARTICIPANTS_INTEGRATION_DISABLED": "true",
-            "HTTP_HOST": "127.0.0.1", "HTTP_PORT": "0", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "\(taken.port)",
-            "SHUTDOWN_TIMEOUT": "2s", "CHAT_SQLITE_PATH": sqlitePath,
-        ])
-        let application = try await buildServices(
-            configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: GRPCApp.logger)
-        let group = application.makeServiceGroup(signals: [], logger: GRPCApp.logger)
-        let failed = Flag()
-        let run = Task {
-            do { try await group.run() } catch { failed.set() }
+            "GRPC_PORT": "\(taken.port)", "SHUTDOWN_TIMEOUT": "2s",
+        ]
+        do {
+            let service = try await InProcessService(backends: nil, environment: environment, logger: GRPCApp.logger, readiness: .started)
+            await service.close()
+            Issue.record("the service started with its gRPC port taken")
+        } catch let error as InProcessServiceError {
+            #expect(error.groupFailure != nil, "the service group did not fail: \(error)")
         }
-        let grpc = try #require(application.grpc)
-        await #expect(throws: (any Error).self) { _ = try await grpc.boundPort() }
-        #expect(await eventually(timeout: .seconds(10)) { failed.isSet })
-        await group.triggerGracefulShutdown()
-        run.cancel()
-        _ = await run.value
     }
 
     @Test func grpcDisabledBuildsNoServer() async throws {
-        let app = try await GRPCApp(environment: ["GRPC_ENABLED": "false"])
+        let app = try await GRPCApp.start(environment: ["GRPC_ENABLED": "false"])
         #expect(app.application.grpc == nil)
         #expect(await httpGet(app.httpBase + "/health", timeout: .seconds(10))?.status == 200)
         await app.close()

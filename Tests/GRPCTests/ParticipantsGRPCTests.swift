@@ -3,6 +3,7 @@ import ChatService
 import Foundation
 import GRPCCore
 import GRPCFrontend
+import StubUpstream
 import Testing
 import TestSupport
 import SwiftProtobuf
@@ -14,7 +15,7 @@ struct ParticipantsGRPCTests {
     typealias Client = Chat_V1_ParticipantsService.Client
 
     @Test func getParticipantsServesUpstreamThenMemoryAndMapsErrors() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             let first = try await participants.getParticipants(
@@ -57,7 +58,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func userCallsNeedAValidTokenAndOperatorCallsTheAdminToken() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             let request = Chat_V1_GetParticipantsRequest.with { $0.chatID = "chat-1" }
@@ -95,7 +96,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func withoutSecretsEveryCallIsRefused() async throws {
-        let app = try await GRPCApp(environment: ["JWT_SECRET": "", "ADMIN_TOKEN": ""])
+        let app = try await GRPCApp.start(environment: ["JWT_SECRET": "", "ADMIN_TOKEN": ""])
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             #expect(await GRPCApp.failure {
@@ -109,7 +110,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func batchGetListsFoundMissingInOrderAndBoundsTheCount() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             let response = try await participants.batchGetParticipants(
@@ -136,7 +137,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func requestMessagesAreBoundedLikeHTTPBodies() async throws {
-        let app = try await GRPCApp(environment: ["HTTP_MAX_BODY_SIZE": "512"])
+        let app = try await GRPCApp.start(environment: ["HTTP_MAX_BODY_SIZE": "512"])
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             // Five valid ids (within PARTICIPANTS_BATCH_SIZE) of 120 characters: over 512 bytes
@@ -154,7 +155,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func refreshParticipantsRefreshesOneChatOrStartsAFullRun() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             _ = try await participants.getParticipants(.with { $0.chatID = "chat-4" }, metadata: GRPCApp.user, options: GRPCApp.bounded)
@@ -192,7 +193,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func upstreamFailuresMapToUnavailableAndDeadlineExceeded() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             // Malformed answers fail at once, without retries (and do not open the breaker).
@@ -218,7 +219,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func redisKilledReadsAreServedFromMemoryAndUpstreamAndHealthSaysDegraded() async throws {
-        let app = try await GRPCApp()
+        let app = try await GRPCApp.start()
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             let health = Grpc_Health_V1_Health.Client(wrapping: client)
@@ -257,7 +258,7 @@ struct ParticipantsGRPCTests {
     }
 
     @Test func integrationDisabledAnswersUnavailableAndHealthNotServing() async throws {
-        let app = try await GRPCApp(environment: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
+        let app = try await GRPCApp.start(environment: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
         try await app.withClient { client in
             let participants = Client(wrapping: client)
             #expect(await GRPCApp.failure {

@@ -1,6 +1,7 @@
 import Actors
 import ChatService
 import Foundation
+import StubUpstream
 import Testing
 import TestSupport
 
@@ -10,8 +11,6 @@ import TestSupport
 /// PostgreSQL.
 @Suite("Chat API over HTTP", .serialized, .timeLimit(.minutes(3)))
 struct ChatHTTPTests {
-    typealias App = ServiceHTTPTests.App
-
     static func token(_ user: String) -> String {
         mintUserToken(subject: user, secret: ServiceHTTPTests.jwtSecret, validFor: .seconds(3600))
     }
@@ -26,8 +25,8 @@ struct ChatHTTPTests {
         return environment.merging(extra) { $1 }
     }
 
-    static func app(_ location: StoreKind.Location, extra: [String: String] = [:]) async throws -> App {
-        try await App(chats: 30, environment: environment(location, extra: extra))
+    static func app(_ location: StoreKind.Location, extra: [String: String] = [:]) async throws -> InProcessService {
+        try await ServiceHTTPTests.startService(chats: 30, environment: environment(location, extra: extra))
     }
 
     // MARK: Endpoints and membership
@@ -332,7 +331,7 @@ struct ChatHTTPTests {
     }
 }
 
-extension ServiceHTTPTests.App {
+extension InProcessService {
     /// A request as `user` (a fresh token), with a JSON body.
     func call(
         _ method: String, _ path: String, as user: String, json: Any? = nil, raw: String? = nil, headers: [String: String] = [:]
@@ -354,7 +353,7 @@ extension ServiceHTTPTests.App {
                 body = try? JSONSerialization.data(withJSONObject: json)
             }
         }
-        guard let reply = await httpRequest(method, base + path, headers: headers, body: body, timeout: .seconds(15)) else {
+        guard let reply = await httpRequest(method, httpBase + path, headers: headers, body: body, timeout: .seconds(15)) else {
             return (0, [:])
         }
         return (reply.status, Self.object(reply.body))

@@ -9,14 +9,15 @@ import TestSupport
 /// exits 0 within SHUTDOWN_TIMEOUT even when upstream hangs.
 @Suite("Graceful drain", .serialized, .timeLimit(.minutes(2)))
 struct GracefulDrainTests {
-    static let jwtSecret = "drain-jwt-secret"
-    static let adminToken = "drain-admin-token"
+    static let jwtSecret = TestServiceEnvironment.jwtSecret
+    static let adminToken = TestServiceEnvironment.adminToken
     /// Added to SHUTDOWN_TIMEOUT when waiting for the exit: process start-up and teardown on a
     /// busy machine. The drain itself is bounded by 4/5 of SHUTDOWN_TIMEOUT.
     static let exitSlack: Duration = .seconds(5)
 
-    /// redis-server, `chat-service stub-upstream` and `chat-service serve`, started in that order.
-    final class Stack: Sendable {
+    /// The service deployed as processes: redis-server, `chat-service stub-upstream` and
+    /// `chat-service serve` (the subprocess fixtures of TestSupport), started in that order.
+    final class ProcessDeployment: Sendable {
         let redis: RedisServer
         let stub: ServiceProcess
         let stubBase: String
@@ -27,39 +28,22 @@ struct GracefulDrainTests {
 
         init(chats: Int, stubLatency: String, shutdownTimeout: Duration, batchSize: Int) async throws {
             redis = try await RedisServer.start()
-            let stubPort = freeLoopbackPort()
-            stub = try ServiceProcess(
-                arguments: [
-                    "stub-upstream", "--port", "\(stubPort)", "--chats", "\(chats)", "--participants-per-chat", "5",
-                    "--latency", stubLatency,
-                ],
-                environment: [:])
-            stubBase = "http://127.0.0.1:\(stubPort)"
-            let stubBase = stubBase
-            let stubUp = await eventually(timeout: .seconds(20)) { await httpGet("\(stubBase)/admin/stats") != nil }
-            try #require(stubUp, "the stub did not start; log:\n\(stub.output())")
-
+            (stub, stubBase) = try await ServiceProcess.stubUpstream([
+                "--chats", "\(chats)", "--participants-per-chat", "5", "--latency", stubLatency,
+            ])
             self.shutdownTimeout = shutdownTimeout
-            httpPort = freeLoopbackPort()
-            base = "http://127.0.0.1:\(httpPort)"
-            service = try ServiceProcess(environment: [
+            service = try ServiceProcess.serve(environment: [
                 "REDIS_URL": redis.url,
-                "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
-                "HTTP_PORT": "\(httpPort)",
                 "PARTICIPANTS_API_URL": stubBase,
                 "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
                 "PARTICIPANTS_BATCH_SIZE": "\(batchSize)",
                 "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "4",
-                "JWT_SECRET": GracefulDrainTests.jwtSecret,
-                "ADMIN_TOKEN": GracefulDrainTests.adminToken,
                 "SHUTDOWN_TIMEOUT": "\(shutdownTimeout.components.seconds)s",
                 "LOG_FORMAT": "json",
             ])
-            let base = base
-            let healthy = await eventually(timeout: .seconds(20)) {
-                await httpGet("\(base)/health")?.body.contains(#""status":"ok""#) == true
-            }
-            try #require(healthy, "the service did not get healthy; log:\n\(service.output())")
+            base = try #require(service.httpBase)
+            httpPort = try #require(Int(service.environment["HTTP_PORT"] ?? ""))
+            try await service.waitUntilAnswering("/health")
         }
 
         /// Stops the stub and Redis; the service has exited (or is killed by its deinit).
@@ -137,18 +121,20 @@ struct GracefulDrainTests {
         }
     }
 
-    /// Runs `body` against a fresh stack and stops the stack afterwards, also when `body` throws.
-    static func withStack(
-        chats: Int, stubLatency: String, shutdownTimeout: Duration, batchSize: Int = 50, _ body: (Stack) async throws -> Void
+    /// Runs `body` against a fresh deployment and stops it afterwards, also when `body` throws.
+    static func withDeployment(
+        chats: Int, stubLatency: String, shutdownTimeout: Duration, batchSize: Int = 50,
+        _ body: (ProcessDeployment) async throws -> Void
     ) async throws {
-        let stack = try await Stack(chats: chats, stubLatency: stubLatency, shutdownTimeout: shutdownTimeout, batchSize: batchSize)
+        let deployment = try await ProcessDeployment(
+            chats: chats, stubLatency: stubLatency, shutdownTimeout: shutdownTimeout, batchSize: batchSize)
         do {
-            try await body(stack)
+            try await body(deployment)
         } catch {
-            await stack.close()
+            await deployment.close()
             throw error
         }
-        await stack.close()
+        await deployment.close()
     }
 
     static func object(_ text: String) -> [String: Any] {
@@ -164,9 +150,9 @@ struct GracefulDrainTests {
     }
 
     /// Waits until the run `jobID` has at least `batches` batches done; false after `timeout`.
-    static func waitForBatches(_ stack: Stack, jobID: String, atLeast batches: Int, timeout: Duration) async -> Bool {
+    static func waitForBatches(_ deployment: ProcessDeployment, jobID: String, atLeast batches: Int, timeout: Duration) async -> Bool {
         await eventually(timeout: timeout) {
-            guard let run = await stack.admin("GET", "/internal/participants/refresh/\(jobID)")?.json,
+            guard let run = await deployment.admin("GET", "/internal/participants/refresh/\(jobID)")?.json,
                 let counts = run["counts"] as? [String: Any]
             else { return false }
             return (counts["batches_done"] as? Int ?? 0) >= batches
@@ -176,8 +162,8 @@ struct GracefulDrainTests {
     // MARK: Tests
 
     @Test func aSlowRequestInFlightIsAnsweredWhileReadyTurns503AndNewConnectionsAreRefused() async throws {
-        try await Self.withStack(chats: 20, stubLatency: "2s", shutdownTimeout: .seconds(10)) { stack in
-            let port = stack.httpPort
+        try await Self.withDeployment(chats: 20, stubLatency: "2s", shutdownTimeout: .seconds(10)) { deployment in
+            let port = deployment.httpPort
 
             // A keep-alive connection opened before SIGTERM: the only way to ask /ready while draining,
             // since the listener closes at once.
@@ -189,12 +175,12 @@ struct GracefulDrainTests {
             let token = mintUserToken(subject: "drain", secret: Self.jwtSecret, validFor: .seconds(600))
             let slow = Task {
                 await httpGet(
-                    "\(stack.base)/v1/chats/chat-7/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
+                    "\(deployment.base)/v1/chats/chat-7/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
             }
-            let reachedUpstream = await eventually(timeout: .seconds(10)) { await stack.stubRequests(forChat: "chat-7") >= 1 }
-            try #require(reachedUpstream, "the cold read never reached the stub; log:\n\(stack.service.output())")
+            let reachedUpstream = await eventually(timeout: .seconds(10)) { await deployment.stubRequests(forChat: "chat-7") >= 1 }
+            try #require(reachedUpstream, "the cold read never reached the stub; log:\n\(deployment.service.output())")
 
-            stack.service.signal(SIGTERM)
+            deployment.service.signal(SIGTERM)
 
             // /ready answers 503 on the open connection once the drain began (200 until the signal
             // is handled), with Connection: close.
@@ -202,7 +188,7 @@ struct GracefulDrainTests {
             for _ in 0..<200 where readyWhileDraining == nil {
                 try idle.send("GET /ready HTTP/1.1\r\nHost: t\r\n\r\n")
                 let reply = try await offloadBlocking { try idle.readResponse() }
-                if reply.status == 503 { readyWhileDraining = reply } else { try await Task.sleep(for: .milliseconds(10)) }
+                if reply.status == 503 { readyWhileDraining = reply } else { try await Task.sleep(for: .milliseconds(10)) }  // polls /ready
             }
             let draining = try #require(readyWhileDraining, "/ready never answered 503 while the slow request was in flight")
             #expect(draining.bodyText.contains(#""draining""#))
@@ -214,47 +200,47 @@ struct GracefulDrainTests {
             }
 
             let reply = await slow.value
-            #expect(reply?.status == 200, "the in-flight request was not answered; log:\n\(stack.service.output())")
+            #expect(reply?.status == 200, "the in-flight request was not answered; log:\n\(deployment.service.output())")
             #expect(reply?.body.contains(#""chat_id":"chat-7""#) == true)
 
-            let status = await stack.service.waitForExit(timeout: stack.shutdownTimeout + Self.exitSlack)
-            #expect(status == 0, "log:\n\(stack.service.output())")
+            let status = await deployment.service.waitForExit(timeout: deployment.shutdownTimeout + Self.exitSlack)
+            #expect(status == 0, "log:\n\(deployment.service.output())")
         }
     }
 
     @Test func aFullRefreshInterruptedBySIGTERMLeavesEveryBatchSettledOrInTheStream() async throws {
-        try await Self.withStack(chats: 1000, stubLatency: "500ms", shutdownTimeout: .seconds(10)) { stack in
+        try await Self.withDeployment(chats: 1000, stubLatency: "500ms", shutdownTimeout: .seconds(10)) { deployment in
 
-            let started = try #require(await stack.admin("POST", "/internal/participants/refresh"))
+            let started = try #require(await deployment.admin("POST", "/internal/participants/refresh"))
             #expect(started.status == 202)
             let jobID = try #require(started.json["job_id"] as? String)
-            let progressed = await Self.waitForBatches(stack, jobID: jobID, atLeast: 2, timeout: .seconds(30))
-            try #require(progressed, "the full run made no progress; log:\n\(stack.service.output())")
+            let progressed = await Self.waitForBatches(deployment, jobID: jobID, atLeast: 2, timeout: .seconds(30))
+            try #require(progressed, "the full run made no progress; log:\n\(deployment.service.output())")
 
-            let status = await stack.terminate()
-            #expect(status == 0, "log:\n\(stack.service.output())")
+            let status = await deployment.terminate()
+            #expect(status == 0, "log:\n\(deployment.service.output())")
 
             // The leader stops producing; the run lives on in Redis for the next leader, and
             // every batch appended to the shared stream is settled or still there to be taken.
-            let lines = stack.logLines()
+            let lines = deployment.logLines()
             // Either the producer was still listing (it stops) or it had planned every batch.
             let stoppedProducing = try #require(
                 lines.firstIndex {
                     let message = $0["message"] as? String ?? ""
                     return message.hasPrefix("stopped producing") || message.hasPrefix("sync run planned")
                 },
-                "no 'stopped producing' or 'sync run planned' line; log:\n\(stack.service.output())")
-            let run = try await stack.runCounts(jobID)
+                "no 'stopped producing' or 'sync run planned' line; log:\n\(deployment.service.output())")
+            let run = try await deployment.runCounts(jobID)
             #expect(run.state == "running", "a 1000-chat run at 500 ms a call cannot have completed: \(run)")
             let planned = try #require(run.counts["batches_planned"])
             #expect(planned >= 2)
             let settled = run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
                 + run.counts["batches_skipped", default: 0]
-            let left = try await stack.batchesLeftInTheStream()
+            let left = try await deployment.batchesLeftInTheStream()
             #expect(planned == settled + left, "planned \(planned), settled \(settled), left in the stream \(left): \(run.counts)")
             #expect(settled >= 2, "the batches in hand were not finished: \(run.counts)")
             // What the run counts as refreshed is what Redis holds: nothing was lost on the way out.
-            #expect(try await stack.storedEntries() == run.counts["chats_refreshed"])
+            #expect(try await deployment.storedEntries() == run.counts["chats_refreshed"])
 
             // Redis closes after producing stopped and the batches in hand settled, not under them.
             let redisStopped = lines.firstIndex { $0["redis.state.to"] as? String == "stopped" }
@@ -266,40 +252,40 @@ struct GracefulDrainTests {
     @Test func aHangingUpstreamCannotHoldTheDrainPastShutdownTimeout() async throws {
         // Batches of 10: a page of 100 chats makes 10 batches, more than the 4 in flight, so
         // batches are in flight whenever upstream starts hanging.
-        try await Self.withStack(chats: 1000, stubLatency: "300ms", shutdownTimeout: .seconds(3), batchSize: 10) { stack in
+        try await Self.withDeployment(chats: 1000, stubLatency: "300ms", shutdownTimeout: .seconds(3), batchSize: 10) { deployment in
 
-            let started = try #require(await stack.admin("POST", "/internal/participants/refresh"))
+            let started = try #require(await deployment.admin("POST", "/internal/participants/refresh"))
             let jobID = try #require(started.json["job_id"] as? String)
-            let progressed = await Self.waitForBatches(stack, jobID: jobID, atLeast: 1, timeout: .seconds(30))
-            try #require(progressed, "the full run made no progress; log:\n\(stack.service.output())")
+            let progressed = await Self.waitForBatches(deployment, jobID: jobID, atLeast: 1, timeout: .seconds(30))
+            try #require(progressed, "the full run made no progress; log:\n\(deployment.service.output())")
 
             // From now on upstream never answers: the batches in flight and a cold read hang.
-            let hang = await httpRequest("PUT", "\(stack.stubBase)/admin/faults", body: Data(#"{"hang":true}"#.utf8))
+            let hang = await httpRequest("PUT", "\(deployment.stubBase)/admin/faults", body: Data(#"{"hang":true}"#.utf8))
             try #require(hang?.status == 200)
             let token = mintUserToken(subject: "drain", secret: Self.jwtSecret, validFor: .seconds(600))
             let coldRead = Task {
                 await httpGet(
-                    "\(stack.base)/v1/chats/chat-999/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
+                    "\(deployment.base)/v1/chats/chat-999/participants", headers: ["Authorization": "Bearer \(token)"], timeout: .seconds(30))
             }
             let parked = await eventually(timeout: .seconds(10)) {
-                guard await stack.stubRequests(forChat: "chat-999") >= 1 else { return false }
-                return await stack.stubHanging() >= 3
+                guard await deployment.stubRequests(forChat: "chat-999") >= 1 else { return false }
+                return await deployment.stubHanging() >= 3
             }
-            try #require(parked, "the cold read and the batches in flight did not all hang; log:\n\(stack.service.output())")
+            try #require(parked, "the cold read and the batches in flight did not all hang; log:\n\(deployment.service.output())")
 
-            let status = await stack.terminate()
-            #expect(status == 0, "no clean exit within SHUTDOWN_TIMEOUT; log:\n\(stack.service.output())")
+            let status = await deployment.terminate()
+            #expect(status == 0, "no clean exit within SHUTDOWN_TIMEOUT; log:\n\(deployment.service.output())")
             // The drain gave up on the hanging read: its connection closed without an answer.
             let reply = await coldRead.value
             #expect(reply == nil || reply?.status != 200)
 
             // The hanging batches were given up at the drain bound: not acknowledged, so they stay
             // in the stream for another instance; nothing is lost from the accounting.
-            let run = try await stack.runCounts(jobID)
+            let run = try await deployment.runCounts(jobID)
             let planned = try #require(run.counts["batches_planned"])
             let settled = run.counts["batches_done", default: 0] + run.counts["batches_failed", default: 0]
                 + run.counts["batches_skipped", default: 0]
-            let left = try await stack.batchesLeftInTheStream()
+            let left = try await deployment.batchesLeftInTheStream()
             #expect(left >= 1, "the hanging batches should be left for another instance: \(run.counts)")
             #expect(planned == settled + left, "planned \(planned), settled \(settled), left \(left): \(run.counts)")
         }

@@ -172,7 +172,7 @@ struct HTTPClientTests {
         let cancelled = Task {
             await Self.outcome { () throws(HTTPClientError) in try await client.execute(method: .GET, path: "/cancel", timeout: .seconds(30)) }
         }
-        #expect(await HTTPTestPolling.until { silent.requestsSeen == 1 })
+        #expect(await eventually { silent.requestsSeen == 1 })
         cancelled.cancel()
         await Self.expectFailure(.cancelled) { () throws(HTTPClientError) in try await cancelled.value.get() }
 
@@ -183,7 +183,7 @@ struct HTTPClientTests {
         let second = Task {
             await Self.outcome { () throws(HTTPClientError) in try await client.execute(method: .GET, path: "/2", timeout: .seconds(30)) }
         }
-        #expect(await HTTPTestPolling.until { silent.requestsSeen == 2 })
+        #expect(await eventually { silent.requestsSeen == 2 })
         await client.close()
         await Self.expectFailure(.closed) { () throws(HTTPClientError) in try await first.value.get() }
         await Self.expectFailure(.closed) { () throws(HTTPClientError) in try await second.value.get() }

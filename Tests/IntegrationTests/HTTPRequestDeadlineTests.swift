@@ -27,7 +27,7 @@ struct HTTPRequestDeadlineTests {
             return nil
         }
         #expect(closedAfterBytes != nil, "a dripping client was still connected after 40 bytes")
-        #expect(await HTTPTestPolling.until { await running.server.openConnections == 0 })
+        #expect(await eventually { await running.server.openConnections == 0 })
         await running.stop()
     }
 
@@ -44,6 +44,7 @@ struct HTTPRequestDeadlineTests {
             let connection = try RawHTTPConnection(port: port)
             var bodies: [String] = []
             for index in 0..<4 {
+                // The client's pace is the scenario: a second between requests.
                 if index > 0 { Thread.sleep(forTimeInterval: 1) }
                 try connection.send("GET /n/\(index) HTTP/1.1\r\nHost: t\r\n\r\n")
                 bodies.append(try connection.readResponse().bodyText)
@@ -60,6 +61,7 @@ struct HTTPRequestDeadlineTests {
             limits: HTTPServerLimits(readTimeout: .seconds(5), requestDeadline: .milliseconds(300))
         ) { router in
             router.add(.GET, "/slow") { _ in
+                // The slow handler under test.
                 try? await Task.sleep(for: .milliseconds(1500))
                 return .text("late but whole")
             }
@@ -94,7 +96,7 @@ struct HTTPRequestDeadlineTests {
             return silent.waitForClose(within: .seconds(5))
         }
         #expect(silentClosed)
-        #expect(await HTTPTestPolling.until { await running.server.openConnections == 0 })
+        #expect(await eventually { await running.server.openConnections == 0 })
         let after = try await HTTPServerTests.exchange(port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(after.bodyText == "root")
         await running.stop()

@@ -1,6 +1,6 @@
-import ChatService
 import Foundation
 import Logging
+import StubUpstream
 import Testing
 import TestSupport
 

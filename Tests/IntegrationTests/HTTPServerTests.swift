@@ -160,28 +160,41 @@ struct HTTPServerTests {
     }
 
     @Test func keepsServingAfterClientsLeaveBeforeTheirReply() async throws {
+        let startedHandlers = Atomic<Int>(0)
         let finishedHandlers = Atomic<Int>(0)
+        // The handlers hold until the test releases them (bounded), so both clients are surely
+        // gone before their replies, however slowly a loaded machine runs.
+        let released = Atomic<Bool>(false)
         let running = try await Self.start { router in
             router.add(.GET, "/slow") { _ in
-                try? await Task.sleep(for: .milliseconds(200))
+                startedHandlers.add(1, ordering: .relaxed)
+                let deadline = ContinuousClock.now + .seconds(10)
+                while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
+                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text(String(repeating: "z", count: 64 * 1024))
             }
             router.add(.GET, "/fast") { _ in .text("fast") }
         }
         let port = running.port
-        try await offloadBlocking {
-            // One client closes gracefully, one resets, both before the handler answers.
+        let (polite, rude) = try await offloadBlocking {
             let polite = try RawHTTPConnection(port: port)
             try polite.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             let rude = try RawHTTPConnection(port: port)
             try rude.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
-            Thread.sleep(forTimeInterval: 0.05)
+            return (polite, rude)
+        }
+        // One client closes gracefully, one resets, both once their handlers run and before
+        // they answer.
+        try #require(await eventually { startedHandlers.load(ordering: .relaxed) == 2 })
+        try await offloadBlocking {
             polite.close()
             rude.close(reset: true)
         }
-        #expect(await HTTPTestPolling.until { finishedHandlers.load(ordering: .relaxed) == 2 })
-        #expect(await HTTPTestPolling.until { await running.server.inFlight == 0 })
+        released.store(true, ordering: .relaxed)
+        #expect(await eventually { finishedHandlers.load(ordering: .relaxed) == 2 })
+        #expect(await eventually { await running.server.inFlight == 0 })
         let after = try await Self.exchange(port, "GET /fast HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(after.bodyText == "fast")
         await running.stop()
@@ -196,7 +209,7 @@ struct HTTPServerTests {
             router.add(.GET, "/slow") { _ in
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))
+                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
                 }
                 finishedHandlers.add(1, ordering: .relaxed)
                 return .text("late")
@@ -208,13 +221,13 @@ struct HTTPServerTests {
             try connection.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             return connection
         }
-        #expect(await HTTPTestPolling.until { await running.server.inFlight == 1 })
+        #expect(await eventually { await running.server.inFlight == 1 })
         await running.server.stop()
         let closed = try await offloadBlocking { connection.waitForClose(within: .seconds(5)) }
         #expect(closed)
         released.store(true, ordering: .relaxed)
-        #expect(await HTTPTestPolling.until { finishedHandlers.load(ordering: .relaxed) == 1 })
-        #expect(await HTTPTestPolling.until { await running.server.inFlight == 0 })
+        #expect(await eventually { finishedHandlers.load(ordering: .relaxed) == 1 })
+        #expect(await eventually { await running.server.inFlight == 0 })
         await running.server.stop()  // idempotent
         running.loop.stop()
     }
@@ -224,6 +237,7 @@ struct HTTPServerTests {
         let running = try await Self.start { router in
             router.add(.GET, "/work/{n}") { request in
                 active.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now) }
+                // Work that takes a while, so requests overlap.
                 try? await Task.sleep(for: .milliseconds(20))
                 active.withLock { $0.now -= 1 }
                 return .text(request.pathParameters["n"] ?? "")
@@ -285,7 +299,7 @@ struct HTTPServerTests {
             router.add(.GET, "/slow") { _ in
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))
+                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
                 }
                 return .text("done")
             }
@@ -296,11 +310,11 @@ struct HTTPServerTests {
             try connection.send("GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
             return connection
         }
-        #expect(await HTTPTestPolling.until { await running.server.inFlight == 1 })
+        #expect(await eventually { await running.server.inFlight == 1 })
         let server = running.server
         let drain = Task { await server.shutdown(gracePeriod: .seconds(10)) }
         // Draining: the listener is closed, new connections are refused.
-        #expect(await HTTPTestPolling.until { (try? await offloadBlocking { try RawHTTPConnection(port: port) }) == nil })
+        #expect(await eventually { (try? await offloadBlocking { try RawHTTPConnection(port: port) }) == nil })
         released.store(true, ordering: .relaxed)
         let response = try await offloadBlocking { try connection.readResponse() }
         await drain.value
@@ -311,17 +325,5 @@ struct HTTPServerTests {
             _ = try await offloadBlocking { try RawHTTPConnection(port: port) }
         }
         running.loop.stop()
-    }
-}
-
-enum HTTPTestPolling {
-    /// Polls `condition` every 10 ms until it holds or `limit` passes; returns whether it held.
-    static func until(_ limit: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-        let deadline = ContinuousClock.now + limit
-        while ContinuousClock.now < deadline {
-            if await condition() { return true }
-            try? await Task.sleep(for: .milliseconds(10))
-        }
-        return await condition()
     }
 }

@@ -1,4 +1,5 @@
 import Logging
+import ServiceLifecycleTestKit
 import Testing
 import TestSupport
 
@@ -12,15 +13,18 @@ import TestSupport
 struct LeaderElectionTests {
     static let logger = Logger(label: "test.election")
 
-    /// One instance's supervisor and elector on their own loop.
+    /// One instance's supervisor and elector on their own loop. The elector runs under
+    /// ServiceLifecycleTestKit's graceful-shutdown manager, so ``shutdown()`` is the graceful
+    /// shutdown a ServiceGroup gives it on SIGTERM.
     final class Node: Sendable {
         let loop: EventLoop
         let supervisor: RedisSupervisor
         let elector: LeaderElector
         let supervisorTask: Task<Void, any Error>
         let electorTask: Task<Void, Never>
+        private let shutdownTrigger = TriggerBox()
 
-        init(_ name: String, redis: RedisServer, ttl: Duration) async {
+        init(_ name: String, redis: RedisServer, ttl: Duration) async throws {
             loop = EventLoop(name: "election-\(name)")
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
@@ -33,8 +37,14 @@ struct LeaderElectionTests {
             let supervisor = supervisor
             let elector = elector
             supervisorTask = Task { try await supervisor.run() }
-            electorTask = Task { await elector.run() }
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            let shutdownTrigger = shutdownTrigger
+            electorTask = Task {
+                await testGracefulShutdown { trigger in
+                    shutdownTrigger.value.withLock { $0 = trigger }
+                    await elector.run()
+                }
+            }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         var lease: LeaderLease? {
@@ -46,15 +56,22 @@ struct LeaderElectionTests {
             electorTask.cancel()
             supervisorTask.cancel()
             await electorTask.value
-            _ = await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped }
+            #expect(await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped })
             loop.stop()
         }
 
-        /// Shuts down gracefully: releases the lock first.
-        func shutdown() async {
-            await elector.release()
+        /// Shuts down gracefully: the elector releases the lock and returns, then the rest stops.
+        func shutdown() async throws {
+            try #require(await eventually(timeout: .seconds(5)) { self.shutdownTrigger.value.withLock { $0 != nil } })
+            shutdownTrigger.value.withLock { $0 }?.triggerGracefulShutdown()
+            await electorTask.value
             await kill()
         }
+    }
+
+    /// The trigger of a node's graceful shutdown, handed out by `testGracefulShutdown`.
+    final class TriggerBox: Sendable {
+        let value = AnnotatedMutex<GracefulShutdownTestTrigger?>(nil)
     }
 
     static func leaders(_ nodes: [Node]) async -> [Node] {
@@ -66,12 +83,12 @@ struct LeaderElectionTests {
     /// Waits until exactly one of `nodes` leads; returns it.
     static func soleLeader(of nodes: [Node], timeout: Duration = .seconds(10)) async -> Node? {
         var leader: Node?
-        _ = await eventually(timeout: timeout) {
+        let found = await eventually(timeout: timeout) {
             let leading = await leaders(nodes)
             leader = leading.count == 1 ? leading[0] : nil
             return leader != nil
         }
-        return leader
+        return found ? leader : nil
     }
 
     @Test func oneLeaderAtATimeAndTheNextTakesOverWithinTheTTLWhenItDies() async throws {
@@ -81,19 +98,19 @@ struct LeaderElectionTests {
         // miss a renewal by accident, which a 1 s TTL allowed.
         let ttl = Duration.seconds(3)
         var nodes: [Node] = []
-        for name in ["a", "b", "c"] { nodes.append(await Node(name, redis: redis, ttl: ttl)) }
+        for name in ["a", "b", "c"] { nodes.append(try await Node(name, redis: redis, ttl: ttl)) }
 
         let first = try #require(await Self.soleLeader(of: nodes))
         let firstLease = try #require(await first.lease)
         #expect(firstLease.fence == 1)
         #expect(firstLease.value.hasPrefix("\(first.elector.instanceID):"))
         #expect(try await redis.cli("GET", "participants:v1:sync:leader") == firstLease.value)
-        // Renewed: still the one leader well past several TTLs, with the same fence.
-        for _ in 0..<6 {
-            try await Task.sleep(for: .milliseconds(500))
-            let leading = await Self.leaders(nodes)
-            #expect(leading.count == 1 && leading.first === first)
-        }
+        // Renewed: through four renewals (more than a TTL) the lock keeps its one holder, which
+        // still leads alone with the same fence.
+        let held = await redis.watchLeaderLock(renewals: 4)
+        #expect(held == [firstLease.value])
+        let leading = await Self.leaders(nodes)
+        #expect(leading.count == 1 && leading.first === first)
         #expect(await first.lease?.fence == 1)
 
         // The leader dies without releasing: another takes over once the lock expires.
@@ -113,14 +130,15 @@ struct LeaderElectionTests {
         await second.kill()
         let last = try #require(survivors.first { $0 !== second })
         #expect(await eventually(timeout: .seconds(15)) { await last.lease?.fence == 3 })
-        await last.shutdown()
+        // Graceful shutdown releases the lock at once, long before its TTL would free it.
+        try await last.shutdown()
         #expect(try await redis.cli("EXISTS", "participants:v1:sync:leader") == "0")
     }
 
     @Test func aLeaderWhoseLockWasTakenStepsDownAtItsNextRenewal() async throws {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
-        let node = await Node("a", redis: redis, ttl: .seconds(3))
+        let node = try await Node("a", redis: redis, ttl: .seconds(3))
         #expect(await eventually(timeout: .seconds(5)) { await node.lease != nil })
         // Someone else holds the lock now (e.g. after a partition healed).
         _ = try await redis.cli("SET", "participants:v1:sync:leader", "intruder:1", "PX", "60000")
@@ -129,26 +147,33 @@ struct LeaderElectionTests {
         // Once free again, it leads again under a new fence.
         _ = try await redis.cli("DEL", "participants:v1:sync:leader")
         #expect(await eventually(timeout: .seconds(5)) { await node.lease?.fence == 2 })
-        await node.shutdown()
+        try await node.shutdown()
     }
 
     @Test func withoutRedisNobodyLeadsAndALeaderIsBackOnceRedisIs() async throws {
         let redis = try await RedisServer.start(extraConfig: ["appendonly yes", "appendfsync always"])
         defer { redis.cleanup() }
         let ttl = Duration.seconds(1)
-        let nodes = [await Node("a", redis: redis, ttl: ttl), await Node("b", redis: redis, ttl: ttl)]
+        let nodes = [try await Node("a", redis: redis, ttl: ttl), try await Node("b", redis: redis, ttl: ttl)]
         let leader = try #require(await Self.soleLeader(of: nodes))
         let fence = try #require(await leader.lease?.fence)
 
         await redis.kill()
         // The leader cannot renew: it gives the lease up once the TTL has passed.
         #expect(await eventually(timeout: ttl * 5) { await Self.leaders(nodes).isEmpty })
-        try await Task.sleep(for: .milliseconds(300))
+        // Every node has given Redis up (its retries spent), so every acquisition fails at once;
+        // nobody leads meanwhile.
+        #expect(await eventually(timeout: .seconds(10)) {
+            for node in nodes where await node.supervisor.state != .unavailable { return false }
+            return true
+        })
         #expect(await Self.leaders(nodes).isEmpty)
 
         try await redis.restart()
         let next = try #require(await Self.soleLeader(of: nodes, timeout: .seconds(15)))
-        #expect(try #require(await next.lease?.fence) > fence)
-        for node in nodes { await node.shutdown() }
+        // Exactly one acquisition since the outage (the fence survived it, AOF): nobody took the
+        // lock while Redis was away.
+        #expect(try #require(await next.lease?.fence) == fence + 1)
+        for node in nodes { try await node.shutdown() }
     }
 }

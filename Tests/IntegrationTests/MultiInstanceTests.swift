@@ -1,8 +1,8 @@
 import Actors
-import ChatService
 import Foundation
 import Logging
 import ChatRuntime
+import StubUpstream
 import Testing
 import TestSupport
 
@@ -58,9 +58,9 @@ struct MultiInstanceTests {
                 Task { try await coordinator.run() },
                 Task { try await feed.run() },
             ]
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
             // Positioning drops what L1 holds by then; the tests start after it.
-            _ = await eventually(timeout: .seconds(10)) { await feed.position != nil }
+            try #require(await eventually(timeout: .seconds(10)) { await feed.position != nil }, "the invalidation feed did not position")
         }
 
         func close() async {

@@ -7,7 +7,7 @@ import TestSupport
 /// other process finishes when the leader is killed with SIGKILL in the middle of it.
 @Suite("Many chat-service processes", .serialized, .timeLimit(.minutes(3)))
 struct MultiProcessSyncTests {
-    static let adminToken = "processes-admin-token"
+    static let adminToken = TestServiceEnvironment.adminToken
 
     struct Instance {
         let name: String
@@ -30,22 +30,17 @@ struct MultiProcessSyncTests {
         }
     }
 
-    static func start(_ name: String, redisPort: Int, stubPort: Int) throws -> Instance {
-        let httpPort = freeLoopbackPort()
-        let process = try ServiceProcess(environment: [
+    static func start(_ name: String, redis: RedisServer, stubBase: String) throws -> Instance {
+        let process = try ServiceProcess.serve(environment: [
             "INSTANCE_ID": name,
-            "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
-            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms", "REDIS_MAX_RETRIES": "2",
-            "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
-            "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
+            "REDIS_URL": redis.url,
+            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms",
+            "PARTICIPANTS_API_URL": stubBase,
             "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
             "PARTICIPANTS_BATCH_SIZE": "10",
             "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
-            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "\(httpPort)",
-            "ADMIN_TOKEN": adminToken,
-            "SHUTDOWN_TIMEOUT": "3s",
         ])
-        return Instance(name: name, process: process, base: "http://127.0.0.1:\(httpPort)")
+        return Instance(name: name, process: process, base: try #require(process.httpBase))
     }
 
     static func leaders(_ instances: [Instance]) async -> [String] {
@@ -58,37 +53,36 @@ struct MultiProcessSyncTests {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
         let chats = 3000
-        let stubPort = freeLoopbackPort()
-        let stub = try ServiceProcess(
-            arguments: ["stub-upstream", "--port", "\(stubPort)", "--chats", "\(chats)", "--participants-per-chat", "2", "--latency", "100ms"],
-            environment: [:])
+        let (stub, stubBase) = try await ServiceProcess.stubUpstream([
+            "--chats", "\(chats)", "--participants-per-chat", "2", "--latency", "100ms",
+        ])
         defer { stub.signal(SIGKILL) }
-        #expect(await eventually(timeout: .seconds(20)) { await httpGet("http://127.0.0.1:\(stubPort)/admin/stats") != nil })
 
         let instances = [
-            try Self.start("process-a", redisPort: redis.port, stubPort: stubPort),
-            try Self.start("process-b", redisPort: redis.port, stubPort: stubPort),
+            try Self.start("process-a", redis: redis, stubBase: stubBase),
+            try Self.start("process-b", redis: redis, stubBase: stubBase),
         ]
         defer { for instance in instances { instance.process.signal(SIGKILL) } }
-        for instance in instances {
-            let ready = await eventually(timeout: .seconds(20)) { await httpGet(instance.base + "/ready")?.status == 200 }
-            #expect(ready, "\(instance.name) not ready; log:\n\(instance.process.output())")
-        }
+        for instance in instances { try await instance.process.waitUntilAnswering("/ready", bodyContains: nil) }
 
         // One leader at a time, the same for both.
         var leaderName: String?
-        _ = await eventually(timeout: .seconds(15)) {
+        let oneLeads = await eventually(timeout: .seconds(15)) {
             let leading = await Self.leaders(instances)
             leaderName = leading.count == 1 ? leading[0] : nil
             return leaderName != nil
         }
+        try #require(oneLeads, "no sole leader within 15 s")
         let leader = try #require(instances.first { $0.name == leaderName })
         let other = try #require(instances.first { $0.name != leaderName })
-        for _ in 0..<4 {
-            try await Task.sleep(for: .milliseconds(300))
-            #expect(await Self.leaders(instances) == [leader.name])
-            #expect((await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name)
-        }
+        // Through three renewals (a whole TTL) the lock keeps its holder, which alone leads, and
+        // the other process names it.
+        let held = try #require(await redis.watchLeaderLock(renewals: 3))
+        #expect(held.count == 1 && held.first?.hasPrefix("\(leader.name):") == true, "\(held)")
+        #expect(await Self.leaders(instances) == [leader.name])
+        #expect(await eventually(timeout: .seconds(5)) {
+            (await other.coordination()["leader"] as? [String: Any])?["instance_id"] as? String == leader.name
+        })
 
         // A full refresh asked of the follower, produced by the leader, processed by both.
         let jobID = try #require(await other.admin("POST", "/internal/participants/refresh")["job_id"] as? String)
@@ -103,10 +97,11 @@ struct MultiProcessSyncTests {
         let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
         #expect(tookOver, "log:\n\(other.process.output().suffix(4000))")
         var job: [String: Any] = [:]
-        _ = await eventually(timeout: .seconds(90)) {
+        let ended = await eventually(timeout: .seconds(90)) {
             job = await other.admin("GET", "/internal/participants/refresh/\(jobID)")
             return (job["state"] as? String).map { $0 != "running" && $0 != "queued" } ?? false
         }
+        try #require(ended, "the refresh had not ended within 90 s: \(job)")
         #expect(job["state"] as? String == "completed", "job \(job)")
         let counts = job["counts"] as? [String: Any]
         #expect(counts?["chats_refreshed"] as? Int == chats)

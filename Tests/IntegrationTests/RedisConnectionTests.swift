@@ -320,6 +320,7 @@ func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escapi
         continuation.finish()
     }
     let timer = Task {
+        // The bound itself, not a wait for something to happen.
         try? await Task.sleep(for: timeout)
         continuation.yield(nil)
         continuation.finish()
@@ -332,16 +333,6 @@ func firstResult<Value: Sendable>(within timeout: Duration, _ operation: @escapi
         return result
     }
     return nil
-}
-
-/// Polls `condition` every few milliseconds for at most `timeout`.
-func eventually(within timeout: Duration = .seconds(10), _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    while ContinuousClock.now < deadline {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(5))
-    }
-    return await condition()
 }
 
 extension RedisConnection {

@@ -13,12 +13,6 @@ struct RedisSupervisorTests {
         backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
         probeInterval: .milliseconds(300))
 
-    /// Records every state change a supervisor publishes.
-    actor StateLog {
-        var states: [RedisState] = []
-        func append(_ state: RedisState) { states.append(state) }
-    }
-
     struct Harness {
         let loop: EventLoop
         let supervisor: RedisSupervisor
@@ -32,10 +26,7 @@ struct RedisSupervisorTests {
                 endpoint: endpoint, loop: loop, policy: RedisSupervisorTests.policy,
                 connectionOptions: RedisConnectionOptions(connectTimeout: .milliseconds(400), commandTimeout: commandTimeout),
                 random: SeededRandom(seed: 7), logger: Logger(label: "test"))
-            log = StateLog()
-            let stream = await supervisor.stateChanges()
-            let log = log
-            Task { for await change in stream { await log.append(change.to) } }
+            log = await StateLog.recording(supervisor)
             let supervisor = supervisor
             runTask = Task { try await supervisor.run() }
         }
@@ -46,7 +37,7 @@ struct RedisSupervisorTests {
 
         func stop() async {
             runTask.cancel()
-            _ = await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped }
+            #expect(await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped })
             loop.stop()
         }
     }
@@ -57,10 +48,14 @@ struct RedisSupervisorTests {
         let harness = await Harness(redisPort: redis.port, commandTimeout: .seconds(5))
         #expect(await harness.waitFor(.ready))
 
-        // Commands stuck behind a slow one are pending when Redis dies.
+        // A command is pending when Redis dies: a BLPOP that nothing answers, which Redis
+        // reports as a blocked client once it has it (the server itself stays responsive).
         let supervisor = harness.supervisor
-        let pending = Task { try await supervisor.send(RedisCommand("DEBUG", ["SLEEP", "2"])) }
-        try await Task.sleep(for: .milliseconds(100))
+        let pending = Task { try await supervisor.send(RedisCommand("BLPOP", ["never-pushed", "30"])) }
+        let blocked = await eventually(timeout: .seconds(5)) {
+            (try? await redis.cli("INFO", "clients"))?.contains("blocked_clients:1") == true
+        }
+        try #require(blocked)
         await redis.kill()
         await #expect(throws: (any Error).self) { try await pending.value }
 

@@ -1,6 +1,7 @@
 import ChatService
 import Foundation
 import Logging
+import StubUpstream
 import Testing
 import TestSupport
 

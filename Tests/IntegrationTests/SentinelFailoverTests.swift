@@ -2,9 +2,7 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Prometheus
 import ChatRuntime
-import ServiceLifecycle
 import Testing
 import TestSupport
 
@@ -14,20 +12,6 @@ import TestSupport
 struct SentinelFailoverTests {
     static let logger = Logger(label: "test.sentinel")
 
-    /// Records every state a supervisor publishes.
-    actor StateLog {
-        var states: [RedisState] = []
-        func append(_ state: RedisState) { states.append(state) }
-        func clear() { states.removeAll() }
-    }
-
-    static func record(_ supervisor: RedisSupervisor) async -> StateLog {
-        let log = StateLog()
-        let stream = await supervisor.stateChanges()
-        Task { for await change in stream { await log.append(change.to) } }
-        return log
-    }
-
     static func readyOn(_ supervisor: RedisSupervisor, port: Int) async -> Bool {
         guard await supervisor.state == .ready else { return false }
         return await supervisor.connectedEndpoint?.port == port
@@ -36,27 +20,22 @@ struct SentinelFailoverTests {
     @Test func theServiceFollowsAFailoverToThePromotedReplica() async throws {
         let cluster = try await SentinelCluster.start()
         defer { cluster.cleanup() }
-        let loop = EventLoop(name: "sentinel-service")
-        let sqlitePath = temporarySQLitePath()
-        defer { removeTemporarySQLite(sqlitePath) }
         // REDIS_URL's host:port is ignored with sentinels: nothing listens on port 1.
-        let configuration = try ServiceConfiguration(environment: [
-            "REDIS_URL": "redis://127.0.0.1:1/0",
-            "REDIS_SENTINELS": cluster.sentinelList,
-            "REDIS_SENTINEL_MASTER": cluster.masterName,
-            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "500ms", "REDIS_MAX_RETRIES": "3",
-            "REDIS_HEALTH_CHECK_INTERVAL": "500ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "1s",
-            "PARTICIPANTS_INTEGRATION_DISABLED": "true",
-            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0", "SHUTDOWN_TIMEOUT": "2s",
-            "CHAT_SQLITE_PATH": sqlitePath,
-        ])
-        let application = try await buildServices(
-            configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(), logger: Self.logger)
-        let group = application.makeServiceGroup(signals: [], logger: Self.logger)
-        let groupTask = Task { try await group.run() }
-        let supervisor = application.supervisor
-        let log = await Self.record(supervisor)
-        let base = "http://127.0.0.1:\(try await application.frontend.boundPort())"
+        let service = try await InProcessService(
+            backends: nil,
+            environment: [
+                "REDIS_URL": "redis://127.0.0.1:1/0",
+                "REDIS_SENTINELS": cluster.sentinelList,
+                "REDIS_SENTINEL_MASTER": cluster.masterName,
+                "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "500ms", "REDIS_MAX_RETRIES": "3",
+                "REDIS_HEALTH_CHECK_INTERVAL": "500ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "1s",
+                "PARTICIPANTS_INTEGRATION_DISABLED": "true",
+                "SHUTDOWN_TIMEOUT": "2s",
+            ],
+            logger: Self.logger, readiness: .started)
+        let supervisor = service.application.supervisor
+        let log = await StateLog.recording(supervisor)
+        let base = service.httpBase
 
         #expect(await eventually(timeout: .seconds(10)) { await Self.readyOn(supervisor, port: cluster.master.port) })
         #expect(try await supervisor.send(.set("sentinel:before", value: Array("1".utf8))).string == "OK")
@@ -76,9 +55,7 @@ struct SentinelFailoverTests {
         #expect(health?.status == 200)
         #expect(health?.body.contains("\"ready\"") == true)
 
-        await group.triggerGracefulShutdown()
-        _ = try? await groupTask.value
-        loop.stop()
+        await service.close()
     }
 
     @Test func aDemotedMasterThatStaysReachableIsLeft() async throws {
@@ -98,7 +75,7 @@ struct SentinelFailoverTests {
         let runTask = Task { try await supervisor.run() }
         let master = cluster.master
         #expect(await eventually(timeout: .seconds(10)) { await Self.readyOn(supervisor, port: master.port) })
-        let log = await Self.record(supervisor)
+        let log = await StateLog.recording(supervisor)
 
         // Demoted behind the sentinels' back (they name it master for a while yet): a write is
         // refused with READONLY, and the supervisor leaves it.
@@ -121,7 +98,7 @@ struct SentinelFailoverTests {
         #expect(await eventually(timeout: .seconds(10)) { await Self.readyOn(supervisor, port: master.port) })
 
         runTask.cancel()
-        _ = await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped }
+        #expect(await eventually(timeout: .seconds(5)) { await supervisor.state == .stopped })
         loop.stop()
     }
 }

@@ -6,16 +6,10 @@ import TestSupport
 /// configuration, signals.
 @Suite("chat-service binary", .serialized, .timeLimit(.minutes(2)))
 struct ServiceBinaryTests {
-    static func baseEnvironment(redisPort: Int, httpPort: Int) -> [String: String] {
+    static func baseEnvironment(redisPort: Int) -> [String: String] {
         [
             "REDIS_URL": "redis://127.0.0.1:\(redisPort)/0",
-            "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0",
-            "HTTP_PORT": "\(httpPort)",
-            "REDIS_RETRY_DELAY": "100ms",
-            "REDIS_MAX_RETRY_DELAY": "200ms",
-            "REDIS_MAX_RETRIES": "2",
-            "REDIS_HEALTH_CHECK_INTERVAL": "200ms",
-            "REDIS_CONNECT_TIMEOUT": "500ms",
+            "REDIS_RETRY_DELAY": "100ms", "REDIS_MAX_RETRY_DELAY": "200ms",
             "PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false",
             "LOG_LEVEL": "debug",
         ]
@@ -23,9 +17,8 @@ struct ServiceBinaryTests {
 
     @Test func withoutRedisHealthIsDegradedThenOkOnceRedisStarts() async throws {
         let redisPort = freeLoopbackPort()
-        let httpPort = freeLoopbackPort()
-        let service = try ServiceProcess(environment: Self.baseEnvironment(redisPort: redisPort, httpPort: httpPort))
-        let health = "http://127.0.0.1:\(httpPort)/health"
+        let service = try ServiceProcess.serve(environment: Self.baseEnvironment(redisPort: redisPort))
+        let health = try #require(service.httpBase) + "/health"
 
         let degraded = await eventually(timeout: .seconds(20)) {
             guard let reply = await httpGet(health) else { return false }
@@ -49,12 +42,12 @@ struct ServiceBinaryTests {
     @Test func readyAndMetricsAnswer() async throws {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
-        let httpPort = freeLoopbackPort()
-        let service = try ServiceProcess(environment: Self.baseEnvironment(redisPort: redis.port, httpPort: httpPort))
-        let base = "http://127.0.0.1:\(httpPort)"
+        let service = try ServiceProcess.serve(environment: Self.baseEnvironment(redisPort: redis.port))
+        let base = try #require(service.httpBase)
         let ready = await eventually(timeout: .seconds(20)) { await httpGet("\(base)/ready")?.status == 200 }
         #expect(ready, "log:\n\(service.output())")
-        _ = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        let ok = await eventually(timeout: .seconds(10)) { await httpGet("\(base)/health")?.body.contains("\"ok\"") == true }
+        #expect(ok, "/health never said ok; log:\n\(service.output())")
         let metrics = await httpGet("\(base)/metrics")
         #expect(metrics?.status == 200)
         #expect(metrics?.body.contains("redis_state") == true)
@@ -83,9 +76,9 @@ struct ServiceBinaryTests {
         ("DNS_RESOLV_CONF", "/nonexistent/resolv.conf"),
     ])
     func badVariableExits78NamingIt(variable: String, value: String) async throws {
-        var environment = Self.baseEnvironment(redisPort: freeLoopbackPort(), httpPort: freeLoopbackPort())
+        var environment = Self.baseEnvironment(redisPort: freeLoopbackPort())
         environment[variable] = value
-        let service = try ServiceProcess(environment: environment)
+        let service = try ServiceProcess.serve(environment: environment)
         let status = await service.waitForExit(timeout: .seconds(10))
         #expect(status == 78)
         let output = service.output()

@@ -2,119 +2,31 @@ import Actors
 import ChatService
 import Foundation
 import Logging
-import Prometheus
 import ChatRuntime
 import ServiceLifecycle
+import StubUpstream
 import Testing
 import TestSupport
 
-/// The whole service in-process (``buildServices``) against a real redis-server and the stub
+/// The whole service in-process (``InProcessService``) against a real redis-server and the stub
 /// upstream, driven over HTTP: authentication, the read route, manual refreshes, the status
 /// route, flags, the 03:00 run with an injected clock, and a Redis outage during a full run.
 @Suite("Service over HTTP", .serialized, .timeLimit(.minutes(2)))
 struct ServiceHTTPTests {
     static let logger = Logger(label: "test.service")
-    static let jwtSecret = "test-jwt-secret"
-    static let adminToken = "test-admin-token"
-    static let userToken = mintUserToken(subject: "alice", secret: jwtSecret, validFor: .seconds(3600))
+    static let jwtSecret = InProcessService.jwtSecret
+    static let adminToken = InProcessService.adminToken
+    static let userToken = InProcessService.userToken
 
-    final class App: Sendable {
-        let loop: EventLoop
-        let redis: RedisServer
-        let stub: StubUpstream
-        let application: ChatServiceApplication
-        let group: ServiceGroup
-        let groupTask: Task<Void, any Error>
-        let base: String
-        let clock: ManualSyncClock
-        /// The chat store file of this app, removed by ``close()``, unless the caller named it.
-        let ownedSQLitePath: String?
-
-        init(
-            chats: Int = 30, environment extra: [String: String] = [:], clockStart: Date = Date(), redisConfig: [String] = []
-        ) async throws {
-            loop = EventLoop(name: "service-http")
-            redis = try await RedisServer.start(extraConfig: redisConfig)
-            stub = StubUpstream(settings: .init(chats: chats, participantsPerChat: 4, maxHang: .seconds(30)), loop: loop, logger: ServiceHTTPTests.logger)
-            let stubPort = try await stub.start(port: 0)
-            var environment = [
-                "REDIS_URL": redis.url,
-                "REDIS_RETRY_DELAY": "50ms", "REDIS_MAX_RETRY_DELAY": "100ms", "REDIS_MAX_RETRIES": "2",
-                "REDIS_HEALTH_CHECK_INTERVAL": "200ms", "REDIS_CONNECT_TIMEOUT": "500ms", "REDIS_COMMAND_TIMEOUT": "500ms",
-                "PARTICIPANTS_API_URL": "http://127.0.0.1:\(stubPort)",
-                "PARTICIPANTS_MAX_API_TIMEOUT": "3s",
-                "PARTICIPANTS_BATCH_SIZE": "7",
-                "PARTICIPANTS_STALE_THRESHOLD": "15m",
-                "HTTP_HOST": "127.0.0.1", "GRPC_HOST": "127.0.0.1", "GRPC_PORT": "0", "HTTP_PORT": "0",
-                "JWT_SECRET": ServiceHTTPTests.jwtSecret, "ADMIN_TOKEN": ServiceHTTPTests.adminToken,
-                "SHUTDOWN_TIMEOUT": "3s", "CHAT_SQLITE_PATH": temporarySQLitePath(),
-            ]
-            // A path the caller names is the caller's to remove (a restart test reopens it).
-            ownedSQLitePath = extra["CHAT_SQLITE_PATH"] == nil ? environment["CHAT_SQLITE_PATH"] : nil
-            environment.merge(extra) { $1 }
-            let configuration = try ServiceConfiguration(environment: environment)
-            clock = ManualSyncClock(now: clockStart)
-            application = try await buildServices(
-                configuration: configuration, loop: loop, metrics: PrometheusCollectorRegistry(),
-                syncClock: clock, logger: ServiceHTTPTests.logger)
-            group = application.makeServiceGroup(signals: [], logger: ServiceHTTPTests.logger)
-            let group = group
-            groupTask = Task { try await group.run() }
-            let port = try await application.frontend.boundPort()
-            base = "http://127.0.0.1:\(port)"
-            let supervisor = application.supervisor
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
-            // The invalidation feed drops L1 when it first positions; tests read after that.
-            if let feed = application.participants?.invalidationFeed {
-                _ = await eventually(timeout: .seconds(10)) { await feed.position != nil }
-            }
-        }
-
-        func close() async {
-            await group.triggerGracefulShutdown()
-            _ = try? await groupTask.value
-            await stub.shutdown()
-            redis.cleanup()
-            loop.stop()
-            if let ownedSQLitePath { removeTemporarySQLite(ownedSQLitePath) }
-        }
-
-        func get(_ path: String, token: String? = ServiceHTTPTests.userToken) async -> (status: Int, json: [String: Any]) {
-            let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
-            guard let reply = await httpGet(base + path, headers: headers, timeout: .seconds(10)) else { return (0, [:]) }
-            return (reply.status, Self.object(reply.body))
-        }
-
-        func admin(_ method: String, _ path: String, token: String? = ServiceHTTPTests.adminToken) async -> (status: Int, json: [String: Any]) {
-            let headers = token.map { ["Authorization": "Bearer \($0)"] } ?? [:]
-            guard let reply = await httpRequest(method, base + path, headers: headers, timeout: .seconds(10)) else { return (0, [:]) }
-            return (reply.status, Self.object(reply.body))
-        }
-
-        static func object(_ body: String) -> [String: Any] {
-            (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-        }
-
-        func redisKeyCount(pattern: String) async -> Int {
-            let output = (try? await redis.cli("--scan", "--pattern", pattern)) ?? ""
-            return output.split(separator: "\n").filter { !$0.isEmpty }.count
-        }
-
-        /// The job once it has ended (not `queued` nor `running`), or as last seen after `timeout`.
-        func waitForJob(_ id: String, timeout: Duration = .seconds(30)) async -> [String: Any] {
-            var last: [String: Any] = [:]
-            _ = await eventually(timeout: timeout) {
-                last = await self.admin("GET", "/internal/participants/refresh/\(id)").json
-                return (last["state"] as? String).map { $0 != "running" && $0 != "queued" } ?? false
-            }
-            return last
-        }
-
-        /// `sync.coordination` of the status route.
-        func coordination() async -> [String: Any] {
-            let status = await admin("GET", "/internal/participants/status").json
-            return (status["sync"] as? [String: Any])?["coordination"] as? [String: Any] ?? [:]
-        }
+    /// The whole service (``InProcessService``) with backends of its own and a manual sync clock
+    /// at `clockStart`.
+    static func startService(
+        chats: Int = 30, environment extra: [String: String] = [:], clockStart: Date = Date(), redisConfig: [String] = []
+    ) async throws -> InProcessService {
+        try await InProcessService.start(
+            chats: chats, redisConfig: redisConfig,
+            environment: ["PARTICIPANTS_BATCH_SIZE": "7", "PARTICIPANTS_STALE_THRESHOLD": "15m"].merging(extra) { $1 },
+            clock: ManualSyncClock(now: clockStart), logger: logger)
     }
 
     static func errorCode(_ json: [String: Any]) -> String? {
@@ -122,7 +34,7 @@ struct ServiceHTTPTests {
     }
 
     @Test func userRoutesNeedAValidToken() async throws {
-        let app = try await App()
+        let app = try await Self.startService()
         #expect(await app.get("/v1/chats/chat-1/participants", token: nil).status == 401)
         let wrongSecret = mintUserToken(subject: "mallory", secret: "other-secret", validFor: .seconds(60))
         let forged = await app.get("/v1/chats/chat-1/participants", token: wrongSecret)
@@ -134,7 +46,7 @@ struct ServiceHTTPTests {
     }
 
     @Test func readRouteServesUpstreamThenMemoryAndValidatesIDs() async throws {
-        let app = try await App()
+        let app = try await Self.startService()
         let first = await app.get("/v1/chats/chat-3/participants")
         #expect(first.status == 200)
         #expect(first.json["source"] as? String == "upstream")
@@ -156,13 +68,13 @@ struct ServiceHTTPTests {
     }
 
     @Test func adminRoutesNeedTheAdminToken() async throws {
-        let app = try await App()
+        let app = try await Self.startService()
         #expect(await app.admin("POST", "/internal/chats/chat-1/participants/refresh", token: nil).status == 403)
         #expect(await app.admin("POST", "/internal/chats/chat-1/participants/refresh", token: "wrong").status == 403)
         #expect(await app.admin("GET", "/internal/participants/status", token: Self.userToken).status == 403)
         await app.close()
 
-        let unconfigured = try await App(environment: ["ADMIN_TOKEN": ""])
+        let unconfigured = try await Self.startService(environment: ["ADMIN_TOKEN": ""])
         let reply = await unconfigured.admin("POST", "/internal/participants/refresh")
         #expect(reply.status == 403)
         #expect(Self.errorCode(reply.json) == "forbidden")
@@ -170,7 +82,7 @@ struct ServiceHTTPTests {
     }
 
     @Test func manualChatRefreshReturnsTheNewEntry() async throws {
-        let app = try await App()
+        let app = try await Self.startService()
         _ = await app.get("/v1/chats/chat-5/participants")
         _ = await app.stub.bump(chat: "chat-5")
         let refreshed = await app.admin("POST", "/internal/chats/chat-5/participants/refresh")
@@ -184,7 +96,7 @@ struct ServiceHTTPTests {
     }
 
     @Test func manualFullRefreshWritesEveryChatAndJoinsARunningOne() async throws {
-        let app = try await App(chats: 40)
+        let app = try await Self.startService(chats: 40)
         await app.stub.updateFaults { $0.latency = .milliseconds(100) }
         let first = await app.admin("POST", "/internal/participants/refresh")
         #expect(first.status == 202)
@@ -192,7 +104,7 @@ struct ServiceHTTPTests {
         let second = await app.admin("POST", "/internal/participants/refresh")
         #expect(second.json["job_id"] as? String == jobID)
 
-        let job = await app.waitForJob(jobID)
+        let job = try await app.waitForJob(jobID)
         #expect(job["state"] as? String == "completed")
         #expect((job["counts"] as? [String: Any])?["chats_refreshed"] as? Int == 40)
         #expect(await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 40)
@@ -224,10 +136,11 @@ struct ServiceHTTPTests {
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC")!
         let start = calendar.date(from: DateComponents(year: 2026, month: 11, day: 25, hour: 2, minute: 59))!
-        let app = try await App(chats: 25, clockStart: start)
-        _ = await app.clock.waitForSleepers(atLeast: 1)
+        let app = try await Self.startService(chats: 25, clockStart: start)
+        let clock = try #require(app.clock)
+        #expect(await clock.waitForSleepers(atLeast: 1))
         #expect(await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 0)
-        app.clock.advance(by: .seconds(61))
+        clock.advance(by: .seconds(61))
         let allWritten = await eventually(timeout: .seconds(20)) {
             await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 25
         }
@@ -242,7 +155,7 @@ struct ServiceHTTPTests {
         // batches; two in flight at 40 ms a call take about 2 s, and the leader lists no further
         // ahead than the backlog allows (8 batches), so it is still listing when Redis dies.
         let chats = 1000
-        let app = try await App(
+        let app = try await Self.startService(
             chats: chats,
             environment: [
                 "PARTICIPANTS_LEADER_LOCK_TTL": "1s", "PARTICIPANTS_BATCH_SIZE": "10",
@@ -251,7 +164,7 @@ struct ServiceHTTPTests {
             redisConfig: ["appendonly yes", "appendfsync always"])
         await app.stub.updateFaults { $0.latency = .milliseconds(40) }
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
-        _ = await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 }
+        try #require(await eventually(timeout: .seconds(10)) { await app.redisKeyCount(pattern: "participants:v1:{chat-*}") > 0 })
         let firstFence = try #require(await app.coordination()["fence"] as? Int)
         let cached = try #require(try await app.redis.cli("--scan", "--pattern", "participants:v1:{chat-*}")
             .split(separator: "\n").first.map { String($0.dropFirst("participants:v1:{".count).dropLast()) })
@@ -271,7 +184,7 @@ struct ServiceHTTPTests {
         #expect(health.json["status"] as? String == "degraded")
 
         try await app.redis.restart()
-        let job = await app.waitForJob(jobID, timeout: .seconds(40))
+        let job = try await app.waitForJob(jobID, timeout: .seconds(40))
         #expect(job["state"] as? String == "completed")
         let counts = job["counts"] as? [String: Any]
         #expect(counts?["chats_planned"] as? Int == chats)
@@ -287,7 +200,7 @@ struct ServiceHTTPTests {
     }
 
     @Test func integrationDisabledTurnsTheParticipantsRoutesOff() async throws {
-        let app = try await App(environment: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
+        let app = try await Self.startService(environment: ["PARTICIPANTS_INTEGRATION_DISABLED": "true"])
         let reply = await app.get("/v1/chats/chat-1/participants")
         #expect(reply.status == 503)
         #expect(Self.errorCode(reply.json) == "participants_disabled")
@@ -298,15 +211,21 @@ struct ServiceHTTPTests {
     }
 
     @Test func backgroundSyncOffSchedulesNothingButManualRunsWork() async throws {
-        let app = try await App(environment: ["PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false"])
+        let app = try await Self.startService(environment: ["PARTICIPANTS_ENABLE_BACKGROUND_SYNC": "false"])
         let status = await app.admin("GET", "/internal/participants/status").json
         let schedule = (status["sync"] as? [String: Any])?["schedule"] as? [String: Any]
         #expect(schedule?["next_full_run_at"] is NSNull || schedule?["next_full_run_at"] == nil)
-        app.clock.advance(by: .seconds(86_400))
-        try await Task.sleep(for: .milliseconds(300))
-        #expect(await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 0)
+        let clock = try #require(app.clock)
+        clock.advance(by: .seconds(86_400))
+        // A run the day fired would be planned at the advance, ahead of the manual run asked for
+        // next, which goes through the same leader and stream: a manual request joins a run in
+        // progress (its id), and once the manual run has ended any other run would be recorded.
         let jobID = try #require(await app.admin("POST", "/internal/participants/refresh").json["job_id"] as? String)
-        #expect(await app.waitForJob(jobID)["state"] as? String == "completed")
+        #expect(jobID.hasPrefix("manual-"), "joined \(jobID)")
+        #expect(try await app.waitForJob(jobID)["state"] as? String == "completed")
+        let runs = try await app.redis.cli("ZRANGE", CoordinationKeys.runs, "0", "-1").split(separator: "\n").map(String.init)
+        #expect(runs == [jobID])
+        #expect(await app.stub.statistics.requests(.listChats) == 1)
         #expect(await app.redisKeyCount(pattern: "participants:v1:{chat-*}") == 30)
         await app.close()
     }

@@ -35,7 +35,7 @@ struct SharedRunsTests {
             runs = SharedRuns(supervisor: supervisor, settings: settings, errorLimit: 5)
             let supervisor = supervisor
             supervisorTask = Task { try await supervisor.run() }
-            _ = await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }
+            try #require(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready }, "Redis was not ready")
         }
 
         func stream(as consumer: String, claimMinIdle: Duration = .seconds(60)) -> BatchStream {
@@ -52,13 +52,28 @@ struct SharedRunsTests {
             return LeaderLease(fence: fence, value: value, validUntil: .now + .seconds(60))
         }
 
+        /// Waits until every batch read and not acknowledged has been idle for `idle` as Redis
+        /// counts it (XPENDING), which is what claiming goes by.
+        func pendingIdle(atLeast idle: Duration) async -> Bool {
+            let milliseconds = Int(idle.components.seconds) * 1000 + Int(idle.components.attoseconds / 1_000_000_000_000_000)
+            return await eventually(timeout: .seconds(10)) {
+                guard let summary = try? await redis.cli(
+                    "XPENDING", CoordinationKeys.batches, CoordinationKeys.group, "-", "+", "1000")
+                else { return false }
+                // Four lines per entry: id, consumer, idle time (ms), deliveries.
+                let lines = summary.split(separator: "\n")
+                guard !lines.isEmpty, lines.count % 4 == 0 else { return false }
+                return stride(from: 2, to: lines.count, by: 4).allSatisfy { (Int(lines[$0]) ?? 0) >= milliseconds }
+            }
+        }
+
         func field(_ id: RunID, _ name: String) async throws -> String {
             try await redis.cli("HGET", CoordinationKeys.run(id), name)
         }
 
         func close() async {
             supervisorTask.cancel()
-            _ = await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped }
+            #expect(await eventually(timeout: .seconds(5)) { await self.supervisor.state == .stopped })
             loop.stop()
             redis.cleanup()
         }
@@ -237,7 +252,7 @@ struct SharedRunsTests {
         let alive = rig.stream(as: "alive", claimMinIdle: .milliseconds(200))
         // Not idle long enough yet: nothing to claim.
         #expect(try await alive.claim(count: 10, cursor: "0-0").entries.isEmpty)
-        try await Task.sleep(for: .milliseconds(300))
+        try #require(await rig.pendingIdle(atLeast: .milliseconds(200)))
         let claim = try await alive.claim(count: 10, cursor: "0-0")
         #expect(claim.entries.count == 2)
         #expect(claim.cursor == "0-0")
@@ -286,7 +301,7 @@ struct SharedRunsTests {
         try await process(5, acknowledge: false)
         let withPending = try await append(5)
         #expect(withPending >= 15, "XLEN \(withPending)")
-        try await Task.sleep(for: .milliseconds(300))
+        try #require(await rig.pendingIdle(atLeast: .milliseconds(200)))
         let claim = try await rig.stream(as: "other", claimMinIdle: .milliseconds(200)).claim(count: 10, cursor: "0-0")
         #expect(claim.entries.count == 5)
         #expect(claim.deleted.isEmpty)

@@ -1,8 +1,8 @@
 import Actors
-import ChatService
 import Foundation
 import Logging
 import ChatRuntime
+import StubUpstream
 import Testing
 import TestSupport
 

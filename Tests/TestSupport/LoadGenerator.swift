@@ -79,6 +79,9 @@ public final class LoadGenerator: @unchecked Sendable {
         return figures()
     }
 
+    /// Every thread has ended (after ``stop()``, or at `maxDuration`): nothing more is recorded.
+    public var hasStopped: Bool { threadsRunning.load(ordering: .acquiring) == 0 }
+
     /// What was recorded so far.
     public func figures() -> LoadFigures {
         recordLock.withLock { LoadFigures(samples: recorded.samples, probes: recorded.probes) }

@@ -132,12 +132,10 @@ public final class SentinelCluster: Sendable {
     static func waitUntil(
         _ what: String, timeout: Duration, details: () -> String = { "" }, _ condition: () async -> Bool
     ) async throws {
-        let deadline = ContinuousClock.now + timeout
-        while ContinuousClock.now < deadline {
-            if await condition() { return }
-            try await Task.sleep(for: .milliseconds(100))
+        // Every 100 ms: each look asks the sentinels through redis-cli.
+        guard await eventually(timeout: timeout, every: .milliseconds(100), condition) else {
+            throw RedisServerError("timed out after \(timeout) waiting until \(what)\n\(details())")
         }
-        throw RedisServerError("timed out after \(timeout) waiting until \(what)\n\(details())")
     }
 }
 

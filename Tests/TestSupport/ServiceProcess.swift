@@ -5,12 +5,17 @@ import FoundationNetworking
 #endif
 
 /// A `chat-service` binary running as a subprocess, for tests of the real process: signals,
-/// exit codes, environment handling. Output goes to a temp file readable with ``output()``.
+/// exit codes, environment handling, several processes and SIGKILL. Output goes to a temp file
+/// readable with ``output()``. ``serve(environment:)`` and ``stubUpstream(_:)`` start it the way
+/// every suite does; ``InProcessService`` is its in-process twin, with the same defaults
+/// (``TestServiceEnvironment``).
 public final class ServiceProcess: @unchecked Sendable {
     // @unchecked Sendable: `process` is only touched through Foundation's thread-safe Process
     // API; the log path and the owned SQLite path are immutable.
     public let process: Process
     public let logPath: URL
+    /// The environment the process was started with (PATH and the chat store path included).
+    public let environment: [String: String]
     /// The chat store file this process got because the caller named none; removed with it.
     private let ownedSQLitePath: String?
 
@@ -48,6 +53,7 @@ public final class ServiceProcess: @unchecked Sendable {
             env[name] = ProcessInfo.processInfo.environment[name]
         }
         process.environment = env
+        self.environment = env
         process.standardOutput = log
         process.standardError = log
         try process.run()
@@ -98,14 +104,4 @@ public func httpRequest(
         return nil
     }
     return (http.statusCode, String(decoding: data, as: UTF8.self))
-}
-
-/// Polls `condition` every 20 ms until it holds or `timeout` passes; returns whether it held.
-public func eventually(timeout: Duration, _ condition: () async -> Bool) async -> Bool {
-    let deadline = ContinuousClock.now + timeout
-    repeat {
-        if await condition() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    } while ContinuousClock.now < deadline
-    return await condition()
 }

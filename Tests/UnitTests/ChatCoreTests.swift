@@ -187,6 +187,7 @@ struct ChatCoreTests {
 
     @Test func theParticipantsBoundReturnsWithoutTheSlowAnswer() async {
         let slow = await firstOf(.milliseconds(50)) { () async -> Int in
+            // The slow answer the bound must not wait for.
             try? await Task.sleep(for: .seconds(30))
             return 1
         }

@@ -181,7 +181,7 @@ struct ComposeDriftTests {
         try process.run()
         let deadline = ContinuousClock.now + .seconds(60)
         while process.isRunning, ContinuousClock.now < deadline {
-            try await Task.sleep(for: .milliseconds(20))
+            try await Task.sleep(for: .milliseconds(20))  // polls for the exit
         }
         if process.isRunning {
             process.terminate()

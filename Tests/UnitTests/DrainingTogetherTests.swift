@@ -1,7 +1,8 @@
 import ChatRuntime
-import Logging
 import ServiceLifecycle
+import ServiceLifecycleTestKit
 import Testing
+import TestSupport
 
 @testable import ChatService
 
@@ -24,12 +25,7 @@ struct DrainingTogetherTests {
 
         /// Whether all arrived within `timeout`.
         func waitForAll(timeout: Duration) async -> Bool {
-            let deadline = ContinuousClock.now + timeout
-            while seen.withLock({ $0 }) < expected {
-                guard ContinuousClock.now < deadline else { return false }
-                try? await Task.sleep(for: .milliseconds(5))
-            }
-            return true
+            await eventually(timeout: timeout, every: .milliseconds(5)) { self.seen.withLock { $0 } >= self.expected }
         }
     }
 
@@ -74,6 +70,7 @@ struct DrainingTogetherTests {
 
         func run() async throws {
             do {
+                // Runs until cancelled; the 30 s only bound a test that would never cancel it.
                 try await Task.sleep(for: .seconds(30))
             } catch {
                 cancelled.update { $0 = true }
@@ -88,11 +85,12 @@ struct DrainingTogetherTests {
         let together = DrainingTogether([
             DrainingService(rendezvous: rendezvous, metAll: met), DrainingService(rendezvous: rendezvous, metAll: met),
         ])
-        let group = ServiceGroup(services: [together], logger: Logger(label: "test.draining-together"))
-        try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            await group.triggerGracefulShutdown()
-            try await tasks.waitForAll()
+        try await testGracefulShutdown { trigger in
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await together.run() }
+                trigger.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
         }
         // Each service waited for the other before finishing: both had the signal at once.
         #expect(met.current == [true, true])

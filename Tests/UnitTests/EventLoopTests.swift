@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 
 @testable import ChatRuntime
 
@@ -57,10 +58,10 @@ struct EventLoopTests {
         loop.stop()
     }
 
-    @Test func jobsEnqueuedAfterStopStillRun() async {
+    @Test func jobsEnqueuedAfterStopStillRun() async throws {
         let loop = EventLoop(name: "stopped-loop")
         loop.stop()
-        try? await Task.sleep(for: .milliseconds(20))
+        try #require(await eventually(timeout: .seconds(5)) { loop.hasEndedDispatch })
         let counter = Counter(loop: loop)
         #expect(await counter.increment() == 1)
     }
@@ -75,6 +76,20 @@ struct EventLoopTests {
         #expect(!(await Thread.runDetached { EventLoop.onAnyLoopThread }))
         first.stop()
         second.stop()
+    }
+
+    @Test func theSerialExecutorIsOneObjectWhicheverThreadAsksFirst() async {
+        // A fresh loop asked for its executor by many threads at once: a lazily created
+        // executor could be created twice (and the loser's actors would check a different one).
+        let loop = EventLoop(name: "executor-loop")
+        let identities = await withTaskGroup(of: ObjectIdentifier.self) { group in
+            for _ in 0..<16 {
+                group.addTask { await Thread.runDetached { ObjectIdentifier(loop.serialExecutor) } }
+            }
+            return await group.reduce(into: Set<ObjectIdentifier>()) { $0.insert($1) }
+        }
+        #expect(identities.count == 1)
+        loop.stop()
     }
 
     @Test func runExecutesOnTheLoop() async {

@@ -105,21 +105,21 @@ struct SchedulerTests {
             await redis.stop()
         }
 
-        /// The run once it has ended (waits at most 10 s).
+        /// The run once it has ended; nil if it had not within 10 s.
         func ended(_ id: RunID) async -> SyncRun? {
             let scheduler = scheduler
-            _ = await eventually(timeout: .seconds(10)) {
+            let ended = await eventually(timeout: .seconds(10)) {
                 let state = await scheduler.run(id)?.state
                 return state != .running && state != .queued
             }
-            return await scheduler.run(id)
+            return ended ? await scheduler.run(id) : nil
         }
 
-        /// The first ended run of `kind` (waits at most 10 s).
+        /// The first ended run of `kind`; nil if none had within 10 s.
         func ended(kind: SyncRun.Kind) async -> SyncRun? {
             let scheduler = scheduler
-            _ = await eventually(timeout: .seconds(10)) { await scheduler.status().recent.contains { $0.kind == kind } }
-            return await scheduler.status().recent.last { $0.kind == kind }
+            let found = await eventually(timeout: .seconds(10)) { await scheduler.status().recent.contains { $0.kind == kind } }
+            return found ? await scheduler.status().recent.last { $0.kind == kind } : nil
         }
     }
 
@@ -602,7 +602,7 @@ struct SchedulerTests {
         let running = try await rig.start()
         #expect(await rig.clock.waitForSleepers(atLeast: 2))
         let id = await rig.scheduler.requestFullRun(trigger: "admin")
-        _ = await rig.ended(id)
+        try #require(await rig.ended(id) != nil)
         let response = HTTPResponse.json(await rig.scheduler.status())
         #expect(response.status == 200)
         let json = try #require(try JSONSerialization.jsonObject(with: Data(response.body)) as? [String: Any])

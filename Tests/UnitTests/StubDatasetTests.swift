@@ -2,7 +2,7 @@ import Actors
 import Foundation
 import Testing
 
-@testable import ChatService
+@testable import StubUpstream
 
 @Suite("StubDataset")
 struct StubDatasetTests {

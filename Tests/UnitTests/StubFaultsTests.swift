@@ -1,6 +1,6 @@
 import Testing
 
-@testable import ChatService
+@testable import StubUpstream
 
 @Suite("StubFaults")
 struct StubFaultsTests {

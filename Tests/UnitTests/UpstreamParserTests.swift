@@ -1,6 +1,6 @@
-import ChatService
 import Foundation
 import ChatRuntime
+import StubUpstream
 import Testing
 
 @testable import Actors

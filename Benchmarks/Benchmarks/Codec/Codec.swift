@@ -2,8 +2,8 @@
 // hand-written codec the service uses, and Foundation's coders on the same value for scale.
 import Actors
 import Benchmark
-import ChatService
 import Foundation
+import StubUpstream
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(

@@ -1,8 +1,8 @@
 // The L1: an LRU of participants entries keyed by chat id, at the default capacity.
 import Actors
 import Benchmark
-import ChatService
 import Foundation
+import StubUpstream
 
 let benchmarks: @Sendable () -> Void = {
     Benchmark.defaultConfiguration = .init(

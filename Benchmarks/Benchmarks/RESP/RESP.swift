@@ -4,9 +4,9 @@
 import Actors
 import Benchmark
 import CHiredis
-import ChatService
 import Foundation
 import Logging
+import StubUpstream
 @_spi(Benchmarks) import ChatRuntime
 
 let benchmarks: @Sendable () -> Void = {

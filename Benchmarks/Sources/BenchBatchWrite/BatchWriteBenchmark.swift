@@ -1,8 +1,8 @@
 import Actors
-import ChatService
+import ChatRuntime
 import Foundation
 import Logging
-import ChatRuntime
+import StubUpstream
 
 /// What one run measured.
 struct BatchWriteResult: Sendable {

@@ -6,7 +6,6 @@
 //
 //   bench-batch-write --port 6379 [--batch-size 50] [--in-flight 50] [--seconds 5] [--participants 20]
 import Actors
-import ChatService
 import Foundation
 import Logging
 import ChatRuntime

@@ -1,5 +1,6 @@
 import ArgumentParser
 import ChatService
+import StubUpstream
 
 /// `chat-service stub-upstream`: a stand-in for the upstream participants API with synthetic
 /// data and injectable faults, for demos, tests and benchmarks. Faults can also be changed at

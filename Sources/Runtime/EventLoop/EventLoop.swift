@@ -19,8 +19,9 @@ import Synchronization
 public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable {
     // @unchecked Sendable: `base` and `wakeEvent` are created in init and only used on the loop
     // thread afterwards, except for `event_active` and `event_base_loopexit`, which libevent
-    // makes thread-safe once `evthread_use_pthreads` ran before the base was created. All other
-    // mutable state is inside `queue`, a Mutex.
+    // makes thread-safe once `evthread_use_pthreads` ran before the base was created.
+    // `serialExecutor` is set once in init, before the loop is shared with any other thread, and
+    // only read afterwards. All other mutable state is inside `queue`, a Mutex.
 
     /// How a queued job must be run: as an actor job on the loop's serial executor, or as a
     /// task job on the loop as the task's preferred executor. Running every job one way
@@ -47,8 +48,11 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
     private let started = DispatchSemaphore(value: 0)
     private let loopThreadID = AnnotatedMutex<pthread_t?>(nil)
     private let stopRequested = Atomic<Bool>(false)
-    /// The loop's face as the serial executor of actors; see ``JobKind``.
-    private(set) lazy var serialExecutor = LoopSerialExecutor(loop: self)
+    /// The loop's face as the serial executor of actors; see ``JobKind``. Created in init and
+    /// never changed: actors on several threads read it (`unownedExecutor`), and a `lazy var`
+    /// would be created by whichever read came first, racing with the others. Not a `let`
+    /// because it refers back to `self`.
+    private(set) var serialExecutor: LoopSerialExecutor!
     /// Where ``resolver`` reads its nameservers.
     public let resolverSettings: ResolverSettings
     private let resolverSlot = AnnotatedMutex<DNSResolver?>(nil)
@@ -72,6 +76,7 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
         self.wakeEvent = event_new(base, -1, Int16(EV_PERSIST), { _, _, context in
             Unmanaged<EventLoop>.fromOpaque(context!).takeUnretainedValue().drain()
         }, context)
+        self.serialExecutor = LoopSerialExecutor(loop: self)
         let thread = Thread { [self] in self.threadMain() }
         thread.name = name
         thread.start()
@@ -214,6 +219,10 @@ public final class EventLoop: SerialExecutor, TaskExecutor, @unchecked Sendable 
 
     /// Whether ``stop()`` was called.
     public var isStopped: Bool { stopRequested.load(ordering: .acquiring) }
+
+    /// Whether libevent dispatch has ended after ``stop()``: jobs enqueued from now on take the
+    /// late path (see "Jobs enqueued after stop"). For tests that must reach that path.
+    var hasEndedDispatch: Bool { queue.withLock { $0.dispatchEnded } }
 }
 
 extension Array {

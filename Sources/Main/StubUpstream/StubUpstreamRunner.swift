@@ -11,7 +11,7 @@ public enum StubUpstreamRunner {
         let (settings, logLevel) = try options.resolved()
         let host = options.host
         let port = options.port
-        ServeRunner.bootstrapLogging(level: logLevel, format: .text)
+        bootstrapLogging(level: logLevel)
         let logger = Logger(label: "stub-upstream")
         let loop = EventLoop(name: "stub-upstream-io")
         defer { loop.stop() }
@@ -22,6 +22,15 @@ public enum StubUpstreamRunner {
         configuration.maximumGracefulShutdownDuration = .seconds(5)
         try await ServiceGroup(configuration: configuration).run()
         logger.info("stub upstream stopped")
+    }
+
+    /// Text lines on standard error at `level`, as `chat-service serve` logs with LOG_FORMAT=text.
+    private static func bootstrapLogging(level: Logger.Level) {
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
     }
 }
 
