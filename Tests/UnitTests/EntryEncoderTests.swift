@@ -67,15 +67,17 @@ struct EntryEncoderTests {
     @Test func plainEntriesAreSizedExactly() {
         var random = SeededRandom(seed: 11)
         for _ in 0..<200 {
-            var entry = Self.randomEntry(&random)
-            entry.participants = entry.participants.map { participant in
-                var plain = participant
-                plain.displayName = "User \(random.next() % 1000) é 😀 日本語"
-                plain.userID = "u-\(random.next())"
-                plain.role = "member"
-                plain.avatarURL = plain.avatarURL == nil ? nil : "https://avatars.invalid/\(random.next()).png"
-                return plain
-            }
+            let drawn = Self.randomEntry(&random)
+            let entry = ParticipantsEntry(
+                chatID: drawn.chatID,
+                participants: drawn.participants.map { participant in
+                    var plain = participant
+                    plain.displayName = "User \(random.next() % 1000) é 😀 日本語"
+                    plain.userID = "u-\(random.next())"
+                    plain.role = "member"
+                    plain.avatarURL = plain.avatarURL == nil ? nil : "https://avatars.invalid/\(random.next()).png"
+                    return plain
+                }, version: drawn.version, fetchedAt: drawn.fetchedAt)
             let redis = EntryCodec.encodeForRedis(entry)
             #expect(redis == Self.reference(entry, closing: "}"))
             // One allocation of the exact size: no slack beyond the allocator's rounding.

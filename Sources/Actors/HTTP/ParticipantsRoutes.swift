@@ -30,25 +30,10 @@ public struct ParticipantsRoutes: Sendable {
     public let sync: SyncControl
     public let supervisor: RedisSupervisor
     public let instanceID: String
-    /// Encoded read responses reused while an entry does not change.
-    public let bodies: ResponseBodyCache
 
-    /// Hot chats whose encoded response is kept, at most (a few kilobytes each).
-    public static let defaultResponseBodyCapacity = 10_000
-
-    /// How many encoded responses to keep for an L1 of `l1Size` entries: as many as the L1
-    /// holds, within `1024...defaultResponseBodyCapacity`. Kept with the L1 off too: a body is
-    /// reused only for an equal entry, so it is never staler than the entry read from Redis,
-    /// and Redis reads of a hot chat then encode once per write instead of once per read.
-    public static func responseBodyCapacity(l1Size: Int) -> Int {
-        min(max(l1Size, 1024), defaultResponseBodyCapacity)
-    }
-
-    /// - Parameter bodies: encoded read responses kept for reuse; capacity 0 encodes every read.
     public init(
         reader: ParticipantsReader, users: UserAuthenticator, admins: AdminAuthenticator,
-        sync: SyncControl, supervisor: RedisSupervisor, instanceID: String,
-        bodies: ResponseBodyCache = ResponseBodyCache(capacity: 0)
+        sync: SyncControl, supervisor: RedisSupervisor, instanceID: String
     ) {
         self.reader = reader
         self.users = users
@@ -56,7 +41,6 @@ public struct ParticipantsRoutes: Sendable {
         self.sync = sync
         self.supervisor = supervisor
         self.instanceID = instanceID
-        self.bodies = bodies
     }
 
     public var registrations: [RouteRegistration] {
@@ -97,7 +81,8 @@ public struct ParticipantsRoutes: Sendable {
         guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
         guard users.isRemembered(request) else { return nil }
         reader.trackFromMemory(chat)
-        return .json(bytes: bodies.body(for: entry, stale: false, source: .memory))
+        // The entry's stored form is the body, with `stale` and `source` added: one copy.
+        return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .memory))
     }
 
     func read(_ request: HTTPRequest) async -> HTTPResponse {
@@ -105,7 +90,7 @@ public struct ParticipantsRoutes: Sendable {
         guard let chat = Self.chatID(request) else { return Self.invalidChatID }
         switch await reader.read(chat) {
         case .entry(let entry, let stale, let source):
-            return .json(bytes: bodies.body(for: entry, stale: stale, source: source))
+            return .json(bytes: EntryCodec.encodeResponse(entry, stale: stale, source: source))
         case .notFound:
             return .error(status: 404, code: "chat_not_found", message: "no chat \(chat)")
         case .unavailable(let error):

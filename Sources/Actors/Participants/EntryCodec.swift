@@ -1,34 +1,53 @@
 import ChatRuntime
 import Foundation
 
-/// Serializes ``ParticipantsEntry`` for Redis and for HTTP responses.
+/// The stored form of ``ParticipantsEntry`` and the answers made from it.
 ///
-/// Both forms are written by hand into one byte array because they run for every entry a sync
-/// writes and every response a read encodes. When no string needs escaping (nearly always) the
-/// output size is known up front and the bytes go through a ``ByteArrayWriter``, one allocation
-/// and plain copies, about three times faster than appending to an array (docs/PERFORMANCE.md);
-/// otherwise a ``JSONWriter`` escapes. The Redis form is `{"chat_id","participants","version","fetched_at"}`;
-/// the response form adds `"stale"` and `"source"`. Keys always come in this order, strings are
-/// escaped as ``JSONWriter`` escapes them.
+/// The stored form, `{"chat_id","participants","version","fetched_at"}` in that order with no
+/// whitespace, is the value under ``ChatID/redisKey`` and the body of
+/// `GET /v1/chats/{chat_id}/participants` without its last byte: an answer is the stored bytes,
+/// then `"stale"` and `"source"`, then the closing brace. Strings are escaped as ``JSONWriter``
+/// escapes them (`"`, `\` and bytes below 0x20, nothing else), so a string token without a
+/// backslash is already in this form and is copied as it is.
+///
+/// Writing is done by hand into one byte array: when no string needs escaping (nearly always)
+/// the output size is known up front and the bytes go through a ``ByteArrayWriter``, one
+/// allocation and plain copies (docs/PERFORMANCE.md); otherwise a ``JSONWriter`` escapes.
 public enum EntryCodec {
-    /// The JSON stored under ``ChatID/redisKey``.
+    /// The JSON stored under ``ChatID/redisKey``: the entry's stored form, as it is.
     public static func encodeForRedis(_ entry: ParticipantsEntry) -> [UInt8] {
-        encode(entry, closing: "}")
+        entry.stored
     }
 
-    /// Reads an entry written by ``encodeForRedis(_:)``. Any malformed, truncated or foreign
-    /// content is reported, never half-read. Unknown keys are ignored.
+    /// Reads a stored entry. Any malformed, truncated or foreign content is reported, never
+    /// half-read. Bytes already in the stored form (all that this service writes) are kept as
+    /// they are, not copied; other valid documents (keys in another order, unknown keys,
+    /// whitespace, other escapes) are decoded and written again in the stored form.
     public static func decodeFromRedis(_ bytes: [UInt8]) throws(EntryDecodingError) -> ParticipantsEntry {
+        if let entry = EntryParser.storedForm(bytes) { return entry }
         do {
-            return try EntryParser.parse(bytes)
+            let fields = try EntryParser.fields(of: bytes)
+            return ParticipantsEntry(
+                chatID: fields.chatID, participants: fields.participants, version: fields.version,
+                fetchedAt: fields.fetchedAt)
         } catch {
             throw EntryDecodingError(error)
         }
     }
 
-    /// The body of `GET /v1/chats/{chat_id}/participants`.
+    /// The body of `GET /v1/chats/{chat_id}/participants`: the stored bytes with `stale` and
+    /// `source` added before the closing brace, one allocation and one copy.
     public static func encodeResponse(_ entry: ParticipantsEntry, stale: Bool, source: ReadSource) -> [UInt8] {
-        encode(entry, closing: responseClosing(stale: stale, source: source))
+        let closing = responseClosing(stale: stale, source: source)
+        let stored = entry.stored
+        return stored.withUnsafeBufferPointer { bytes in
+            // The stored form always ends in its closing brace, which the answer replaces.
+            let kept = UnsafeBufferPointer(rebasing: bytes.dropLast())
+            return ByteArrayWriter.makeArray(capacity: kept.count + closing.utf8CodeUnitCount) { writer in
+                writer.append(kept)
+                writer.append(closing)
+            }
+        }
     }
 
     private static func responseClosing(stale: Bool, source: ReadSource) -> StaticString {
@@ -43,43 +62,63 @@ public enum EntryCodec {
     }
 
     // The literals between the values, in writing order.
-    private static let openChatID: StaticString = #"{"chat_id":"#
-    private static let openParticipants: StaticString = #","participants":["#
-    private static let openUserID: StaticString = #"{"user_id":"#
-    private static let openDisplayName: StaticString = #","display_name":"#
-    private static let openAvatarURL: StaticString = #","avatar_url":"#
-    private static let openRole: StaticString = #","role":"#
-    private static let null: StaticString = "null"
-    private static let openVersion: StaticString = #"],"version":"#
-    private static let openFetchedAt: StaticString = #","fetched_at":"#
+    static let openChatID: StaticString = #"{"chat_id":"#
+    static let openParticipants: StaticString = #","participants":"#
+    static let openUserID: StaticString = #"{"user_id":"#
+    static let openDisplayName: StaticString = #","display_name":"#
+    static let openAvatarURL: StaticString = #","avatar_url":"#
+    static let openRole: StaticString = #","role":"#
+    static let null: StaticString = "null"
+    static let openVersion: StaticString = #","version":"#
+    static let openFetchedAt: StaticString = #","fetched_at":"#
 
-    private static func encode(_ entry: ParticipantsEntry, closing: StaticString) -> [UInt8] {
+    /// The stored form of an entry whose members are already `participantsJSON`, the compact
+    /// array ``participantsJSON(_:)`` writes (or the upstream parser copies): exact size, one
+    /// allocation. A chat id never needs escaping (its alphabet is `[A-Za-z0-9_.:-]`).
+    static func assemble(chatID: ChatID, participantsJSON: [UInt8], version: Int64, fetchedAt: Date) -> [UInt8] {
+        let count =
+            openChatID.utf8CodeUnitCount + JSONEscaping.plainQuotedCount(chatID.rawValue)
+            + openParticipants.utf8CodeUnitCount + participantsJSON.count
+            + openVersion.utf8CodeUnitCount + JSONEscaping.decimalCount(version)
+            + openFetchedAt.utf8CodeUnitCount + ISO8601Timestamp.length + 3
+        return ByteArrayWriter.makeArray(capacity: count) { writer in
+            writer.append(openChatID)
+            writer.append(UInt8(ascii: "\""))
+            writer.append(utf8: chatID.rawValue)
+            writer.append(UInt8(ascii: "\""))
+            writer.append(openParticipants)
+            writer.append(participantsJSON)
+            writer.append(openVersion)
+            JSONEscaping.writeInteger(version, to: &writer)
+            writer.append(openFetchedAt)
+            writer.append(UInt8(ascii: "\""))
+            ISO8601Timestamp.write(fetchedAt, to: &writer)
+            writer.append(UInt8(ascii: "\""))
+            writer.append(UInt8(ascii: "}"))
+        }
+    }
+
+    /// The members as the compact JSON array of the stored form.
+    static func participantsJSON(_ participants: [Participant]) -> [UInt8] {
         // Sized for the common case, no string to escape: one allocation, plain copies. A string
-        // that needs escaping sends the whole entry to the escaping writer instead.
+        // that needs escaping sends the whole array to the escaping writer instead.
         var plain = false
-        let bytes = ByteArrayWriter.makeArray(capacity: plainFieldsCount(of: entry) + closing.utf8CodeUnitCount) {
-            writer in
-            plain = writePlainFields(of: entry, to: &writer)
-            if plain { writer.append(closing) }
+        let bytes = ByteArrayWriter.makeArray(capacity: plainCount(of: participants)) { writer in
+            plain = writePlain(participants, to: &writer)
         }
         if plain { return bytes }
         var writer = JSONWriter(reservingCapacity: bytes.capacity + 64)
-        writeFields(of: entry, to: &writer)
-        writer.appendRaw(closing)
+        writeEscaping(participants, to: &writer)
         return writer.bytes
     }
 
-    /// The exact length of what ``writePlainFields(of:to:)`` writes when no string needs escaping.
-    private static func plainFieldsCount(of entry: ParticipantsEntry) -> Int {
-        var count =
-            openChatID.utf8CodeUnitCount + JSONEscaping.plainQuotedCount(entry.chatID.rawValue)
-            + openParticipants.utf8CodeUnitCount + max(0, entry.participants.count - 1)
-            + openVersion.utf8CodeUnitCount + JSONEscaping.decimalCount(entry.version)
-            + openFetchedAt.utf8CodeUnitCount + ISO8601Timestamp.length + 2
+    /// The exact length of what ``writePlain(_:to:)`` writes when no string needs escaping.
+    private static func plainCount(of participants: [Participant]) -> Int {
+        var count = 2 + max(0, participants.count - 1)
         let perParticipant =
             openUserID.utf8CodeUnitCount + openDisplayName.utf8CodeUnitCount
             + openAvatarURL.utf8CodeUnitCount + openRole.utf8CodeUnitCount + 1
-        for participant in entry.participants {
+        for participant in participants {
             count +=
                 perParticipant + JSONEscaping.plainQuotedCount(participant.userID)
                 + JSONEscaping.plainQuotedCount(participant.displayName)
@@ -89,14 +128,12 @@ public enum EntryCodec {
         return count
     }
 
-    /// Writes everything up to, but not including, the closing brace; false (and a partial
-    /// output to throw away) as soon as a string needs escaping.
-    private static func writePlainFields(of entry: ParticipantsEntry, to writer: inout ByteArrayWriter) -> Bool {
-        writer.append(openChatID)
-        guard JSONEscaping.writePlainQuoted(entry.chatID.rawValue, to: &writer) else { return false }
-        writer.append(openParticipants)
+    /// Writes the array; false (and a partial output to throw away) as soon as a string needs
+    /// escaping.
+    private static func writePlain(_ participants: [Participant], to writer: inout ByteArrayWriter) -> Bool {
+        writer.append(UInt8(ascii: "["))
         var isFirst = true
-        for participant in entry.participants {
+        for participant in participants {
             if !isFirst { writer.append(UInt8(ascii: ",")) }
             isFirst = false
             writer.append(openUserID)
@@ -113,21 +150,14 @@ public enum EntryCodec {
             guard JSONEscaping.writePlainQuoted(participant.role, to: &writer) else { return false }
             writer.append(UInt8(ascii: "}"))
         }
-        writer.append(openVersion)
-        JSONEscaping.writeInteger(entry.version, to: &writer)
-        writer.append(openFetchedAt)
-        writer.append(UInt8(ascii: "\""))
-        ISO8601Timestamp.write(entry.fetchedAt, to: &writer)
-        writer.append(UInt8(ascii: "\""))
+        writer.append(UInt8(ascii: "]"))
         return true
     }
 
-    /// The same fields, escaping what needs it, into a growing buffer: the rare path.
-    private static func writeFields(of entry: ParticipantsEntry, to writer: inout JSONWriter) {
-        writer.appendRaw(openChatID)
-        writer.appendString(entry.chatID.rawValue)
-        writer.appendRaw(openParticipants)
-        for (index, participant) in entry.participants.enumerated() {
+    /// The same array, escaping what needs it, into a growing buffer: the rare path.
+    private static func writeEscaping(_ participants: [Participant], to writer: inout JSONWriter) {
+        writer.appendRaw(ascii: UInt8(ascii: "["))
+        for (index, participant) in participants.enumerated() {
             if index > 0 { writer.appendRaw(ascii: UInt8(ascii: ",")) }
             writer.appendRaw(openUserID)
             writer.appendString(participant.userID)
@@ -139,9 +169,6 @@ public enum EntryCodec {
             writer.appendString(participant.role)
             writer.appendRaw(ascii: UInt8(ascii: "}"))
         }
-        writer.appendRaw(openVersion)
-        writer.appendInteger(entry.version)
-        writer.appendRaw(openFetchedAt)
-        writer.appendTimestamp(entry.fetchedAt)
+        writer.appendRaw(ascii: UInt8(ascii: "]"))
     }
 }

@@ -1,20 +1,76 @@
 import Foundation
 
-/// Reads the Redis form of ``ParticipantsEntry`` straight from bytes.
+/// Reads the stored form of ``ParticipantsEntry`` straight from bytes.
 ///
 /// `JSONDecoder` took about 100 µs for an entry of 50 participants, too slow for a read path
-/// that decodes on every L1 miss; this parser accepts the same documents (and, being stricter,
-/// refuses versions written as `1.0` or `1e3`), reporting problems with the same reasons and
-/// paths. Unknown keys are skipped, so a newer writer can add fields.
+/// that decodes on every L1 miss. Two readers:
+/// - ``storedForm(_:)`` recognises the exact stored form ``EntryCodec`` writes (every entry this
+///   service stores) and checks it without decoding a member: the bytes become the entry's
+///   stored form as they are.
+/// - ``fields(of:)`` decodes any valid document, reporting problems with the reasons and paths
+///   `JSONDecoder` would give (and, being stricter, refusing versions written as `1.0` or
+///   `1e3`). Unknown keys are skipped, so a newer writer can add fields.
 enum EntryParser {
-    static func parse(_ bytes: [UInt8]) throws(DecodingFailure) -> ParticipantsEntry {
-        var scanner = JSONScanner(bytes)
-        let entry = try parseEntry(&scanner)
-        try scanner.expectEnd()
-        return entry
+    /// An entry's fields, decoded.
+    struct Fields {
+        var chatID: ChatID
+        var participants: [Participant]
+        var version: Int64
+        var fetchedAt: Date
     }
 
-    private static func parseEntry(_ scanner: inout JSONScanner) throws(DecodingFailure) -> ParticipantsEntry {
+    static func fields(of bytes: [UInt8]) throws(DecodingFailure) -> Fields {
+        var scanner = JSONScanner(bytes)
+        let fields = try parseEntry(&scanner)
+        try scanner.expectEnd()
+        return fields
+    }
+
+    /// The entry whose stored form is exactly `bytes`, or nil when `bytes` are anything else
+    /// (another key order, whitespace, unknown keys, an escape, or not valid at all): the caller
+    /// then decodes them with ``fields(of:)``. Every string is checked (syntax, UTF-8), so the
+    /// bytes are valid JSON when this answers.
+    static func storedForm(_ bytes: [UInt8]) -> ParticipantsEntry? {
+        var reader = StoredFormReader(bytes)
+        guard reader.consume(EntryCodec.openChatID), let chatBytes = reader.plainString(),
+            let chatID = ChatID(validating: String(decoding: chatBytes, as: UTF8.self)),
+            reader.consume(EntryCodec.openParticipants), reader.consume("[")
+        else { return nil }
+        if !reader.consume("]") {
+            repeat {
+                guard reader.consume(EntryCodec.openUserID), reader.plainString() != nil,
+                    reader.consume(EntryCodec.openDisplayName), reader.plainString() != nil,
+                    reader.consume(EntryCodec.openAvatarURL),
+                    reader.consume(EntryCodec.null) || reader.plainString() != nil,
+                    reader.consume(EntryCodec.openRole), reader.plainString() != nil,
+                    reader.consume("}")
+                else { return nil }
+            } while reader.consume(",")
+            guard reader.consume("]") else { return nil }
+        }
+        guard reader.consume(EntryCodec.openVersion), let version = reader.integer(),
+            reader.consume(EntryCodec.openFetchedAt), let timestamp = reader.plainString(),
+            let fetchedAt = ISO8601Timestamp.date(fromUTF8: timestamp),
+            reader.consume("}"), reader.isAtEnd
+        else { return nil }
+        // Only the spelling ISO8601Timestamp writes is the stored form: at this length, with
+        // `.` milliseconds and upper-case `T` and `Z` (the reader also takes `t`, `z`, offsets).
+        let start = timestamp.startIndex
+        guard timestamp.count == ISO8601Timestamp.length, timestamp[start + 10] == UInt8(ascii: "T"),
+            timestamp[start + 19] == UInt8(ascii: "."), timestamp[start + 23] == UInt8(ascii: "Z")
+        else { return nil }
+        return ParticipantsEntry(chatID: chatID, version: version, fetchedAt: fetchedAt, stored: bytes)
+    }
+
+    /// The members in a JSON array such as ``UpstreamChat/participantsJSON``.
+    static func participants(inArray bytes: [UInt8]) throws(DecodingFailure) -> [Participant] {
+        var scanner = JSONScanner(bytes)
+        let participants = try parseParticipants(&scanner)
+        try scanner.expectEnd()
+        return participants
+    }
+
+    private static func parseEntry(_ scanner: inout JSONScanner) throws(DecodingFailure) -> Fields {
         try expect(.object, in: &scanner, at: "$")
         try scanner.beginObject()
         var chatID: ChatID?
@@ -54,7 +110,7 @@ enum EntryParser {
         guard let participants else { throw missing("$.participants") }
         guard let version else { throw missing("$.version") }
         guard let fetchedAt else { throw missing("$.fetched_at") }
-        return ParticipantsEntry(chatID: chatID, participants: participants, version: version, fetchedAt: fetchedAt)
+        return Fields(chatID: chatID, participants: participants, version: version, fetchedAt: fetchedAt)
     }
 
     private static func parseParticipants(_ scanner: inout JSONScanner) throws(DecodingFailure) -> [Participant] {
@@ -124,5 +180,60 @@ enum EntryParser {
     private static func missing(_ path: String) -> DecodingFailure {
         let field = path.split(separator: ".").last.map(String.init) ?? path
         return DecodingFailure(reason: .missingField, path: path, detail: "missing field \"\(field)\"")
+    }
+}
+
+/// Walks bytes expected in the stored form, literal by literal; every method answers false or
+/// nil at the first byte that differs, leaving the reader where it was no longer matters then.
+private struct StoredFormReader {
+    private var scanner: JSONScanner
+    private let bytes: [UInt8]
+    private var offset = 0
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+        scanner = JSONScanner(bytes)
+    }
+
+    var isAtEnd: Bool { offset == bytes.count }
+
+    mutating func consume(_ literal: StaticString) -> Bool {
+        let count = literal.utf8CodeUnitCount
+        guard bytes.count - offset >= count else { return false }
+        let matches = literal.withUTF8Buffer { expected in
+            var index = offset
+            for byte in expected {
+                guard bytes[index] == byte else { return false }
+                index += 1
+            }
+            return true
+        }
+        if matches { offset += count }
+        return matches
+    }
+
+    /// A string with no escape (the stored form has one only where ``JSONWriter`` would write
+    /// it, which this reader leaves to the full parser), checked for control characters and
+    /// UTF-8; its bytes between the quotes.
+    mutating func plainString() -> ArraySlice<UInt8>? {
+        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { return nil }
+        scanner.move(to: offset)
+        guard let string = try? scanner.readStringToken(),
+            JSONScanner.isPlainToken(string.token, unescaped: string.unescaped)
+        else { return nil }
+        offset = string.token.upperBound
+        return string.unescaped
+    }
+
+    /// A JSON integer within `Int64`.
+    mutating func integer() -> Int64? {
+        scanner.move(to: offset)
+        // The scanner would skip whitespace first, which the stored form never has.
+        guard offset < bytes.count,
+            bytes[offset] == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[offset]),
+            let value = try? scanner.readInt64()
+        else { return nil }
+        offset = scanner.offset
+        return value
     }
 }

@@ -37,9 +37,9 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     private var l1: LRUCache<ChatID, ParticipantsEntry>
     private var notFoundL1: LRUCache<ChatID, Date>
-    /// The last entry decoded from Redis per chat, with the bytes it came from (see
-    /// ``decodeStored(_:of:)``).
-    private var decodedFromRedis = LRUCache<ChatID, DecodedEntry>(capacity: ParticipantsCache.decodeMemoCapacity)
+    /// The last entry decoded from Redis per chat (see ``decodeStored(_:of:)``); its stored form
+    /// is the bytes it came from.
+    private var decodedFromRedis = LRUCache<ChatID, ParticipantsEntry>(capacity: ParticipantsCache.decodeMemoCapacity)
     /// Entries not yet in Redis, newest per chat; the actor only carries out its actions.
     private var writeBack: WriteBackBuffer
     /// The batch stores waiting for room in ``writeBack``, by the id it gave them.
@@ -56,11 +56,6 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     /// Chats whose last decoded Redis entry is kept: the hot set, a few kilobytes each.
     public static let decodeMemoCapacity = 1024
-
-    private struct DecodedEntry {
-        var stored: [UInt8]
-        var entry: ParticipantsEntry
-    }
 
     /// - Parameter coordination: when set, writes are announced on the invalidation stream.
     public init(
@@ -202,10 +197,10 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// can never serve anything else, whatever another instance writes.
     private func decodeStored(_ bytes: [UInt8], of chat: ChatID) throws(EntryDecodingError) -> ParticipantsEntry {
         if let memo = decodedFromRedis.get(chat), memo.stored.hasSameBytes(as: bytes) {
-            return memo.entry
+            return memo
         }
         let entry = try EntryCodec.decodeFromRedis(bytes)
-        decodedFromRedis.set(DecodedEntry(stored: bytes, entry: entry), for: chat)
+        decodedFromRedis.set(entry, for: chat)
         return entry
     }
 

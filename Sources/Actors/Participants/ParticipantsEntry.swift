@@ -1,27 +1,67 @@
+import ChatRuntime
 public import Foundation
 
 /// A chat's participants as cached in Redis and in memory, with the time they were fetched.
+///
+/// An entry is held in its one stored form (``stored``): the exact bytes written to Redis, kept
+/// in the L1 and sent as the response body (between a small per-answer suffix, see
+/// ``EntryCodec``). The fields a caller needs often (``chatID``, ``version``, ``fetchedAt``) sit
+/// beside it; the members are decoded from it only when asked for (``participants``: membership
+/// checks, the gRPC mapping). A sync thus never turns upstream's JSON into one heap string per
+/// field, and a cached chat costs its stored bytes and little more.
+///
+/// ``stored`` is always the compact form ``EntryCodec`` writes for the fields, keys in the order
+/// `chat_id, participants, version, fetched_at` (`fetched_at` last, as the write-if-newer script
+/// expects); so two entries are equal exactly when their stored forms are.
 public struct ParticipantsEntry: Codable, Sendable, Hashable {
     /// The chat these participants belong to (`chat_id`).
-    public var chatID: ChatID
-    /// The members, in the order upstream sent them.
-    public var participants: [Participant]
+    public let chatID: ChatID
     /// Upstream's version of the list; a newer fetch carries a higher or equal version.
-    public var version: Int64
+    public let version: Int64
     /// When the list was fetched from upstream (`fetched_at`). Serialized as an ISO-8601 timestamp
     /// with milliseconds, so precision finer than a millisecond does not survive a round trip.
-    public var fetchedAt: Date
+    public let fetchedAt: Date
+    /// The entry as stored in Redis: `{"chat_id":…,"participants":[…],"version":…,"fetched_at":…}`.
+    public let stored: [UInt8]
 
+    /// Encodes the fields into the stored form.
     public init(chatID: ChatID, participants: [Participant], version: Int64, fetchedAt: Date) {
-        self.chatID = chatID
-        self.participants = participants
-        self.version = version
-        self.fetchedAt = fetchedAt
+        self.init(
+            chatID: chatID, participantsJSON: EntryCodec.participantsJSON(participants), version: version,
+            fetchedAt: fetchedAt)
     }
 
-    /// The entry for a chat that upstream just returned.
+    /// The entry for a chat that upstream just returned: its members are copied as the compact
+    /// JSON the upstream parser already wrote, not decoded.
     public init(_ chat: UpstreamChat, fetchedAt: Date) {
-        self.init(chatID: chat.chatID, participants: chat.participants, version: chat.version, fetchedAt: fetchedAt)
+        self.init(
+            chatID: chat.chatID, participantsJSON: chat.participantsJSON, version: chat.version, fetchedAt: fetchedAt)
+    }
+
+    private init(chatID: ChatID, participantsJSON: [UInt8], version: Int64, fetchedAt: Date) {
+        self.init(
+            chatID: chatID, version: version, fetchedAt: fetchedAt,
+            stored: EntryCodec.assemble(
+                chatID: chatID, participantsJSON: participantsJSON, version: version, fetchedAt: fetchedAt))
+    }
+
+    /// An entry whose stored form the caller has built or checked to be the one the fields give.
+    init(chatID: ChatID, version: Int64, fetchedAt: Date, stored: [UInt8]) {
+        self.chatID = chatID
+        self.version = version
+        self.fetchedAt = fetchedAt
+        self.stored = stored
+    }
+
+    /// The members, in the order upstream sent them, decoded from ``stored`` on each call.
+    public var participants: [Participant] {
+        do {
+            return try EntryParser.fields(of: stored).participants
+        } catch {
+            // Unreachable: `stored` is only ever written by EntryCodec or checked by EntryParser.
+            assertionFailure("a stored entry did not decode: \(error)")
+            return []
+        }
     }
 
     /// How long ago the entry was fetched; negative if `fetchedAt` lies in the future (clock skew
@@ -39,6 +79,19 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
         age(at: now) > threshold
     }
 
+    // Equality and hashing: the stored form decides; the cheap fields go first so that unequal
+    // entries rarely compare their bytes, and equal ones that share storage compare by identity.
+    public static func == (lhs: ParticipantsEntry, rhs: ParticipantsEntry) -> Bool {
+        lhs.chatID == rhs.chatID && lhs.version == rhs.version && lhs.fetchedAt == rhs.fetchedAt
+            && lhs.stored.hasSameBytes(as: rhs.stored)
+    }
+
+    public func hash(into hasher: inout Hasher) {
+        hasher.combine(chatID)
+        hasher.combine(version)
+        hasher.combine(fetchedAt)
+    }
+
     enum CodingKeys: String, CodingKey {
         case chatID = "chat_id"
         case participants
@@ -50,9 +103,9 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
     /// decoder agrees with ``EntryCodec``.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        chatID = try container.decode(ChatID.self, forKey: .chatID)
-        participants = try container.decode([Participant].self, forKey: .participants)
-        version = try container.decodeInt64(forKey: .version)
+        let chatID = try container.decode(ChatID.self, forKey: .chatID)
+        let participants = try container.decode([Participant].self, forKey: .participants)
+        let version = try container.decodeInt64(forKey: .version)
         let timestamp = try container.decode(String.self, forKey: .fetchedAt)
         guard let date = ISO8601Timestamp.date(from: timestamp) else {
             throw DecodingError.dataCorruptedError(
@@ -61,7 +114,7 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
                     "expected an ISO-8601 timestamp, found \(String(reflecting: String(timestamp.prefix(64))))"
             )
         }
-        fetchedAt = date
+        self.init(chatID: chatID, participants: participants, version: version, fetchedAt: date)
     }
 
     /// Writes `fetched_at` as an ISO-8601 string whatever the encoder's date strategy.

@@ -26,7 +26,8 @@ enum UpstreamParser {
     static func chat(_ body: [UInt8]) -> UpstreamChat? {
         var scanner = JSONScanner(body)
         do {
-            let chat = try parseChat(&scanner)
+            var scratch = JSONWriter(reservingCapacity: body.count)
+            let chat = try parseChat(&scanner, scratch: &scratch)
             try scanner.expectEnd()
             return chat
         } catch {
@@ -62,18 +63,23 @@ enum UpstreamParser {
         guard try scanner.peekKind() == .array else { throw unsupported }
         try scanner.beginArray()
         var chats: [UpstreamChat] = []
+        var scratch = JSONWriter(reservingCapacity: 4096)
         var isFirst = true
         while try scanner.nextElement(isFirst: &isFirst) {
-            chats.append(try parseChat(&scanner))
+            chats.append(try parseChat(&scanner, scratch: &scratch))
         }
         return chats
     }
 
-    private static func parseChat(_ scanner: inout JSONScanner) throws(DecodingFailure) -> UpstreamChat {
+    /// - Parameter scratch: where the members are written first, reused from chat to chat so
+    ///   that each chat's copy is one allocation of the exact size.
+    private static func parseChat(_ scanner: inout JSONScanner, scratch: inout JSONWriter) throws(DecodingFailure)
+        -> UpstreamChat
+    {
         guard try scanner.peekKind() == .object else { throw unsupported }
         try scanner.beginObject()
         var chatID: ChatID?
-        var participants: [Participant]?
+        var participants: [UInt8]?
         var version: Int64?
         var isFirst = true
         while let key = try scanner.nextKey(isFirst: &isFirst) {
@@ -84,7 +90,7 @@ enum UpstreamParser {
                 chatID = id
             } else if JSONScanner.bytes(key, equal: "participants") {
                 guard participants == nil else { throw unsupported }
-                participants = try parseParticipants(&scanner)
+                participants = try parseParticipants(&scanner, into: &scratch)
             } else if JSONScanner.bytes(key, equal: "version") {
                 guard version == nil, try scanner.peekKind() == .number, let value = try scanner.readInt64() else {
                     throw unsupported
@@ -95,53 +101,94 @@ enum UpstreamParser {
             }
         }
         guard let chatID, let participants, let version else { throw unsupported }
-        return UpstreamChat(chatID: chatID, participants: participants, version: version)
+        return UpstreamChat(chatID: chatID, participantsJSON: participants, version: version)
     }
 
-    private static func parseParticipants(_ scanner: inout JSONScanner) throws(DecodingFailure) -> [Participant] {
+    /// The members, checked and written at once as the compact array of the stored form: each
+    /// string token without an escape (nearly all) is copied as it is, the rest are written
+    /// again as ``JSONWriter`` escapes; keys come out in the stored order, unknown keys dropped.
+    private static func parseParticipants(_ scanner: inout JSONScanner, into writer: inout JSONWriter)
+        throws(DecodingFailure) -> [UInt8]
+    {
         guard try scanner.peekKind() == .array else { throw unsupported }
         try scanner.beginArray()
-        var participants: [Participant] = []
+        writer.removeAll()
+        writer.appendRaw(ascii: UInt8(ascii: "["))
         var isFirst = true
+        var wroteOne = false
         while try scanner.nextElement(isFirst: &isFirst) {
-            participants.append(try parseParticipant(&scanner))
+            if wroteOne { writer.appendRaw(ascii: UInt8(ascii: ",")) }
+            wroteOne = true
+            try parseParticipant(&scanner, into: &writer)
         }
-        return participants
+        writer.appendRaw(ascii: UInt8(ascii: "]"))
+        // A copy of the exact size; the scratch buffer stays for the next chat.
+        return writer.bytes.withUnsafeBufferPointer { Array($0) }
     }
 
-    private static func parseParticipant(_ scanner: inout JSONScanner) throws(DecodingFailure) -> Participant {
+    private static func parseParticipant(_ scanner: inout JSONScanner, into writer: inout JSONWriter)
+        throws(DecodingFailure)
+    {
         guard try scanner.peekKind() == .object else { throw unsupported }
         try scanner.beginObject()
-        var userID: String?
-        var displayName: String?
-        var avatarURL: String?
+        var userID: StringToken?
+        var displayName: StringToken?
+        var avatarURL: StringToken?
         var avatarSeen = false
-        var role: String?
+        var role: StringToken?
         var isFirst = true
         while let key = try scanner.nextKey(isFirst: &isFirst) {
             if JSONScanner.bytes(key, equal: "user_id") {
                 guard userID == nil else { throw unsupported }
-                userID = try readString(&scanner)
+                userID = try readToken(&scanner)
             } else if JSONScanner.bytes(key, equal: "display_name") {
                 guard displayName == nil else { throw unsupported }
-                displayName = try readString(&scanner)
+                displayName = try readToken(&scanner)
             } else if JSONScanner.bytes(key, equal: "avatar_url") {
                 guard !avatarSeen else { throw unsupported }
                 avatarSeen = true
                 if try scanner.peekKind() == .null {
                     try scanner.readNull()
                 } else {
-                    avatarURL = try readString(&scanner)
+                    avatarURL = try readToken(&scanner)
                 }
             } else if JSONScanner.bytes(key, equal: "role") {
                 guard role == nil else { throw unsupported }
-                role = try readString(&scanner)
+                role = try readToken(&scanner)
             } else {
                 try scanner.skipValue()
             }
         }
         guard let userID, let displayName, let role else { throw unsupported }
-        return Participant(userID: userID, displayName: displayName, avatarURL: avatarURL, role: role)
+        writer.appendRaw(EntryCodec.openUserID)
+        userID.write(from: scanner, to: &writer)
+        writer.appendRaw(EntryCodec.openDisplayName)
+        displayName.write(from: scanner, to: &writer)
+        writer.appendRaw(EntryCodec.openAvatarURL)
+        if let avatarURL {
+            avatarURL.write(from: scanner, to: &writer)
+        } else {
+            writer.appendRaw(EntryCodec.null)
+        }
+        writer.appendRaw(EntryCodec.openRole)
+        role.write(from: scanner, to: &writer)
+        writer.appendRaw(ascii: UInt8(ascii: "}"))
+    }
+
+    /// A string checked by the scanner, remembered by where it is so that nothing is copied
+    /// until the member is written in the stored order.
+    private struct StringToken {
+        var token: Range<Int>
+        /// Its unescaped bytes when it held an escape (then written again), else nil.
+        var unescaped: ArraySlice<UInt8>?
+
+        func write(from scanner: JSONScanner, to writer: inout JSONWriter) {
+            if let unescaped {
+                writer.appendString(utf8: unescaped)
+            } else {
+                writer.appendRaw(scanner.slice(token))
+            }
+        }
     }
 
     private static func parseStringsOrNull(_ scanner: inout JSONScanner) throws(DecodingFailure) -> [String] {
@@ -157,6 +204,13 @@ enum UpstreamParser {
             strings.append(try readString(&scanner))
         }
         return strings
+    }
+
+    private static func readToken(_ scanner: inout JSONScanner) throws(DecodingFailure) -> StringToken {
+        guard try scanner.peekKind() == .string else { throw unsupported }
+        let (token, unescaped) = try scanner.readStringToken()
+        return StringToken(
+            token: token, unescaped: JSONScanner.isPlainToken(token, unescaped: unescaped) ? nil : unescaped)
     }
 
     private static func readString(_ scanner: inout JSONScanner) throws(DecodingFailure) -> String {

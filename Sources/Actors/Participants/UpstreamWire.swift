@@ -1,17 +1,37 @@
 /// One chat as the upstream participants API returns it (DESIGN §5), from
 /// `GET /v1/chats/{chat_id}/participants` or inside a batch answer.
+///
+/// The members are kept as the compact JSON array of the stored entry form
+/// (``participantsJSON``), which the upstream parser writes while it checks the answer, so that
+/// a fetched chat becomes a ``ParticipantsEntry`` without decoding a member.
 public struct UpstreamChat: Codable, Sendable, Hashable {
     /// The chat (`chat_id`); a chat whose id is not a valid ``ChatID`` is refused.
-    public var chatID: ChatID
-    /// The members (`participants`).
-    public var participants: [Participant]
+    public let chatID: ChatID
     /// Upstream's version of the list (`version`), a JSON integer.
-    public var version: Int64
+    public let version: Int64
+    /// The members (`participants`) as ``EntryCodec`` writes them in the stored form.
+    public let participantsJSON: [UInt8]
 
     public init(chatID: ChatID, participants: [Participant], version: Int64) {
+        self.init(chatID: chatID, participantsJSON: EntryCodec.participantsJSON(participants), version: version)
+    }
+
+    /// A chat whose members the caller already wrote in the stored form.
+    init(chatID: ChatID, participantsJSON: [UInt8], version: Int64) {
         self.chatID = chatID
-        self.participants = participants
         self.version = version
+        self.participantsJSON = participantsJSON
+    }
+
+    /// The members, decoded from ``participantsJSON`` on each call.
+    public var participants: [Participant] {
+        do {
+            return try EntryParser.participants(inArray: participantsJSON)
+        } catch {
+            // Unreachable: `participantsJSON` is only ever written by EntryCodec or the parser.
+            assertionFailure("stored participants did not decode: \(error)")
+            return []
+        }
     }
 
     enum CodingKeys: String, CodingKey {
@@ -22,9 +42,17 @@ public struct UpstreamChat: Codable, Sendable, Hashable {
 
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
-        chatID = try container.decode(ChatID.self, forKey: .chatID)
-        participants = try container.decode([Participant].self, forKey: .participants)
-        version = try container.decodeInt64(forKey: .version)
+        self.init(
+            chatID: try container.decode(ChatID.self, forKey: .chatID),
+            participants: try container.decode([Participant].self, forKey: .participants),
+            version: try container.decodeInt64(forKey: .version))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(chatID, forKey: .chatID)
+        try container.encode(participants, forKey: .participants)
+        try container.encode(version, forKey: .version)
     }
 }
 

@@ -20,6 +20,17 @@ struct JSONScanner {
         self.bytes = bytes
     }
 
+    /// Continues scanning at `offset`, for callers that match some bytes themselves.
+    mutating func move(to offset: Int) {
+        precondition((0...bytes.count).contains(offset), "JSONScanner: offset out of range")
+        self.offset = offset
+    }
+
+    /// The input bytes in `range`, such as a token from ``readStringToken()``.
+    func slice(_ range: Range<Int>) -> ArraySlice<UInt8> {
+        bytes[range]
+    }
+
     /// The kind of the next value, after whitespace; a syntax error if there is none.
     mutating func peekKind() throws(DecodingFailure) -> Kind {
         skipWhitespace()
@@ -94,6 +105,24 @@ struct JSONScanner {
     /// is a slice of the input, no copy.
     mutating func readStringBytes() throws(DecodingFailure) -> ArraySlice<UInt8> {
         try scanString().utf8
+    }
+
+    /// A string value checked in full (syntax, escapes, UTF-8) but not decoded: the range of its
+    /// token in the input, quotes included, and its unescaped bytes. Without escapes, the common
+    /// case, nothing is copied and the token is the string in the compact form ``JSONWriter``
+    /// writes, so writers can copy the token as it is (``isPlainToken(_:unescaped:)``).
+    mutating func readStringToken() throws(DecodingFailure) -> (token: Range<Int>, unescaped: ArraySlice<UInt8>) {
+        skipWhitespace()
+        let start = offset
+        let (utf8, isASCII) = try scanString()
+        guard isASCII || UTF8Validation.isValid(utf8) else { throw syntaxError("invalid UTF-8 in string") }
+        return (start..<offset, utf8)
+    }
+
+    /// Whether a token from ``readStringToken()`` held no escape: its bytes between the quotes
+    /// are then exactly the string's.
+    static func isPlainToken(_ token: Range<Int>, unescaped: ArraySlice<UInt8>) -> Bool {
+        token.count == unescaped.count + 2
     }
 
     /// Whether a key or string read with ``readStringBytes()`` is exactly `literal`.

@@ -26,6 +26,24 @@ public struct JSONWriter: Sendable {
         bytes.append(byte)
     }
 
+    /// Forgets what was written, keeping the buffer's capacity for the next text.
+    mutating func removeAll() {
+        bytes.removeAll(keepingCapacity: true)
+    }
+
+    /// Appends bytes verbatim; they must already be valid JSON (a token copied from a checked input).
+    public mutating func appendRaw(_ json: ArraySlice<UInt8>) {
+        bytes.append(contentsOf: json)
+    }
+
+    /// Appends `utf8`, which the caller has checked to be valid UTF-8, as a quoted JSON string,
+    /// escaped exactly as ``appendString(_:)`` escapes.
+    mutating func appendString(utf8: ArraySlice<UInt8>) {
+        bytes.append(Self.quote)
+        appendEscapedRuns(utf8)
+        bytes.append(Self.quote)
+    }
+
     /// Appends `text` as a quoted JSON string.
     ///
     /// Quotes and backslashes are escaped, control characters below U+0020 become `\u00XX`, and

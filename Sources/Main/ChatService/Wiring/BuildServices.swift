@@ -115,9 +115,7 @@ public func buildServices(
                 admins: AdminAuthenticator(token: configuration.adminToken),
                 sync: SyncControl(scheduler: components.scheduler),
                 supervisor: supervisor,
-                instanceID: configuration.instanceID,
-                bodies: ResponseBodyCache(
-                    capacity: ParticipantsRoutes.responseBodyCapacity(l1Size: configuration.participants.l1Size))
+                instanceID: configuration.instanceID
             ).registrations
     }
 
