@@ -315,7 +315,7 @@ class Bench:
         args = self.args
         log(f"batch write: {args.repeats} × (bench-batch-write, redis-benchmark), batches of {args.batch_size}, "
             f"{args.in_flight} in flight")
-        ours, reference, raw = [], [], []
+        ours, reference, reference_one, raw = [], [], [], []
         entry_bytes = None
         for round_number in range(args.repeats):
             self.redis_cli(self.redis_port, "FLUSHALL")
@@ -329,22 +329,32 @@ class Bench:
             measured = json.loads(output.stdout.strip().splitlines()[-1])
             entry_bytes = measured["entry_bytes"]
             ours.append(measured["entries_per_second"])
-            self.redis_cli(self.redis_port, "FLUSHALL")
+            # Two references on the same payload: one client (one pipelined connection, as ours)
+            # and redis-benchmark's default of 50 clients.
             requests = max(100_000, int(measured["entries_per_second"] * args.batch_seconds))
-            csv = subprocess.run([
-                "redis-benchmark", "-h", HOST, "-p", str(self.redis_port), "-P", str(args.batch_size),
-                "-d", str(entry_bytes), "-t", "set", "-n", str(requests), "--csv"],
-                capture_output=True, text=True, timeout=600).stdout
-            row = [line for line in csv.splitlines() if line.startswith('"SET"')]
-            if not row:
-                raise RuntimeError(f"redis-benchmark printed no SET line: {csv[-300:]}")
-            reference.append(float(row[0].split(",")[1].strip('"')))
-            raw.append({"ours": measured, "redis_benchmark_rps": reference[-1], "redis_benchmark_requests": requests})
-            log(f"  round {round_number + 1}: {ours[-1]:,.0f} entries/s vs redis-benchmark {reference[-1]:,.0f} SET/s")
+            measured_reference = {}
+            for clients in (1, 50):
+                self.redis_cli(self.redis_port, "FLUSHALL")
+                csv = subprocess.run([
+                    "redis-benchmark", "-h", HOST, "-p", str(self.redis_port), "-P", str(args.batch_size),
+                    "-c", str(clients), "-d", str(entry_bytes), "-t", "set", "-n", str(requests), "--csv"],
+                    capture_output=True, text=True, timeout=600).stdout
+                row = [line for line in csv.splitlines() if line.startswith('"SET"')]
+                if not row:
+                    raise RuntimeError(f"redis-benchmark -c {clients} printed no SET line: {csv[-300:]}")
+                measured_reference[clients] = float(row[0].split(",")[1].strip('"'))
+            reference.append(measured_reference[50])
+            reference_one.append(measured_reference[1])
+            raw.append({"ours": measured, "redis_benchmark_rps": measured_reference[50],
+                        "redis_benchmark_one_client_rps": measured_reference[1], "redis_benchmark_requests": requests})
+            log(f"  round {round_number + 1}: {ours[-1]:,.0f} entries/s vs redis-benchmark {reference[-1]:,.0f} SET/s "
+                f"(50 clients), {reference_one[-1]:,.0f} SET/s (1 client)")
         self.redis_cli(self.redis_port, "FLUSHALL")
         self.results["batch_write"] = {
             "entries_per_second": median(ours), "redis_benchmark_sets_per_second": median(reference),
             "ratio": median(ours) / median(reference), "entry_bytes": entry_bytes,
+            "redis_benchmark_one_client_sets_per_second": median(reference_one),
+            "ratio_one_client": median(ours) / median(reference_one),
             "batch_size": args.batch_size, "in_flight": args.in_flight, "redis_benchmark_clients": 50,
             "runs": raw,
         }
@@ -384,12 +394,17 @@ class Bench:
             status, body = http("GET", url, auth)
             if status != 200 or not body.startswith(b"{"):
                 raise RuntimeError(f"{name} at {url}: {status} {body[:200]!r}")
+        # Each target at the configured load; nginx and the L1 hit also as a new user tries it
+        # first, one wrk thread and 32 connections.
+        shapes = {name: (url, args.threads, args.connections) for name, url in targets.items()}
+        for name in ("nginx", "l1_hit"):
+            shapes[f"{name}_t1c32"] = (targets[name], 1, 32)
         log(f"read path: {args.repeats} rounds of wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
-            f"over {', '.join(targets)}")
-        runs = {name: [] for name in targets}
+            f"over {', '.join(targets)}, and -t1 -c32 over nginx and l1_hit")
+        runs = {name: [] for name in shapes}
         for round_number in range(args.repeats):
-            for name, url in targets.items():
-                result = self.wrk(url, token)
+            for name, (url, threads, connections) in shapes.items():
+                result = self.wrk(url, token, threads, connections)
                 runs[name].append(result)
                 log(f"  round {round_number + 1} {name}: {result['requests_per_second']:,.0f} req/s, "
                     f"p50 {result['p50_us']} µs, p99 {result['p99_us']} µs")
@@ -409,10 +424,10 @@ class Bench:
         for process in (l1_service, redis_service, stub):
             self.processes.stop(process)
 
-    def wrk(self, url, token):
+    def wrk(self, url, token, threads, connections):
         args = self.args
         output = subprocess.run([
-            "wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--timeout", "2s",
+            "wrk", f"-t{threads}", f"-c{connections}", f"-d{args.duration}s", "--timeout", "2s",
             "-s", os.path.join(os.path.dirname(os.path.abspath(__file__)), "wrk-report.lua"),
             "-H", f"Authorization: Bearer {token}", url],
             capture_output=True, text=True, timeout=args.duration + 60)
