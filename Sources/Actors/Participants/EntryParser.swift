@@ -32,8 +32,8 @@ enum EntryParser {
     /// bytes are valid JSON when this answers.
     static func storedForm(_ bytes: [UInt8]) -> ParticipantsEntry? {
         var reader = StoredFormReader(bytes)
-        guard reader.consume(EntryCodec.openChatID), let chatBytes = reader.plainString(),
-            let chatID = ChatID(validating: String(decoding: chatBytes, as: UTF8.self)),
+        guard reader.consume(EntryCodec.openChatID), let chatRange = reader.plainString(),
+            let chatID = ChatID(validating: String(decoding: reader.slice(chatRange), as: UTF8.self)),
             reader.consume(EntryCodec.openParticipants), reader.consume("[")
         else { return nil }
         if !reader.consume("]") {
@@ -49,7 +49,8 @@ enum EntryParser {
             guard reader.consume("]") else { return nil }
         }
         guard reader.consume(EntryCodec.openVersion), let version = reader.integer(),
-            reader.consume(EntryCodec.openFetchedAt), let timestamp = reader.plainString(),
+            reader.consume(EntryCodec.openFetchedAt), let timestampRange = reader.plainString(),
+            case let timestamp = reader.slice(timestampRange),
             let fetchedAt = ISO8601Timestamp.date(fromUTF8: timestamp),
             reader.consume("}"), reader.isAtEnd
         else { return nil }
@@ -214,16 +215,16 @@ private struct StoredFormReader {
 
     /// A string with no escape (the stored form has one only where ``JSONWriter`` would write
     /// it, which this reader leaves to the full parser), checked for control characters and
-    /// UTF-8; its bytes between the quotes.
-    mutating func plainString() -> ArraySlice<UInt8>? {
+    /// UTF-8; the range of its bytes between the quotes.
+    mutating func plainString() -> Range<Int>? {
         guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { return nil }
         scanner.move(to: offset)
-        guard let string = try? scanner.readStringToken(),
-            JSONScanner.isPlainToken(string.token, unescaped: string.unescaped)
-        else { return nil }
-        offset = string.token.upperBound
-        return string.unescaped
+        guard let range = try? scanner.readPlainString() else { return nil }
+        offset = scanner.offset
+        return range
     }
+
+    func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
 
     /// A JSON integer within `Int64`.
     mutating func integer() -> Int64? {

@@ -137,14 +137,14 @@ enum UpstreamParser {
         var avatarSeen = false
         var role: StringToken?
         var isFirst = true
-        while let key = try scanner.nextKey(isFirst: &isFirst) {
-            if JSONScanner.bytes(key, equal: "user_id") {
+        while let key = try scanner.nextKeyRange(isFirst: &isFirst) {
+            if scanner.bytes(in: key, equal: "user_id") {
                 guard userID == nil else { throw unsupported }
                 userID = try readToken(&scanner)
-            } else if JSONScanner.bytes(key, equal: "display_name") {
+            } else if scanner.bytes(in: key, equal: "display_name") {
                 guard displayName == nil else { throw unsupported }
                 displayName = try readToken(&scanner)
-            } else if JSONScanner.bytes(key, equal: "avatar_url") {
+            } else if scanner.bytes(in: key, equal: "avatar_url") {
                 guard !avatarSeen else { throw unsupported }
                 avatarSeen = true
                 if try scanner.peekKind() == .null {
@@ -152,7 +152,7 @@ enum UpstreamParser {
                 } else {
                     avatarURL = try readToken(&scanner)
                 }
-            } else if JSONScanner.bytes(key, equal: "role") {
+            } else if scanner.bytes(in: key, equal: "role") {
                 guard role == nil else { throw unsupported }
                 role = try readToken(&scanner)
             } else {
@@ -177,18 +177,24 @@ enum UpstreamParser {
 
     /// A string checked by the scanner, remembered by where it is so that nothing is copied
     /// until the member is written in the stored order.
-    private struct StringToken {
-        var token: Range<Int>
-        /// Its unescaped bytes when it held an escape (then written again), else nil.
-        var unescaped: ArraySlice<UInt8>?
+    private enum StringToken {
+        /// No escape: its bytes in the input, between the quotes, copied as they are.
+        case plain(Range<Int>)
+        /// With an escape (rare): its unescaped bytes, written again as ``JSONWriter`` escapes.
+        case unescaped(ArraySlice<UInt8>)
 
         func write(from scanner: JSONScanner, to writer: inout JSONWriter) {
-            if let unescaped {
-                writer.appendString(utf8: unescaped)
-            } else {
-                writer.appendRaw(scanner.slice(token))
+            switch self {
+            case .plain(let range): writer.appendQuoted(range, of: scanner)
+            case .unescaped(let utf8): writer.appendString(utf8: utf8)
             }
         }
+    }
+
+    private static func readToken(_ scanner: inout JSONScanner) throws(DecodingFailure) -> StringToken {
+        guard try scanner.peekKind() == .string else { throw unsupported }
+        if let range = try scanner.readPlainString() { return .plain(range) }
+        return .unescaped(try scanner.readValidatedStringBytes())
     }
 
     private static func parseStringsOrNull(_ scanner: inout JSONScanner) throws(DecodingFailure) -> [String] {
@@ -204,13 +210,6 @@ enum UpstreamParser {
             strings.append(try readString(&scanner))
         }
         return strings
-    }
-
-    private static func readToken(_ scanner: inout JSONScanner) throws(DecodingFailure) -> StringToken {
-        guard try scanner.peekKind() == .string else { throw unsupported }
-        let (token, unescaped) = try scanner.readStringToken()
-        return StringToken(
-            token: token, unescaped: JSONScanner.isPlainToken(token, unescaped: unescaped) ? nil : unescaped)
     }
 
     private static func readString(_ scanner: inout JSONScanner) throws(DecodingFailure) -> String {

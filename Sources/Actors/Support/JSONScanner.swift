@@ -26,11 +26,6 @@ struct JSONScanner {
         self.offset = offset
     }
 
-    /// The input bytes in `range`, such as a token from ``readStringToken()``.
-    func slice(_ range: Range<Int>) -> ArraySlice<UInt8> {
-        bytes[range]
-    }
-
     /// The kind of the next value, after whitespace; a syntax error if there is none.
     mutating func peekKind() throws(DecodingFailure) -> Kind {
         skipWhitespace()
@@ -107,22 +102,82 @@ struct JSONScanner {
         try scanString().utf8
     }
 
-    /// A string value checked in full (syntax, escapes, UTF-8) but not decoded: the range of its
-    /// token in the input, quotes included, and its unescaped bytes. Without escapes, the common
-    /// case, nothing is copied and the token is the string in the compact form ``JSONWriter``
-    /// writes, so writers can copy the token as it is (``isPlainToken(_:unescaped:)``).
-    mutating func readStringToken() throws(DecodingFailure) -> (token: Range<Int>, unescaped: ArraySlice<UInt8>) {
+    /// A string without escapes, checked (control characters, UTF-8): the range of its bytes
+    /// between the quotes, with no copy and no reference to the input kept. Nil, with nothing
+    /// consumed, when it holds an escape: the caller then reads it with
+    /// ``readValidatedStringBytes()``.
+    /// The hot path of the upstream parser, which copies such strings as they are.
+    mutating func readPlainString() throws(DecodingFailure) -> Range<Int>? {
         skipWhitespace()
+        let quote = offset
+        try expect(UInt8(ascii: "\""))
         let start = offset
-        let (utf8, isASCII) = try scanString()
-        guard isASCII || UTF8Validation.isValid(utf8) else { throw syntaxError("invalid UTF-8 in string") }
-        return (start..<offset, utf8)
+        var highBits: UInt8 = 0
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            if byte == UInt8(ascii: "\"") {
+                offset += 1
+                let range = start..<(offset - 1)
+                guard highBits < 0x80 || UTF8Validation.isValid(bytes[range]) else {
+                    throw syntaxError("invalid UTF-8 in string")
+                }
+                return range
+            }
+            if byte == UInt8(ascii: "\\") {
+                offset = quote
+                return nil
+            }
+            guard byte >= 0x20 else { throw syntaxError("control character in string") }
+            highBits |= byte
+            offset += 1
+        }
+        throw syntaxError("unterminated string")
     }
 
-    /// Whether a token from ``readStringToken()`` held no escape: its bytes between the quotes
-    /// are then exactly the string's.
-    static func isPlainToken(_ token: Range<Int>, unescaped: ArraySlice<UInt8>) -> Bool {
-        token.count == unescaped.count + 2
+    /// Like ``nextKey(isFirst:)``, but the key comes back as a range of the input (compare it
+    /// with ``bytes(in:equal:)``), so that nothing holds on to the input; throws at a key with an
+    /// escape.
+    mutating func nextKeyRange(isFirst: inout Bool) throws(DecodingFailure) -> Range<Int>? {
+        if consume(UInt8(ascii: "}")) {
+            return nil
+        }
+        if !isFirst {
+            try expect(UInt8(ascii: ","))
+        }
+        isFirst = false
+        // A key with an escape is left to slower readers (``nextKey(isFirst:)``): no key the
+        // hot paths look for has one.
+        guard let key = try readPlainString() else { throw syntaxError("escaped key") }
+        try expect(UInt8(ascii: ":"))
+        return key
+    }
+
+    /// Whether the input bytes in `range` are exactly `literal`.
+    func bytes(in range: Range<Int>, equal literal: StaticString) -> Bool {
+        guard range.count == literal.utf8CodeUnitCount else { return false }
+        return literal.withUTF8Buffer { expected in
+            var index = range.lowerBound
+            for byte in expected {
+                guard bytes[index] == byte else { return false }
+                index += 1
+            }
+            return true
+        }
+    }
+
+    /// Appends the input bytes in `range` to `output`, one copy.
+    func copy(_ range: Range<Int>, to output: inout [UInt8]) {
+        bytes.withUnsafeBufferPointer { buffer in
+            output.append(contentsOf: UnsafeBufferPointer(rebasing: buffer[range]))
+        }
+    }
+
+    /// A string value's unescaped bytes, checked to be valid UTF-8 (for writers that escape
+    /// them again rather than build a `String`).
+    mutating func readValidatedStringBytes() throws(DecodingFailure) -> ArraySlice<UInt8> {
+        let (utf8, isASCII) = try scanString()
+        guard isASCII || UTF8Validation.isValid(utf8) else { throw syntaxError("invalid UTF-8 in string") }
+        return utf8
     }
 
     /// Whether a key or string read with ``readStringBytes()`` is exactly `literal`.

@@ -26,6 +26,14 @@ public struct JSONWriter: Sendable {
         bytes.append(byte)
     }
 
+    /// Appends the string whose bytes (no escape, checked) are `range` of the scanner's input,
+    /// in quotes.
+    mutating func appendQuoted(_ range: Range<Int>, of scanner: JSONScanner) {
+        bytes.append(Self.quote)
+        scanner.copy(range, to: &bytes)
+        bytes.append(Self.quote)
+    }
+
     /// Forgets what was written, keeping the buffer's capacity for the next text.
     mutating func removeAll() {
         bytes.removeAll(keepingCapacity: true)
