@@ -28,7 +28,7 @@ struct HTTPServerProtocolTests {
                 // Holds until the test releases it (bounded), so later replies are ready first.
                 let deadline = ContinuousClock.now + .seconds(10)
                 while !released.load(ordering: .relaxed), ContinuousClock.now < deadline {
-                    try? await Task.sleep(for: .milliseconds(10))  // polls the release
+                    try? await Task.sleep(for: .milliseconds(10)) // polls the release
                 }
                 return .text("slow")
             }
@@ -105,9 +105,9 @@ struct HTTPServerProtocolTests {
         }
         let port = running.port
         let malformed = [
-            "GET / HTTP/A.1\r\nHost: t\r\n\r\n",  // bad version
-            "GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n",  // bad header line
-            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: x1\r\n\r\n",  // bad length
+            "GET / HTTP/A.1\r\nHost: t\r\n\r\n", // bad version
+            "GET / HTTP/1.1\r\nHost: t\r\nNo colon here\r\n\r\n", // bad header line
+            "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: x1\r\n\r\n", // bad length
             // Both framings: a request smuggling vector.
             "POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
         ]
@@ -167,7 +167,8 @@ struct HTTPServerProtocolTests {
 
         let tooLarge = try await HTTPServerTests.exchange(
             port,
-            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nx\r\n0\r\n\r\n")
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n10\r\n0123456789abcdef\r\n1\r\nx\r\n0\r\n\r\n"
+        )
         #expect(tooLarge.status == 413)
         #expect(Self.errorCode(tooLarge) == "body_too_large")
 
@@ -211,7 +212,8 @@ struct HTTPServerProtocolTests {
         let (interim, final) = try await offloadBlocking { () -> (RawHTTPResponse, RawHTTPResponse) in
             let connection = try RawHTTPConnection(port: port)
             try connection.send(
-                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n")
+                "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n"
+            )
             let interim = try connection.readResponse(hasBody: false)
             try connection.send("hello")
             return (interim, try connection.readResponse())
@@ -231,7 +233,8 @@ struct HTTPServerProtocolTests {
         let running = try await HTTPServerTests.start { router in
             router.add(.GET, "/") { _ in
                 HTTPResponse(
-                    status: 200, headers: [("X-Good", "yes"), ("X-Bad", "a\r\nX-Injected: 1"), ("Content-Length", "99")],
+                    status: 200,
+                    headers: [("X-Good", "yes"), ("X-Bad", "a\r\nX-Injected: 1"), ("Content-Length", "99")],
                     body: Array("ok".utf8))
             }
         }

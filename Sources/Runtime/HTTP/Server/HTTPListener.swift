@@ -100,7 +100,9 @@ final class HTTPListener {
         }
         guard result == 0 else { return nil }
         return withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { describe(UnsafeMutablePointer(mutating: $0), length: Int32(length)).port }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                describe(UnsafeMutablePointer(mutating: $0), length: Int32(length)).port
+            }
         }
     }
 

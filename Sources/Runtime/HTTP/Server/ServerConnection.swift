@@ -260,7 +260,9 @@ final class ServerConnection: @unchecked Sendable {
             }
             context.logger.debug(
                 "HTTP connection closed: timed out",
-                metadata: ["http.peer": "\(remoteAddress):\(remotePort)", "http.read_timeout": "\(context.limits.readTimeout)"])
+                metadata: [
+                    "http.peer": "\(remoteAddress):\(remotePort)", "http.read_timeout": "\(context.limits.readTimeout)",
+                ])
             close()
         }
     }
