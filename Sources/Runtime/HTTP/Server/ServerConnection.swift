@@ -24,8 +24,10 @@ import Logging
 /// - The request deadline (``HTTPServerLimits/requestDeadline``): a request must arrive whole
 ///   within it, counted from the accept or from the end of the previous reply. The read timeout
 ///   restarts with every byte, so it alone cannot stop a client that drips bytes (slowloris).
-///   The timer is re-armed when a reply has been written; a firing while a reply is pending is
-///   ignored, which is how the clock stops while a handler works and while a reply is written.
+///   The clock restarts when a reply has been written (a clock read, not a timer update: when
+///   the timer fires early it re-arms itself for what is left). A firing while a reply is owed
+///   is ignored and the flush re-arms it: the clock stops while a handler works and while a
+///   reply is written.
 ///
 /// ## Closing
 /// After a reply that closes the connection (`Connection: close`, HTTP/1.0, a parse error, the
@@ -66,6 +68,11 @@ final class ServerConnection: @unchecked Sendable {
     private var processing = false
     /// A final reply went to the output since the last flush: the deadline restarts at the flush.
     private var replyWritten = false
+    /// A deferred reply went to the output: the read timeout restarts at the flush (an immediate
+    /// reply follows its request's last read within microseconds, so its timeout needs no restart).
+    private var readTimeoutStale = false
+    /// When the request deadline's clock last started: the accept, or the flush of a reply.
+    private var clockStart = ContinuousClock.now
 
     /// Wraps the accepted `socket`; closes it and returns nil if libevent cannot.
     init?(context: ServerContext, socket: Int32, remoteAddress: String, remotePort: Int) {
@@ -190,7 +197,10 @@ final class ServerConnection: @unchecked Sendable {
             context.serializer.write(
                 response, omitBody: first.omitsBody, connection: closes ? .close : first.directive, to: output)
             replyWritten = true
-            if first.isDeferred { deferredAwaitingFlush += 1 }
+            if first.isDeferred {
+                deferredAwaitingFlush += 1
+                readTimeoutStale = true
+            }
             if closes {
                 closeWhenFlushed = true
                 lingerWhenFlushed = lingerWhenFlushed || first.lingers
@@ -224,9 +234,13 @@ final class ServerConnection: @unchecked Sendable {
         }
         if replyWritten {
             replyWritten = false
-            deadline?.schedule(after: context.limits.requestDeadline)
-            // Restarts the read timeout: the time the reply took is not the client's.
-            bufferevent_enable(bufferevent, Int16(EV_READ))
+            clockStart = .now
+            if let deadline, !deadline.isArmed { deadline.schedule(after: context.limits.requestDeadline) }
+            if readTimeoutStale {
+                readTimeoutStale = false
+                // Restarts the read timeout: the time the handler took is not the client's.
+                bufferevent_enable(bufferevent, Int16(EV_READ))
+            }
             if parser.awaitsContinue { sendContinue() }
         }
     }
@@ -275,6 +289,12 @@ final class ServerConnection: @unchecked Sendable {
         }
         // Fired while a reply is owed or written: the clock is stopped; the flush re-arms it.
         guard !replyPending, !closeWhenFlushed else { return }
+        let elapsed = ContinuousClock.now - clockStart
+        if elapsed < context.limits.requestDeadline {
+            // The clock restarted since the timer was armed.
+            deadline?.schedule(after: context.limits.requestDeadline - elapsed)
+            return
+        }
         context.logger.debug(
             "HTTP connection closed: no whole request within the deadline",
             metadata: [
