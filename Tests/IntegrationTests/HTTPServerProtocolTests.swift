@@ -64,6 +64,41 @@ struct HTTPServerProtocolTests {
         await running.stop()
     }
 
+    @Test func answersMoreRequestsThanThePipelineDepthInOrder() async throws {
+        let running = try await HTTPServerTests.start { router in
+            router.add(.GET, "/n/{n}") { request in
+                // Deferred, with a little work, so replies queue up behind each other.
+                try? await Task.sleep(for: .milliseconds(1))
+                return .text(request.pathParameters["n"] ?? "")
+            }
+        }
+        let port = running.port
+        let count = ServerConnection.maxPipelined * 3
+        let bodies = try await offloadBlocking {
+            let connection = try RawHTTPConnection(port: port)
+            try connection.send((0..<count).map { "GET /n/\($0) HTTP/1.1\r\nHost: t\r\n\r\n" }.joined())
+            return try Self.read(count, from: connection).map(\.bodyText)
+        }
+        #expect(bodies == (0..<count).map(String.init))
+        #expect(await eventually { await running.server.inFlight == 0 })
+        await running.stop()
+    }
+
+    @Test func acceptsAbsoluteFormTargets() async throws {
+        let running = try await HTTPServerTests.start { router in
+            router.add(.GET, "/items/{id}") { request in .text("\(request.pathParameters["id"] ?? "") \(request.query)") }
+        }
+        let absolute = try await HTTPServerTests.exchange(
+            running.port, "GET http://t:80/items/7?a=b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        #expect(absolute.status == 200)
+        #expect(absolute.bodyText == #"7 ["a": "b"]"#)
+        let asterisk = try await HTTPServerTests.exchange(
+            running.port, "OPTIONS * HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        #expect(asterisk.status == 404)
+        #expect(Self.errorCode(asterisk) == "not_found")
+        await running.stop()
+    }
+
     @Test func answersMethodsItDoesNotImplementWithJSON() async throws {
         let running = try await HTTPServerTests.start { router in
             router.add(.GET, "/items/{id}") { _ in .text("item") }

@@ -14,6 +14,11 @@ extension ServerContext {
             slot.respond(.error(status: 400, code: "bad_request", message: "malformed request target"))
             return
         }
+        if rawPath == "*" {
+            // The asterisk-form (`OPTIONS *`, RFC 9112 §3.2.4) names no resource a route could have.
+            slot.respond(.error(status: 404, code: "not_found", message: "no route for *"))
+            return
+        }
         // Without escapes (nearly always) the path is the raw path.
         let hasEscapes = rawPath.utf8.contains(UInt8(ascii: "%"))
         guard let segments = URLDecoding.pathSegments(rawPath),
@@ -85,6 +90,16 @@ extension ServerContext {
     /// (`http://host/a/b?q`, RFC 9112 §3.2.2) or `*`. Nil for anything else. A fragment, which
     /// a client should not send, is dropped.
     static func split(target: String) -> (path: Substring, query: Substring?)? {
+        // origin-form, nearly every request: found on the UTF-8 bytes (a Substring search walks
+        // Characters, which showed in profiles).
+        let utf8 = target.utf8
+        if utf8.first == UInt8(ascii: "/") {
+            let end = utf8.firstIndex(of: UInt8(ascii: "#")) ?? utf8.endIndex
+            guard let question = utf8[..<end].firstIndex(of: UInt8(ascii: "?")) else {
+                return (target[..<end], nil)
+            }
+            return (target[..<question], target[utf8.index(after: question)..<end])
+        }
         var rest = target[...]
         if let hash = rest.firstIndex(of: "#") { rest = rest[..<hash] }
         if rest.first != "/" {
