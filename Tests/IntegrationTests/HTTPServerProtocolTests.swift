@@ -86,7 +86,8 @@ struct HTTPServerProtocolTests {
 
     @Test func acceptsAbsoluteFormTargets() async throws {
         let running = try await HTTPServerTests.start { router in
-            router.add(.GET, "/items/{id}") { request in .text("\(request.pathParameters["id"] ?? "") \(request.query)") }
+            router.add(.GET, "/items/{id}") { request in .text("\(request.pathParameters["id"] ?? "") \(request.query)")
+            }
         }
         let absolute = try await HTTPServerTests.exchange(
             running.port, "GET http://t:80/items/7?a=b HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")

@@ -243,7 +243,7 @@ final class ServerConnection: @unchecked Sendable {
         if written < 0 {
             let error = errno
             guard error == EAGAIN || error == EWOULDBLOCK || error == EINTR else {
-                close()  // reset by the client, or another socket error
+                close() // reset by the client, or another socket error
                 return
             }
         }
