@@ -281,14 +281,18 @@ final class ServerConnection: @unchecked Sendable {
         if replyWritten {
             replyWritten = false
             clockStart = .now
-            if let deadline, !deadline.isArmed { deadline.schedule(after: context.limits.requestDeadline) }
             if readTimeoutStale {
                 readTimeoutStale = false
                 // Restarts the read timeout: the time the handler took is not the client's.
                 bufferevent_enable(bufferevent, Int16(EV_READ))
             }
-            if parser.awaitsContinue { sendContinue() }
         }
+        if let deadline, !deadline.isArmed {
+            // It fired while a reply was owed (and stood still): it runs again from here.
+            let remaining = context.limits.requestDeadline - (ContinuousClock.now - clockStart)
+            deadline.schedule(after: max(remaining, .zero))
+        }
+        if parser.awaitsContinue { sendContinue() }
     }
 
     /// Whether a reply is owed or being written: the client's clocks are stopped.
