@@ -106,12 +106,31 @@ struct HTTPServerProtocolTests {
         }
         let port = running.port
 
-        // A token http-parser does not know: 501, then the connection closes.
-        let unknown = try await HTTPServerTests.exchange(port, "FOO /items/1 HTTP/1.1\r\nHost: t\r\n\r\n")
-        #expect(unknown.status == 501)
+        // A token http-parser does not know: like a method without a route, then the
+        // connection closes (the parser cannot frame the rest of such a request).
+        let unknown = try await HTTPServerTests.exchange(
+            port, "QUERY /items/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\n{}")
+        #expect(unknown.status == 405)
         #expect(unknown.header("Content-Type") == "application/json")
-        #expect(Self.errorCode(unknown) == "not_implemented")
+        #expect(unknown.header("Allow") == "GET, HEAD")
+        #expect(Self.errorCode(unknown) == "method_not_allowed")
         #expect(unknown.header("Connection") == "close")
+        // Its method in pieces: answered once the target has arrived.
+        let (pieces, closed) = try await offloadBlocking {
+            let connection = try RawHTTPConnection(port: port)
+            try connection.send("FO")
+            #expect(!connection.waitForClose(within: .milliseconds(100)))
+            try connection.send("O /nothing HTTP/1.1\r\nHost: t\r\n\r\n")
+            let response = try connection.readResponse()
+            return (response, connection.waitForClose(within: .seconds(5)))
+        }
+        #expect(pieces.status == 404)
+        #expect(Self.errorCode(pieces) == "not_found")
+        #expect(closed)
+        // Not a token at all: malformed.
+        let garbage = try await HTTPServerTests.exchange(port, "G\u{1}T / HTTP/1.1\r\nHost: t\r\n\r\n")
+        #expect(garbage.status == 400)
+        #expect(Self.errorCode(garbage) == "bad_request")
 
         // TRACE is routed like a method without a route: 405 with Allow on a known path...
         let trace = try await HTTPServerTests.exchange(

@@ -2,9 +2,9 @@ import CLibEvent
 
 /// The HTTP methods the server routes and the client sends.
 ///
-/// TRACE, CONNECT and the WebDAV methods are left out on purpose: no route can use them. The
-/// server answers TRACE and the like as a method without a route (405 with `Allow` on a known
-/// path, 404 elsewhere), and CONNECT with 501.
+/// TRACE, CONNECT, QUERY and the WebDAV methods are left out on purpose: no route can use them.
+/// The server answers them as a method without a route (405 with `Allow` on a known path, 404
+/// elsewhere), except CONNECT: 501.
 public enum HTTPMethod: String, Sendable, Hashable, CaseIterable {
     case GET, HEAD, POST, PUT, DELETE, PATCH, OPTIONS
 }

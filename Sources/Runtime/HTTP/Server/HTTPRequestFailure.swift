@@ -9,8 +9,6 @@ enum HTTPRequestFailure: Error, Equatable {
     case headersTooLarge
     /// Body over ``HTTPServerLimits/maxBodySize``, declared or (chunked) received: 413.
     case bodyTooLarge
-    /// A method token http-parser does not know (`FOO`, `GETT`): 501.
-    case methodNotImplemented
     /// `CONNECT`: the server makes no tunnels. 501.
     case connectNotImplemented
     /// A `Transfer-Encoding` other than `chunked` last: 501 (RFC 9112 §6.1).
@@ -27,8 +25,6 @@ enum HTTPRequestFailure: Error, Equatable {
             .error(status: 400, code: "headers_too_large", message: "the request line and headers are too large")
         case .bodyTooLarge:
             .error(status: 413, code: "body_too_large", message: "the request body is too large")
-        case .methodNotImplemented:
-            .error(status: 501, code: "not_implemented", message: "the method is not implemented")
         case .connectNotImplemented:
             .error(status: 501, code: "not_implemented", message: "CONNECT is not implemented")
         case .transferEncodingNotImplemented:

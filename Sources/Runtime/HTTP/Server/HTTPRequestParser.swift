@@ -39,6 +39,13 @@ final class HTTPRequestParser {
         case complete(ParsedRequest)
         /// The bytes are not a request this server serves; the connection must answer and close.
         case failed(HTTPRequestFailure)
+        /// A request line with a method token http-parser does not know (`QUERY`, `FOO`): the
+        /// server answers it as a method without a route, then closes (the parser cannot
+        /// frame the rest of such a request).
+        case unknownMethod(name: String, target: String)
+        /// A method token http-parser does not know, whose request line has not arrived whole:
+        /// keep every byte and parse from the start again when more arrive.
+        case restart
     }
 
     private struct Span {
@@ -130,8 +137,11 @@ final class HTTPRequestParser {
             return (consumed, .complete(message))
         }
         let error = chat_http_parser_errno(parser)
+        if error == HPE_INVALID_METHOD && failure == nil {
+            return (consumed, unknownMethod(in: buffer))
+        }
         if error != HPE_OK {
-            return (consumed, .failed(failure ?? Self.failure(for: error, in: buffer)))
+            return (consumed, .failed(failure ?? Self.failure(for: error)))
         }
         if isInHead && offset + consumed > limits.maxHeadersSize {
             return (consumed, .failed(.headersTooLarge))
@@ -274,37 +284,59 @@ final class HTTPRequestParser {
         return String(decoding: UnsafeBufferPointer(start: bytes, count: end - span.start), as: UTF8.self)
     }
 
-    /// The answer to a parser error. An unknown method token is 501 (RFC 9110 §9.1) when it is
-    /// a token at all; bytes that are not a token are a malformed request.
-    private static func failure(for error: http_errno, in buffer: UnsafeRawBufferPointer) -> HTTPRequestFailure {
+    /// The answer to a parser error.
+    private static func failure(for error: http_errno) -> HTTPRequestFailure {
         switch error {
         case HPE_HEADER_OVERFLOW:
             return .headersTooLarge
         case HPE_INVALID_TRANSFER_ENCODING:
             return .transferEncodingNotImplemented
-        case HPE_INVALID_METHOD:
-            return startsWithToken(buffer) ? .methodNotImplemented : .malformed("invalid HTTP method")
         default:
             return .malformed(String(cString: http_errno_description(error)))
         }
     }
 
-    /// Whether the request starts (after blank lines) with a method-like token and a space.
-    private static func startsWithToken(_ buffer: UnsafeRawBufferPointer) -> Bool {
+    /// http-parser stops at the first byte of a method it does not know. When the request
+    /// starts (after blank lines) with a token (RFC 9110 §5.6.2) and a space, the method is
+    /// one a client may legitimately send (`QUERY`): read its target from the request line, once
+    /// the line is whole, so that it can be answered like any method without a route. Anything
+    /// else is a malformed request.
+    private func unknownMethod(in buffer: UnsafeRawBufferPointer) -> Event {
+        // The parser is in its error state; parse from a clean one next time.
+        http_parser_init(parser, HTTP_REQUEST)
+        parser.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        isInHead = false
+        isInMessage = false
+        if buffer.count > limits.maxHeadersSize { return .failed(.headersTooLarge) }
         var index = 0
         while index < buffer.count, buffer[index] == 0x0D || buffer[index] == 0x0A { index += 1 }
-        let start = index
-        while index < buffer.count, index - start < 32 {
-            let byte = buffer[index]
-            if byte == 0x20 { return index > start }
-            // tchar (RFC 9110 §5.6.2).
-            let isToken =
-                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
-                || "!#$%&'*+-.^_`|~".utf8.contains(byte)
-            if !isToken { return false }
-            index += 1
+        let nameStart = index
+        // Methods are short; a longer token is not one.
+        while index < buffer.count, index - nameStart < 32, Self.isTokenByte(buffer[index]) { index += 1 }
+        if index == buffer.count { return .restart }
+        guard index > nameStart, buffer[index] == 0x20 else { return .failed(.malformed("invalid HTTP method")) }
+        let name = String(decoding: UnsafeRawBufferPointer(rebasing: buffer[nameStart..<index]), as: UTF8.self)
+        let targetStart = index + 1
+        var targetEnd = targetStart
+        while targetEnd < buffer.count, buffer[targetEnd] > 0x20, buffer[targetEnd] != 0x7F { targetEnd += 1 }
+        guard targetEnd < buffer.count else { return .restart }
+        guard targetEnd > targetStart, buffer[targetEnd] == 0x20 else {
+            return .failed(.malformed("invalid request line"))
         }
-        return index > start && index == buffer.count
+        let target = String(
+            decoding: UnsafeRawBufferPointer(rebasing: buffer[targetStart..<targetEnd]), as: UTF8.self)
+        return .unknownMethod(name: name, target: target)
+    }
+
+    /// tchar (RFC 9110 §5.6.2).
+    private static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+            UInt8(ascii: "a")...UInt8(ascii: "z"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
+        }
     }
 }
 

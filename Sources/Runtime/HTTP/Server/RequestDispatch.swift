@@ -7,8 +7,9 @@ extension ServerContext {
     /// Errors, in order: a malformed target 400 `bad_request`, an invalid percent-escape in the
     /// path 400 `invalid_path` or in the query 400 `invalid_query`, an unknown path 404
     /// `not_found`, a known path without a route for the method 405 `method_not_allowed` with
-    /// `Allow`. A method ``HTTPMethod`` does not model (TRACE, PROPFIND) is routed like one
-    /// without a route: 405 on a known path, 404 elsewhere.
+    /// `Allow`. A method ``HTTPMethod`` does not model (TRACE, PROPFIND; and `QUERY` or any
+    /// other token http-parser does not know, see ``unroutedMethod(_:target:)``) is answered like
+    /// one without a route: 405 on a known path, 404 elsewhere.
     func dispatch(_ parsed: ParsedRequest, to slot: ReplySlot, from connection: ServerConnection) {
         guard let (rawPath, rawQuery) = Self.split(target: parsed.target) else {
             slot.respond(.error(status: 400, code: "bad_request", message: "malformed request target"))
@@ -73,6 +74,22 @@ extension ServerContext {
                 slot.handlerFinished(response)
             }
         }
+    }
+
+    /// The answer to a method http-parser does not know (`QUERY`): like any method without a
+    /// route, 405 with `Allow` on a path that has routes, 404 elsewhere, 400 for a bad target.
+    func unroutedMethod(_ method: String, target: String) -> HTTPResponse {
+        guard let (rawPath, _) = Self.split(target: target) else {
+            return .error(status: 400, code: "bad_request", message: "malformed request target")
+        }
+        if rawPath == "*" { return .error(status: 404, code: "not_found", message: "no route for *") }
+        let hasEscapes = rawPath.utf8.contains(UInt8(ascii: "%"))
+        guard let segments = URLDecoding.pathSegments(rawPath),
+            let path = hasEscapes ? URLDecoding.percentDecode(rawPath, plusAsSpace: false) : String(rawPath)
+        else {
+            return .error(status: 400, code: "invalid_path", message: "the path is not validly percent-encoded")
+        }
+        return Self.methodNotRouted(method, path: path, allowed: router.allowedMethods(segments: segments))
     }
 
     /// 404 when no route has the path, else 405 with `Allow`.

@@ -160,6 +160,18 @@ final class ServerConnection: @unchecked Sendable {
                 seen = 0
                 failed(failure)
                 return
+            case .restart:
+                seen = 0
+                return
+            case .unknownMethod(let name, let target):
+                evbuffer_drain(input, length)
+                seen = 0
+                parsingEnded = true
+                let slot = ReplySlot(
+                    context: context, connection: self, omitsBody: false, directive: .close, lingers: true)
+                slots.append(slot)
+                slot.respond(context.unroutedMethod(name, target: target))
+                return
             }
         }
     }
