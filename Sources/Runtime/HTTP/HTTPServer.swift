@@ -10,9 +10,9 @@ public import Logging
 /// Each request is routed by an ``HTTPRouter``. Every error the server answers itself carries
 /// the JSON error body of ``HTTPResponse/error(status:code:message:)``: an unknown path 404, a
 /// known path with another method (any other method, TRACE or QUERY included) 405 with `Allow`,
-/// an invalid percent-escape 400; and, before routing, a malformed request 400, headers over the
-/// limit 400, a body over the limit 413, CONNECT or a transfer coding other than chunked 501,
-/// after which the connection closes.
+/// an invalid percent-escape 400; and, before routing, a malformed request (a transfer coding
+/// other than chunked included) 400, headers over the limit 400, a body over the limit 413,
+/// CONNECT 501, after which the connection closes.
 ///
 /// A route's ``HTTPImmediateHandler``, if any, may answer at once inside the read callback on
 /// the loop thread; otherwise its handler runs in a task whose executor preference is the loop,

@@ -11,8 +11,9 @@ enum HTTPRequestFailure: Error, Equatable {
     case bodyTooLarge
     /// `CONNECT`: the server makes no tunnels. 501.
     case connectNotImplemented
-    /// A `Transfer-Encoding` other than `chunked` last: 501 (RFC 9112 §6.1).
-    case transferEncodingNotImplemented
+    /// A `Transfer-Encoding` other than `chunked` last: 400. RFC 9112 §6.1 suggests 501, but a
+    /// 5xx says the server failed, and here the client sent what no server of ours will read.
+    case unsupportedTransferCoding
     /// An `Expect` other than `100-continue`: 417 (RFC 9110 §10.1.1).
     case expectationFailed
 
@@ -27,8 +28,9 @@ enum HTTPRequestFailure: Error, Equatable {
             .error(status: 413, code: "body_too_large", message: "the request body is too large")
         case .connectNotImplemented:
             .error(status: 501, code: "not_implemented", message: "CONNECT is not implemented")
-        case .transferEncodingNotImplemented:
-            .error(status: 501, code: "not_implemented", message: "the transfer coding is not implemented")
+        case .unsupportedTransferCoding:
+            .error(
+                status: 400, code: "unsupported_transfer_coding", message: "only chunked transfer coding is supported")
         case .expectationFailed:
             .error(status: 417, code: "expectation_failed", message: "only Expect: 100-continue is supported")
         }

@@ -207,6 +207,18 @@ final class HTTPRequestParser {
             failure = .headersTooLarge
             return -1
         }
+        // http-parser is lenient where RFC 9112 is not: it takes HTTP/0.9 lines (no version),
+        // any major version, and runs of spaces between the parts of the request line.
+        guard parser.pointee.http_major == 1 else {
+            failure = .malformed("HTTP/\(parser.pointee.http_major).\(parser.pointee.http_minor) is not supported")
+            return -1
+        }
+        guard url.start >= 2, base[url.start - 1] == 0x20, base[url.start - 2] != 0x20, base[url.end] == 0x20,
+            base[url.end + 1] == 0x48 // "H"
+        else {
+            failure = .malformed("the request line must be method, target and version, one space apart")
+            return -1
+        }
         let rawMethod = chat_http_parser_method(parser)
         if rawMethod == HTTP_CONNECT.rawValue {
             failure = .connectNotImplemented
@@ -290,7 +302,7 @@ final class HTTPRequestParser {
         case HPE_HEADER_OVERFLOW:
             return .headersTooLarge
         case HPE_INVALID_TRANSFER_ENCODING:
-            return .transferEncodingNotImplemented
+            return .unsupportedTransferCoding
         default:
             return .malformed(String(cString: http_errno_description(error)))
         }
