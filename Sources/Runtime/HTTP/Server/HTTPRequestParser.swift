@@ -13,7 +13,7 @@ struct ParsedRequest {
     /// Whether the connection may carry another request (HTTP/1.1 unless `Connection: close`;
     /// HTTP/1.0 only with `Connection: keep-alive`).
     var keepAlive: Bool
-    /// An HTTP/1.0 request asking for keep-alive: its reply must say `Connection: keep-alive`.
+    /// HTTP/1.0: when it asked for keep-alive, its reply must say `Connection: keep-alive`.
     var isHTTP10: Bool
 }
 
