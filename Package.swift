@@ -46,6 +46,12 @@ let package = Package(
             pkgConfig: "libevent_pthreads",
             providers: [.apt(["libevent-dev", "libssl-dev"])]
         ),
+        // The request parser of the HTTP server: the joyent/nodejs http-parser, as webdis uses it
+        // (Debian: libhttp-parser-dev; no pkg-config file, the header is in /usr/include).
+        .systemLibrary(
+            name: "CHTTPParser",
+            providers: [.apt(["libhttp-parser-dev"])]
+        ),
         .systemLibrary(
             name: "CHiredis",
             pkgConfig: "hiredis",
@@ -61,6 +67,7 @@ let package = Package(
             name: "ChatRuntime",
             dependencies: [
                 "CLibEvent",
+                "CHTTPParser",
                 "CThreadSanitizer",
                 "CHiredis",
                 .product(name: "Logging", package: "swift-log"),

@@ -89,7 +89,7 @@ extension ChaosSuite {
             counts.slowlorisStillOpen = slow.filter { $0.result.closedAfter == nil }.count
             counts.slowlorisMaxOpenSeconds = slow.compactMap(\.result.closedAfter).max().map { $0.milliseconds / 1000 }
             // A client slower than HTTP_REQUEST_TIMEOUT between bytes is cut off by the read
-            // timeout. One that drips faster resets evhttp's read timeout with every byte, and is
+            // timeout. One that drips faster restarts the read timeout with every byte, and is
             // cut off by HTTP_REQUEST_DEADLINE instead (ServerConnection).
             let slowOnes = slow.filter { !$0.fast }.map(\.result)
             let slowClosedWithin = Self.requestTimeout + slowDrip + .seconds(3)
@@ -126,7 +126,7 @@ extension ChaosSuite {
                 "a valid read answered \(read.map { String($0.status) } ?? "nothing") after the flood")
             if counts.notImplemented > 0 {
                 record.notes.append(
-                    "\(counts.notImplemented) requests with a method the service does not implement got evhttp's own 501 "
+                    "\(counts.notImplemented) requests with a method the server does not implement (CONNECT) got its JSON 501 "
                         + "(RFC 9110 §9.1); counted apart from 5xx")
             }
             await service.close()
@@ -134,7 +134,7 @@ extension ChaosSuite {
             #expect(record.failures.isEmpty, "\(record.failureSummary)")
         }
 
-        /// Methods evhttp passes to the routes; for any other it answers 501 itself.
+        /// Methods the server routes; any other gets a 405 or 404 (JSON), CONNECT a 501.
         static let implementedMethods: Set<String> = ["GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"]
 
         static func methodToken(of bytes: [UInt8]) -> String {

@@ -157,7 +157,7 @@ struct BadInputCounts: Encodable, Sendable {
     var serverErrors = 0
     /// Closed without an answer: an acceptable refusal.
     var closed = 0
-    /// evhttp's own 501 to a method the service does not implement (not counted in 5xx).
+    /// The server's own 501 to a method it does not implement, CONNECT (not counted in 5xx).
     var notImplemented = 0
     /// Neither answered nor closed within the timeout: a hang.
     var silent = 0

@@ -6,7 +6,7 @@ import Testing
 
 @testable import ChatRuntime
 
-/// Immediate handlers: answered inside the evhttp callback on the loop thread, or declined to
+/// Immediate handlers: answered inside the server's read callback on the loop thread, or declined to
 /// the route's async handler.
 @Suite("HTTP immediate handlers", .timeLimit(.minutes(1)))
 struct HTTPImmediateHandlerTests {

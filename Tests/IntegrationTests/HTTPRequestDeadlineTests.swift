@@ -4,7 +4,7 @@ import Testing
 
 @testable import ChatRuntime
 
-/// The whole-request deadline (``ServerConnection``): what evhttp's per-byte read timeout cannot
+/// The whole-request deadline (``ServerConnection``): what the per-byte read timeout cannot
 /// stop, and what the deadline must leave alone.
 @Suite("HTTP request deadline", .timeLimit(.minutes(1)))
 struct HTTPRequestDeadlineTests {

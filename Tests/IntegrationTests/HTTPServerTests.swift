@@ -107,7 +107,7 @@ struct HTTPServerTests {
         #expect(badQuery.status == 400)
         #expect(Self.errorCode(badQuery) == "invalid_query")
 
-        // Under the limit: served. Over it: evhttp's own 413 (its HTML body), never a crash.
+        // Under the limit: served. Over it: 413 with the JSON error body, never a crash.
         let small = String(repeating: "a", count: 1000)
         let accepted = try await Self.exchange(
             port, "POST /items/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n\(small)")
@@ -117,6 +117,8 @@ struct HTTPServerTests {
         let tooLarge = try await Self.exchange(
             port, "POST /items/1 HTTP/1.1\r\nHost: t\r\nContent-Length: 4096\r\nConnection: close\r\n\r\n\(large)")
         #expect(tooLarge.status == 413)
+        #expect(tooLarge.header("Content-Type") == "application/json")
+        #expect(Self.errorCode(tooLarge) == "body_too_large")
 
         let afterwards = try await Self.exchange(port, "GET /items/2 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(afterwards.bodyText == "item")
@@ -129,16 +131,15 @@ struct HTTPServerTests {
         }
         let port = running.port
         let huge = String(repeating: "x", count: 8 * 1024)
-        let outcome: Int = try await offloadBlocking {
+        let rejected = try await offloadBlocking {
             let connection = try RawHTTPConnection(port: port)
             try connection.send("GET / HTTP/1.1\r\nHost: t\r\nX-Huge: \(huge)\r\n\r\n")
-            do {
-                return try connection.readResponse().status
-            } catch RawSocketError.closedEarly {
-                return 0 // closed without an answer: also a rejection
-            }
+            return try connection.readResponse()
         }
-        #expect(outcome == 0 || (400..<500).contains(outcome), "got \(outcome)")
+        #expect(rejected.status == 400)
+        #expect(rejected.header("Content-Type") == "application/json")
+        #expect(Self.errorCode(rejected) == "headers_too_large")
+        #expect(rejected.header("Connection") == "close")
         let normal = try await Self.exchange(port, "GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
         #expect(normal.bodyText == "root")
         await running.stop()

@@ -1,6 +1,6 @@
 import CLibEvent
 
-/// Copies the parts of an evhttp request or response into Swift values.
+/// Copies the parts of an evhttp request or response into Swift values (the HTTP client).
 enum EvhttpMessage {
     /// The input headers, in order.
     static func headers(of message: UnsafeMutablePointer<evhttp_request>) -> HTTPHeaders {

@@ -1,7 +1,7 @@
-/// A request the server received, fully read and decoded, detached from evhttp.
+/// A request the server received, fully read and decoded, detached from the connection.
 ///
-/// The server copies everything out of the evhttp request before a handler runs, so a handler
-/// may keep or send this value anywhere; it never points into C memory.
+/// The server copies everything out of the connection's buffer before a handler runs, so a
+/// handler may keep or send this value anywhere; it never points into C memory.
 public struct HTTPRequest: Sendable {
     public var method: HTTPMethod
     /// The percent-decoded path, without the query (`/v1/chats/a b` for `/v1/chats/a%20b`).
@@ -44,7 +44,7 @@ public struct HTTPRequest: Sendable {
 /// work that needs no other actor stays on the loop thread.
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
 
-/// Answers a routed request synchronously, on the loop thread inside the server's evhttp
+/// Answers a routed request synchronously, on the loop thread inside the server's read
 /// callback, or returns nil to pass it to the route's ``HTTPHandler``. For answers that need
 /// no `await` (a cache hit): no task is created and the reply is written before the callback
 /// returns. It must not block, and may enter actors that run on the server's loop with

@@ -1,9 +1,9 @@
 import Foundation
 
-/// A response a handler returns; the server writes it to evhttp on the loop.
+/// A response a handler returns; the server writes it to the connection on the loop.
 ///
-/// `Content-Length` is always computed by the server from `body`; a `Content-Length` in
-/// `headers` is ignored. For HEAD requests the server sends the headers and the length of
+/// `Content-Length` is always computed by the server from `body`; a `Content-Length` or
+/// `Connection` in `headers` is ignored, as is a header whose name or value holds CR or LF. For HEAD requests the server sends the headers and the length of
 /// `body`, but not the body.
 public struct HTTPResponse: Sendable {
     public var status: Int

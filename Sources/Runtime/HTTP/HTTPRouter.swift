@@ -119,13 +119,25 @@ public struct HTTPRouter: Sendable {
         return .methodNotAllowed(allowed: HTTPMethod.allCases.filter(allowed.contains))
     }
 
+    /// The methods routed for already-decoded path segments (HEAD wherever GET is), in
+    /// ``HTTPMethod`` order; empty when no route has the path. For a method ``HTTPMethod`` does
+    /// not model, which the server answers like a method without a route.
+    func allowedMethods(segments: [String]) -> [HTTPMethod] {
+        var values: [String] = []
+        var allowed: Set<HTTPMethod> = []
+        _ = search(node: 0, segments: segments, depth: 0, method: nil, values: &values, allowed: &allowed)
+        if allowed.contains(.GET) { allowed.insert(.HEAD) }
+        return HTTPMethod.allCases.filter(allowed.contains)
+    }
+
+    /// `method` nil matches no route: the search then only collects `allowed`.
     private func search(
-        node index: Int, segments: [String], depth: Int, method: HTTPMethod,
+        node index: Int, segments: [String], depth: Int, method: HTTPMethod?,
         values: inout [String], allowed: inout Set<HTTPMethod>
     ) -> Route? {
         if depth == segments.count {
             let routes = nodes[index].routes
-            if let route = routes[method] ?? (method == .HEAD ? routes[.GET] : nil) { return route }
+            if let method, let route = routes[method] ?? (method == .HEAD ? routes[.GET] : nil) { return route }
             allowed.formUnion(routes.keys)
             return nil
         }

@@ -1,9 +1,11 @@
 /// Bounds the server puts on each connection, against oversized and slow clients.
 public struct HTTPServerLimits: Sendable, Hashable {
-    /// Request line plus headers, in bytes. Over it evhttp answers 400 and closes. Default 8 KiB.
+    /// Request line plus headers, in bytes. Over it the server answers 400 `headers_too_large`
+    /// (JSON) and closes. Default 8 KiB.
     public var maxHeadersSize: Int
-    /// Request body, in bytes. Over it evhttp answers 413 (its own HTML body: libevent 2.1 has
-    /// no hook for that reply) and closes. Default 1 MiB.
+    /// Request body, in bytes, declared (`Content-Length`) or received (chunked). Over it the
+    /// server answers 413 `body_too_large` (JSON), without reading the body, and closes once the
+    /// client has read the answer. Default 1 MiB.
     public var maxBodySize: Int
     /// How long a connection may go without progress while the server reads from it or writes
     /// to it: a slow (slowloris) client mid-request, or an idle keep-alive connection, is closed
