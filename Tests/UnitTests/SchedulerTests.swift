@@ -223,7 +223,13 @@ struct SchedulerTests {
         #expect(ended.kind == .manualFull)
         #expect(ended.trigger == "admin")
         #expect(ended.state == .completed)
-        #expect(rig.store.writes.count == 30 && rig.store.writes.values.allSatisfy { $0 == 2 })
+        // Every chat was written by both runs. Batches are delivered at least once
+        // (docs/COORDINATION.md), and a batch delivered again under a slow build (seen once under
+        // AddressSanitizer) writes its chats a third time; a chat the manual run missed would
+        // still show one write.
+        let writes = rig.store.writes
+        #expect(
+            writes.count == 30 && writes.values.allSatisfy { $0 >= 2 }, "writes per chat: \(writes.values.sorted())")
         try await rig.shutdown(running)
     }
 
