@@ -49,19 +49,26 @@ struct JSONScanner {
     /// The next key of the current object, with its `:` consumed, or `nil` at the closing brace
     /// (consumed too). `isFirst` must start `true` for each object.
     mutating func nextKey(isFirst: inout Bool) throws(DecodingFailure) -> ArraySlice<UInt8>? {
-        if consume(UInt8(ascii: "}")) {
-            return nil
-        }
-        if !isFirst {
-            try expect(UInt8(ascii: ","))
-        }
-        isFirst = false
+        guard try beginKey(isFirst: &isFirst) else { return nil }
         let (key, isASCII) = try scanString()
         guard isASCII || String(validating: key, as: UTF8.self) != nil else {
             throw syntaxError("invalid UTF-8 in key")
         }
         try expect(UInt8(ascii: ":"))
         return key
+    }
+
+    /// Before a key: false at the object's closing brace (consumed), else the comma between
+    /// keys consumed.
+    private mutating func beginKey(isFirst: inout Bool) throws(DecodingFailure) -> Bool {
+        if consume(UInt8(ascii: "}")) {
+            return false
+        }
+        if !isFirst {
+            try expect(UInt8(ascii: ","))
+        }
+        isFirst = false
+        return true
     }
 
     /// Consumes `[`.
@@ -138,13 +145,7 @@ struct JSONScanner {
     /// with ``bytes(in:equal:)``), so that nothing holds on to the input; throws at a key with an
     /// escape.
     mutating func nextKeyRange(isFirst: inout Bool) throws(DecodingFailure) -> Range<Int>? {
-        if consume(UInt8(ascii: "}")) {
-            return nil
-        }
-        if !isFirst {
-            try expect(UInt8(ascii: ","))
-        }
-        isFirst = false
+        guard try beginKey(isFirst: &isFirst) else { return nil }
         // A key with an escape is left to slower readers (``nextKey(isFirst:)``): no key the
         // hot paths look for has one.
         guard let key = try readPlainString() else { throw syntaxError("escaped key") }
