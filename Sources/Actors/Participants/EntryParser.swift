@@ -31,28 +31,28 @@ enum EntryParser {
     /// then decodes them with ``fields(of:)``. Every string is checked (syntax, UTF-8), so the
     /// bytes are valid JSON when this answers.
     static func storedForm(_ bytes: [UInt8]) -> ParticipantsEntry? {
-        var reader = StoredFormReader(bytes)
-        guard reader.consume(EntryCodec.openChatID), let chatRange = reader.plainString(),
-            let chatID = ChatID(validating: String(decoding: reader.slice(chatRange), as: UTF8.self)),
-            reader.consume(EntryCodec.openParticipants), reader.consume("[")
+        var reader = JSONScanner(bytes)
+        guard reader.consumeLiteral(EntryCodec.openChatID), let chatRange = reader.storedString(),
+            let chatID = ChatID(validating: String(decoding: bytes[chatRange], as: UTF8.self)),
+            reader.consumeLiteral(EntryCodec.openParticipants), reader.consumeLiteral("[")
         else { return nil }
-        if !reader.consume("]") {
+        if !reader.consumeLiteral("]") {
             repeat {
-                guard reader.consume(EntryCodec.openUserID), reader.plainString() != nil,
-                    reader.consume(EntryCodec.openDisplayName), reader.plainString() != nil,
-                    reader.consume(EntryCodec.openAvatarURL),
-                    reader.consume(EntryCodec.null) || reader.plainString() != nil,
-                    reader.consume(EntryCodec.openRole), reader.plainString() != nil,
-                    reader.consume("}")
+                guard reader.consumeLiteral(EntryCodec.openUserID), reader.storedString() != nil,
+                    reader.consumeLiteral(EntryCodec.openDisplayName), reader.storedString() != nil,
+                    reader.consumeLiteral(EntryCodec.openAvatarURL),
+                    reader.consumeLiteral(EntryCodec.null) || reader.storedString() != nil,
+                    reader.consumeLiteral(EntryCodec.openRole), reader.storedString() != nil,
+                    reader.consumeLiteral("}")
                 else { return nil }
-            } while reader.consume(",")
-            guard reader.consume("]") else { return nil }
+            } while reader.consumeLiteral(",")
+            guard reader.consumeLiteral("]") else { return nil }
         }
-        guard reader.consume(EntryCodec.openVersion), let version = reader.integer(),
-            reader.consume(EntryCodec.openFetchedAt), let timestampRange = reader.plainString(),
-            case let timestamp = reader.slice(timestampRange),
+        guard reader.consumeLiteral(EntryCodec.openVersion), let version = reader.storedInteger(),
+            reader.consumeLiteral(EntryCodec.openFetchedAt), let timestampRange = reader.storedString(),
+            case let timestamp = bytes[timestampRange],
             let fetchedAt = ISO8601Timestamp.date(fromUTF8: timestamp),
-            reader.consume("}"), reader.isAtEnd
+            reader.consumeLiteral("}"), reader.isAtEnd
         else { return nil }
         // Only the spelling ISO8601Timestamp writes is the stored form: at this length, with
         // `.` milliseconds and upper-case `T` and `Z` (the reader also takes `t`, `z`, offsets).
@@ -184,57 +184,22 @@ enum EntryParser {
     }
 }
 
-/// Walks bytes expected in the stored form, literal by literal; every method answers false or
-/// nil at the first byte that differs, leaving the reader where it was no longer matters then.
-private struct StoredFormReader {
-    private var scanner: JSONScanner
-    private let bytes: [UInt8]
-    private var offset = 0
-
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-        scanner = JSONScanner(bytes)
-    }
-
-    var isAtEnd: Bool { offset == bytes.count }
-
-    mutating func consume(_ literal: StaticString) -> Bool {
-        let count = literal.utf8CodeUnitCount
-        guard bytes.count - offset >= count else { return false }
-        let matches = literal.withUTF8Buffer { expected in
-            var index = offset
-            for byte in expected {
-                guard bytes[index] == byte else { return false }
-                index += 1
-            }
-            return true
-        }
-        if matches { offset += count }
-        return matches
-    }
-
+/// The values of the stored form, read where they must start: no whitespace before them, which
+/// the scanner's own readers would skip.
+extension JSONScanner {
     /// A string with no escape (the stored form has one only where ``JSONWriter`` would write
-    /// it, which this reader leaves to the full parser), checked for control characters and
-    /// UTF-8; the range of its bytes between the quotes.
-    mutating func plainString() -> Range<Int>? {
-        guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { return nil }
-        scanner.move(to: offset)
-        guard let range = try? scanner.readPlainString() else { return nil }
-        offset = scanner.offset
-        return range
+    /// it, which is left to the full parser), checked for control characters and UTF-8; the
+    /// range of its bytes between the quotes.
+    fileprivate mutating func storedString() -> Range<Int>? {
+        guard nextByte == UInt8(ascii: "\"") else { return nil }
+        return try? readPlainString()
     }
-
-    func slice(_ range: Range<Int>) -> ArraySlice<UInt8> { bytes[range] }
 
     /// A JSON integer within `Int64`.
-    mutating func integer() -> Int64? {
-        scanner.move(to: offset)
-        // The scanner would skip whitespace first, which the stored form never has.
-        guard offset < bytes.count,
-            bytes[offset] == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[offset]),
-            let value = try? scanner.readInt64()
+    fileprivate mutating func storedInteger() -> Int64? {
+        guard let first = nextByte,
+            first == UInt8(ascii: "-") || (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(first)
         else { return nil }
-        offset = scanner.offset
-        return value
+        return try? readInt64()
     }
 }

@@ -20,11 +20,12 @@ struct JSONScanner {
         self.bytes = bytes
     }
 
-    /// Continues scanning at `offset`, for callers that match some bytes themselves.
-    mutating func move(to offset: Int) {
-        precondition((0...bytes.count).contains(offset), "JSONScanner: offset out of range")
-        self.offset = offset
-    }
+    /// The next byte as it is, whitespace not skipped; nil at the end. For readers of an exact
+    /// layout, such as the stored form of an entry.
+    var nextByte: UInt8? { offset < bytes.count ? bytes[offset] : nil }
+
+    /// Whether every byte was consumed (trailing whitespace counts as a byte; see ``expectEnd()``).
+    var isAtEnd: Bool { offset == bytes.count }
 
     /// The kind of the next value, after whitespace; a syntax error if there is none.
     mutating func peekKind() throws(DecodingFailure) -> Kind {
@@ -49,7 +50,7 @@ struct JSONScanner {
     /// The next key of the current object, with its `:` consumed, or `nil` at the closing brace
     /// (consumed too). `isFirst` must start `true` for each object.
     mutating func nextKey(isFirst: inout Bool) throws(DecodingFailure) -> ArraySlice<UInt8>? {
-        guard try beginKey(isFirst: &isFirst) else { return nil }
+        guard try nextMember(closing: UInt8(ascii: "}"), isFirst: &isFirst) else { return nil }
         let (key, isASCII) = try scanString()
         guard isASCII || String(validating: key, as: UTF8.self) != nil else {
             throw syntaxError("invalid UTF-8 in key")
@@ -58,10 +59,10 @@ struct JSONScanner {
         return key
     }
 
-    /// Before a key: false at the object's closing brace (consumed), else the comma between
-    /// keys consumed.
-    private mutating func beginKey(isFirst: inout Bool) throws(DecodingFailure) -> Bool {
-        if consume(UInt8(ascii: "}")) {
+    /// Before an object's key or an array's element: false at the `closing` brace or bracket
+    /// (consumed), else true with the comma between members consumed.
+    private mutating func nextMember(closing: UInt8, isFirst: inout Bool) throws(DecodingFailure) -> Bool {
+        if consume(closing) {
             return false
         }
         if !isFirst {
@@ -79,14 +80,7 @@ struct JSONScanner {
     /// Whether another element follows in the current array; consumes the closing bracket when
     /// not. `isFirst` must start `true` for each array.
     mutating func nextElement(isFirst: inout Bool) throws(DecodingFailure) -> Bool {
-        if consume(UInt8(ascii: "]")) {
-            return false
-        }
-        if !isFirst {
-            try expect(UInt8(ascii: ","))
-        }
-        isFirst = false
-        return true
+        try nextMember(closing: UInt8(ascii: "]"), isFirst: &isFirst)
     }
 
     /// A string value, unescaped and checked to be valid UTF-8.
@@ -119,33 +113,21 @@ struct JSONScanner {
         let quote = offset
         try expect(UInt8(ascii: "\""))
         let start = offset
-        var highBits: UInt8 = 0
-        while offset < bytes.count {
-            let byte = bytes[offset]
-            if byte == UInt8(ascii: "\"") {
-                offset += 1
-                let range = start..<(offset - 1)
-                guard highBits < 0x80 || UTF8Validation.isValid(bytes[range]) else {
-                    throw syntaxError("invalid UTF-8 in string")
-                }
-                return range
-            }
-            if byte == UInt8(ascii: "\\") {
-                offset = quote
-                return nil
-            }
-            guard byte >= 0x20 else { throw syntaxError("control character in string") }
-            highBits |= byte
-            offset += 1
+        let run = try scanPlainRun()
+        guard run.closed else {
+            offset = quote
+            return nil
         }
-        throw syntaxError("unterminated string")
+        let range = start..<(offset - 1)
+        guard run.isASCII || UTF8Validation.isValid(bytes[range]) else { throw syntaxError("invalid UTF-8 in string") }
+        return range
     }
 
     /// Like ``nextKey(isFirst:)``, but the key comes back as a range of the input (compare it
     /// with ``bytes(in:equal:)``), so that nothing holds on to the input; throws at a key with an
     /// escape.
     mutating func nextKeyRange(isFirst: inout Bool) throws(DecodingFailure) -> Range<Int>? {
-        guard try beginKey(isFirst: &isFirst) else { return nil }
+        guard try nextMember(closing: UInt8(ascii: "}"), isFirst: &isFirst) else { return nil }
         // A key with an escape is left to slower readers (``nextKey(isFirst:)``): no key the
         // hot paths look for has one.
         guard let key = try readPlainString() else { throw syntaxError("escaped key") }
@@ -155,15 +137,7 @@ struct JSONScanner {
 
     /// Whether the input bytes in `range` are exactly `literal`.
     func bytes(in range: Range<Int>, equal literal: StaticString) -> Bool {
-        guard range.count == literal.utf8CodeUnitCount else { return false }
-        return literal.withUTF8Buffer { expected in
-            var index = range.lowerBound
-            for byte in expected {
-                guard bytes[index] == byte else { return false }
-                index += 1
-            }
-            return true
-        }
+        bytes.withUnsafeBufferPointer { Self.buffer(UnsafeBufferPointer(rebasing: $0[range]), equal: literal) }
     }
 
     /// Appends the input bytes in `range` to `output`, one copy.
@@ -183,13 +157,15 @@ struct JSONScanner {
 
     /// Whether a key or string read with ``readStringBytes()`` is exactly `literal`.
     static func bytes(_ utf8: ArraySlice<UInt8>, equal literal: StaticString) -> Bool {
+        utf8.withUnsafeBufferPointer { buffer($0, equal: literal) }
+    }
+
+    private static func buffer(_ utf8: UnsafeBufferPointer<UInt8>, equal literal: StaticString) -> Bool {
         guard utf8.count == literal.utf8CodeUnitCount else { return false }
         // A plain loop: the generic elementsEqual stays unspecialized here and showed in profiles.
         return literal.withUTF8Buffer { expected in
-            var index = utf8.startIndex
-            for byte in expected {
-                guard utf8[index] == byte else { return false }
-                index += 1
+            for index in 0..<expected.count where utf8[index] != expected[index] {
+                return false
             }
             return true
         }
@@ -198,20 +174,10 @@ struct JSONScanner {
     private mutating func scanString() throws(DecodingFailure) -> (utf8: ArraySlice<UInt8>, isASCII: Bool) {
         try expect(UInt8(ascii: "\""))
         let start = offset
-        var highBits: UInt8 = 0
         // Fast path: no escapes, the common case; a slice of the input.
-        while offset < bytes.count {
-            let byte = bytes[offset]
-            if byte == UInt8(ascii: "\"") {
-                offset += 1
-                return (bytes[start..<(offset - 1)], highBits < 0x80)
-            }
-            if byte == UInt8(ascii: "\\") {
-                break
-            }
-            guard byte >= 0x20 else { throw syntaxError("control character in string") }
-            highBits |= byte
-            offset += 1
+        let run = try scanPlainRun()
+        if run.closed {
+            return (bytes[start..<(offset - 1)], run.isASCII)
         }
         var unescaped = Array(bytes[start..<offset])
         while offset < bytes.count {
@@ -228,6 +194,28 @@ struct JSONScanner {
             default:
                 unescaped.append(byte)
             }
+        }
+        throw syntaxError("unterminated string")
+    }
+
+    /// Consumes a string's bytes up to its closing quote (consumed too: `closed`) or up to its
+    /// first backslash (not consumed), refusing control characters; whether they were all
+    /// ASCII. Past the end of the input the string is unterminated.
+    @inline(__always)
+    private mutating func scanPlainRun() throws(DecodingFailure) -> (closed: Bool, isASCII: Bool) {
+        var highBits: UInt8 = 0
+        while offset < bytes.count {
+            let byte = bytes[offset]
+            if byte == UInt8(ascii: "\"") {
+                offset += 1
+                return (true, highBits < 0x80)
+            }
+            if byte == UInt8(ascii: "\\") {
+                return (false, highBits < 0x80)
+            }
+            guard byte >= 0x20 else { throw syntaxError("control character in string") }
+            highBits |= byte
+            offset += 1
         }
         throw syntaxError("unterminated string")
     }
@@ -348,11 +336,11 @@ struct JSONScanner {
 
     private func hasLiteral(_ literal: StaticString) -> Bool {
         let count = literal.utf8CodeUnitCount
-        guard bytes.count - offset >= count else { return false }
-        return literal.withUTF8Buffer { bytes[offset..<(offset + count)].elementsEqual($0) }
+        return bytes.count - offset >= count && bytes(in: offset..<(offset + count), equal: literal)
     }
 
-    private mutating func consumeLiteral(_ literal: StaticString) -> Bool {
+    /// Consumes `literal` if the input continues with it, whitespace not skipped.
+    mutating func consumeLiteral(_ literal: StaticString) -> Bool {
         guard hasLiteral(literal) else { return false }
         offset += literal.utf8CodeUnitCount
         return true

@@ -39,11 +39,6 @@ public struct JSONWriter: Sendable {
         bytes.removeAll(keepingCapacity: true)
     }
 
-    /// Appends bytes verbatim; they must already be valid JSON (a token copied from a checked input).
-    public mutating func appendRaw(_ json: ArraySlice<UInt8>) {
-        bytes.append(contentsOf: json)
-    }
-
     /// Appends `utf8`, which the caller has checked to be valid UTF-8, as a quoted JSON string,
     /// escaped exactly as ``appendString(_:)`` escapes.
     mutating func appendString(utf8: ArraySlice<UInt8>) {
