@@ -123,14 +123,14 @@ extension ChaosSuite {
             #expect(record.failures.isEmpty, "\(record.failureSummary)")
         }
 
-        /// Issue 4's design (docs/COORDINATION.md): the lock key `participants:v1:sync:leader`
+        /// Issue 4's design (docs/COORDINATION.md): the lock key `participants:v2:{sync}:leader`
         /// holds `<instance_id>:<token>`, run records are shared in Redis so either instance
         /// answers for a job, and batches a dead instance held are claimed by the others.
         private static func killLeader(
             _ environment: ChaosEnvironment, other: (service: ServiceProcess, port: Int),
             into record: inout ScenarioRecord
         ) async throws {
-            let lockKey = "participants:v1:sync:leader"
+            let lockKey = "participants:v2:{sync}:leader"
             var holder = ""
             let elected = await eventually(timeout: .seconds(15)) {
                 holder = (try? await environment.redis.cli("GET", lockKey)) ?? ""
@@ -207,7 +207,7 @@ struct SharedRunRecord {
     var leftInTheStream: Int
 
     static func read(_ id: String, from redis: RedisServer) async throws -> SharedRunRecord {
-        let lines = try await redis.cli("HGETALL", "participants:v1:sync:run:\(id)")
+        let lines = try await redis.cli("HGETALL", "participants:v2:{sync}:run:\(id)")
             .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
         var counts: [String: Int] = [:]
         var state: String?
@@ -217,7 +217,7 @@ struct SharedRunRecord {
             if let number = Int(lines[index + 1]) { counts[lines[index]] = number }
             index += 2
         }
-        let key = "participants:v1:sync:batches"
+        let key = "participants:v2:{sync}:batches"
         let info = try await redis.cli("XINFO", "GROUPS", key).split(separator: "\n").map(String.init)
         func value(_ name: String) -> String? {
             guard let position = info.firstIndex(of: name), position + 1 < info.count else { return nil }

@@ -90,7 +90,7 @@ struct ChatHTTPTests {
 
         // The created chat is tracked for the background refresh (written to Redis within ~1 s).
         let tracked = await eventually(timeout: .seconds(10)) {
-            let score = (try? await app.redis.cli("ZSCORE", "participants:v1:sync:tracked", chat)) ?? ""
+            let score = (try? await app.redis.cli("ZSCORE", "participants:v2:{sync}:tracked", chat)) ?? ""
             return !score.isEmpty
         }
         #expect(tracked)

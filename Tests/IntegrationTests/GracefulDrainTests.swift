@@ -85,9 +85,9 @@ struct GracefulDrainTests {
             service.output().split(separator: "\n").map { GracefulDrainTests.object(String($0)) }
         }
 
-        /// The run's record in Redis (`participants:v1:sync:run:<id>`), numeric fields only.
+        /// The run's record in Redis (`participants:v2:{sync}:run:<id>`), numeric fields only.
         func runCounts(_ id: String) async throws -> (state: String?, counts: [String: Int]) {
-            let lines = try await redis.cli("HGETALL", "participants:v1:sync:run:\(id)")
+            let lines = try await redis.cli("HGETALL", "participants:v2:{sync}:run:\(id)")
                 .split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             var counts: [String: Int] = [:]
             var state: String?
@@ -103,7 +103,7 @@ struct GracefulDrainTests {
         /// Batches of the shared stream that no instance has settled: delivered but not
         /// acknowledged (pending) plus not yet delivered. The next leader's instances take them.
         func batchesLeftInTheStream() async throws -> Int {
-            let key = "participants:v1:sync:batches"
+            let key = "participants:v2:{sync}:batches"
             let info = try await redis.cli("XINFO", "GROUPS", key).split(separator: "\n").map(String.init)
             func value(_ name: String) -> String? {
                 guard let index = info.firstIndex(of: name), index + 1 < info.count else { return nil }

@@ -107,7 +107,7 @@ struct LeaderElectionTests {
         let firstLease = try #require(await first.lease)
         #expect(firstLease.fence == 1)
         #expect(firstLease.value.hasPrefix("\(first.elector.instanceID):"))
-        #expect(try await redis.cli("GET", "participants:v1:sync:leader") == firstLease.value)
+        #expect(try await redis.cli("GET", "participants:v2:{sync}:leader") == firstLease.value)
         // Renewed: through four renewals (more than a TTL) the lock keeps its one holder, which
         // still leads alone with the same fence.
         let held = await redis.watchLeaderLock(renewals: 4)
@@ -125,17 +125,17 @@ struct LeaderElectionTests {
         #expect(ContinuousClock.now - died < ttl * 5)
         let secondLease = try #require(await second.lease)
         #expect(secondLease.fence == 2)
-        #expect(try await redis.cli("GET", "participants:v1:sync:fence") == "2")
+        #expect(try await redis.cli("GET", "participants:v2:{sync}:fence") == "2")
 
         // Shut down gracefully, the leader deletes its lock (compare-and-delete) at once.
         #expect(await second.elector.release())
-        #expect(try await redis.cli("GET", "participants:v1:sync:leader") != secondLease.value)
+        #expect(try await redis.cli("GET", "participants:v2:{sync}:leader") != secondLease.value)
         await second.kill()
         let last = try #require(survivors.first { $0 !== second })
         #expect(await eventually(timeout: .seconds(15)) { await last.lease?.fence == 3 })
         // Graceful shutdown releases the lock at once, long before its TTL would free it.
         try await last.shutdown()
-        #expect(try await redis.cli("EXISTS", "participants:v1:sync:leader") == "0")
+        #expect(try await redis.cli("EXISTS", "participants:v2:{sync}:leader") == "0")
     }
 
     @Test func aLeaderWhoseLockWasTakenStepsDownAtItsNextRenewal() async throws {
@@ -144,11 +144,11 @@ struct LeaderElectionTests {
         let node = try await Node("a", redis: redis, ttl: .seconds(3))
         #expect(await eventually(timeout: .seconds(5)) { await node.lease != nil })
         // Someone else holds the lock now (e.g. after a partition healed).
-        _ = try await redis.cli("SET", "participants:v1:sync:leader", "intruder:1", "PX", "60000")
+        _ = try await redis.cli("SET", "participants:v2:{sync}:leader", "intruder:1", "PX", "60000")
         #expect(await eventually(timeout: .seconds(5)) { await node.lease == nil })
-        #expect(try await redis.cli("GET", "participants:v1:sync:leader") == "intruder:1")
+        #expect(try await redis.cli("GET", "participants:v2:{sync}:leader") == "intruder:1")
         // Once free again, it leads again under a new fence.
-        _ = try await redis.cli("DEL", "participants:v1:sync:leader")
+        _ = try await redis.cli("DEL", "participants:v2:{sync}:leader")
         #expect(await eventually(timeout: .seconds(5)) { await node.lease?.fence == 2 })
         try await node.shutdown()
     }

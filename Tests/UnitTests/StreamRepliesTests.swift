@@ -21,7 +21,7 @@ struct StreamRepliesTests {
     @Test func readReplyListsEveryEntryWithItsFields() {
         let reply = RESPValue.array([
             .array([
-                Self.bulk("participants:v1:sync:batches"),
+                Self.bulk("participants:v2:{sync}:batches"),
                 .array([
                     Self.entry("1-0", Self.batchFields), Self.entry("1-1", [("run", "x")]),
                 ]),

@@ -1,7 +1,7 @@
 import ChatRuntime
 import Foundation
 
-/// The shared batch stream `participants:v1:sync:batches` and its consumer group `batchers`:
+/// The shared batch stream `participants:v2:{sync}:batches` and its consumer group `batchers`:
 /// reading without `BLOCK` on the shared connection (``BlockingStreamReader`` blocks on its own), claiming what dead
 /// instances left pending, and what the status route shows of both.
 struct BatchStream: Sendable {

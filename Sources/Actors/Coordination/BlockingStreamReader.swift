@@ -7,9 +7,9 @@ import Logging
 /// the blocked read would wait with it.
 ///
 /// The connection goes to the server the supervisor is connected to (with Sentinel, the master
-/// it found) and is opened on first use; any failure closes it, and the next read opens a new
-/// one. Its command timeout is the block time plus the supervisor's, so a frozen server still
-/// fails the read.
+/// it found; with a cluster, the primary of the stream's slot) and is opened on first use; any
+/// failure closes it, and the next read opens a new one. Its command timeout is the block time
+/// plus the supervisor's, so a frozen server still fails the read.
 actor BlockingStreamReader {
     nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
@@ -46,7 +46,14 @@ actor BlockingStreamReader {
             await drop()
             throw error
         }
-        return try BatchStream.read(from: replies)
+        do {
+            return try BatchStream.read(from: replies)
+        } catch {
+            // An error reply (in a cluster, `MOVED` after the stream's slot moved): the next read
+            // asks the supervisor where the stream lives now.
+            await drop()
+            throw error
+        }
     }
 
     /// Closes the connection (shutdown): a read in progress fails.
@@ -56,7 +63,7 @@ actor BlockingStreamReader {
 
     private func connected() async throws -> RedisConnection {
         if let connection, await connection.isConnected { return connection }
-        guard let endpoint = await supervisor.connectedEndpoint else {
+        guard let endpoint = await supervisor.connectedEndpoint(forKey: CoordinationKeys.batches) else {
             throw RedisNotReadyError(state: await supervisor.state)
         }
         var options = supervisor.connectionOptions

@@ -1,37 +1,42 @@
 /// The Redis keys that coordinate the sync layer across instances (docs/COORDINATION.md).
 ///
-/// Not cluster-safe by design: the scripts touch several of these keys at once, which a Redis
-/// Cluster would only allow under one hash tag. The service talks to one Redis (or a Sentinel
-/// group), where that does not matter.
+/// Every one shares the hash tag `{sync}`, so that in a Redis Cluster they live in one slot:
+/// the scripts touch several at once, and a cluster runs a script only when all its keys are
+/// in one slot. (The tag moved these keys from `participants:v1:sync:` to ``prefix``: a new
+/// version prefix, so that instances of before and after never share coordination state
+/// during a rolling upgrade; docs/OPERATIONS.md has the upgrade path.)
 public enum CoordinationKeys {
+    /// What every coordination key starts with; the braces are its hash tag.
+    public static let prefix = "participants:v2:{sync}:"
+
     /// The leader lock: `<instance_id>:<token>`, `PX` the lock TTL.
-    public static let leader = "participants:v1:sync:leader"
+    public static let leader = prefix + "leader"
     /// The fencing counter, `INCR`ed on every acquisition of the lock.
-    public static let fence = "participants:v1:sync:fence"
+    public static let fence = prefix + "fence"
     /// The shared batch stream, read through the consumer group ``group``.
-    public static let batches = "participants:v1:sync:batches"
+    public static let batches = prefix + "batches"
     /// The consumer group every instance's batcher reads through.
     public static let group = "batchers"
     /// Run ids by start time (sorted set, score in unix milliseconds), for the status route.
-    public static let runs = "participants:v1:sync:runs"
+    public static let runs = prefix + "runs"
 
     /// The last scheduled instant (unix milliseconds) claimed for runs of `slot`.
-    public static func tick(_ slot: TickSlot) -> String { "participants:v1:sync:tick:\(slot.rawValue)" }
+    public static func tick(_ slot: TickSlot) -> String { prefix + "tick:\(slot.rawValue)" }
 
     /// One run's shared record (a hash).
-    public static func run(_ id: RunID) -> String { "participants:v1:sync:run:\(id.rawValue)" }
+    public static func run(_ id: RunID) -> String { runPrefix + id.rawValue }
 
     /// One run's most recent errors (a list, newest first).
-    public static func runErrors(_ id: RunID) -> String { "participants:v1:sync:run:\(id.rawValue):errors" }
+    public static func runErrors(_ id: RunID) -> String { runPrefix + id.rawValue + ":errors" }
 
     /// The id of the run going in `slot`; what joins and skips are decided against.
-    public static func active(_ slot: ActiveSlot) -> String { "participants:v1:sync:active:\(slot.rawValue)" }
+    public static func active(_ slot: ActiveSlot) -> String { prefix + "active:\(slot.rawValue)" }
 
     /// Every active-run key, in the order ``ActiveSlot/allCases`` lists them.
     public static let allActive = ActiveSlot.allCases.map(active)
 
-    /// The prefix of run hashes, for scripts that reach a run named only by its id.
-    static let runPrefix = "participants:v1:sync:run:"
+    /// The prefix of run hashes.
+    static let runPrefix = prefix + "run:"
 
     /// Which scheduled runs a tick key records.
     public enum TickSlot: String, Sendable, CaseIterable {

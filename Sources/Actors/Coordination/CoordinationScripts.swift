@@ -106,14 +106,24 @@ enum CoordinationScripts {
     /// interval-style run at a time, cluster-wide), optionally claiming a scheduled tick in the
     /// same step so that no tick is run twice and no claimed tick goes without its run.
     ///
+    /// Every key it touches is in `KEYS` (a cluster requires it): the records of the runs going
+    /// are named by the caller from the active ids it read just before, and the script answers
+    /// `changed` when those ids moved meanwhile, for the caller to read them again.
+    ///
     /// KEYS[1] lock, KEYS[2] tick key, KEYS[3] active full, KEYS[4] active interval, KEYS[5] run,
-    /// KEYS[6] run index. ARGV[1] lock value ('' when any instance may create: manual requests),
-    /// ARGV[2] tick instant in ms ('' for no tick), ARGV[3] minimum gap to the last claimed tick
-    /// in ms, ARGV[4] run id, ARGV[5] kind, ARGV[6] trigger, ARGV[7] now ms, ARGV[8] now ISO,
-    /// ARGV[9] retention s, ARGV[10] index limit, ARGV[11] run key prefix.
-    /// Returns `{outcome, id}`: started, joined, skipped, already_claimed, not_leader, collision.
+    /// KEYS[6] run index, KEYS[7] the active full run's record, KEYS[8] the active interval
+    /// run's record (each any key of the tag when there is none). ARGV[1] lock value ('' when
+    /// any instance may create: manual requests), ARGV[2] tick instant in ms ('' for no tick),
+    /// ARGV[3] minimum gap to the last claimed tick in ms, ARGV[4] run id, ARGV[5] kind,
+    /// ARGV[6] trigger, ARGV[7] now ms, ARGV[8] now ISO, ARGV[9] retention s, ARGV[10] index
+    /// limit, ARGV[11] the active full id read ('' none), ARGV[12] the active interval id read.
+    /// Returns `{outcome, id}`: started, joined, skipped, already_claimed, not_leader, collision,
+    /// changed.
     static let createRun = """
         if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then return {'not_leader', ''} end
+        if (redis.call('GET', KEYS[3]) or '') ~= ARGV[11] or (redis.call('GET', KEYS[4]) or '') ~= ARGV[12] then
+          return {'changed', ''}
+        end
         if ARGV[2] ~= '' then
           local raw = redis.call('GET', KEYS[2])
           local last = tonumber(raw or '')
@@ -122,22 +132,22 @@ enum CoordinationScripts {
         local function claim_tick()
           if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[9]) end
         end
-        local function live(active)
+        local function live(active, record)
           local id = redis.call('GET', active)
-          if id and redis.call('EXISTS', ARGV[11] .. id) == 0 then
+          if id and redis.call('EXISTS', record) == 0 then
             redis.call('DEL', active)
             return false
           end
           return id
         end
         local kind = ARGV[5]
-        local full = live(KEYS[3])
-        local interval = live(KEYS[4])
+        local full = live(KEYS[3], KEYS[7])
+        local interval = live(KEYS[4], KEYS[8])
         local slot
         if kind == 'full' or kind == 'manual_full' then
           if full then
             claim_tick()
-            redis.call('HINCRBY', ARGV[11] .. full, 'joined_requests', 1)
+            redis.call('HINCRBY', KEYS[7], 'joined_requests', 1)
             return {'joined', full}
           end
           slot = KEYS[3]
@@ -151,7 +161,7 @@ enum CoordinationScripts {
         else
           if interval then
             claim_tick()
-            redis.call('HINCRBY', ARGV[11] .. interval, 'joined_requests', 1)
+            redis.call('HINCRBY', KEYS[8], 'joined_requests', 1)
             return {'joined', interval}
           end
           slot = KEYS[4]

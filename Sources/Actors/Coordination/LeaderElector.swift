@@ -3,8 +3,8 @@ public import Logging
 public import Metrics
 public import ServiceLifecycle
 
-/// Elects one leader among the instances sharing a Redis: `SET participants:v1:sync:leader
-/// <instance_id>:<token> NX PX <ttl>` with `INCR participants:v1:sync:fence` in the same script,
+/// Elects one leader among the instances sharing a Redis: `SET participants:v2:{sync}:leader
+/// <instance_id>:<token> NX PX <ttl>` with `INCR participants:v2:{sync}:fence` in the same script,
 /// renewed every third of the TTL by a compare-and-pexpire script, released on shutdown by a
 /// compare-and-delete script. ``LeaseKeeper`` decides when; this actor talks to Redis.
 ///

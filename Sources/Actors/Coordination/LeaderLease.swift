@@ -2,7 +2,7 @@
 /// is good for. Valid until `validUntil` at the latest, counted from when the last successful
 /// acquisition or renewal was *sent*, so the local view always ends before the lock in Redis.
 public struct LeaderLease: Sendable, Hashable {
-    /// `INCR participants:v1:sync:fence` at acquisition: larger for every later leader.
+    /// `INCR participants:v2:{sync}:fence` at acquisition: larger for every later leader.
     public var fence: Int64
     /// The lock's value, `<instance_id>:<token>`; fenced scripts compare it with the lock.
     public var value: String

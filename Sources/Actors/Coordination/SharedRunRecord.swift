@@ -1,6 +1,6 @@
 import Foundation
 
-/// A run as recorded in Redis (`participants:v1:sync:run:<id>`), read back as a ``SyncRun`` plus
+/// A run as recorded in Redis (`participants:v2:{sync}:run:<id>`), read back as a ``SyncRun`` plus
 /// what a leader needs to carry on producing it.
 struct SharedRunRecord: Sendable, Hashable {
     var run: SyncRun

@@ -38,33 +38,49 @@ struct SharedRuns: Sendable {
     /// Records run `id` as queued, or joins or skips for the run going. With a `lease`, only
     /// while it holds the lock; with a `tick`, only when the tick was not claimed yet, and the
     /// claim is made in the same step.
+    ///
+    /// The runs going are read first, so that the script names their records in `KEYS`; when
+    /// they changed before the script ran, it says so and they are read again (a few times at
+    /// most: runs start and end seconds apart, not microseconds).
     func create(
         _ id: RunID, kind: SyncRun.Kind, trigger: String, at now: Date, lease: LeaderLease?, tick: Tick?
     ) async throws -> Creation {
-        let command = LeaderElector.eval(
-            CoordinationScripts.createRun,
-            keys: [
-                CoordinationKeys.leader, tick.map { CoordinationKeys.tick($0.slot) } ?? CoordinationKeys.tick(.full),
-                CoordinationKeys.active(.full), CoordinationKeys.active(.interval), CoordinationKeys.run(id),
-                CoordinationKeys.runs,
-            ],
-            arguments: [
-                lease?.value ?? "", tick.map { String(Self.milliseconds($0.due)) } ?? "",
-                tick.map { String(LeaderElector.milliseconds($0.minimumGap)) } ?? "0",
-                id.rawValue, kind.rawValue, trigger, String(Self.milliseconds(now)), ISO8601Timestamp.string(from: now),
-                retentionSeconds, String(settings.runIndexLimit), CoordinationKeys.runPrefix,
-            ])
-        let reply = try await supervisor.send(command).array ?? []
-        let other = reply.dropFirst().first?.string.map(RunID.init(rawValue:))
-        switch reply.first?.string {
-        case "started": return .started(id)
-        case "joined": return other.map(Creation.joined) ?? .collision
-        case "skipped": return other.map(Creation.skipped) ?? .collision
-        case "already_claimed": return .alreadyClaimed
-        case "not_leader": return .notLeader
-        default: return .collision
+        for _ in 0..<Self.createAttempts {
+            let active = Dictionary(try await activeRuns(), uniquingKeysWith: { first, _ in first })
+            let command = LeaderElector.eval(
+                CoordinationScripts.createRun,
+                keys: [
+                    CoordinationKeys.leader,
+                    tick.map { CoordinationKeys.tick($0.slot) } ?? CoordinationKeys.tick(.full),
+                    CoordinationKeys.active(.full), CoordinationKeys.active(.interval), CoordinationKeys.run(id),
+                    CoordinationKeys.runs,
+                    active[.full].map(CoordinationKeys.run) ?? CoordinationKeys.active(.full),
+                    active[.interval].map(CoordinationKeys.run) ?? CoordinationKeys.active(.interval),
+                ],
+                arguments: [
+                    lease?.value ?? "", tick.map { String(Self.milliseconds($0.due)) } ?? "",
+                    tick.map { String(LeaderElector.milliseconds($0.minimumGap)) } ?? "0",
+                    id.rawValue, kind.rawValue, trigger, String(Self.milliseconds(now)),
+                    ISO8601Timestamp.string(from: now), retentionSeconds, String(settings.runIndexLimit),
+                    active[.full]?.rawValue ?? "", active[.interval]?.rawValue ?? "",
+                ])
+            let reply = try await supervisor.send(command).array ?? []
+            let other = reply.dropFirst().first?.string.map(RunID.init(rawValue:))
+            switch reply.first?.string {
+            case "changed": continue
+            case "started": return .started(id)
+            case "joined": return other.map(Creation.joined) ?? .collision
+            case "skipped": return other.map(Creation.skipped) ?? .collision
+            case "already_claimed": return .alreadyClaimed
+            case "not_leader": return .notLeader
+            default: return .collision
+            }
         }
+        return .collision
     }
+
+    /// Reads of the runs going before ``create(_:kind:trigger:at:lease:tick:)`` gives up.
+    static let createAttempts = 5
 
     // MARK: Producing runs
 

@@ -173,9 +173,12 @@ public actor HTTPFrontend: Service {
         let state = await supervisor.state
         let since = await supervisor.since
         let sinceDate = Date.now.addingTimeInterval(-(ContinuousClock.now - since).timeInterval)
+        let nodes = await supervisor.clusterNodes
         let body = HealthBody(
             status: state == .ready ? "ok" : "degraded",
-            redis: .init(state: state.name, detail: state.description, since: sinceDate),
+            redis: .init(
+                state: state.name, detail: state.description, since: sinceDate,
+                nodes: nodes?.map(RedisNodeBody.init)),
             draining: draining,
             uptimeSeconds: (ContinuousClock.now - started).timeInterval)
         return .json(body)
@@ -240,6 +243,8 @@ struct HealthBody: Encodable {
         var state: String
         var detail: String
         var since: Date
+        /// With a Redis Cluster: each primary; absent for one server.
+        var nodes: [RedisNodeBody]?
     }
     var status: String
     var redis: Redis
@@ -257,5 +262,26 @@ extension Duration {
     public var timeInterval: Double {
         let (seconds, attoseconds) = components
         return Double(seconds) + Double(attoseconds) / 1e18
+    }
+}
+
+/// One Redis Cluster primary in `/health` and the status route.
+struct RedisNodeBody: Encodable {
+    var address: String
+    var state: String
+    var detail: String
+    /// Its slot ranges, such as `0-5460` or `0-100,200-300`.
+    var slots: String
+
+    init(_ node: RedisNodeStatus) {
+        address = node.address.description
+        state = node.state.name
+        detail = node.state.description
+        slots = node.slots.map { $0.count == 1 ? "\($0.lowerBound)" : "\($0.lowerBound)-\($0.upperBound)" }
+            .joined(separator: ",")
+    }
+
+    var jsonObject: [String: Any] {
+        ["address": address, "state": state, "detail": detail, "slots": slots]
     }
 }

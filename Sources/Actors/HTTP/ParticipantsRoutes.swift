@@ -142,9 +142,13 @@ public struct ParticipantsRoutes: Sendable {
         let state = await supervisor.state
         let statistics = await reader.cache.statistics
         let syncBody = await sync.status()
+        var redis: [String: Any] = ["state": state.name, "detail": state.description]
+        if let nodes = await supervisor.clusterNodes {
+            redis["nodes"] = nodes.map { RedisNodeBody($0).jsonObject }
+        }
         var object: [String: Any] = [
             "instance_id": instanceID,
-            "redis": ["state": state.name, "detail": state.description],
+            "redis": redis,
             "lazy_update": reader.lazyUpdate,
             "refreshes_in_flight": await reader.coordinator.inFlightCount,
         ]

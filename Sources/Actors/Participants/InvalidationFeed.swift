@@ -5,7 +5,7 @@ import Metrics
 public import ServiceLifecycle
 
 /// Keeps this instance's L1 coherent with the other instances' writes: reads the invalidation
-/// stream (`participants:v1:sync:invalidations`) every poll interval with a non-blocking
+/// stream (`participants:v2:{sync}:invalidations`) every poll interval with a non-blocking
 /// `XREAD` on the shared connection, ignores its own announcements, and evicts L1 copies older
 /// than what another instance wrote (``ParticipantsCache/invalidate(_:)``).
 ///

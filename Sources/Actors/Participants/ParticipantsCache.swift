@@ -398,11 +398,17 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             commands.append(
                 .set(ParticipantsKeys.notFound(chat), value: Array("1".utf8), expireSeconds: notFoundSeconds))
         }
-        // After the SETs, on the same connection: whoever reads the announcement finds the data.
+        // After the SETs: whoever reads the announcement finds the data. One connection keeps
+        // that order within the pipeline; a cluster's primaries do not, so there it goes after
+        // every primary answered.
         let announcement = announce(entries)
-        if let announcement { commands.append(announcement) }
+        let announceAfter = supervisor.isCluster
+        if let announcement, !announceAfter { commands.append(announcement) }
         do {
-            let replies = try await supervisor.pipeline(commands)
+            var replies = try await supervisor.pipeline(commands)
+            if let announcement, announceAfter {
+                replies.append((try? await supervisor.pipeline([announcement]))?.first ?? .error("not sent"))
+            }
             if announcement != nil, let refusal = replies.last?.errorMessage {
                 metrics.announceErrors.increment()
                 logger.warning("invalidation not announced", metadata: ["redis.error": "\(refusal)"])

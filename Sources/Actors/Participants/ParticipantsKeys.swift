@@ -1,5 +1,6 @@
 /// The Redis keys of the participants layer (DESIGN §7). The braces keep a chat's keys in one
-/// cluster slot.
+/// cluster slot; the keys shared by every chat (tracked chats, the invalidation stream) carry
+/// the coordination keys' tag, ``CoordinationKeys/prefix``.
 public enum ParticipantsKeys {
     /// The entry JSON of a chat.
     public static func entry(_ chat: ChatID) -> String { chat.redisKey }
@@ -8,7 +9,7 @@ public enum ParticipantsKeys {
     public static func notFound(_ chat: ChatID) -> String { chat.redisKey + ":missing" }
 
     /// Sorted set of chats read recently: member chat id, score the unix time of the last read.
-    public static let tracked = "participants:v1:sync:tracked"
+    public static let tracked = CoordinationKeys.prefix + "tracked"
 
     /// Writes an entry only when Redis holds nothing newer (compared by `fetched_at`, the last
     /// key of the entry JSON; ISO 8601 UTC strings of one format order like the instants).
@@ -41,7 +42,7 @@ public enum ParticipantsKeys {
 
     /// Stream of L1 invalidations: one entry per cache write, fields `@instance` (the writer),
     /// then chat id → `fetched_at` pairs. Trimmed with `MAXLEN ~`.
-    public static let invalidations = "participants:v1:sync:invalidations"
+    public static let invalidations = CoordinationKeys.prefix + "invalidations"
 
     /// Deletes KEYS[1] only while it still holds ARGV[1]: a lock that expired and was taken by
     /// another instance is not released by its former holder.

@@ -7,9 +7,12 @@ public import ServiceLifecycle
 /// or answers later than `lateAfter`, makes the supervisor drop the connection and reconnect:
 /// a frozen or half-dead Redis is noticed even when no reader is sending commands.
 ///
-/// With Sentinel discovery the same round trip also asks `ROLE`: a master demoted to a replica
-/// while still reachable (a failover it missed, e.g. after a partition) is reported too, so the
-/// supervisor reconnects to the master the sentinels name.
+/// With a Redis Cluster every connected primary is checked, each on its own connection.
+///
+/// With Sentinel discovery (and for cluster primaries) the same round trip also asks `ROLE`: a
+/// master demoted to a replica while still reachable (a failover it missed, e.g. after a
+/// partition) is reported too, so the supervisor reconnects to the master the sentinels name
+/// (or the cluster reads its topology again).
 public actor HealthMonitor: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
     private let supervisor: RedisSupervisor
@@ -42,8 +45,21 @@ public actor HealthMonitor: Service {
         }
     }
 
-    /// One health check; public so tests can drive it without waiting for the interval.
+    /// One health check of every server (each connected primary of a cluster); public so tests
+    /// can drive it without waiting for the interval.
     public func checkOnce() async {
+        let targets = await supervisor.healthCheckTargets
+        guard targets.count > 1 else {
+            if let only = targets.first { await check(only) }
+            return
+        }
+        // At once: a frozen primary must not delay the checks of the others.
+        await withTaskGroup(of: Void.self) { group in
+            for target in targets { group.addTask { await self.check(target) } }
+        }
+    }
+
+    private func check(_ supervisor: RedisSupervisor) async {
         guard await supervisor.state == .ready else { return }
         let started = ContinuousClock.now
         let checkRole = supervisor.requiresMasterRole

@@ -28,6 +28,11 @@ public struct RedisNotReadyError: Error, Sendable, CustomStringConvertible {
 /// dropped), or answers a write with `-READONLY`, or the ``HealthMonitor``'s `ROLE` check sees
 /// it demoted; the connection is dropped, and the reconnect asks the sentinels again.
 ///
+/// With Redis Cluster (``init(cluster:loop:connectionOptions:)``) it is the front of a
+/// ``RedisCluster``: commands are routed to the primary of their key's slot, each primary's
+/// connection runs under a node supervisor of its own (this type, for one node), and the state
+/// is the cluster's derived one.
+///
 /// Runs on the event loop, like the connection it owns, so sending a command is a plain call.
 public actor RedisSupervisor: Service {
     public nonisolated let unownedExecutor: UnownedSerialExecutor
@@ -37,6 +42,10 @@ public actor RedisSupervisor: Service {
     /// blocking stream reader) use them too.
     public nonisolated let connectionOptions: RedisConnectionOptions
     private let sentinel: RedisSentinelSettings?
+    /// Set for a node supervisor of a cluster: the node must be a primary.
+    private let clusterNode: RedisServerAddress?
+    /// Set for the front of a Redis Cluster: everything is forwarded to it.
+    private let cluster: RedisCluster?
     private let logger: Logger
     private var machine: SupervisorStateMachine
     private var random: any RandomNumberGenerator & Sendable
@@ -48,8 +57,7 @@ public actor RedisSupervisor: Service {
     private var generation = 0
     private var retryTimer: LoopTimer?
     private var probeTimer: LoopTimer?
-    private var subscribers: [Int: AsyncStream<RedisStateChange>.Continuation] = [:]
-    private var nextSubscriberID = 0
+    private var subscribers = StateSubscribers()
     private let metrics: SupervisorMetrics
 
     public init(
@@ -58,6 +66,7 @@ public actor RedisSupervisor: Service {
         policy: SupervisorStateMachine.Policy,
         connectionOptions: RedisConnectionOptions,
         sentinel: RedisSentinelSettings? = nil,
+        clusterNode: RedisServerAddress? = nil,
         random: any RandomNumberGenerator & Sendable = SystemRandomNumberGenerator(),
         logger: Logger
     ) {
@@ -66,14 +75,36 @@ public actor RedisSupervisor: Service {
         self.endpoint = endpoint
         self.connectionOptions = connectionOptions
         self.sentinel = sentinel?.sentinels.isEmpty == false ? sentinel : nil
+        self.clusterNode = clusterNode
+        self.cluster = nil
         self.machine = SupervisorStateMachine(policy: policy, now: .now)
         self.random = random
         var logger = logger
         if let sentinel = self.sentinel {
             logger[metadataKey: "redis.sentinel_master"] = "\(sentinel.masterName)"
+        } else if let clusterNode {
+            logger[metadataKey: "redis.node"] = "\(clusterNode)"
         } else {
             logger[metadataKey: "redis.endpoint"] = "\(endpoint.redactedDescription)"
         }
+        self.logger = logger
+        self.metrics = SupervisorMetrics(node: clusterNode?.description)
+    }
+
+    /// The front of a Redis Cluster: commands, states and health go through `cluster`.
+    public init(cluster: RedisCluster, loop: EventLoop, connectionOptions: RedisConnectionOptions, logger: Logger) {
+        self.unownedExecutor = loop.asUnownedSerialExecutor()
+        self.loop = loop
+        self.endpoint = RedisEndpoint(host: "", port: RedisEndpoint.defaultPort)
+        self.connectionOptions = connectionOptions
+        self.sentinel = nil
+        self.clusterNode = nil
+        self.cluster = cluster
+        // Unused: the cluster derives the state from its nodes' machines.
+        self.machine = SupervisorStateMachine(
+            policy: .init(maxRetries: 0, backoff: Backoff(initial: .zero, maximum: .zero), probeInterval: .seconds(1)),
+            now: .now)
+        self.random = SystemRandomNumberGenerator()
         self.logger = logger
         self.metrics = SupervisorMetrics()
     }
@@ -82,50 +113,86 @@ public actor RedisSupervisor: Service {
 
     /// Connects, then supervises until graceful shutdown, then closes the connection.
     public func run() async throws {
-        metrics.recordState(machine.state)
-        perform([.connect])
+        start()
         // Suspends until graceful shutdown (or cancellation) of the service group.
         try? await gracefulShutdown()
+        stop()
+    }
+
+    /// Starts connecting; what ``run()`` does first, and what a cluster does for its nodes. The
+    /// front of a cluster does nothing: the ``RedisCluster`` is a service of its own.
+    func start() {
+        guard cluster == nil else { return }
+        metrics.recordState(machine.state)
+        perform([.connect])
+    }
+
+    /// Closes the connection and stops for good.
+    func stop() {
+        guard cluster == nil else { return }
         handle(.shutdown, reason: "shutdown")
     }
 
     // MARK: State
 
-    /// The current state.
-    public var state: RedisState { machine.state }
+    /// The current state (with a cluster, the derived one: `ready` when every slot's primary is).
+    public var state: RedisState {
+        get async { if let cluster { await cluster.state } else { machine.state } }
+    }
 
     /// When the current state began.
-    public var since: ContinuousClock.Instant { machine.since }
+    public var since: ContinuousClock.Instant {
+        get async { if let cluster { await cluster.since } else { machine.since } }
+    }
 
-    /// The server the live connection goes to (with Sentinel, the master found); nil when not `ready`.
+    /// The server the live connection goes to (with Sentinel, the master found); nil when not
+    /// `ready`, and with a cluster (see ``connectedEndpoint(forKey:)``).
     public var connectedEndpoint: RedisEndpoint? {
-        machine.state == .ready ? connection?.endpoint : nil
+        machine.state == .ready && cluster == nil ? connection?.endpoint : nil
+    }
+
+    /// The server that holds `key`, when connected: the one server, or the cluster primary of
+    /// the key's slot. For connections of their own, such as a blocking read.
+    public func connectedEndpoint(forKey key: String) async -> RedisEndpoint? {
+        if let cluster { return await cluster.connectedEndpoint(forKey: key) }
+        return connectedEndpoint
+    }
+
+    /// Whether this is the front of a Redis Cluster.
+    public nonisolated var isCluster: Bool { cluster != nil }
+
+    /// With a cluster, each primary with its state and slots; nil for one server.
+    public var clusterNodes: [RedisNodeStatus]? {
+        get async { await cluster?.nodeStatus }
+    }
+
+    /// The supervisors a health check PINGs: this one, or each connected cluster primary's.
+    public var healthCheckTargets: [RedisSupervisor] {
+        get async {
+            guard let cluster else { return [self] }
+            return await cluster.readyNodes
+        }
     }
 
     /// Whether the server must be a master: true with Sentinel discovery, where a demoted
-    /// master (a replica now) means a failover happened and the connection must move.
-    public nonisolated var requiresMasterRole: Bool { sentinel != nil }
+    /// master (a replica now) means a failover happened and the connection must move, and for
+    /// a cluster primary, whose demotion means its replica took over.
+    public nonisolated var requiresMasterRole: Bool { sentinel != nil || clusterNode != nil }
 
     /// A stream of every state change from now on; it starts with the current state
     /// (as a change from itself) and ends when the supervisor stops.
-    public func stateChanges() -> AsyncStream<RedisStateChange> {
-        let (stream, continuation) = AsyncStream.makeStream(of: RedisStateChange.self)
-        let id = nextSubscriberID
-        nextSubscriberID += 1
-        continuation.yield(RedisStateChange(from: machine.state, to: machine.state, since: machine.since))
-        if machine.state == .stopped {
-            continuation.finish()
-            return stream
-        }
-        subscribers[id] = continuation
-        continuation.onTermination = { [weak self] _ in
+    public func stateChanges() async -> AsyncStream<RedisStateChange> {
+        if let cluster { return await cluster.stateChanges() }
+        return subscribers.add(
+            startingWith: RedisStateChange(from: machine.state, to: machine.state, since: machine.since),
+            stopped: machine.state == .stopped
+        ) { [weak self] id in
             Task { await self?.unsubscribe(id) }
         }
-        return stream
     }
 
     private func unsubscribe(_ id: Int) {
-        subscribers[id] = nil
+        subscribers.remove(id)
     }
 
     // MARK: Commands
@@ -133,6 +200,7 @@ public actor RedisSupervisor: Service {
     /// Sends one command on the current connection; throws ``RedisNotReadyError`` at once when
     /// not `ready`, or the connection's `RedisError`.
     public func send(_ command: RedisCommand) async throws -> RESPValue {
+        if let cluster { return try await cluster.send(command) }
         guard machine.state == .ready, let connection else {
             throw RedisNotReadyError(state: machine.state)
         }
@@ -149,7 +217,10 @@ public actor RedisSupervisor: Service {
     }
 
     /// Sends commands as one pipeline; see ``send(_:)``.
+    ///
+    /// With a cluster: one pipeline per primary, sent at once; see ``RedisCluster/pipeline(_:)``.
     public func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
+        if let cluster { return try await cluster.pipeline(commands) }
         guard machine.state == .ready, let connection else {
             throw RedisNotReadyError(state: machine.state)
         }
@@ -226,8 +297,7 @@ public actor RedisSupervisor: Service {
                 probeTimer?.cancel()
                 if let connection { dropConnection(connection) }
                 generation += 1
-                for continuation in subscribers.values { continuation.finish() }
-                subscribers.removeAll()
+                subscribers.finishAll()
             }
         }
     }
@@ -273,7 +343,10 @@ public actor RedisSupervisor: Service {
     /// Connects to the endpoint, or with Sentinel to the master the sentinels name, checked with ROLE.
     private func openConnection() async throws(RedisError) -> RedisConnection {
         guard let sentinel else {
-            return try await RedisConnection.connect(to: endpoint, on: loop, options: connectionOptions, logger: logger)
+            let connection = try await RedisConnection.connect(
+                to: endpoint, on: loop, options: connectionOptions, logger: logger)
+            if clusterNode != nil { try await requirePrimary(connection, named: "by the cluster topology") }
+            return connection
         }
         let master = try await RedisSentinel.masterEndpoint(
             sentinel, base: endpoint, on: loop, connectTimeout: connectionOptions.connectTimeout, logger: logger)
@@ -288,6 +361,13 @@ public actor RedisSupervisor: Service {
         }
         let connection = try await RedisConnection.connect(
             to: master, on: loop, options: connectionOptions, logger: logger)
+        // The sentinels' view lags a failover in progress: a refusal retries through the backoff.
+        try await requirePrimary(connection, named: "by the sentinels")
+        return connection
+    }
+
+    /// Closes `connection` and throws unless `ROLE` says the server is a master.
+    private func requirePrimary(_ connection: RedisConnection, named source: String) async throws(RedisError) {
         let role: String
         do {
             role = try await RedisSentinel.role(of: connection)
@@ -297,12 +377,11 @@ public actor RedisSupervisor: Service {
         }
         guard role == "master" else {
             await connection.close()
-            // The sentinels' view lags a failover in progress: retry through the backoff.
+            let address = connection.endpoint
             throw RedisError(
                 code: .connectFailed,
-                message: "\(master.host):\(master.port), named master by the sentinels, reports role \(role)")
+                message: "\(address.host):\(address.port), named master \(source), reports role \(role)")
         }
-        return connection
     }
 
     private func watch(_ watched: RedisConnection, generation watchedGeneration: Int) {
@@ -325,24 +404,46 @@ public actor RedisSupervisor: Service {
     }
 
     private func publish(_ change: RedisStateChange) {
-        for continuation in subscribers.values { continuation.yield(change) }
+        subscribers.publish(change)
     }
 }
 
-/// The supervisor's metrics (see docs/OPERATIONS.md for their meaning).
+/// The supervisor's metrics (see docs/OPERATIONS.md for their meaning). A cluster node's carry
+/// its address as `node` and are named `redis_node_*`; the service-wide `redis_state` is the
+/// cluster's derived state then.
 struct SupervisorMetrics: Sendable {
-    let commandDuration = Metrics.Timer(label: "redis_command_duration_seconds")
-    let pipelineDuration = Metrics.Timer(label: "redis_pipeline_duration_seconds")
+    let commandDuration: Metrics.Timer
+    let pipelineDuration: Metrics.Timer
+    private let node: String?
+
+    init(node: String? = nil) {
+        self.node = node
+        // One label set per metric name, as Prometheus wants: a node's metrics have names of their own.
+        let prefix = node == nil ? "redis" : "redis_node"
+        let dimensions = node.map { [("node", $0)] } ?? []
+        commandDuration = Metrics.Timer(label: "\(prefix)_command_duration_seconds", dimensions: dimensions)
+        pipelineDuration = Metrics.Timer(label: "\(prefix)_pipeline_duration_seconds", dimensions: dimensions)
+    }
 
     func recordTransition(from: RedisState, to: RedisState) {
-        Counter(label: "redis_state_transitions_total", dimensions: [("from", from.name), ("to", to.name)])
-            .increment()
+        if let node {
+            Counter(
+                label: "redis_node_state_transitions_total",
+                dimensions: [("node", node), ("from", from.name), ("to", to.name)]
+            ).increment()
+        } else {
+            Counter(label: "redis_state_transitions_total", dimensions: [("from", from.name), ("to", to.name)])
+                .increment()
+        }
         recordState(to)
     }
 
     func recordState(_ state: RedisState) {
         for name in RedisState.allNames {
-            Gauge(label: "redis_state", dimensions: [("state", name)]).record(name == state.name ? 1 : 0)
+            let gauge =
+                node.map { Gauge(label: "redis_node_state", dimensions: [("node", $0), ("state", name)]) }
+                ?? Gauge(label: "redis_state", dimensions: [("state", name)])
+            gauge.record(name == state.name ? 1 : 0)
         }
     }
 }

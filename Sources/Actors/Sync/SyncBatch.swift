@@ -16,7 +16,7 @@ public struct SyncBatch: Sendable, Hashable {
     }
 }
 
-/// How a batch read from the shared stream `participants:v1:sync:batches` arrived.
+/// How a batch read from the shared stream `participants:v2:{sync}:batches` arrived.
 public struct StreamDelivery: Sendable, Hashable {
     /// The stream entry id, acknowledged (`XACK`) once the batch's outcome is booked.
     public var entryID: String

@@ -37,6 +37,13 @@ extension EnvironmentVariable {
             "comma-separated sentinel host:port list; when set, each connect asks them for the master and REDIS_URL's host:port is ignored (its password and db apply)"
         ),
         .init("REDIS_SENTINEL_MASTER", "mymaster", "master name asked from REDIS_SENTINELS"),
+        .init(
+            "REDIS_CLUSTER_NODES", nil,
+            "comma-separated host:port seed nodes of a Redis Cluster; when set, the service runs in cluster mode and REDIS_URL's host:port is ignored (its user and password apply; its db must be 0); not with REDIS_SENTINELS"
+        ),
+        .init(
+            "REDIS_CLUSTER_REFRESH_INTERVAL", "30s",
+            "period of cluster topology reads in cluster mode (also read on MOVED and when a primary's connection drops)"),
         .init("PARTICIPANTS_CACHE_TTL", "1h", "Redis TTL of a chat's entry"),
         .init("PARTICIPANTS_STALE_THRESHOLD", "1h", "age after which an entry is stale (served, then refreshed)"),
         .init("PARTICIPANTS_CACHE_KEEP", "24h", "how long past its TTL the last good entry is kept for stale-if-error"),

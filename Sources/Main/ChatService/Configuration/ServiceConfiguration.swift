@@ -20,6 +20,10 @@ public struct ServiceConfiguration: Sendable {
         public var sentinels: [RedisServerAddress]
         /// REDIS_SENTINEL_MASTER.
         public var sentinelMaster: String
+        /// REDIS_CLUSTER_NODES: the seed nodes of a Redis Cluster; empty without one.
+        public var clusterNodes: [RedisServerAddress]
+        /// REDIS_CLUSTER_REFRESH_INTERVAL: the period of topology reads in cluster mode.
+        public var clusterRefreshInterval: Duration
 
         /// Sentinel discovery, when sentinels are configured.
         public var sentinel: RedisSentinelSettings? {
@@ -142,7 +146,10 @@ public struct ServiceConfiguration: Sendable {
             commandTimeout: try env.duration(
                 "REDIS_COMMAND_TIMEOUT", minimum: .milliseconds(1), maximum: .seconds(600)),
             sentinels: try Self.sentinels(env),
-            sentinelMaster: try Self.sentinelMaster(env))
+            sentinelMaster: try Self.sentinelMaster(env),
+            clusterNodes: try Self.clusterNodes(env, endpoint: endpoint),
+            clusterRefreshInterval: try env.duration(
+                "REDIS_CLUSTER_REFRESH_INTERVAL", minimum: .milliseconds(100), maximum: .seconds(86_400)))
 
         let timeZoneName = try env.requiredString("PARTICIPANTS_TIMEZONE")
         guard let timeZone = TimeZone(identifier: timeZoneName) else {
@@ -271,6 +278,35 @@ public struct ServiceConfiguration: Sendable {
         }
     }
 
+    /// REDIS_CLUSTER_NODES, checked against what cluster mode cannot do: be discovered through
+    /// Sentinel as well, or use a database other than 0 (a cluster has only database 0).
+    private static func clusterNodes(_ env: EnvironmentReader, endpoint: RedisEndpoint) throws(ConfigurationError)
+        -> [RedisServerAddress]
+    {
+        guard let text = env.string("REDIS_CLUSTER_NODES") else { return [] }
+        let nodes: [RedisServerAddress]
+        do {
+            nodes = try RedisServerAddress.parseList(text)
+        } catch {
+            throw ConfigurationError(
+                variable: "REDIS_CLUSTER_NODES", value: text,
+                expected:
+                    "a comma-separated list of cluster seed nodes as host:port, such as 10.0.0.1:6379,10.0.0.2:6379 (\(error.message))"
+            )
+        }
+        if let sentinels = env.string("REDIS_SENTINELS") {
+            throw ConfigurationError(
+                variable: "REDIS_CLUSTER_NODES", value: text,
+                expected: "to be unset when REDIS_SENTINELS is set (\(sentinels)): a Redis Cluster or a Sentinel group, not both")
+        }
+        if endpoint.database != 0 {
+            throw ConfigurationError(
+                variable: "REDIS_URL", value: endpoint.redactedDescription,
+                expected: "database 0 (or none) with REDIS_CLUSTER_NODES: a Redis Cluster has only database 0")
+        }
+        return nodes
+    }
+
     private static func sentinelMaster(_ env: EnvironmentReader) throws(ConfigurationError) -> String {
         let name = try env.requiredString("REDIS_SENTINEL_MASTER")
         guard name.utf8.count <= 256,
@@ -324,6 +360,9 @@ public struct ServiceConfiguration: Sendable {
             "REDIS_SENTINELS": redis.sentinels.isEmpty
                 ? "(none)" : redis.sentinels.map(\.description).joined(separator: ","),
             "REDIS_SENTINEL_MASTER": redis.sentinelMaster,
+            "REDIS_CLUSTER_NODES": redis.clusterNodes.isEmpty
+                ? "(none)" : redis.clusterNodes.map(\.description).joined(separator: ","),
+            "REDIS_CLUSTER_REFRESH_INTERVAL": formatDuration(redis.clusterRefreshInterval),
             "PARTICIPANTS_CACHE_TTL": formatDuration(participants.cacheTTL),
             "PARTICIPANTS_STALE_THRESHOLD": formatDuration(participants.staleThreshold),
             "PARTICIPANTS_CACHE_KEEP": formatDuration(participants.cacheKeep),

@@ -70,17 +70,29 @@ public func buildServices(
     logger: Logger
 ) async throws -> ChatServiceApplication {
     let redis = configuration.redis
-    let supervisor = RedisSupervisor(
-        endpoint: redis.endpoint,
-        loop: loop,
-        policy: SupervisorStateMachine.Policy(
-            maxRetries: redis.maxRetries,
-            backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
-            probeInterval: redis.healthCheckInterval),
-        connectionOptions: RedisConnectionOptions(
-            connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout),
-        sentinel: redis.sentinel,
-        logger: logger.withLabel("redis"))
+    let policy = SupervisorStateMachine.Policy(
+        maxRetries: redis.maxRetries,
+        backoff: Backoff(initial: redis.retryDelay, maximum: redis.maxRetryDelay),
+        probeInterval: redis.healthCheckInterval)
+    let connectionOptions = RedisConnectionOptions(
+        connectTimeout: redis.connectTimeout, commandTimeout: redis.commandTimeout)
+    // With REDIS_CLUSTER_NODES the supervisor is the front of a cluster, which runs as a
+    // service of its own and supervises one connection per primary.
+    let cluster =
+        redis.clusterNodes.isEmpty
+        ? nil
+        : RedisCluster(
+            seeds: redis.clusterNodes, credentials: redis.endpoint, loop: loop,
+            policy: ClusterStateMachine.Policy(retry: policy, refreshInterval: redis.clusterRefreshInterval),
+            connectionOptions: connectionOptions, logger: logger.withLabel("redis"))
+    let supervisor =
+        cluster.map {
+            RedisSupervisor(
+                cluster: $0, loop: loop, connectionOptions: connectionOptions, logger: logger.withLabel("redis"))
+        }
+        ?? RedisSupervisor(
+            endpoint: redis.endpoint, loop: loop, policy: policy, connectionOptions: connectionOptions,
+            sentinel: redis.sentinel, logger: logger.withLabel("redis"))
     let healthMonitor = HealthMonitor(
         supervisor: supervisor,
         loop: loop,
@@ -147,7 +159,9 @@ public func buildServices(
     // together first; then the stream consumer settles the batches in hand (within the grace
     // period), the batcher stops, and the elector releases the leader lock; then the cache and
     // the health monitor stop, Redis closes, and the chat store last.
-    var services: [any Service] = [chat.closer, supervisor, healthMonitor]
+    var services: [any Service] = [chat.closer, supervisor]
+    if let cluster { services.append(cluster) }
+    services.append(healthMonitor)
     // The key set is fetched from the start; until it arrives provider tokens answer 503.
     if let jwks { services.append(jwks) }
     var draining: [any Service] = [frontend]

@@ -44,6 +44,14 @@ public struct SlotTable: Sendable, Hashable, CustomStringConvertible {
         owner[slot.value] = Int16(indexOf(address))
     }
 
+    /// The primaries that serve at least one slot, in the order of ``primaries`` (a `MOVED` can
+    /// take a primary's last slot away).
+    public var servingPrimaries: [RedisServerAddress] {
+        var serving = Array(repeating: false, count: primaries.count)
+        for index in owner where index >= 0 { serving[Int(index)] = true }
+        return primaries.indices.filter { serving[$0] }.map { primaries[$0] }
+    }
+
     /// The number of slots no primary serves.
     public var uncoveredSlots: Int {
         owner.reduce(0) { $1 < 0 ? $0 + 1 : $0 }
