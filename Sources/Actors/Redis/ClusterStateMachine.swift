@@ -10,13 +10,13 @@ public import ChatRuntime
 /// ```
 /// start                      -> read the topology
 /// topologyLoaded(table)      -> open a node for each new primary, close those gone; refresh
-///                               after the refresh interval (the probe interval while a slot
-///                               has no primary)
+///                               after the refresh interval (the probe interval, if shorter,
+///                               while not everything is served)
 /// topologyFailed             -> before any topology: retry with backoff (reconnecting(n),
 ///                               then unavailable at the probe interval); after: keep the
 ///                               table, retry with backoff capped at the refresh interval
-/// nodeChanged(a, s)          -> record it; a primary that was ready and is not any more may
-///                               have failed over: read the topology
+/// nodeChanged(a, s)          -> record it; a primary that is not ready (lost, or failing to
+///                               reconnect) may have failed over: read the topology
 /// moved(slot, a)             -> the slot is a's now; open a if new; read the topology
 /// refreshDue                 -> read the topology (unless a read is going)
 /// shutdown                   -> stopped; close every node
@@ -120,8 +120,12 @@ public struct ClusterStateMachine: Sendable {
                 actions.append(.closeNode(address))
             }
             table = newTable
-            let complete = table.uncoveredSlots == 0
-            actions.append(.scheduleRefresh(after: complete ? policy.refreshInterval : policy.retry.probeInterval))
+            derive(now: now)
+            // While a slot is unserved or a primary is not connected, the topology is read more
+            // often: that is how a promoted replica is found.
+            let period =
+                state == .ready ? policy.refreshInterval : min(policy.refreshInterval, policy.retry.probeInterval)
+            actions.append(.scheduleRefresh(after: period))
         case .topologyFailed:
             loading = false
             failedLoads += 1
@@ -129,7 +133,9 @@ public struct ClusterStateMachine: Sendable {
         case .nodeChanged(let address, let nodeState):
             guard let previous = nodes[address] else { return [] }
             nodes[address] = nodeState
-            if previous == .ready, nodeState != .ready { actions += startLoad() }
+            // Each failed reconnect of a primary may mean it failed over: read the topology again
+            // (at the pace of the node's backoff).
+            if nodeState != .ready, nodeState != previous { actions += startLoad() }
         case .moved(let slot, let address):
             table.move(slot, to: address)
             if nodes[address] == nil {
