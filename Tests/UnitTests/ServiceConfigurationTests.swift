@@ -72,6 +72,9 @@ struct ServiceConfigurationTests {
         ("REDIS_SENTINELS", "10.0.0.1:99999"),
         ("REDIS_SENTINELS", "::1:26379"),
         ("REDIS_SENTINEL_MASTER", "my master"),
+        ("REDIS_CLUSTER_NODES", "10.0.0.1"),
+        ("REDIS_CLUSTER_NODES", "10.0.0.1:6379,,10.0.0.2:6379"),
+        ("REDIS_CLUSTER_REFRESH_INTERVAL", "10ms"),
         ("PARTICIPANTS_CACHE_TTL", "0"),
         ("PARTICIPANTS_STALE_THRESHOLD", "1.5h"),
         ("PARTICIPANTS_UPDATE_INTERVAL", "soon"),
@@ -180,6 +183,37 @@ struct ServiceConfigurationTests {
         let summary = Dictionary(uniqueKeysWithValues: configuration.redactedSummary.map { ($0.name, $0.value) })
         #expect(summary["REDIS_SENTINELS"] == "10.0.0.1:26379,sentinel-b:26380,[::1]:26381")
         #expect(summary["REDIS_SENTINEL_MASTER"] == "chat-cache")
+    }
+
+    @Test func clusterNodesAreReadAndChecked() throws {
+        let configuration = try ServiceConfiguration(environment: [
+            "REDIS_URL": "redis://app:pw@ignored.example:6379",
+            "REDIS_CLUSTER_NODES": "10.0.0.1:7000, node-b:7001,[::1]:7002",
+        ])
+        #expect(
+            configuration.redis.clusterNodes == [
+                RedisServerAddress(host: "10.0.0.1", port: 7000), RedisServerAddress(host: "node-b", port: 7001),
+                RedisServerAddress(host: "::1", port: 7002),
+            ])
+        #expect(configuration.redis.clusterRefreshInterval == .seconds(30))
+        let summary = Dictionary(uniqueKeysWithValues: configuration.redactedSummary.map { ($0.name, $0.value) })
+        #expect(summary["REDIS_CLUSTER_NODES"] == "10.0.0.1:7000,node-b:7001,[::1]:7002")
+
+        // A cluster and sentinels at once, or a database other than 0, stop start-up.
+        let both = #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration(environment: [
+                "REDIS_CLUSTER_NODES": "10.0.0.1:7000", "REDIS_SENTINELS": "10.0.0.1:26379",
+            ])
+        }
+        #expect(both?.variable == "REDIS_CLUSTER_NODES")
+        #expect(both?.description.contains("REDIS_SENTINELS") == true)
+        let database = #expect(throws: ConfigurationError.self) {
+            try ServiceConfiguration(environment: [
+                "REDIS_URL": "redis://127.0.0.1:6379/2", "REDIS_CLUSTER_NODES": "10.0.0.1:7000",
+            ])
+        }
+        #expect(database?.variable == "REDIS_URL")
+        #expect(database?.description.contains("database 0") == true)
     }
 
     @Test func passwordsNeverReachTheSummaryOrErrors() throws {
