@@ -209,4 +209,63 @@ struct RedisClusterModeTests {
         await service.close()
         await backends.close()
     }
+
+    /// One slot moved by hand, step by step, as `redis-cli --cluster reshard` does for each slot:
+    /// while it migrates, a key already moved is answered with `ASK` (followed with `ASKING`), and
+    /// once it has moved, with `MOVED` (the table follows).
+    @Test func askAndMovedAreFollowedThroughASlotMigration() async throws {
+        let cluster = try await LocalRedisCluster.start(logger: Self.logger)
+        defer { cluster.cleanup() }
+        let loop = EventLoop(name: "cluster-ask")
+        let options = RedisConnectionOptions(connectTimeout: .milliseconds(500), commandTimeout: .seconds(1))
+        let redisCluster = RedisCluster(
+            seeds: cluster.nodes.prefix(1).map { RedisServerAddress(host: "127.0.0.1", port: $0.port) },
+            credentials: RedisEndpoint(host: "127.0.0.1", port: 1), loop: loop,
+            policy: .init(
+                retry: .init(
+                    maxRetries: 3, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(200)),
+                    probeInterval: .milliseconds(500)),
+                // No periodic read during the test: only redirects correct the table.
+                refreshInterval: .seconds(3600)),
+            connectionOptions: options, logger: Self.logger)
+        let supervisor = RedisSupervisor(cluster: redisCluster, loop: loop, connectionOptions: options, logger: Self.logger)
+        let runTask = Task { try await redisCluster.run() }
+        #expect(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready })
+
+        let moving = "ask:{moving}"
+        let slot = HashSlot(key: moving)
+        let nodes = await supervisor.clusterNodes ?? []
+        let source = try #require(nodes.first { $0.slots.contains { $0.contains(slot.value) } })
+        let target = try #require(nodes.first { $0.address != source.address })
+        let from = try #require(Self.node(cluster, port: source.address.port))
+        let to = try #require(Self.node(cluster, port: target.address.port))
+        let fromID = try await from.cli("CLUSTER", "MYID").trimmingCharacters(in: .whitespacesAndNewlines)
+        let toID = try await to.cli("CLUSTER", "MYID").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(try await supervisor.send(.set(moving, value: Array("before".utf8))).string == "OK")
+
+        // Migrating: the key goes over; the source answers ASK for it and for new keys.
+        _ = try await to.cli("CLUSTER", "SETSLOT", "\(slot.value)", "IMPORTING", fromID)
+        _ = try await from.cli("CLUSTER", "SETSLOT", "\(slot.value)", "MIGRATING", toID)
+        _ = try await from.cli("MIGRATE", "127.0.0.1", "\(to.port)", moving, "0", "5000")
+        #expect(try await supervisor.send(.get(moving)).string == "before", "ASK followed for a read")
+        let fresh = "ask:{moving}:new"
+        #expect(try await supervisor.send(.set(fresh, value: Array("new".utf8))).string == "OK")
+        let counted = try await to.cli("CLUSTER", "COUNTKEYSINSLOT", "\(slot.value)")
+        #expect(counted.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "ASK followed for a write: on the target")
+        let replies = try await supervisor.pipeline([.get(moving), .get(fresh), .get("ask:{elsewhere}")])
+        #expect(replies.prefix(2).map(\.string) == ["before", "new"], "ASK followed inside a pipeline")
+
+        // Moved: every node learns the new owner; the first command is answered MOVED.
+        for node in cluster.nodes {
+            _ = try? await node.cli("CLUSTER", "SETSLOT", "\(slot.value)", "NODE", toID)
+        }
+        #expect(try await supervisor.send(.get(moving)).string == "before", "MOVED followed")
+        let owner = await supervisor.clusterNodes?.first { $0.slots.contains { $0.contains(slot.value) } }
+        #expect(owner?.address == target.address, "the table follows MOVED")
+        #expect(await supervisor.connectedEndpoint(forKey: moving)?.port == target.address.port)
+
+        runTask.cancel()
+        _ = try? await runTask.value
+        loop.stop()
+    }
 }
