@@ -30,6 +30,10 @@ final class ChaosEnvironment: Sendable {
         /// Name Redis and upstream by host (`redis.chaos.test`, `upstream.chaos.test`), looked
         /// up through ``ChaosEnvironment/nameserver`` (DNS_RESOLV_CONF), instead of by address.
         var namedHosts = false
+        /// Run against a six-node Redis Cluster (REDIS_CLUSTER_NODES) instead of one Redis:
+        /// ``ChaosEnvironment/redisCluster`` is set, and ``ChaosEnvironment/redis`` and its proxy
+        /// are its first node, which the service reaches directly, not through the proxy.
+        var cluster = false
     }
 
     static let jwtSecret = "chaos-jwt-secret"
@@ -51,6 +55,8 @@ final class ChaosEnvironment: Sendable {
     let loop: EventLoop
     let redis: RedisServer
     let redisProxy: FaultProxy
+    /// The cluster in cluster mode (``Settings/cluster``).
+    let redisCluster: LocalRedisCluster?
     let stub: StubUpstream
     let upstreamProxy: FaultProxy
     let service: ServiceProcess
@@ -69,7 +75,13 @@ final class ChaosEnvironment: Sendable {
     /// Starts everything and waits until `/health` says `ok`.
     static func start(_ settings: Settings = Settings()) async throws -> ChaosEnvironment {
         let loop = EventLoop(name: "chaos")
-        let redis = try await RedisServer.start(extraConfig: settings.redisConfig)
+        let redisCluster = settings.cluster ? try await LocalRedisCluster.start(logger: logger) : nil
+        let redis: RedisServer
+        if let redisCluster {
+            redis = redisCluster.nodes[0]
+        } else {
+            redis = try await RedisServer.start(extraConfig: settings.redisConfig)
+        }
         let redisProxy = try await FaultProxy.start(loop: loop, targetPort: redis.port)
         let stub = StubUpstream(
             settings: .init(chats: settings.chats, participantsPerChat: 5, maxHang: .seconds(60)), loop: loop,
@@ -102,11 +114,18 @@ final class ChaosEnvironment: Sendable {
             "LOG_LEVEL": "info",
         ]) { $1 }
         if let nameserver { environment["DNS_RESOLV_CONF"] = nameserver.resolvConf }
+        if let redisCluster {
+            // Cluster mode: REDIS_URL's address is ignored.
+            environment["REDIS_URL"] = "redis://127.0.0.1:1/0"
+            environment["REDIS_CLUSTER_NODES"] = redisCluster.seedList
+            environment["REDIS_CLUSTER_REFRESH_INTERVAL"] = "1s"
+        }
         environment.merge(settings.environment) { $1 }
         let configuration = try ServiceConfiguration(environment: environment)
         let service = try ServiceProcess.serve(environment: environment)
         let environmentObject = ChaosEnvironment(
-            settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, stub: stub,
+            settings: settings, loop: loop, redis: redis, redisProxy: redisProxy, redisCluster: redisCluster,
+            stub: stub,
             upstreamProxy: upstreamProxy, service: service, nameserver: nameserver, httpPort: httpPort,
             configuration: configuration, serviceEnvironment: environment)
         let healthy = await eventually(timeout: .seconds(30)) { await environmentObject.healthStatus() == "ok" }
@@ -119,7 +138,8 @@ final class ChaosEnvironment: Sendable {
     }
 
     private init(
-        settings: Settings, loop: EventLoop, redis: RedisServer, redisProxy: FaultProxy, stub: StubUpstream,
+        settings: Settings, loop: EventLoop, redis: RedisServer, redisProxy: FaultProxy,
+        redisCluster: LocalRedisCluster?, stub: StubUpstream,
         upstreamProxy: FaultProxy, service: ServiceProcess, nameserver: FakeNameserver?, httpPort: Int,
         configuration: ServiceConfiguration, serviceEnvironment: [String: String]
     ) {
@@ -129,6 +149,7 @@ final class ChaosEnvironment: Sendable {
         self.loop = loop
         self.redis = redis
         self.redisProxy = redisProxy
+        self.redisCluster = redisCluster
         self.stub = stub
         self.upstreamProxy = upstreamProxy
         self.service = service
@@ -149,6 +170,7 @@ final class ChaosEnvironment: Sendable {
         await upstreamProxy.close()
         await stub.shutdown()
         redis.cleanup()
+        redisCluster?.cleanup()
         nameserver?.stop()
         loop.stop()
     }
@@ -230,6 +252,12 @@ final class ChaosEnvironment: Sendable {
     /// The entries Redis holds for `chats`; chats without a readable entry are left out.
     func entries(_ chats: [String]) async -> [String: ParticipantsEntry] {
         var result: [String: ParticipantsEntry] = [:]
+        if redisCluster != nil {
+            for (chat, value) in zip(chats, await clusterValues(chats.map { "participants:v1:{\($0)}" })) {
+                if let value, let entry = try? EntryCodec.decodeFromRedis(Array(value.utf8)) { result[chat] = entry }
+            }
+            return result
+        }
         for start in stride(from: 0, to: chats.count, by: 100) {
             let slice = Array(chats[start..<min(start + 100, chats.count)])
             guard let output = try? await redis.cli(arguments: ["MGET"] + slice.map { "participants:v1:{\($0)}" })
@@ -245,6 +273,9 @@ final class ChaosEnvironment: Sendable {
     /// Chats whose entry in Redis has at least `version` (one script call, so it can be polled);
     /// 0 when Redis does not answer.
     func chatsInRedis(atLeast version: Int64) async -> Int {
+        if redisCluster != nil {
+            return await entries(allChats).values.filter { $0.version >= version }.count
+        }
         let keys = allChats.map { "participants:v1:{\($0)}" }
         let output = try? await redis.cli(
             arguments: ["EVAL", Self.countScript, "\(keys.count)"] + keys + ["\(version)"])
@@ -264,6 +295,32 @@ final class ChaosEnvironment: Sendable {
         end
         return n
         """
+
+    /// In cluster mode, each key's value through `redis-cli -c` (one call a key: a cluster
+    /// refuses multi-key reads across slots); nil for a missing key or a node that does not answer.
+    private func clusterValues(_ keys: [String]) async -> [String?] {
+        var reader = redis
+        for node in redisCluster?.nodes ?? [] where (try? await node.cli("PING")) == "PONG" {
+            reader = node
+            break
+        }
+        var values: [String?] = []
+        for key in keys {
+            let value = try? await reader.cli("-c", "GET", key)
+            values.append(value.flatMap { $0.isEmpty ? nil : $0 })
+        }
+        return values
+    }
+
+    /// In cluster mode, the primary that holds `key` now (the others answer `MOVED` for it).
+    func clusterPrimary(holding key: String) async -> RedisServer? {
+        guard let redisCluster else { return nil }
+        for port in await redisCluster.primaryPorts() {
+            guard let node = redisCluster.nodes.first(where: { $0.port == port }) else { continue }
+            if let reply = try? await node.cli("EXISTS", key), !reply.contains("MOVED") { return node }
+        }
+        return nil
+    }
 
     /// Bumps every chat's version in the stub, so what is written afterwards can be told from
     /// what was there before.

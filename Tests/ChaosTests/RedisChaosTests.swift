@@ -1,3 +1,4 @@
+import Actors
 import FaultInjection
 import Foundation
 import TestSupport
@@ -18,6 +19,31 @@ extension ChaosSuite {
                 }
             }
             let record = try await ChaosScenario.run("Redis SIGKILL, then restart", fault: fault)
+            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+        }
+
+        /// Cluster mode: the primary that holds the coordination keys (leader lock, batch
+        /// stream) and a third of the chats is SIGKILLed; the cluster promotes its replica, the
+        /// service follows; the node is restarted at the end and rejoins as a replica.
+        @Test func clusterPrimaryKilledThenRestarted() async throws {
+            var options = ScenarioOptions()
+            options.settings.cluster = true
+            options.settings.chats = 200
+            options.settings.redisConfig = []
+            let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(6), full: .seconds(12))) {
+                environment in
+                guard let victim = await environment.clusterPrimary(holding: CoordinationKeys.leader) else {
+                    throw ChaosError("no primary holds \(CoordinationKeys.leader)")
+                }
+                await victim.kill()
+                return {
+                    try await victim.restart()
+                    return []
+                }
+            }
+            let record = try await ChaosScenario.run(
+                "Redis Cluster: the {sync} primary SIGKILLed, replica promoted, node restarted", fault: fault,
+                options: options)
             #expect(record.failures.isEmpty, "\(record.failureSummary)")
         }
 

@@ -129,7 +129,8 @@ struct RedisClusterModeTests {
         #expect(newPrimary.port != victimAddress.port)
 
         // Writes reach the new primary.
-        #expect(try await supervisor.send(.set(CoordinationKeys.prefix + "probe", value: Array("1".utf8))).string == "OK")
+        #expect(
+            try await supervisor.send(.set(CoordinationKeys.prefix + "probe", value: Array("1".utf8))).string == "OK")
         let promoted = try #require(Self.node(cluster, port: newPrimary.port))
         #expect(try await promoted.cli("GET", CoordinationKeys.prefix + "probe") == "1")
 
@@ -228,7 +229,8 @@ struct RedisClusterModeTests {
                 // No periodic read during the test: only redirects correct the table.
                 refreshInterval: .seconds(3600)),
             connectionOptions: options, logger: Self.logger)
-        let supervisor = RedisSupervisor(cluster: redisCluster, loop: loop, connectionOptions: options, logger: Self.logger)
+        let supervisor = RedisSupervisor(
+            cluster: redisCluster, loop: loop, connectionOptions: options, logger: Self.logger)
         let runTask = Task { try await redisCluster.run() }
         #expect(await eventually(timeout: .seconds(10)) { await supervisor.state == .ready })
 
@@ -251,7 +253,8 @@ struct RedisClusterModeTests {
         let fresh = "ask:{moving}:new"
         #expect(try await supervisor.send(.set(fresh, value: Array("new".utf8))).string == "OK")
         let counted = try await to.cli("CLUSTER", "COUNTKEYSINSLOT", "\(slot.value)")
-        #expect(counted.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "ASK followed for a write: on the target")
+        #expect(
+            counted.trimmingCharacters(in: .whitespacesAndNewlines) == "2", "ASK followed for a write: on the target")
         let replies = try await supervisor.pipeline([.get(moving), .get(fresh), .get("ask:{elsewhere}")])
         #expect(replies.prefix(2).map(\.string) == ["before", "new"], "ASK followed inside a pipeline")
 

@@ -58,7 +58,8 @@ struct ClusterStateMachineTests {
         #expect(driver.feed(.start) == [.loadTopology])
         #expect(driver.machine.loading)
         let actions = driver.feed(.topologyLoaded(Self.table()))
-        #expect(actions == [.openNode(Self.a), .openNode(Self.b), .openNode(Self.c), .scheduleRefresh(after: .seconds(5))])
+        #expect(
+            actions == [.openNode(Self.a), .openNode(Self.b), .openNode(Self.c), .scheduleRefresh(after: .seconds(5))])
         #expect(driver.machine.state == .connecting, "no primary is connected yet")
         driver.feed(.nodeChanged(Self.a, .ready))
         driver.feed(.nodeChanged(Self.b, .ready))

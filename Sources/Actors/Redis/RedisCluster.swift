@@ -209,7 +209,9 @@ public actor RedisCluster: Service {
 
     private func target(of command: RedisCommand) throws(RedisNotReadyError) -> RedisServerAddress {
         if let key = command.routingKey {
-            guard let address = machine.table.primary(forKey: key) else { throw RedisNotReadyError(state: .unavailable) }
+            guard let address = machine.table.primary(forKey: key) else {
+                throw RedisNotReadyError(state: .unavailable)
+            }
             return address
         }
         let primaries = machine.table.servingPrimaries
@@ -221,7 +223,8 @@ public actor RedisCluster: Service {
 
     private func readyNode(_ address: RedisServerAddress) throws(RedisNotReadyError) -> RedisSupervisor {
         guard let node = nodes[address], machine.nodes[address] == .ready else {
-            throw RedisNotReadyError(state: machine.nodes[address] ?? (machine.state == .ready ? .connecting : machine.state))
+            throw RedisNotReadyError(
+                state: machine.nodes[address] ?? (machine.state == .ready ? .connecting : machine.state))
         }
         return node
     }
@@ -236,8 +239,7 @@ public actor RedisCluster: Service {
         return try await followRedirect(message, of: command, redirects: 1)
     }
 
-    private func followRedirect(_ message: String, of command: RedisCommand, redirects: Int) async throws -> RESPValue
-    {
+    private func followRedirect(_ message: String, of command: RedisCommand, redirects: Int) async throws -> RESPValue {
         guard let redirect = ClusterRedirect(errorMessage: message) else { return .error(message) }
         guard redirects <= Self.maxRedirects else {
             throw RedisError(code: .server, message: "too many cluster redirects; last: \(message)")
@@ -392,7 +394,8 @@ public actor RedisCluster: Service {
     /// `CLUSTER SHARDS`, or `CLUSTER SLOTS` where the server does not know it (before Redis 7).
     private static func readTopology(send: (RedisCommand) async throws -> RESPValue) async throws -> SlotTable {
         do {
-            return SlotTable(try ClusterTopology(clusterShardsReply: try await send(RedisCommand("CLUSTER", ["SHARDS"]))))
+            return SlotTable(
+                try ClusterTopology(clusterShardsReply: try await send(RedisCommand("CLUSTER", ["SHARDS"]))))
         } catch let error as RedisError where error.code == .server {
             return SlotTable(try ClusterTopology(clusterSlotsReply: try await send(RedisCommand("CLUSTER", ["SLOTS"]))))
         }

@@ -43,7 +43,8 @@ extension EnvironmentVariable {
         ),
         .init(
             "REDIS_CLUSTER_REFRESH_INTERVAL", "30s",
-            "period of cluster topology reads in cluster mode (also read on MOVED and when a primary's connection drops)"),
+            "period of cluster topology reads in cluster mode (also read on MOVED and when a primary's connection drops)"
+        ),
         .init("PARTICIPANTS_CACHE_TTL", "1h", "Redis TTL of a chat's entry"),
         .init("PARTICIPANTS_STALE_THRESHOLD", "1h", "age after which an entry is stale (served, then refreshed)"),
         .init("PARTICIPANTS_CACHE_KEEP", "24h", "how long past its TTL the last good entry is kept for stale-if-error"),

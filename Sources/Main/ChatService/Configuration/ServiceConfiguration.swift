@@ -297,7 +297,9 @@ public struct ServiceConfiguration: Sendable {
         if let sentinels = env.string("REDIS_SENTINELS") {
             throw ConfigurationError(
                 variable: "REDIS_CLUSTER_NODES", value: text,
-                expected: "to be unset when REDIS_SENTINELS is set (\(sentinels)): a Redis Cluster or a Sentinel group, not both")
+                expected:
+                    "to be unset when REDIS_SENTINELS is set (\(sentinels)): a Redis Cluster or a Sentinel group, not both"
+            )
         }
         if endpoint.database != 0 {
             throw ConfigurationError(
