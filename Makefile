@@ -67,7 +67,8 @@ bench-micro:    ## package-benchmark micro benchmarks: codec, RESP, supervisor, 
 clean:
 	rm -rf .build .build-tsan .build-asan .run
 
-compose-config: ## validate compose/docker-compose.yml, with and without the sentinel profile (what CI checks)
+compose-config: ## validate compose/docker-compose.yml, without a profile and with the sentinel and cluster profiles (what CI checks)
 	@command -v docker-compose >/dev/null || scripts/install-deps.sh docker-compose
 	docker-compose -f compose/docker-compose.yml config
 	docker-compose -f compose/docker-compose.yml --profile sentinel config --quiet
+	docker-compose -f compose/docker-compose.yml --profile cluster config --quiet

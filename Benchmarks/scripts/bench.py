@@ -8,6 +8,13 @@ Sections (each figure is the median of BENCH_REPEATS runs, taken round robin so 
 of machine load hits every target alike):
   batch_write  bench-batch-write (the real ParticipantsCache.storeBatch, N batches in flight)
                against `redis-benchmark -P <batch size> -d <entry size> -t set` (50 clients)
+  batch_write_cluster
+               (section `batch-cluster`) the same writer in cluster mode (`--cluster`: RedisCluster
+               and its front supervisor, one pipeline per primary per batch) against a Redis
+               Cluster of BENCH_CLUSTER_PRIMARIES primaries (3; BENCH_CLUSTER_REPLICAS replicas
+               each, 0) started on free ports, and `redis-benchmark --cluster -P <batch size>
+               -d <entry size> -t set` with `-c <primaries>` (one connection per primary, as
+               ours) and with its default 50 clients
   read_path    wrk against GET /v1/chats/chat-1/participants (L1 hit; Redis hit with the L1
                off), nginx (1 worker) serving the same JSON as a static file, and webdis
                (1 thread) doing a GET of the same Redis key
@@ -357,6 +364,128 @@ class Bench:
             "ratio_one_client": median(ours) / median(reference_one),
             "batch_size": args.batch_size, "in_flight": args.in_flight, "redis_benchmark_clients": 50,
             "runs": raw,
+        }
+
+    # MARK: Batch write, cluster mode
+
+    def start_cluster(self, primaries, replicas):
+        """A Redis Cluster on free loopback ports (client port and cluster bus port each), formed with
+        `redis-cli --cluster create`; returns once every node says cluster_state:ok, knows every
+        node, and every replica's link is up. Its processes are stopped with the section's."""
+        count = primaries * (1 + replicas)
+        taken = set()
+
+        def port():
+            while True:
+                candidate = free_port()
+                if candidate not in taken:
+                    taken.add(candidate)
+                    return candidate
+
+        ports = []
+        for index in range(count):
+            client_port, bus_port = port(), port()
+            directory = os.path.join(self.workdir, f"cluster-{index}")
+            os.makedirs(directory, exist_ok=True)
+            name = f"cluster-{index}"
+            process = self.processes.start(name, [
+                "redis-server", "--bind", HOST, "--port", str(client_port), "--save", "", "--appendonly", "no",
+                "--dir", directory, "--daemonize", "no", "--protected-mode", "yes",
+                "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", "2000",
+                # The bus port is the client port + 10000 unless set: that one may be taken.
+                "--cluster-port", str(bus_port), "--cluster-announce-ip", HOST])
+            self.processes.wait_ready(name, process, lambda p=client_port: self.redis_cli(p, "PING") == "PONG", 10)
+            ports.append(client_port)
+        created = subprocess.run(
+            ["redis-cli", "--cluster", "create", *[f"{HOST}:{p}" for p in ports],
+             "--cluster-replicas", str(replicas), "--cluster-yes"],
+            capture_output=True, text=True, timeout=120)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed: {(created.stdout + created.stderr)[-500:]}")
+
+        def formed():
+            for p in ports:
+                info = self.redis_cli(p, "CLUSTER", "INFO")
+                if "cluster_state:ok" not in info or f"cluster_known_nodes:{count}" not in info:
+                    return False
+                replication = self.redis_cli(p, "INFO", "replication")
+                if "role:slave" in replication and "master_link_status:up" not in replication:
+                    return False
+            return True
+
+        wait_until("the Redis Cluster forms", formed, 60)
+        primary_ports = [p for p in ports if self.redis_cli(p, "ROLE").startswith("master")]
+        if len(primary_ports) != primaries:
+            raise RuntimeError(f"expected {primaries} primaries, found {len(primary_ports)}")
+        return ports, primary_ports
+
+    def batch_write_cluster(self):
+        args = self.args
+        primaries, replicas = args.cluster_primaries, args.cluster_replicas
+        log(f"batch write, cluster mode: {primaries} primaries ({replicas} replicas each), {args.repeats} × "
+            f"(bench-batch-write --cluster, redis-benchmark --cluster -c {primaries} and -c 50), "
+            f"batches of {args.batch_size}, {args.in_flight} in flight")
+        ports, primary_ports = self.start_cluster(primaries, replicas)
+        seeds = ",".join(f"{HOST}:{p}" for p in primary_ports)
+
+        def flush():
+            # FLUSHALL empties one node: every primary (their replicas follow).
+            for p in primary_ports:
+                self.redis_cli(p, "FLUSHALL")
+
+        ours, per_primary, fifty, raw = [], [], [], []
+        entry_bytes = None
+        for round_number in range(args.repeats):
+            flush()
+            output = subprocess.run([
+                args.bench_batch_write, "--cluster", seeds,
+                "--batch-size", str(args.batch_size), "--in-flight", str(args.in_flight),
+                "--seconds", str(args.batch_seconds), "--participants", str(args.participants)],
+                capture_output=True, text=True, timeout=120 + 2 * args.batch_seconds)
+            if output.returncode != 0:
+                raise RuntimeError(f"bench-batch-write --cluster failed: {output.stderr.strip()}")
+            measured = json.loads(output.stdout.strip().splitlines()[-1])
+            if measured.get("cluster_primaries") != primaries:
+                raise RuntimeError(f"bench-batch-write wrote to {measured.get('cluster_primaries')} primaries, "
+                                   f"not {primaries}")
+            if measured.get("deferred_batches"):
+                log(f"  warning: {measured['deferred_batches']} batches deferred (refused or failed writes)")
+            entry_bytes = measured["entry_bytes"]
+            ours.append(measured["entries_per_second"])
+            # In cluster mode redis-benchmark gives each client a node, round robin, and hash-tags
+            # its keys to that node's slots: -c <primaries> is one pipelined connection per
+            # primary, as ours.
+            requests = max(100_000, int(measured["entries_per_second"] * args.batch_seconds))
+            measured_reference = {}
+            for clients in (primaries, 50):
+                flush()
+                csv = subprocess.run([
+                    "redis-benchmark", "--cluster", "-h", HOST, "-p", str(primary_ports[0]),
+                    "-P", str(args.batch_size), "-c", str(clients), "-d", str(entry_bytes), "-t", "set",
+                    "-n", str(requests), "--csv"],
+                    capture_output=True, text=True, timeout=600)
+                row = [line for line in csv.stdout.splitlines() if line.startswith('"SET"')]
+                if not row:
+                    raise RuntimeError(f"redis-benchmark --cluster -c {clients} printed no SET line: "
+                                       f"{(csv.stdout + csv.stderr)[-300:]}")
+                measured_reference[clients] = float(row[0].split(",")[1].strip('"'))
+            per_primary.append(measured_reference[primaries])
+            fifty.append(measured_reference[50])
+            raw.append({"ours": measured, "redis_benchmark_per_primary_rps": measured_reference[primaries],
+                        "redis_benchmark_rps": measured_reference[50], "redis_benchmark_requests": requests})
+            log(f"  round {round_number + 1}: {ours[-1]:,.0f} entries/s vs redis-benchmark --cluster "
+                f"{per_primary[-1]:,.0f} SET/s (-c {primaries}), {fifty[-1]:,.0f} SET/s (-c 50)")
+        flush()
+        self.results["batch_write_cluster"] = {
+            "entries_per_second": median(ours),
+            "redis_benchmark_per_primary_sets_per_second": median(per_primary),
+            "ratio_per_primary": median(ours) / median(per_primary),
+            "redis_benchmark_sets_per_second": median(fifty),
+            "ratio": median(ours) / median(fifty),
+            "primaries": primaries, "replicas_per_primary": replicas, "entry_bytes": entry_bytes,
+            "batch_size": args.batch_size, "in_flight": args.in_flight,
+            "redis_benchmark_clients": [primaries, 50], "runs": raw,
         }
 
     # MARK: Read path
@@ -793,6 +922,7 @@ http {{
 
     SECTIONS = (
         ("batch", "batch_write", "batch_write", "after_batch_write"),
+        ("batch-cluster", "batch_write_cluster", "batch_write_cluster", "after_batch_write_cluster"),
         ("read", "read_path", "read_path", "after_read_path"),
         ("sync", "sync", "sync", "after_sync"),
         ("sync-latency", "sync_latency", "sync_latency", "after_sync_latency"),
@@ -840,7 +970,7 @@ def parse_arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--chat-service", required=True, help="release chat-service binary")
     parser.add_argument("--bench-batch-write", default=None,
-                        help="release bench-batch-write binary (needed by the batch section only)")
+                        help="release bench-batch-write binary (needed by the batch sections only)")
     parser.add_argument("--output", required=True, help="where the raw JSON goes")
     parser.add_argument("--duration", type=int, default=int(env("BENCH_DURATION", "10")), help="seconds per wrk run")
     parser.add_argument("--repeats", type=int, default=int(env("BENCH_REPEATS", "3")))
@@ -850,6 +980,10 @@ def parse_arguments():
     parser.add_argument("--in-flight", type=int, default=int(env("BENCH_IN_FLIGHT", "50")))
     parser.add_argument("--batch-seconds", type=float, default=float(env("BENCH_BATCH_SECONDS", "5")))
     parser.add_argument("--participants", type=int, default=20)
+    parser.add_argument("--cluster-primaries", type=int, default=int(env("BENCH_CLUSTER_PRIMARIES", "3")),
+                        help="primaries of the batch-cluster section's Redis Cluster")
+    parser.add_argument("--cluster-replicas", type=int, default=int(env("BENCH_CLUSTER_REPLICAS", "0")),
+                        help="replicas per primary of the batch-cluster section's Redis Cluster")
     parser.add_argument("--l1-size", type=int, default=100_000, help="PARTICIPANTS_L1_SIZE of the sync runs")
     default_sizes = "10000 100000 1000000" if env("BENCH_FULL") == "1" else "10000 100000"
     parser.add_argument("--sync-sizes", type=lambda s: [int(x) for x in s.split()],
@@ -868,14 +1002,17 @@ def parse_arguments():
     parser.add_argument("--multi-instances", type=int, default=3)
     parser.add_argument("--lines-base", default=env("BENCH_LINES_BASE", "1bc4d36"),
                         help="the commit whose sync pipeline the line counts compare with")
-    parser.add_argument("--sections", default=env("BENCH_SECTIONS", "batch read sync sync-latency sync-multi"),
+    parser.add_argument("--sections", default=env("BENCH_SECTIONS",
+                                                  "batch batch-cluster read sync sync-latency sync-multi"),
                         type=lambda s: set(s.split()))
     args = parser.parse_args()
     known = {key for key, _, _, _ in Bench.SECTIONS}
     if args.sections - known:
         parser.error(f"unknown sections {sorted(args.sections - known)}; known: {' '.join(sorted(known))}")
-    if "batch" in args.sections and not args.bench_batch_write:
-        parser.error("the batch section needs --bench-batch-write")
+    if args.sections & {"batch", "batch-cluster"} and not args.bench_batch_write:
+        parser.error("the batch and batch-cluster sections need --bench-batch-write")
+    if args.cluster_primaries < 3:
+        parser.error("a Redis Cluster needs at least 3 primaries (--cluster-primaries)")
     for name in ("chat_service", "bench_batch_write", "baseline_binary"):
         path = getattr(args, name)
         if path and not os.access(path, os.X_OK):

@@ -5,7 +5,8 @@
 #
 # Knobs (environment): BENCH_DURATION (s per wrk run, 10), BENCH_REPEATS (3), BENCH_FULL=1 (adds
 # the 1M-chat sync), BENCH_SYNC_SIZES ("10000 100000"),
-# BENCH_SECTIONS ("batch read sync sync-latency sync-multi"),
+# BENCH_SECTIONS ("batch batch-cluster read sync sync-latency sync-multi"; e.g. BENCH_SECTIONS=batch-cluster
+# BENCH_NO_README=1 for the cluster batch write alone),
 # BENCH_WRK_THREADS (2), BENCH_WRK_CONNECTIONS (64), BENCH_BATCH_SIZE (50), BENCH_IN_FLIGHT (50),
 # BENCH_NO_README=1 (leave the README and docs/PERFORMANCE.md alone), BENCH_KEEP_WORKDIR=1 (keep logs after a failure).
 # Sync sections:
@@ -23,7 +24,9 @@
 #   BENCH_LATENCY_REPEATS (3)    rounds of the latency sweep, taken round robin
 #   BENCH_MULTI_CHATS (30000)    chats of the `sync-multi` refresh (three instances on one Redis)
 #   BENCH_LINES_BASE (1bc4d36)   the commit whose Sources/Actors/{Sync,Coordination} line counts are compared
-# bench-batch-write is built only when the batch section runs. A failed section is reported in the
+# Cluster batch write (`batch-cluster`): BENCH_CLUSTER_PRIMARIES (3), BENCH_CLUSTER_REPLICAS (0, replicas per
+#                                primary) of the Redis Cluster the section starts on free loopback ports.
+# bench-batch-write is built only when a batch section runs. A failed section is reported in the
 # table and makes this script exit non-zero after the table is written.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -38,9 +41,9 @@ quiet() { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] " || true; }
 echo "building chat-service (release)"
 swift build -c release --product chat-service 2>&1 | quiet
 service_bin="$(swift build -c release --show-bin-path)"
-sections="${BENCH_SECTIONS:-batch read sync sync-latency sync-multi}"
+sections="${BENCH_SECTIONS:-batch batch-cluster read sync sync-latency sync-multi}"
 batch_args=()
-if [[ " $sections " == *" batch "* ]]; then
+if [[ " $sections " == *" batch "* || " $sections " == *" batch-cluster "* ]]; then
     echo "building bench-batch-write (release)"
     # A stale build plan would miss source files added to the root package since the last build.
     rm -f "$root/Benchmarks/.build/release/description.json" "$root/Benchmarks/.build/release.yaml"

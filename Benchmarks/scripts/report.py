@@ -16,6 +16,9 @@ import sys
 GOALS = {
     "batch_write": 0.9,     # entries/s ÷ redis-benchmark SET/s (50 clients), at least
     "batch_write_one_client": 1.0,  # entries/s ÷ redis-benchmark -c 1 SET/s (one connection, as ours), at least
+    # cluster mode: entries/s ÷ redis-benchmark --cluster -c <primaries> SET/s (one connection per primary, as
+    # ours), at least
+    "batch_write_cluster": 0.9,
     "l1_vs_nginx": 0.9,     # requests/s, at least
     "redis_vs_webdis": 1.0,  # requests/s, at least
     "p99_vs_nginx": 1.5,    # p99 latency, at most
@@ -84,6 +87,12 @@ def goal_rows(results):
             rows.append(("batch write: entries/s ÷ redis-benchmark -c 1 SET/s", fmt_ratio(batch["ratio_one_client"]),
                          f"≥ {GOALS['batch_write_one_client']}×",
                          verdict(batch["ratio_one_client"], GOALS["batch_write_one_client"])))
+    cluster = results.get("batch_write_cluster")
+    if cluster:
+        rows.append((f"batch write, Redis Cluster of {cluster['primaries']} primaries: entries/s ÷ "
+                     f"redis-benchmark --cluster -c {cluster['primaries']} SET/s",
+                     fmt_ratio(cluster["ratio_per_primary"]), f"≥ {GOALS['batch_write_cluster']}×",
+                     verdict(cluster["ratio_per_primary"], GOALS["batch_write_cluster"])))
     read = results.get("read_path")
     if read:
         nginx, l1, webdis, redis = (read[k] for k in ("nginx", "l1_hit", "webdis", "redis_hit"))
@@ -153,7 +162,8 @@ def markdown_table(results, chart_name=None):
     lines.append(f"Run of {results.get('started_at', '?')} on {machine.get('cores', '?')} cores "
                  f"({machine.get('cpu', '?')}), commit `{machine.get('commit', '?')}`; "
                  + (f"read path and batch write figures are medians of {settings.get('repeats', '?')} runs taken round "
-                    "robin; " if results.get("read_path") or results.get("batch_write") else "")
+                    "robin; " if results.get("read_path") or results.get("batch_write")
+                    or results.get("batch_write_cluster") else "")
                  + load_note(results))
     lines.append("")
     rows = goal_rows(results)
@@ -212,6 +222,28 @@ def markdown_table(results, chart_name=None):
         if batch.get("redis_benchmark_one_client_sets_per_second") is not None:
             lines.append(f"| redis-benchmark, 1 client | {fmt_int(batch['redis_benchmark_one_client_sets_per_second'])} "
                          f"SETs | | 1.00× |")
+        lines.append("")
+
+    cluster = results.get("batch_write_cluster")
+    if cluster:
+        primaries = cluster["primaries"]
+        replicas = cluster.get("replicas_per_primary") or 0
+        lines.append(f"Batch write in cluster mode: the same batches through `RedisCluster` (one pipeline per "
+                     f"primary per batch, sent in parallel, {cluster['in_flight']} batches in flight), to a Redis "
+                     f"Cluster of {primaries} primaries"
+                     + (f" with {replicas} replica{'s' if replicas > 1 else ''} each" if replicas else "")
+                     + f" on loopback, against `redis-benchmark --cluster -P {cluster['batch_size']} "
+                     f"-d {cluster['entry_bytes']} -t set` with `-c {primaries}` (one connection per primary) and "
+                     f"with 50 clients.")
+        lines.append("")
+        lines += [f"| writer | per second | ÷ -c {primaries} | ÷ 50 clients |", "| --- | ---: | ---: | ---: |",
+                  f"| chat-service `ParticipantsCache.storeBatch`, cluster mode | "
+                  f"{fmt_int(cluster['entries_per_second'])} entries | {fmt_ratio(cluster['ratio_per_primary'])} | "
+                  f"{fmt_ratio(cluster['ratio'])} |",
+                  f"| redis-benchmark --cluster, {primaries} clients | "
+                  f"{fmt_int(cluster['redis_benchmark_per_primary_sets_per_second'])} SETs | 1.00× | |",
+                  f"| redis-benchmark --cluster, 50 clients | {fmt_int(cluster['redis_benchmark_sets_per_second'])} "
+                  f"SETs | | 1.00× |"]
         lines.append("")
 
     lines += sync_tables(results)
@@ -440,6 +472,18 @@ def chart_panels(results):
         panels.append(("Batch write: entries/s vs redis-benchmark SET/s", [
             ("chat-service storeBatch", batch["entries_per_second"], fmt_ratio(batch["ratio"]), True),
             ("redis-benchmark", batch["redis_benchmark_sets_per_second"], "", False)], "/s"))
+    cluster = results.get("batch_write_cluster")
+    if cluster:
+        primaries = cluster["primaries"]
+        panels.append((f"Batch write, Redis Cluster of {primaries} primaries: entries/s vs redis-benchmark --cluster "
+                       f"SET/s (ratio to -c {primaries})", [
+                           ("chat-service storeBatch, cluster", cluster["entries_per_second"],
+                            fmt_ratio(cluster["ratio_per_primary"]), True),
+                           (f"redis-benchmark -c {primaries}", cluster["redis_benchmark_per_primary_sets_per_second"],
+                            "", False),
+                           ("redis-benchmark -c 50", cluster["redis_benchmark_sets_per_second"],
+                            fmt_ratio(cluster["redis_benchmark_sets_per_second"]
+                                      / cluster["redis_benchmark_per_primary_sets_per_second"]), False)], "/s"))
     if sync:
         bars = []
         for run in sync:

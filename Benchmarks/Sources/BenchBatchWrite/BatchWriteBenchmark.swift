@@ -10,6 +10,8 @@ struct BatchWriteResult: Sendable {
     var seconds: Double
     var deferredBatches: Int
     var entryBytes: Int
+    /// In cluster mode, the primaries written to; nil for one Redis.
+    var primaries: Int?
     var options: BatchWriteOptions
 
     var entriesPerSecond: Double { Double(entries) / seconds }
@@ -18,7 +20,8 @@ struct BatchWriteResult: Sendable {
         """
         {"entries_per_second":\(Int(entriesPerSecond.rounded())),"entries":\(entries),"seconds":\(seconds),\
         "deferred_batches":\(deferredBatches),"entry_bytes":\(entryBytes),"batch_size":\(options.batchSize),\
-        "in_flight":\(options.inFlight),"participants":\(options.participants)}
+        "in_flight":\(options.inFlight),"participants":\(options.participants),\
+        "cluster_primaries":\(primaries.map(String.init) ?? "null")}
         """
     }
 }
@@ -37,14 +40,27 @@ struct BatchWriteBenchmark {
         defer { loop.stop() }
         var logger = Logger(label: "bench-batch-write")
         logger.logLevel = .warning
-        let supervisor = RedisSupervisor(
-            endpoint: RedisEndpoint(host: options.host, port: options.port),
-            loop: loop,
-            policy: .init(
-                maxRetries: 1, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1)),
-                probeInterval: .seconds(1)),
-            connectionOptions: RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(10)),
-            logger: logger)
+        let policy = SupervisorStateMachine.Policy(
+            maxRetries: 1, backoff: Backoff(initial: .milliseconds(100), maximum: .seconds(1)),
+            probeInterval: .seconds(1))
+        let connectionOptions = RedisConnectionOptions(connectTimeout: .seconds(2), commandTimeout: .seconds(10))
+        // Cluster mode as the service wires it (BuildServices): the RedisCluster runs as a
+        // service of its own, the supervisor in front of it routes each batch's SETs to their
+        // primaries, one pipeline per primary.
+        let cluster =
+            options.clusterSeeds.isEmpty
+            ? nil
+            : RedisCluster(
+                seeds: options.clusterSeeds, credentials: RedisEndpoint(host: options.host, port: options.port),
+                loop: loop, policy: ClusterStateMachine.Policy(retry: policy, refreshInterval: .seconds(30)),
+                connectionOptions: connectionOptions, logger: logger)
+        let supervisor =
+            cluster.map {
+                RedisSupervisor(cluster: $0, loop: loop, connectionOptions: connectionOptions, logger: logger)
+            }
+            ?? RedisSupervisor(
+                endpoint: RedisEndpoint(host: options.host, port: options.port), loop: loop, policy: policy,
+                connectionOptions: connectionOptions, logger: logger)
         let cache = ParticipantsCache(
             supervisor: supervisor, loop: loop,
             settings: CacheSettings(
@@ -53,7 +69,10 @@ struct BatchWriteBenchmark {
             logger: logger)
         let supervising = Task { try await supervisor.run() }
         defer { supervising.cancel() }
+        let clustering = cluster.map { cluster in Task { try await cluster.run() } }
+        defer { clustering?.cancel() }
         try await waitUntilReady(supervisor)
+        let primaries = await supervisor.clusterNodes?.count
 
         let batches = makeBatches()
         let entryBytes =
@@ -63,15 +82,19 @@ struct BatchWriteBenchmark {
         }
         let (entries, deferred, seconds) = await write(batches, to: cache, on: loop, for: options.seconds)
         return BatchWriteResult(
-            entries: entries, seconds: seconds, deferredBatches: deferred, entryBytes: entryBytes, options: options)
+            entries: entries, seconds: seconds, deferredBatches: deferred, entryBytes: entryBytes,
+            primaries: primaries, options: options)
     }
 
     private func waitUntilReady(_ supervisor: RedisSupervisor) async throws {
         let changes = await supervisor.stateChanges()
         let timeout = Task {
-            try await Task.sleep(for: .seconds(5))
-            throw BatchWriteError(
-                description: "Redis at \(options.host):\(options.port) did not become ready within 5 s")
+            try await Task.sleep(for: .seconds(10))
+            let target =
+                options.clusterSeeds.isEmpty
+                ? "Redis at \(options.host):\(options.port)"
+                : "the Redis Cluster at \(options.clusterSeeds.map(\.description).joined(separator: ","))"
+            throw BatchWriteError(description: "\(target) did not become ready within 10 s")
         }
         defer { timeout.cancel() }
         for await change in changes where change.to == .ready { return }

@@ -1,3 +1,5 @@
+import ChatRuntime
+
 /// Command-line options of `bench-batch-write`.
 struct BatchWriteOptions: Sendable {
     var host = "127.0.0.1"
@@ -10,10 +12,14 @@ struct BatchWriteOptions: Sendable {
     /// Distinct chats written, round robin; more than fit in L1 so the L1 evicts as in a sync.
     var chats = 20_000
     var l1Capacity = 10_000
+    /// With `--cluster`: the seed nodes of a Redis Cluster, written to in cluster mode (one
+    /// pipeline per primary per batch); `--host` and `--port` are then ignored.
+    var clusterSeeds: [RedisServerAddress] = []
 
     static let usage = """
         usage: bench-batch-write [--host 127.0.0.1] [--port 6379] [--batch-size 50] [--in-flight 50]
                                  [--seconds 5] [--warmup 1] [--participants 20] [--chats 20000] [--l1 10000]
+                                 [--cluster host:port,host:port,...]
         """
 
     struct InvalidOption: Error, CustomStringConvertible {
@@ -47,6 +53,14 @@ struct BatchWriteOptions: Sendable {
             case "--participants": participants = try number(name, value(name), atLeast: 0)
             case "--chats": chats = try number(name, value(name), atLeast: 1)
             case "--l1": l1Capacity = try number(name, value(name), atLeast: 0)
+            case "--cluster":
+                let text = try value(name)
+                do {
+                    clusterSeeds = try text.split(separator: ",").map { try RedisServerAddress(parsing: String($0)) }
+                } catch {
+                    throw InvalidOption(description: "--cluster takes host:port,host:port,...: \(error)")
+                }
+                guard !clusterSeeds.isEmpty else { throw InvalidOption(description: "--cluster needs a seed node") }
             default: throw InvalidOption(description: "unknown option \(name)")
             }
             index += 1

@@ -5,6 +5,8 @@
 // in flight on one event loop, as the Batcher does. Prints one JSON object on stdout.
 //
 //   bench-batch-write --port 6379 [--batch-size 50] [--in-flight 50] [--seconds 5] [--participants 20]
+//   bench-batch-write --cluster 127.0.0.1:7000,127.0.0.1:7001 ...   cluster mode: RedisCluster and its front
+//                                                                  supervisor, one pipeline per primary per batch
 import Actors
 import ChatRuntime
 import Foundation

@@ -43,6 +43,9 @@ extension RedisCommand {
     }
 
     private static func routingRule(of name: [UInt8]) -> RoutingRule {
+        // The commands of the batch write and the read path, as RedisCommand spells them, without
+        // building a String and comparing it with every case below.
+        if name == set || name == get { return .firstArgument }
         // Upper-cased once; command names are short ASCII words.
         let upper = String(decoding: name, as: UTF8.self).uppercased()
         switch upper {
@@ -59,6 +62,9 @@ extension RedisCommand {
             return .firstArgument
         }
     }
+
+    private static let set = Array("SET".utf8)
+    private static let get = Array("GET".utf8)
 
     private static func equalsIgnoringCase(_ bytes: [UInt8], _ word: String) -> Bool {
         bytes.count == word.utf8.count

@@ -19,7 +19,12 @@ public struct HashSlot: Sendable, Hashable, Comparable, CustomStringConvertible 
 
     /// The slot Redis Cluster stores `key` in.
     public init(key: some Collection<UInt8>) {
-        value = Int(Self.crc16(Self.hashedPart(of: key))) & (Self.count - 1)
+        // Callers in other modules reach this unspecialized: one witness call for the key's
+        // storage, then the tag search and CRC16 run on a buffer (specialized here), not byte by
+        // byte through the Collection witnesses (15 % of a cluster batch write before).
+        value =
+            key.withContiguousStorageIfAvailable { Self.slot(of: $0) }
+            ?? Array(key).withUnsafeBufferPointer { Self.slot(of: $0) }
     }
 
     /// The slot Redis Cluster stores `key` in.
@@ -40,6 +45,10 @@ public struct HashSlot: Sendable, Hashable, Comparable, CustomStringConvertible 
             return key[...]
         }
         return key[afterOpen..<close]
+    }
+
+    private static func slot(of key: UnsafeBufferPointer<UInt8>) -> Int {
+        Int(crc16(hashedPart(of: key))) & (count - 1)
     }
 
     /// CRC16/XMODEM, the variant the Redis Cluster specification names.
