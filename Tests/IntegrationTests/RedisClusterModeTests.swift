@@ -112,8 +112,21 @@ struct RedisClusterModeTests {
             }
             return (answered, failures)
         }
+        let nodes = await supervisor.clusterNodes ?? []
+        let live = try #require(nodes.first { $0.address.port != victimAddress.port })
+        let liveKey = try #require(
+            (0..<10_000).lazy.map { "live:{\($0)}" }.first { key in
+                live.slots.contains { $0.contains(HashSlot(key: key).value) }
+            })
+        #expect(try await supervisor.send(.set(liveKey, value: Array("1".utf8))).string == "OK")
         await victim.kill()
         #expect(await eventually(timeout: .seconds(5)) { await supervisor.state != .ready }, "the loss is seen")
+        // Until the replica is promoted only the dead shard's keys fail; the others are served.
+        let replies = try await supervisor.pipeline([.get(liveKey), .get(CoordinationKeys.leader)])
+        #expect(replies[0].string == "1", "a live shard answers during the outage: \(replies[0])")
+        if await supervisor.state != .ready {
+            #expect(replies[1].errorMessage?.hasPrefix("NOTSENT") == true, "\(replies[1])")
+        }
         // The replica is promoted after the node timeout; the service follows within a few
         // refreshes of the topology.
         let bound = cluster.nodeTimeout * 5 + .seconds(10)

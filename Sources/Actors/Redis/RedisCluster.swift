@@ -130,7 +130,8 @@ public actor RedisCluster: Service {
     /// Sends `commands` as one pipeline per primary, all at once, and returns the replies in
     /// the order of `commands`. Commands for one primary keep their order; there is no order
     /// between primaries. A primary that is not connected, or whose pipeline failed, gives
-    /// error replies for its commands; only when every primary failed does this throw.
+    /// error replies (``notSent(_:)``) for its commands; only when every primary failed does
+    /// this throw.
     func pipeline(_ commands: [RedisCommand]) async throws -> [RESPValue] {
         var groups: [RedisServerAddress: [Int]] = [:]
         var unrouted: [Int] = []
@@ -146,13 +147,13 @@ public actor RedisCluster: Service {
         if !unrouted.isEmpty {
             let error = RedisNotReadyError(state: machine.state)
             failures.append(error)
-            for index in unrouted { replies[index] = .error("CLUSTERDOWN \(error)") }
+            for index in unrouted { replies[index] = Self.notSent("\(error)") }
         }
         let sent = groups.compactMap { address, indices -> (RedisSupervisor, [Int])? in
             guard let node = nodes[address], machine.nodes[address] == .ready else {
                 let error = RedisNotReadyError(state: machine.nodes[address] ?? .connecting)
                 failures.append(error)
-                for index in indices { replies[index] = .error("CLUSTERDOWN \(address) is \(error.state)") }
+                for index in indices { replies[index] = Self.notSent("\(address) is \(error.state)") }
                 return nil
             }
             return (node, indices)
@@ -163,18 +164,23 @@ public actor RedisCluster: Service {
                 for (index, answer) in zip(indices, answers) { replies[index] = answer }
             } catch {
                 failures.append(error)
-                for index in indices { replies[index] = .error("CLUSTERDOWN \(error)") }
+                for index in indices { replies[index] = Self.notSent("\(error)") }
             }
         } else if !sent.isEmpty {
             await withTaskGroup(of: ([Int], Result<[RESPValue], any Error>).self) { group in
                 for (node, indices) in sent {
                     let slice = indices.map { commands[$0] }
-                    group.addTask {
+                    // On the loop, where every node's connection runs: no thread hop per part.
+                    group.addTask(executorPreference: loop) {
+                        // Built in a variable: returning the tuple from inside the do/catch
+                        // crashed release builds (Swift 6.3) while the group copied the result.
+                        let result: Result<[RESPValue], any Error>
                         do {
-                            return (indices, .success(try await node.pipeline(slice)))
+                            result = .success(try await node.pipeline(slice))
                         } catch {
-                            return (indices, .failure(error))
+                            result = .failure(error)
                         }
+                        return (indices, result)
                     }
                 }
                 for await (indices, result) in group {
@@ -183,7 +189,7 @@ public actor RedisCluster: Service {
                         for (index, answer) in zip(indices, answers) { replies[index] = answer }
                     case .failure(let error):
                         failures.append(error)
-                        for index in indices { replies[index] = .error("CLUSTERDOWN \(error)") }
+                        for index in indices { replies[index] = Self.notSent("\(error)") }
                     }
                 }
             }
@@ -203,6 +209,12 @@ public actor RedisCluster: Service {
             }
         }
         return replies
+    }
+
+    /// The reply that stands for a command of a pipeline that was not sent or not answered:
+    /// an error reply, as Redis' own refusals are, that no redirect parser mistakes for one.
+    static func notSent(_ reason: String) -> RESPValue {
+        .error("NOTSENT \(reason)")
     }
 
     // MARK: Routing
