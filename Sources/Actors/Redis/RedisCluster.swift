@@ -82,12 +82,12 @@ public actor RedisCluster: Service {
     /// When the derived state's name last changed.
     public var since: ContinuousClock.Instant { machine.since }
 
-    /// Each primary a connection is kept to, with its state and slot ranges, by address.
+    /// Each primary that serves slots, with its state and slot ranges, in slot order.
     public var nodeStatus: [RedisNodeStatus] {
         machine.table.servingPrimaries.map { address in
             RedisNodeStatus(
                 address: address, state: machine.nodes[address] ?? .connecting, slots: machine.table.slots(of: address))
-        }
+        }.sorted { ($0.slots.first?.lowerBound ?? 0) < ($1.slots.first?.lowerBound ?? 0) }
     }
 
     /// The node supervisors of the connected primaries, for per-node health checks.
