@@ -26,25 +26,51 @@ extension ChaosSuite {
         /// stream) and a third of the chats is SIGKILLed; the cluster promotes its replica, the
         /// service follows; the node is restarted at the end and rejoins as a replica.
         @Test func clusterPrimaryKilledThenRestarted() async throws {
+            let record = try await Self.clusterScenario(
+                "Redis Cluster: the {sync} primary SIGKILLed, replica promoted, node restarted",
+                holding: CoordinationKeys.leader
+            ) { victim in
+                await victim.kill()
+                return { try await victim.restart() }
+            }
+            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+        }
+
+        /// Cluster mode: the primary of the hot chat-1 is frozen (SIGSTOP): its commands time
+        /// out, the cluster fails it over after the node timeout, the service follows; thawed at
+        /// the end, the node finds itself demoted.
+        @Test func clusterPrimaryFrozenThenThawed() async throws {
+            let record = try await Self.clusterScenario(
+                "Redis Cluster: a chat primary SIGSTOPped, replica promoted, node thawed",
+                holding: ParticipantsKeys.entry(ChatID(validating: "chat-1")!)
+            ) { victim in
+                victim.freeze()
+                return { victim.thaw() }
+            }
+            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+        }
+
+        /// A scenario against a six-node cluster whose fault hits the primary holding `key`.
+        static func clusterScenario(
+            _ name: String, holding key: String,
+            fault inject: @escaping @Sendable (RedisServer) async throws -> @Sendable () async throws -> Void
+        ) async throws -> ScenarioRecord {
             var options = ScenarioOptions()
             options.settings.cluster = true
             options.settings.chats = 200
             options.settings.redisConfig = []
             let fault = Fault(target: .redis, duration: ChaosMode.pick(fast: .seconds(6), full: .seconds(12))) {
                 environment in
-                guard let victim = await environment.clusterPrimary(holding: CoordinationKeys.leader) else {
-                    throw ChaosError("no primary holds \(CoordinationKeys.leader)")
+                guard let victim = await environment.clusterPrimary(holding: key) else {
+                    throw ChaosError("no primary holds \(key)")
                 }
-                await victim.kill()
+                let end = try await inject(victim)
                 return {
-                    try await victim.restart()
+                    try await end()
                     return []
                 }
             }
-            let record = try await ChaosScenario.run(
-                "Redis Cluster: the {sync} primary SIGKILLed, replica promoted, node restarted", fault: fault,
-                options: options)
-            #expect(record.failures.isEmpty, "\(record.failureSummary)")
+            return try await ChaosScenario.run(name, fault: fault, options: options)
         }
 
         @Test func redisFrozenThenThawed() async throws {
