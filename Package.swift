@@ -57,6 +57,12 @@ let package = Package(
             pkgConfig: "hiredis",
             providers: [.apt(["libhiredis-dev"])]
         ),
+        // LZ4's block format, for the compressed copies the L1 keeps (Debian: liblz4-dev).
+        .systemLibrary(
+            name: "CLZ4",
+            pkgConfig: "liblz4",
+            providers: [.apt(["liblz4-dev"])]
+        ),
 
         // ThreadSanitizer annotations for the synchronisation it cannot see (AnnotatedMutex).
         .target(name: "CThreadSanitizer", path: "Sources/CThreadSanitizer"),
@@ -70,6 +76,7 @@ let package = Package(
                 "CHTTPParser",
                 "CThreadSanitizer",
                 "CHiredis",
+                "CLZ4",
                 .product(name: "Logging", package: "swift-log"),
             ],
             path: "Sources/Runtime",

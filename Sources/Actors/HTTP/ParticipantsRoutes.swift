@@ -80,9 +80,11 @@ public struct ParticipantsRoutes: Sendable {
     func readFromMemory(_ request: HTTPRequest) -> HTTPResponse? {
         guard let chat = Self.chatID(request), let entry = reader.freshFromMemory(chat) else { return nil }
         guard users.isRemembered(request) else { return nil }
+        // The entry's stored form, decompressed into the body, with `stale` and `source` added.
+        // One that does not decompress is left to ``read(_:)``, whose lookup drops it.
+        guard let body = try? EntryCodec.encodeResponse(entry, stale: false, source: .memory) else { return nil }
         reader.trackFromMemory(chat)
-        // The entry's stored form is the body, with `stale` and `source` added: one copy.
-        return .json(bytes: EntryCodec.encodeResponse(entry, stale: false, source: .memory))
+        return .json(bytes: body)
     }
 
     func read(_ request: HTTPRequest) async -> HTTPResponse {

@@ -40,7 +40,12 @@ public struct CacheSettings: Sendable, Hashable {
 
     /// Where an entry of this age stands.
     public func freshness(of entry: ParticipantsEntry, at now: Date) -> Freshness {
-        let age = entry.age(at: now)
+        freshness(fetchedAt: entry.fetchedAt, at: now)
+    }
+
+    /// The freshness of an entry fetched at `fetchedAt`.
+    public func freshness(fetchedAt: Date, at now: Date) -> Freshness {
+        let age = ParticipantsEntry.age(fetchedAt: fetchedAt, at: now)
         if age < min(staleThreshold, ttl) { return .fresh }
         if age < ttl { return .stale }
         return .expired

@@ -1,4 +1,4 @@
-import ChatRuntime
+public import ChatRuntime
 import Foundation
 
 /// The stored form of ``ParticipantsEntry`` and the answers made from it.
@@ -48,6 +48,30 @@ public enum EntryCodec {
                 writer.append(closing)
             }
         }
+    }
+
+    /// The same body from an L1 entry: its stored form is decompressed straight into the body,
+    /// whose last byte (the closing brace) the suffix then replaces; one allocation, as above.
+    /// Throws when the entry's block does not decompress.
+    public static func encodeResponse(
+        _ entry: CompressedEntry, stale: Bool, source: ReadSource
+    ) throws(LZ4Error) -> [UInt8] {
+        let closing = responseClosing(stale: stale, source: source)
+        // A stored form is never empty; an empty block is corrupt here.
+        guard entry.stored.count > 0 else { throw LZ4Error(expected: 0) }
+        var failure: LZ4Error?
+        let body = ByteArrayWriter.makeArray(capacity: entry.stored.count - 1 + closing.utf8CodeUnitCount) {
+            writer in
+            do throws(LZ4Error) {
+                try writer.append(decompressing: entry.stored)
+                writer.removeLast()
+                writer.append(closing)
+            } catch {
+                failure = error
+            }
+        }
+        if let failure { throw failure }
+        return body
     }
 
     private static func responseClosing(stale: Bool, source: ReadSource) -> StaticString {

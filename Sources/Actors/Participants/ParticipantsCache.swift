@@ -35,7 +35,8 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// call for every entry written, which showed in batch-write profiles.
     private var random = SeededRandom(seed: UInt64.random(in: .min ... .max))
 
-    private var l1: LRUCache<ChatID, ParticipantsEntry>
+    /// The in-memory tier, each entry's stored form compressed (``CompressedEntry``).
+    private var l1: LRUCache<ChatID, CompressedEntry>
     private var notFoundL1: LRUCache<ChatID, Date>
     /// The last entry decoded from Redis per chat (see ``decodeStored(_:of:)``); its stored form
     /// is the bytes it came from.
@@ -133,7 +134,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             notFoundL1.remove(chat)
         }
         var expiredInL1: ParticipantsEntry?
-        if let entry = l1.get(chat) {
+        if let entry = l1Entry(chat) {
             let freshness = settings.freshness(of: entry, at: now)
             if freshness != .expired {
                 metrics.read("l1_\(freshness.rawValue)")
@@ -153,7 +154,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
                         metrics.read("l1_expired")
                         return .hit(older, .expired, .memory)
                     }
-                    l1.set(entry, for: chat)
+                    l1.set(CompressedEntry(entry), for: chat)
                     metrics.read("redis_\(freshness.rawValue)")
                     return .hit(entry, freshness, .cache)
                 } catch {
@@ -204,12 +205,29 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         return entry
     }
 
-    /// The L1 entry of `chat` when it is fresh; nil when it is stale, expired, absent or known
-    /// not to exist. The part of ``lookup(_:)`` that needs no `await`: the read route answers
-    /// from it synchronously on the loop thread, and hands everything else to ``lookup(_:)``.
-    public func freshInMemory(_ chat: ChatID) -> ParticipantsEntry? {
+    /// The L1 entry of `chat`, decompressed and marked as the most recently used. One that does
+    /// not decompress (never expected: the L1 compressed it) is dropped and logged, and reads
+    /// as absent, so the read goes on to Redis.
+    private func l1Entry(_ chat: ChatID) -> ParticipantsEntry? {
+        guard let compressed = l1.get(chat) else { return nil }
+        do {
+            return try compressed.entry(of: chat)
+        } catch {
+            l1.remove(chat)
+            metrics.decodeErrors.increment()
+            logger.error(
+                "unreadable L1 entry; dropped", metadata: ["participants.chat_id": "\(chat)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The L1 entry of `chat`, still compressed, when it is fresh; nil when it is stale, expired,
+    /// absent or known not to exist. The part of ``lookup(_:)`` that needs no `await`: the read
+    /// route answers from it synchronously on the loop thread (decompressing it straight into
+    /// the body), and hands everything else to ``lookup(_:)``.
+    public func freshInMemory(_ chat: ChatID) -> CompressedEntry? {
         guard !notFoundL1.contains(chat), let entry = l1.get(chat),
-            settings.freshness(of: entry, at: now()) == .fresh
+            settings.freshness(fetchedAt: entry.fetchedAt, at: now()) == .fresh
         else { return nil }
         metrics.read("l1_fresh")
         return entry
@@ -259,8 +277,8 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         var result: [ChatID: Date] = [:]
         var unknown: [ChatID] = []
         for chat in chats {
-            if let entry = writeBack.entry(for: chat) ?? l1.peek(chat) {
-                result[chat] = entry.fetchedAt
+            if let fetchedAt = writeBack.entry(for: chat)?.fetchedAt ?? l1.peek(chat)?.fetchedAt {
+                result[chat] = fetchedAt
             } else {
                 unknown.append(chat)
             }
@@ -313,8 +331,12 @@ public actor ParticipantsCache: ParticipantsStore, Service {
             writeBackPending: writeBack.count, writeBackLimit: settings.writeBackLimit)
     }
 
-    /// The L1 copy, without touching recency; for tests and diagnostics.
-    public func peekL1(_ chat: ChatID) -> ParticipantsEntry? { l1.peek(chat) }
+    /// The L1 copy, decompressed, without touching recency; for tests and diagnostics (and the
+    /// chat core's last resort). Nil also when it does not decompress.
+    public func peekL1(_ chat: ChatID) -> ParticipantsEntry? { try? l1.peek(chat)?.entry(of: chat) }
+
+    /// Puts `entry` in the L1 as it is, for tests (a block that does not decompress).
+    func putInL1(_ entry: CompressedEntry, for chat: ChatID) { l1.set(entry, for: chat) }
 
     // MARK: Coordination between instances
 
@@ -370,7 +392,7 @@ public actor ParticipantsCache: ParticipantsStore, Service {
 
     private func remember(_ entry: ParticipantsEntry) {
         if let current = l1.peek(entry.chatID), current.fetchedAt > entry.fetchedAt { return }
-        l1.set(entry, for: entry.chatID)
+        l1.set(CompressedEntry(entry), for: entry.chatID)
         // Skipped when empty, as it nearly always is: a sync remembers every entry it writes.
         if !notFoundL1.isEmpty { notFoundL1.remove(entry.chatID) }
     }

@@ -67,6 +67,11 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
     /// How long ago the entry was fetched; negative if `fetchedAt` lies in the future (clock skew
     /// between instances).
     public func age(at now: Date) -> Duration {
+        Self.age(fetchedAt: fetchedAt, at: now)
+    }
+
+    /// How long ago `fetchedAt` was, as ``age(at:)`` measures it.
+    static func age(fetchedAt: Date, at now: Date) -> Duration {
         let milliseconds = (now.timeIntervalSince(fetchedAt) * 1000).rounded()
         // Clamped (about ±285,000 years) so that absurd dates cannot trap the conversion.
         let limit = 9e15

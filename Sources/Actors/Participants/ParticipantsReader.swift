@@ -22,11 +22,11 @@ public struct ParticipantsReader: Sendable {
         self.lazyUpdate = lazyUpdate
     }
 
-    /// The chat's fresh L1 entry, or nil when ``read(_:)`` must answer. For the read route's
+    /// The chat's fresh L1 entry (compressed), or nil when ``read(_:)`` must answer. For the read route's
     /// immediate path: no task, no actor hop. Does not track the read: call
     /// ``trackFromMemory(_:)`` once the request is authorized and answered from memory.
     /// - Precondition: on the cache's event loop thread (the HTTP server's callback runs there).
-    public func freshFromMemory(_ chat: ChatID) -> ParticipantsEntry? {
+    public func freshFromMemory(_ chat: ChatID) -> CompressedEntry? {
         cache.assumeIsolated { $0.freshInMemory(chat) }
     }
 

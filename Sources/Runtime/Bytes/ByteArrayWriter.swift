@@ -72,6 +72,23 @@ public struct ByteArrayWriter: ~Copyable, ByteSink {
         bytes.withUnsafeBufferPointer { append($0) }
     }
 
+    /// Takes back the last `count` bytes written, so that others are written in their place.
+    public mutating func removeLast(_ count: Int = 1) {
+        precondition(count >= 0 && count <= self.count, "ByteArrayWriter: removing more than was written")
+        cursor -= count
+    }
+
+    /// Lends `body` the next `count` bytes to write in place (a decompressor's output); it returns
+    /// how many of them it initialized, which are then written. When `body` throws, nothing is.
+    mutating func appendInPlace<Failure: Error>(
+        upTo count: Int, _ body: (UnsafeMutableBufferPointer<UInt8>) throws(Failure) -> Int
+    ) throws(Failure) {
+        precondition(count >= 0 && count <= end - cursor, "ByteArrayWriter: writing past the capacity")
+        let written = try body(UnsafeMutableBufferPointer(start: cursor, count: count))
+        precondition(written >= 0 && written <= count, "ByteArrayWriter: a writer in place overran its bytes")
+        cursor += written
+    }
+
     /// Appends the UTF-8 of `text`.
     public mutating func append(utf8 text: String) {
         let copied: Void? = text.utf8.withContiguousStorageIfAvailable { append($0) }
