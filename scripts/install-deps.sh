@@ -5,7 +5,7 @@ set -euo pipefail
 
 # libssl-dev: HTTPS upstream; openssl and socat: the HTTPS tests make certificates and put a
 # TLS terminator in front of the stub upstream; iproute2: network namespace tests.
-packages=(libhiredis-dev libevent-dev libhttp-parser-dev libssl-dev libsqlite3-dev postgresql redis-server redis-tools redis-sentinel pkg-config curl openssl socat iproute2 "$@")
+packages=(libhiredis-dev libevent-dev libhttp-parser-dev liblz4-dev libssl-dev libsqlite3-dev postgresql redis-server redis-tools redis-sentinel pkg-config curl openssl socat iproute2 "$@")
 missing=()
 for package in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
