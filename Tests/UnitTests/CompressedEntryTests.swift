@@ -44,6 +44,25 @@ struct CompressedEntryTests {
         #expect(body.capacity < body.count + 32)
     }
 
+    @Test func anEntryFromUpstreamComesCompressedAndTheL1SharesItsBlock() throws {
+        let members = [Participant(userID: "u1", displayName: "Ada", avatarURL: nil, role: "owner")]
+        let fetched = ParticipantsEntry(
+            UpstreamChat(chatID: Self.chat, participants: members, version: 2), fetchedAt: Date())
+        let block = try #require(fetched.compressedStored)
+        #expect(try block.decompressed() == fetched.stored)
+        let compressed = CompressedEntry(fetched)
+        #expect(compressed.stored == block)
+        #expect(
+            compressed.stored.compressed.withUnsafeBufferPointer { $0.baseAddress }
+                == block.compressed.withUnsafeBufferPointer { $0.baseAddress })
+        // The block is not part of the entry's value; an entry read back from the L1 keeps it.
+        let plain = ParticipantsEntry(
+            chatID: Self.chat, participants: members, version: 2, fetchedAt: fetched.fetchedAt)
+        #expect(plain.compressedStored == nil)
+        #expect(plain == fetched && plain.hashValue == fetched.hashValue)
+        #expect(try compressed.entry(of: Self.chat).compressedStored == block)
+    }
+
     @Test func aBlockThatDoesNotDecompressIsAnError() {
         let entry = ParticipantsEntry(chatID: Self.chat, participants: [], version: 1, fetchedAt: Date())
         let valid = LZ4Block(compressing: entry.stored)

@@ -29,8 +29,9 @@ struct LZ4BlockTests {
             let block = LZ4Block(compressing: input)
             #expect(block.count == input.count)
             #expect(try block.decompressed() == input)
-            // Kept in an array of its own size, not of LZ4's worst case.
-            #expect(block.compressed.capacity < max(32, block.compressed.count + block.compressed.count / 8))
+            // Kept in an array of its own size (give or take malloc's rounding), not of LZ4's
+            // worst case.
+            #expect(block.compressed.capacity < block.compressed.count + 64)
         }
     }
 

@@ -18,9 +18,11 @@ public struct CompressedEntry: Sendable {
     /// ``ParticipantsEntry/stored``, compressed.
     let stored: LZ4Block
 
-    /// Compresses `entry`'s stored form.
+    /// Compresses `entry`'s stored form, or takes the block the entry came with.
     public init(_ entry: ParticipantsEntry) {
-        self.init(version: entry.version, fetchedAt: entry.fetchedAt, stored: LZ4Block(compressing: entry.stored))
+        self.init(
+            version: entry.version, fetchedAt: entry.fetchedAt,
+            stored: entry.compressedStored ?? LZ4Block(compressing: entry.stored))
     }
 
     /// An entry whose block the caller made (tests give it a corrupt one).
@@ -36,7 +38,8 @@ public struct CompressedEntry: Sendable {
         // A stored form is never empty: an empty block is as corrupt as a truncated one.
         guard stored.count > 0 else { throw LZ4Error(expected: 0) }
         return ParticipantsEntry(
-            chatID: chat, version: version, fetchedAt: fetchedAt, stored: try stored.decompressed())
+            chatID: chat, version: version, fetchedAt: fetchedAt, stored: try stored.decompressed(),
+            compressedStored: stored)
     }
 
     /// How many bytes the compressed stored form holds (diagnostics and tests).

@@ -23,6 +23,11 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
     public let fetchedAt: Date
     /// The entry as stored in Redis: `{"chat_id":…,"participants":[…],"version":…,"fetched_at":…}`.
     public let stored: [UInt8]
+    /// ``stored`` compressed, for the L1 (``CompressedEntry``), when whoever made the entry
+    /// compressed it already: an entry fetched from upstream is compressed where it is made (the
+    /// sync's batches off the event loop), so that the loop only shares the block. Not part of
+    /// the entry's value (equality, hashing, coding).
+    let compressedStored: LZ4Block?
 
     /// Encodes the fields into the stored form.
     public init(chatID: ChatID, participants: [Participant], version: Int64, fetchedAt: Date) {
@@ -33,24 +38,30 @@ public struct ParticipantsEntry: Codable, Sendable, Hashable {
 
     /// The entry for a chat that upstream just returned: its members are copied as the compact
     /// JSON the upstream parser already wrote, not decoded.
+    /// The stored form is compressed here too, for the L1, since such an entry is nearly always
+    /// kept there.
     public init(_ chat: UpstreamChat, fetchedAt: Date) {
         self.init(
-            chatID: chat.chatID, participantsJSON: chat.participantsJSON, version: chat.version, fetchedAt: fetchedAt)
+            chatID: chat.chatID, participantsJSON: chat.participantsJSON, version: chat.version, fetchedAt: fetchedAt,
+            compress: true)
     }
 
-    private init(chatID: ChatID, participantsJSON: [UInt8], version: Int64, fetchedAt: Date) {
+    private init(chatID: ChatID, participantsJSON: [UInt8], version: Int64, fetchedAt: Date, compress: Bool = false) {
+        let stored = EntryCodec.assemble(
+            chatID: chatID, participantsJSON: participantsJSON, version: version, fetchedAt: fetchedAt)
         self.init(
-            chatID: chatID, version: version, fetchedAt: fetchedAt,
-            stored: EntryCodec.assemble(
-                chatID: chatID, participantsJSON: participantsJSON, version: version, fetchedAt: fetchedAt))
+            chatID: chatID, version: version, fetchedAt: fetchedAt, stored: stored,
+            compressedStored: compress ? LZ4Block(compressing: stored) : nil)
     }
 
-    /// An entry whose stored form the caller has built or checked to be the one the fields give.
-    init(chatID: ChatID, version: Int64, fetchedAt: Date, stored: [UInt8]) {
+    /// An entry whose stored form the caller has built or checked to be the one the fields give,
+    /// and `compressedStored`, if given, is that stored form compressed.
+    init(chatID: ChatID, version: Int64, fetchedAt: Date, stored: [UInt8], compressedStored: LZ4Block? = nil) {
         self.chatID = chatID
         self.version = version
         self.fetchedAt = fetchedAt
         self.stored = stored
+        self.compressedStored = compressedStored
     }
 
     /// The members, in the order upstream sent them, decoded from ``stored`` on each call.
