@@ -222,6 +222,13 @@ def markdown_table(results, chart_name=None):
         if batch.get("redis_benchmark_one_client_sets_per_second") is not None:
             lines.append(f"| redis-benchmark, 1 client | {fmt_int(batch['redis_benchmark_one_client_sets_per_second'])} "
                          f"SETs | | 1.00× |")
+        if batch.get("redis_benchmark_same_command_sets_per_second") is not None:
+            lines += ["",
+                      "Our command, for scale (not a goal): `redis-benchmark -c 1 -P "
+                      f"{batch['batch_size']} -r 20000 SET participants:v1:{{chat-__rand_int__}} <value> EX 90000`, "
+                      "20,000 keys with an expiry as ours, against one key without for `-t set`: "
+                      f"{fmt_int(batch['redis_benchmark_same_command_sets_per_second'])} SETs/s; ours "
+                      f"{fmt_ratio(batch.get('ratio_same_command'))} of that."]
         lines.append("")
 
     cluster = results.get("batch_write_cluster")
