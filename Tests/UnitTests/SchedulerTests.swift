@@ -107,20 +107,22 @@ struct SchedulerTests {
             await redis.stop()
         }
 
-        /// The run once it has ended; nil if it had not within 10 s.
+        /// The run once it has ended; nil if it had not within 30 s.
         func ended(_ id: RunID) async -> SyncRun? {
             let scheduler = scheduler
-            let ended = await eventually(timeout: .seconds(10)) {
+            // 30 s: a bound, not a speed; under AddressSanitizer beside the whole suite a run
+            // that takes under a second alone was seen to need more than 10.
+            let ended = await eventually(timeout: .seconds(30)) {
                 let state = await scheduler.run(id)?.state
                 return state != .running && state != .queued
             }
             return ended ? await scheduler.run(id) : nil
         }
 
-        /// The first ended run of `kind`; nil if none had within 10 s.
+        /// The first ended run of `kind`; nil if none had within 30 s.
         func ended(kind: SyncRun.Kind) async -> SyncRun? {
             let scheduler = scheduler
-            let found = await eventually(timeout: .seconds(10)) {
+            let found = await eventually(timeout: .seconds(30)) {
                 await scheduler.status().recent.contains { $0.kind == kind }
             }
             return found ? await scheduler.status().recent.last { $0.kind == kind } : nil
