@@ -45,7 +45,7 @@ sanitize-thread: ## tests under ThreadSanitizer (TSAN_FILTER, default the unit t
 	scripts/install-deps.sh
 	set -o pipefail; $(SWIFT_PATH) swift build --build-tests --sanitize=thread --scratch-path .build-tsan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
 	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-tsan/debug/chat-service TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$(CURDIR)/scripts/tsan.supp" \
-		timeout 3000 swift test --skip-build --sanitize=thread --scratch-path .build-tsan $(TSAN_FILTER)
+		scripts/swift-test.sh 3000 --skip-build --sanitize=thread --scratch-path .build-tsan $(TSAN_FILTER)
 
 sanitize-address: ## every suite under AddressSanitizer (ASAN_FILTER), in .build-asan
 	scripts/install-deps.sh
@@ -53,11 +53,11 @@ sanitize-address: ## every suite under AddressSanitizer (ASAN_FILTER), in .build
 	@# LeakSanitizer would fail the build over what the short-lived tool leaves at exit.
 	set -o pipefail; $(SWIFT_PATH) ASAN_OPTIONS="detect_leaks=0" swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
 	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
-		timeout 3000 swift test --skip-build --sanitize=address --scratch-path .build-asan $(or $(ASAN_FILTER),--skip RedisClusterModeTests)
+		scripts/swift-test.sh 3000 --skip-build --sanitize=address --scratch-path .build-asan $(or $(ASAN_FILTER),--skip RedisClusterModeTests)
 	@# The cluster suite alone after the rest: each of its tests starts six redis-servers, and beside
 	@# the timing-bound suites under the sanitizer's slowdown that crowds them out of their windows.
 	$(if $(ASAN_FILTER),,$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
-		timeout 1200 swift test --skip-build --sanitize=address --scratch-path .build-asan --filter RedisClusterModeTests)
+		scripts/swift-test.sh 1200 --skip-build --sanitize=address --scratch-path .build-asan --filter RedisClusterModeTests)
 
 build:
 	swift build

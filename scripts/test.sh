@@ -10,4 +10,4 @@ swift build --build-tests 2>&1 | { grep -vE "prohibited flag|^\[[0-9]+/[0-9]+\] 
 # The subprocess tests run the chat-service binary that this build just produced.
 CHAT_SERVICE_BINARY="$(swift build --show-bin-path)/chat-service"
 export CHAT_SERVICE_BINARY
-timeout 1500 swift test --skip-build "$@"
+scripts/swift-test.sh 1500 --skip-build "$@"

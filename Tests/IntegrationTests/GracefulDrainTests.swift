@@ -222,7 +222,9 @@ struct GracefulDrainTests {
     }
 
     @Test func aFullRefreshInterruptedBySIGTERMLeavesEveryBatchSettledOrInTheStream() async throws {
-        try await Self.withDeployment(chats: 1000, stubLatency: "500ms", shutdownTimeout: .seconds(10)) { deployment in
+        // 80 batches at 4 in flight and 500 ms a call: 10 s to complete, far more than the test takes
+        // to see two batches done and send SIGTERM, even under a sanitizer.
+        try await Self.withDeployment(chats: 4000, stubLatency: "500ms", shutdownTimeout: .seconds(10)) { deployment in
 
             let started = try #require(await deployment.admin("POST", "/internal/participants/refresh"))
             #expect(started.status == 202)
@@ -244,7 +246,7 @@ struct GracefulDrainTests {
                 },
                 "no 'stopped producing' or 'sync run planned' line; log:\n\(deployment.service.output())")
             let run = try await deployment.runCounts(jobID)
-            #expect(run.state == "running", "a 1000-chat run at 500 ms a call cannot have completed: \(run)")
+            #expect(run.state == "running", "a 4000-chat run at 500 ms a call cannot have completed: \(run)")
             let planned = try #require(run.counts["batches_planned"])
             #expect(planned >= 2)
             let settled =
