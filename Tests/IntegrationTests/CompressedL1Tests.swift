@@ -61,4 +61,41 @@ struct CompressedL1Tests {
         #expect(await fixture.stub.requestCount(forChat: "chat-2") == 1)
         await fixture.close()
     }
+
+    /// A sync's entries refresh what the L1 holds and fill it while there is room, but never
+    /// evict a chat a reader put there.
+    @Test func aSyncBatchUpdatesTheL1InPlaceAndEvictsNothing() async throws {
+        let fixture = try await Fixture(l1Capacity: 3)
+        var read: [ParticipantsEntry] = []
+        for id in ["chat-1", "chat-2"] {
+            guard case .entry(let entry, _, .upstream) = await fixture.reader.read(Self.chat(id)) else {
+                Issue.record("cold read of \(id) failed")
+                await fixture.close()
+                return
+            }
+            read.append(entry)
+        }
+        let bumped = try #require(await fixture.stub.bump(chat: "chat-1"))
+        let chats = ["chat-1", "chat-3", "chat-4"].map(Self.chat)
+        let response = try await fixture.upstream.batchGet(chats)
+        let fetchedAt = fixture.clock.now
+        let synced = BatchAnswer(requested: chats, response: response).found.map {
+            ParticipantsEntry($0, fetchedAt: fetchedAt)
+        }
+        try #require(synced.map(\.chatID) == chats)
+        #expect(await fixture.cache.storeBatch(synced, notFound: []) == .written)
+
+        // chat-1 is refreshed in place, chat-3 takes the one free slot, chat-4 finds no room; both
+        // chats the reader read are still there.
+        #expect(await fixture.cache.peekL1(Self.chat("chat-1")) == synced[0])
+        #expect(await fixture.cache.peekL1(Self.chat("chat-1"))?.version == bumped)
+        #expect(await fixture.cache.peekL1(Self.chat("chat-2")) == read[1])
+        #expect(await fixture.cache.peekL1(Self.chat("chat-3")) == synced[1])
+        #expect(await fixture.cache.peekL1(Self.chat("chat-4")) == nil)
+        // Redis has all three, and a read of chat-4 takes it from there (filling the L1 as reads do).
+        #expect(await fixture.reader.read(Self.chat("chat-4")) == .entry(synced[2], stale: false, source: .cache))
+        #expect(await fixture.cache.peekL1(Self.chat("chat-4")) == synced[2])
+        #expect(await fixture.stub.requestCount(forChat: "chat-4") == 1)
+        await fixture.close()
+    }
 }

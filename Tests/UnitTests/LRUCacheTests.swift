@@ -32,6 +32,35 @@ struct LRUCacheTests {
         #expect(cache.keysFromNewest == ["d", "a", "c"])
     }
 
+    @Test func setWithoutEvictingAddsOnlyWhileThereIsRoomAndKeepsTheOrder() {
+        var cache = LRUCache<String, Int>(capacity: 3)
+        var stored = cache.setWithoutEvicting(1, for: "a")
+        #expect(stored)
+        stored = cache.setWithoutEvicting(2, for: "b")
+        #expect(stored)
+        #expect(cache.hasRoom)
+        stored = cache.setWithoutEvicting(3, for: "c")
+        #expect(stored)
+        #expect(!cache.hasRoom)
+        #expect(cache.keysFromNewest == ["c", "b", "a"])
+        // Full: a new key is turned away and nothing is evicted.
+        stored = cache.setWithoutEvicting(4, for: "d")
+        #expect(!stored)
+        #expect(cache.peek("d") == nil)
+        #expect(cache.keysFromNewest == ["c", "b", "a"])
+        // A cached key takes the new value where it stands in the recency order.
+        stored = cache.setWithoutEvicting(10, for: "a")
+        #expect(stored)
+        #expect(cache.peek("a") == 10)
+        #expect(cache.keysFromNewest == ["c", "b", "a"])
+        #expect(cache.set(5, for: "e")?.key == "a")
+        var disabled = LRUCache<String, Int>(capacity: 0)
+        #expect(!disabled.hasRoom)
+        stored = disabled.setWithoutEvicting(1, for: "a")
+        #expect(!stored)
+        #expect(disabled.isEmpty)
+    }
+
     @Test func updateReplacesTheValueAndMovesToFront() {
         var cache = LRUCache<String, Int>(capacity: 2)
         cache.set(1, for: "a")

@@ -86,6 +86,25 @@ public struct LRUCache<Key: Hashable, Value> {
         return evicted
     }
 
+    /// Stores `value` for `key` without evicting anything: a cached key takes the new value and
+    /// keeps its place in the recency order; a new key is added, as the most recently used, only
+    /// while there is room.
+    ///
+    /// - Returns: whether `value` was stored.
+    @discardableResult
+    public mutating func setWithoutEvicting(_ value: Value, for key: Key) -> Bool {
+        if let slot = slotOfKey[key] {
+            nodes[slot].value = value
+            return true
+        }
+        guard nodes.count < capacity else { return false }
+        set(value, for: key)
+        return true
+    }
+
+    /// Whether a new key would be stored without evicting another.
+    public var hasRoom: Bool { nodes.count < capacity }
+
     /// Removes the entry for `key`.
     ///
     /// - Returns: its value, or `nil` if it was not cached.

@@ -265,8 +265,10 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         rememberNotFound(chat)
     }
 
+    /// Stores what a sync fetched. Unlike a read's entry, a sync's goes into the L1 only without
+    /// evicting (``rememberWithoutEvicting(_:)``).
     public func storeBatch(_ entries: [ParticipantsEntry], notFound: [ChatID]) async -> StoreOutcome {
-        for entry in entries { remember(entry) }
+        for entry in entries { rememberWithoutEvicting(entry) }
         for chat in notFound { rememberNotFound(chat) }
         if await write(entries, notFound: notFound) { return .written }
         await keepWaitingForRoom(entries)
@@ -395,6 +397,22 @@ public actor ParticipantsCache: ParticipantsStore, Service {
         l1.set(CompressedEntry(entry), for: entry.chatID)
         // Skipped when empty, as it nearly always is: a sync remembers every entry it writes.
         if !notFoundL1.isEmpty { notFoundL1.remove(entry.chatID) }
+    }
+
+    /// The L1 holds what readers read: a sync's entry replaces the copy the L1 holds, in place
+    /// in the recency order, and a new chat is added only while the L1 has room. A full refresh of
+    /// more chats than the L1 holds would otherwise replace the readers' hot chats with the last
+    /// ones of the run (a scan flushing an LRU), and pay a compression and an eviction per chat
+    /// for copies nobody reads. A deployment with fewer chats than the L1 holds still gets them
+    /// all in memory, for reads while Redis is away.
+    private func rememberWithoutEvicting(_ entry: ParticipantsEntry) {
+        if !notFoundL1.isEmpty { notFoundL1.remove(entry.chatID) }
+        if let current = l1.peek(entry.chatID) {
+            if current.fetchedAt > entry.fetchedAt { return }
+        } else if !l1.hasRoom {
+            return
+        }
+        l1.setWithoutEvicting(CompressedEntry(entry), for: entry.chatID)
     }
 
     private func rememberNotFound(_ chat: ChatID) {
