@@ -125,7 +125,9 @@ public actor BatchStreamConsumer: Service {
         let changes = await supervisor.stateChanges()
         let claimInterval = claimInterval
         let grace = shutdownGracePeriod
-        await withTaskGroup(of: Void.self) { group in
+        // Discarding: every read and poll is a child task, freed when it ends; a plain group would
+        // keep each finished one until shutdown, since nothing here reaps results.
+        await withDiscardingTaskGroup { group in
             group.addTask(executorPreference: loop) {
                 for await outcome in batcher.outcomes { input.yield(.outcome(outcome)) }
             }
@@ -223,7 +225,7 @@ public actor BatchStreamConsumer: Service {
         }
     }
 
-    private func perform(_ action: BatchConsumerState.Action, in group: inout TaskGroup<Void>) {
+    private func perform(_ action: BatchConsumerState.Action, in group: inout DiscardingTaskGroup) {
         let input = input
         let stream = stream
         let loop = loop

@@ -134,7 +134,11 @@ public actor Batcher: Service {
         started = true
         limitGauge.record(concurrency.limit)
         let loop = loop
-        await withTaskGroup(of: Void.self) { group in
+        // A discarding group: a batch's child task is freed when it ends. A plain task group keeps
+        // every finished child until `next()` reaps it, and nothing here waits on results (they
+        // come back as events), so a group that never reaps held each batch's task, about 10 KB,
+        // until shutdown: 200 bytes per chat refreshed, 200 MB a day for a daily 1M-chat run.
+        await withDiscardingTaskGroup { group in
             // Graceful shutdown ends the event stream; what is in flight then is cancelled below.
             for await event in events.cancelOnGracefulShutdown() {
                 switch event {
@@ -186,7 +190,6 @@ public actor Batcher: Service {
             // Shutdown (or close with nothing left): what is in flight is cancelled and, like
             // the batches still waiting, reported as skipped.
             group.cancelAll()
-            await group.waitForAll()
         }
         waiting += shared.withLock { shared in
             shared.closed = true

@@ -8,7 +8,8 @@ extension Scheduler {
     /// on from what Redis recorded.
     func produceUntilShutdown() async {
         let loop = loop
-        await withTaskGroup(of: Void.self) { group in
+        // Discarding: a run's producer task is freed when it ends, not kept until shutdown.
+        await withDiscardingTaskGroup { group in
             if settings.intervalRunsEnabled {
                 group.addTask(executorPreference: loop) { await self.intervalLoop() }
             }
@@ -27,7 +28,6 @@ extension Scheduler {
             }
             beginStopping()
             group.cancelAll()
-            await group.waitForAll()
         }
     }
 
