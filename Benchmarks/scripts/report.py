@@ -24,6 +24,8 @@ GOALS = {
     "p99_vs_nginx": 1.5,    # p99 latency, at most
     "sync_wall_per_busiest_cpu": 1.5,  # full refresh: wall ÷ CPU of the busiest process, at most
     "sync_cpu_per_1k": 0.025,  # full refresh: service CPU s per 1k chats, at most
+    # A refresh leaves nothing behind: the leak of one task per batch showed as 200 B per chat.
+    "sync_rss_per_chat_refreshed": 64,
     "sync_spread_percent": 15,  # service CPU per chat, deviation from the mean across sizes, within ±
     "adaptive_vs_best_fixed": 0.8,  # chats/s at 50 ms upstream latency, at least
     "multi_fetch_tolerance": 0.02,  # three instances: chats fetched ÷ chats within 1 ± this
@@ -134,6 +136,13 @@ def goal_rows(results):
             rows.append((f"sync: service CPU per chat, {ordered[-1]['chats']:,} chats against {ordered[0]['chats']:,}",
                          f"{change:+.0f} %", f"within ±{GOALS['sync_spread_percent']} %",
                          verdict(abs(change), GOALS["sync_spread_percent"], at_least=False)))
+    for run in sync:
+        if run.get("rss_after_second_refresh_kib") is None:
+            continue
+        added = (run["rss_after_second_refresh_kib"] - run["rss_after_kib"]) * 1024 / run["chats"]
+        rows.append((f"sync {run['chats']:,} chats: RSS a second full refresh adds, per chat", f"{added:.0f} B",
+                     f"≤ {GOALS['sync_rss_per_chat_refreshed']} B",
+                     verdict(added, GOALS["sync_rss_per_chat_refreshed"], at_least=False)))
     latency = results.get("sync_latency")
     if latency and latency.get("adaptive_vs_best_fixed") is not None:
         rows.append((f"sync at {latency['latency']} ± {latency['latency_jitter']} upstream latency: adaptive chats/s ÷ "
