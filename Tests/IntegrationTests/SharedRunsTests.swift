@@ -315,9 +315,11 @@ struct SharedRunsTests {
         let dead = rig.stream(as: "dead")
         try await dead.ensureGroup()
         #expect(try await dead.read(count: 10).entries.count == 2)
+        // Not idle long enough yet: nothing to claim. (A minimum of 30 s: with 200 ms, a loaded
+        // machine can take that long between the read above and this claim.)
+        let patient = rig.stream(as: "alive", claimMinIdle: .seconds(30))
+        #expect(try await patient.claim(count: 10, cursor: "0-0").entries.isEmpty)
         let alive = rig.stream(as: "alive", claimMinIdle: .milliseconds(200))
-        // Not idle long enough yet: nothing to claim.
-        #expect(try await alive.claim(count: 10, cursor: "0-0").entries.isEmpty)
         try #require(await rig.pendingIdle(atLeast: .milliseconds(200)))
         let claim = try await alive.claim(count: 10, cursor: "0-0")
         #expect(claim.entries.count == 2)
