@@ -35,11 +35,17 @@ public struct CompressedEntry: Sendable {
     /// The entry of `chat`, decompressed. Throws only when the block does not decompress (or is
     /// empty), which a block ``init(_:)`` made never is.
     public func entry(of chat: ChatID) throws(LZ4Error) -> ParticipantsEntry {
-        // A stored form is never empty: an empty block is as corrupt as a truncated one.
-        guard stored.count > 0 else { throw LZ4Error(expected: 0) }
+        let stored = try storedBlock()
         return ParticipantsEntry(
             chatID: chat, version: version, fetchedAt: fetchedAt, stored: try stored.decompressed(),
             compressedStored: stored)
+    }
+
+    /// The compressed stored form, checked not to be empty: a stored form never is, so an empty
+    /// block is as corrupt as a truncated one.
+    func storedBlock() throws(LZ4Error) -> LZ4Block {
+        guard stored.count > 0 else { throw LZ4Error(expected: 0) }
+        return stored
     }
 
     /// How many bytes the compressed stored form holds (diagnostics and tests).

@@ -57,21 +57,13 @@ public enum EntryCodec {
         _ entry: CompressedEntry, stale: Bool, source: ReadSource
     ) throws(LZ4Error) -> [UInt8] {
         let closing = responseClosing(stale: stale, source: source)
-        // A stored form is never empty; an empty block is corrupt here.
-        guard entry.stored.count > 0 else { throw LZ4Error(expected: 0) }
-        var failure: LZ4Error?
-        let body = ByteArrayWriter.makeArray(capacity: entry.stored.count - 1 + closing.utf8CodeUnitCount) {
-            writer in
-            do throws(LZ4Error) {
-                try writer.append(decompressing: entry.stored)
-                writer.removeLast()
-                writer.append(closing)
-            } catch {
-                failure = error
-            }
+        let stored = try entry.storedBlock()
+        return try ByteArrayWriter.makeArray(capacity: stored.count - 1 + closing.utf8CodeUnitCount) {
+            writer throws(LZ4Error) in
+            try writer.append(decompressing: stored)
+            writer.removeLast()
+            writer.append(closing)
         }
-        if let failure { throw failure }
-        return body
     }
 
     private static func responseClosing(stale: Bool, source: ReadSource) -> StaticString {

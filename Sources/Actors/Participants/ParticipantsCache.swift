@@ -402,9 +402,10 @@ public actor ParticipantsCache: ParticipantsStore, Service {
     /// The L1 holds what readers read: a sync's entry replaces the copy the L1 holds, in place
     /// in the recency order, and a new chat is added only while the L1 has room. A full refresh of
     /// more chats than the L1 holds would otherwise replace the readers' hot chats with the last
-    /// ones of the run (a scan flushing an LRU), and pay a compression and an eviction per chat
-    /// for copies nobody reads. A deployment with fewer chats than the L1 holds still gets them
-    /// all in memory, for reads while Redis is away.
+    /// ones of the run (a scan flushing an LRU). The room is looked at before the entry is wrapped
+    /// for the L1, since wrapping an entry that came without its block compresses it. A deployment
+    /// with fewer chats than the L1 holds still gets them all in memory, for reads while Redis is
+    /// away.
     private func rememberWithoutEvicting(_ entry: ParticipantsEntry) {
         if !notFoundL1.isEmpty { notFoundL1.remove(entry.chatID) }
         if let current = l1.peek(entry.chatID) {

@@ -34,6 +34,18 @@ public struct ByteArrayWriter: ~Copyable, ByteSink {
         }
     }
 
+    /// As ``makeArray(capacity:_:)``, for a `body` that can fail (a decompressor's output): what
+    /// it throws is thrown, and no array is made.
+    public static func makeArray<Failure: Error>(
+        capacity: Int, _ body: (inout ByteArrayWriter) throws(Failure) -> Void
+    ) throws(Failure) -> [UInt8] {
+        try [UInt8](unsafeUninitializedCapacity: capacity) { (buffer, count) throws(Failure) in
+            var writer = ByteArrayWriter(buffer)
+            try body(&writer)
+            count = writer.count
+        }
+    }
+
     /// Bytes written so far.
     public var count: Int { cursor - start }
 

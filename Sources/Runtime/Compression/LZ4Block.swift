@@ -53,16 +53,9 @@ public struct LZ4Block: Sendable, Hashable {
 
     /// The bytes the block holds.
     public func decompressed() throws(LZ4Error) -> [UInt8] {
-        var failure: LZ4Error?
-        let bytes = ByteArrayWriter.makeArray(capacity: count) { writer in
-            do throws(LZ4Error) {
-                try writer.append(decompressing: self)
-            } catch {
-                failure = error
-            }
+        try ByteArrayWriter.makeArray(capacity: count) { writer throws(LZ4Error) in
+            try writer.append(decompressing: self)
         }
-        if let failure { throw failure }
-        return bytes
     }
 
     /// Decompresses into `output`, which must have room for exactly ``count`` bytes. Returns
