@@ -17,8 +17,7 @@ struct CompressedL1Tests {
     @Test func theL1KeepsABlockAndRedisThePlainStoredForm() async throws {
         let fixture = try await Fixture()
         let chat = Self.chat("chat-1")
-        guard case .entry(let entry, _, .upstream) = await fixture.reader.read(chat) else {
-            Issue.record("cold read failed")
+        guard let entry = await fixture.readFromUpstream(chat) else {
             await fixture.close()
             return
         }
@@ -39,8 +38,7 @@ struct CompressedL1Tests {
     @Test func anL1CopyThatDoesNotDecompressIsDroppedAndReadFromRedis() async throws {
         let fixture = try await Fixture()
         let chat = Self.chat("chat-2")
-        guard case .entry(let entry, _, .upstream) = await fixture.reader.read(chat) else {
-            Issue.record("cold read failed")
+        guard let entry = await fixture.readFromUpstream(chat) else {
             await fixture.close()
             return
         }
@@ -68,8 +66,7 @@ struct CompressedL1Tests {
         let fixture = try await Fixture(l1Capacity: 3)
         var read: [ParticipantsEntry] = []
         for id in ["chat-1", "chat-2"] {
-            guard case .entry(let entry, _, .upstream) = await fixture.reader.read(Self.chat(id)) else {
-                Issue.record("cold read of \(id) failed")
+            guard let entry = await fixture.readFromUpstream(Self.chat(id)) else {
                 await fixture.close()
                 return
             }

@@ -88,6 +88,16 @@ struct ParticipantsReadPathTests {
             loop.stop()
         }
 
+        /// The entry a cold read of `chat` fetched from upstream; nil, with the issue recorded,
+        /// when the read did not answer with an entry from upstream.
+        func readFromUpstream(_ chat: ChatID) async -> ParticipantsEntry? {
+            guard case .entry(let entry, _, .upstream) = await reader.read(chat) else {
+                Issue.record("cold read of \(chat) failed")
+                return nil
+            }
+            return entry
+        }
+
         func redisEntry(_ chat: String) async throws -> ParticipantsEntry? {
             let raw = try await redis.cli("GET", "participants:v1:{\(chat)}")
             let trimmed = raw.trimmingCharacters(in: .whitespacesAndNewlines)
@@ -282,8 +292,7 @@ struct ParticipantsReadPathTests {
 
     @Test func redisHitIsOneGetAndTheMarkerIsAskedForOnlyAfterAMiss() async throws {
         let fixture = try await Fixture(l1Capacity: 0)
-        guard case .entry(let entry, _, .upstream) = await fixture.reader.read(Self.chat("chat-3")) else {
-            Issue.record("cold read failed")
+        guard let entry = await fixture.readFromUpstream(Self.chat("chat-3")) else {
             await fixture.close()
             return
         }
