@@ -9,6 +9,9 @@ SWIFT_PATH := PATH=/opt/swift/usr/bin:$$PATH
 # miss their windows under TSan's slowdown on a loaded machine (docs/RELIABILITY.md).
 ASAN_FILTER ?=
 TSAN_FILTER ?= --filter UnitTests
+# How the AddressSanitizer target runs its test passes (arguments follow: time limit, swift test's).
+ASAN_TEST = $(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
+	scripts/swift-test.sh
 
 # Everything swift-format formats and checks (.swift-format); generated gRPC code opts out by its
 # own swift-format-ignore-file comment.
@@ -52,12 +55,10 @@ sanitize-address: ## every suite under AddressSanitizer (ASAN_FILTER), in .build
 	@# The build runs the EmbedText plugin tool, itself built with AddressSanitizer: its
 	@# LeakSanitizer would fail the build over what the short-lived tool leaves at exit.
 	set -o pipefail; $(SWIFT_PATH) ASAN_OPTIONS="detect_leaks=0" swift build --build-tests --sanitize=address --scratch-path .build-asan 2>&1 | { grep -vE "prohibited flag|Cannot export local symbol|^\[[0-9]+/[0-9]+\] " || true; }
-	$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
-		scripts/swift-test.sh 3000 --skip-build --sanitize=address --scratch-path .build-asan $(or $(ASAN_FILTER),--skip RedisClusterModeTests)
+	$(ASAN_TEST) 3000 --skip-build --sanitize=address --scratch-path .build-asan $(or $(ASAN_FILTER),--skip RedisClusterModeTests)
 	@# The cluster suite alone after the rest: each of its tests starts six redis-servers, and beside
 	@# the timing-bound suites under the sanitizer's slowdown that crowds them out of their windows.
-	$(if $(ASAN_FILTER),,$(SWIFT_PATH) CHAT_SERVICE_BINARY=$(CURDIR)/.build-asan/debug/chat-service ASAN_OPTIONS="detect_leaks=0 halt_on_error=1" \
-		scripts/swift-test.sh 1200 --skip-build --sanitize=address --scratch-path .build-asan --filter RedisClusterModeTests)
+	$(if $(ASAN_FILTER),,$(ASAN_TEST) 1200 --skip-build --sanitize=address --scratch-path .build-asan --filter RedisClusterModeTests)
 
 build:
 	swift build

@@ -14,8 +14,10 @@ if [[ $status -ne 0 ]]; then
     # Swift Testing marks a failed expectation and a failed test with ✘; XCTest says "error:".
     grep -E -A 6 "✘ Test .*recorded an issue|error: -\[|Fatal error|ERROR: AddressSanitizer|WARNING: ThreadSanitizer|SUMMARY:" "$log" | head -n 200
     grep -E "^✘ (Test|Suite) " "$log" | head -n 50
+    # Alternations, not bracket expressions: in the C locale of a CI shell ✔ is three bytes.
     [[ $status -eq 124 ]] && echo "timed out after $limit s; the tests still running:" && \
-        comm -23 <(grep -oE "^◇ Test [^ ]+" "$log" | sort -u) <(grep -oE "^[✔✘] Test [^ ]+" "$log" | sed 's/^[✔✘]/◇/' | sort -u) | head -n 50
+        comm -23 <(grep -oE "^◇ Test [^ ]+" "$log" | sort -u) \
+            <(grep -oE "^(✔|✘) Test [^ ]+" "$log" | sed -E 's/^(✔|✘)/◇/' | sort -u) | head -n 50
     exit "$status"
 fi
 rm -f "$log"
