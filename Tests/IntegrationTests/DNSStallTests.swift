@@ -45,18 +45,14 @@ struct DNSStallTests {
                 "\(base)/v1/chats/chat-1/participants", headers: ["Authorization": "Bearer \(token)"],
                 timeout: .seconds(5)) // PARTICIPANTS_MAX_API_TIMEOUT plus slack for a loaded machine
         }
-        var probes = 0
-        var unanswered: [Int] = []
         try #require(await eventually(timeout: .seconds(5)) { nameserver.queries.contains("upstream.never.test") })
         // Probe while the read waits on the upstream's name.
-        while ContinuousClock.now - started < .milliseconds(2500) {
-            probes += 1
-            let reply = await httpGet("\(base)/health", timeout: .seconds(1))
-            if reply?.status != 200 { unanswered.append(probes) }
-            try? await Task.sleep(for: .milliseconds(100))
+        let (probes, unanswered) = await probeRepeatedly(since: started, window: .milliseconds(2500), minimumProbes: 5)
+        {
+            await httpGet("\(base)/health", timeout: .seconds(1))?.status == 200
         }
         let answer = await read.value
-        #expect(probes >= 5)
+        #expect(probes >= 5, "only \(probes) /health probes in 20 s")
         #expect(
             unanswered.isEmpty,
             "/health probes \(unanswered) of \(probes) got no 200 within 1 s; log:\n\(service.output())")

@@ -48,22 +48,15 @@ struct NetworkNamespaceDNSTests {
             await namespace.curl(
                 "\(base)/v1/chats/chat-1/participants", headers: ["Authorization: Bearer \(token)"], timeout: 6)
         }
-        var probes = 0
-        var unanswered = 0
-        // At least 2.5 s and at least 5 probes: each spawns a curl in the namespace, which alone
-        // can take half a second under a sanitizer; 20 s bounds the loop.
-        while ContinuousClock.now - started < .seconds(20),
-            probes < 5 || ContinuousClock.now - started < .milliseconds(2500)
+        let (probes, unanswered) = await probeRepeatedly(since: started, window: .milliseconds(2500), minimumProbes: 5)
         {
-            probes += 1
-            if await namespace.curl("\(base)/health", timeout: 1)?.status != 200 { unanswered += 1 }
-            try? await Task.sleep(for: .milliseconds(100))
+            await namespace.curl("\(base)/health", timeout: 1)?.status == 200
         }
         let answer = await read.value
         #expect(probes >= 5, "only \(probes) /health probes in 20 s")
         #expect(
-            unanswered == 0,
-            "\(unanswered) of \(probes) /health probes got no 200 within 1 s; log:\n\(namespace.log("service.log"))")
+            unanswered.isEmpty,
+            "/health probes \(unanswered) of \(probes) got no 200 within 1 s; log:\n\(namespace.log("service.log"))")
         #expect(
             answer?.status == 503, "the cold read: \(String(describing: answer)); log:\n\(namespace.log("service.log"))"
         )
