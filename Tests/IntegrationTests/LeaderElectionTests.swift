@@ -24,7 +24,9 @@ struct LeaderElectionTests {
         let electorTask: Task<Void, Never>
         private let shutdownTrigger = TriggerBox()
 
-        init(_ name: String, redis: RedisServer, ttl: Duration) async throws {
+        init(
+            _ name: String, redis: RedisServer, ttl: Duration, commandTimeout: Duration = .milliseconds(400)
+        ) async throws {
             loop = EventLoop(name: "election-\(name)")
             supervisor = RedisSupervisor(
                 endpoint: redis.endpoint(), loop: loop,
@@ -32,7 +34,7 @@ struct LeaderElectionTests {
                     maxRetries: 2, backoff: Backoff(initial: .milliseconds(50), maximum: .milliseconds(100)),
                     probeInterval: .milliseconds(200)),
                 connectionOptions: RedisConnectionOptions(
-                    connectTimeout: .milliseconds(400), commandTimeout: .milliseconds(400)),
+                    connectTimeout: .milliseconds(400), commandTimeout: commandTimeout),
                 logger: LeaderElectionTests.logger)
             elector = LeaderElector(
                 supervisor: supervisor, loop: loop, instanceID: name, ttl: ttl, logger: LeaderElectionTests.logger)
@@ -97,11 +99,14 @@ struct LeaderElectionTests {
     @Test func oneLeaderAtATimeAndTheNextTakesOverWithinTheTTLWhenItDies() async throws {
         let redis = try await RedisServer.start()
         defer { redis.cleanup() }
-        // 3 s, renewed every second: a loaded CI machine (sanitizers, parallel suites) must not
-        // miss a renewal by accident, which a 1 s TTL allowed.
-        let ttl = Duration.seconds(3)
+        // 6 s, renewed every 2 s: this test asserts the leader never loses its lock by
+        // accident, so a loaded CI machine must not be able to starve it of renewals for a whole
+        // TTL. A 1 s TTL lapsed under parallel suites; a 3 s one under AddressSanitizer in CI.
+        let ttl = Duration.seconds(6)
         var nodes: [Node] = []
-        for name in ["a", "b", "c"] { nodes.append(try await Node(name, redis: redis, ttl: ttl)) }
+        for name in ["a", "b", "c"] {
+            nodes.append(try await Node(name, redis: redis, ttl: ttl, commandTimeout: .seconds(1)))
+        }
 
         let first = try #require(await Self.soleLeader(of: nodes))
         let firstLease = try #require(await first.lease)
@@ -120,7 +125,7 @@ struct LeaderElectionTests {
         let died = ContinuousClock.now
         await first.kill()
         let survivors = nodes.filter { $0 !== first }
-        let second = try #require(await Self.soleLeader(of: survivors, timeout: .seconds(20)))
+        let second = try #require(await Self.soleLeader(of: survivors, timeout: ttl * 6))
         // Generous bound: the TTL plus a try every third of it plus slack for a busy machine.
         #expect(ContinuousClock.now - died < ttl * 5)
         let secondLease = try #require(await second.lease)
