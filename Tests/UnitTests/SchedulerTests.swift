@@ -64,7 +64,9 @@ struct SchedulerTests {
                     connectTimeout: .milliseconds(500), commandTimeout: .seconds(2)),
                 logger: SyncDoubles.logger)
             var coordinationSettings = CoordinationSettings(instanceID: "scheduler-test")
-            coordinationSettings.lockTTL = .seconds(3)
+            // Long enough that no test here loses its one leader by accident: a lease lapsed under
+            // AddressSanitizer (3 s) and its run re-read its last page after leading again.
+            coordinationSettings.lockTTL = .seconds(10)
             coordinationSettings.maintenanceInterval = .milliseconds(50)
             coordinationSettings.pollInterval = .milliseconds(50)
             coordinationSettings.claimMinIdle = .seconds(30)
