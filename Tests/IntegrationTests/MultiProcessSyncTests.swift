@@ -40,7 +40,13 @@ struct MultiProcessSyncTests {
             "PARTICIPANTS_API_URL": stubBase,
             "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
             "PARTICIPANTS_BATCH_SIZE": "10",
-            "PARTICIPANTS_LEADER_LOCK_TTL": "1s",
+            // 3 s: the test asserts the leader keeps its lock through renewals, which a loaded
+            // machine (AddressSanitizer) could starve for a 1 s TTL.
+            "PARTICIPANTS_LEADER_LOCK_TTL": "3s",
+            // 4 in flight keeps the run's backlog at 2 × 4 batches per instance: the leader is
+            // still listing when the test kills it (with the default ceiling of 64 it could plan
+            // the whole run before 10 batches were done).
+            "PARTICIPANTS_MAX_BATCHES_IN_FLIGHT": "4",
         ])
         return Instance(name: name, process: process, base: try #require(process.httpBase))
     }
@@ -95,6 +101,11 @@ struct MultiProcessSyncTests {
         }
         #expect(underWay)
         leader.process.signal(SIGKILL)
+        // Planned when it died: far from the 300 batches of the run, so another leader must
+        // carry the listing on.
+        let planned = (await other.admin("GET", "/internal/participants/refresh/\(jobID)")["counts"]
+            as? [String: Any])?["batches_planned"] as? Int
+        #expect((planned ?? 0) < 100, "batches planned when the leader died: \(String(describing: planned))")
         #expect(await leader.process.waitForExit(timeout: .seconds(10)) != nil)
 
         let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
