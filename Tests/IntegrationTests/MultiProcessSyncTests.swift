@@ -104,7 +104,8 @@ struct MultiProcessSyncTests {
         leader.process.signal(SIGKILL)
         // It died before planning the run's 300 batches: the listing is left for the next leader.
         // (Nobody leads for about a TTL, so the record read now is as the dead leader left it.)
-        let planned = (await other.admin("GET", "/internal/participants/refresh/\(jobID)")["counts"]
+        let planned =
+            (await other.admin("GET", "/internal/participants/refresh/\(jobID)")["counts"]
             as? [String: Any])?["batches_planned"] as? Int
         #expect((planned ?? 0) < 300, "batches planned when the leader died: \(String(describing: planned))")
         #expect(await leader.process.waitForExit(timeout: .seconds(10)) != nil)
