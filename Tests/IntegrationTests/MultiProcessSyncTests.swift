@@ -102,13 +102,14 @@ struct MultiProcessSyncTests {
         }
         #expect(underWay)
         leader.process.signal(SIGKILL)
+        #expect(await leader.process.waitForExit(timeout: .seconds(10)) != nil)
         // It died before planning the run's 300 batches: the listing is left for the next leader.
-        // (Nobody leads for about a TTL, so the record read now is as the dead leader left it.)
+        // (Read once it has exited, and nobody leads for about a TTL after, so the record is as
+        // the dead leader left it.)
         let planned =
             (await other.admin("GET", "/internal/participants/refresh/\(jobID)")["counts"]
             as? [String: Any])?["batches_planned"] as? Int
         #expect((planned ?? 0) < 300, "batches planned when the leader died: \(String(describing: planned))")
-        #expect(await leader.process.waitForExit(timeout: .seconds(10)) != nil)
 
         let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
         #expect(tookOver, "log:\n\(other.process.output().suffix(4000))")
