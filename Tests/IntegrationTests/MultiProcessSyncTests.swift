@@ -40,9 +40,12 @@ struct MultiProcessSyncTests {
             "PARTICIPANTS_API_URL": stubBase,
             "PARTICIPANTS_MAX_API_TIMEOUT": "1s",
             "PARTICIPANTS_BATCH_SIZE": "10",
-            // 3 s: the test asserts the leader keeps its lock through renewals, which a loaded
-            // machine (AddressSanitizer) could starve for a 1 s TTL.
-            "PARTICIPANTS_LEADER_LOCK_TTL": "3s",
+            // The test asserts the leader keeps its lock through renewals: a stall of a loaded
+            // machine (AddressSanitizer) must not cost it the lock. With the tests' 500 ms command
+            // timeout a 2 s stall makes the health check drop the connection (a PING "answered
+            // late") and the reconnect took 3 s more in CI; hence 2 s, and a TTL above 3 of them.
+            "PARTICIPANTS_LEADER_LOCK_TTL": "10s",
+            "REDIS_COMMAND_TIMEOUT": "2s",
             // 2 in flight per instance at 100 ms a call keeps the run going for about 8 s and
             // its backlog at 2 × 2 batches per instance: the leader is still listing when the
             // test kills it (with the default ceiling of 64 it could plan the whole run before
@@ -111,7 +114,7 @@ struct MultiProcessSyncTests {
             as? [String: Any])?["batches_planned"] as? Int
         #expect((planned ?? 0) < 300, "batches planned when the leader died: \(String(describing: planned))")
 
-        let tookOver = await eventually(timeout: .seconds(15)) { await other.isLeader }
+        let tookOver = await eventually(timeout: .seconds(50)) { await other.isLeader }
         #expect(tookOver, "log:\n\(other.process.output().suffix(4000))")
         var job: [String: Any] = [:]
         let ended = await eventually(timeout: .seconds(90)) {
